@@ -1,0 +1,46 @@
+import path from 'path';
+import { SPEC_DIRS } from '@futoin/specs';
+
+/** The FTN18 version our faces and services speak by default. */
+export const FTN18_VERSION = '1.1';
+export const PING_VERSION = '1.0';
+
+export const IFACE = {
+  types: 'futoin.evt.types',
+  gen: 'futoin.evt.gen',
+  poll: 'futoin.evt.poll',
+  push: 'futoin.evt.push',
+  receiver: 'futoin.evt.receiver',
+} as const;
+
+/** Table names the reference implementation uses; kept so its deployments can switch. */
+export const TABLES = {
+  events: 'evt_queue',
+  consumers: 'evt_consumers',
+  history: 'evt_history',
+} as const;
+
+/** CCM names FutoIn users know from the reference. */
+export const FACE_NAMES = {
+  gen: '#evtgen',
+  poll: '#evtpoll',
+  push: '#evtpush',
+} as const;
+
+/** The futoin-database connection the services use: `#db.evt` (and `#db.evtdwh`). */
+export const DB_CONN = { active: 'evt', warehouse: 'evtdwh' } as const;
+export const DB_IFACEVER = 'futoin.db.l2:1.0';
+
+/** The component name reserved for best-effort live consumers. */
+export const LIVE_COMPONENT = 'LIVE';
+
+/** FTN18 limits. */
+export const MAX_EVENTS_PER_LIST = 1000;
+/** FTN3's default message limit, which FTN18 1.0 calls and all non-FTN18-1.1 calls keep. */
+export const DEFAULT_MESSAGE_LIMIT = 64 * 1024;
+/** FTN18 1.1 raises poll results and onEvents requests to 8M (FTN3 "8M" = 8 MiB). */
+export const FTN18_1_1_MESSAGE_LIMIT = 8 * 1024 * 1024;
+
+/** Our copies of the FTN18 specs, then the official ones for what they import (futoin.ping). */
+export const SPECS_DIR = path.resolve(__dirname, '..', '..', 'specs');
+export const SPEC_DIRS_ALL: string[] = [SPECS_DIR, ...SPEC_DIRS];

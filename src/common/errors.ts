@@ -1,0 +1,80 @@
+import type { AsyncSteps } from 'futoin-asyncsteps';
+
+/** FutoIn error codes this project raises. They travel on the wire as plain strings. */
+export const ErrorCode = {
+  InvalidRequest: 'InvalidRequest',
+  NotRegistered: 'NotRegistered',
+  LiveNotAllowed: 'LiveNotAllowed',
+  SecurityError: 'SecurityError',
+  NotSupportedVersion: 'NotSupportedVersion',
+  InternalError: 'InternalError',
+  NotImplemented: 'NotImplemented',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error with a FutoIn code, raised in promise code and turned into `as.error()` at the edge. */
+export class EvtError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly info: string,
+  ) {
+    super(`${code}: ${info}`);
+    this.name = 'EvtError';
+  }
+}
+
+export const isEvtError = (e: unknown): e is EvtError => e instanceof EvtError;
+
+export const invalidRequest = (info: string): EvtError => new EvtError(ErrorCode.InvalidRequest, info);
+
+/**
+ * Runs promise code as an AsyncSteps step: the value becomes the step's result, an EvtError
+ * becomes `as.error(code, info)` and anything else an InternalError (with the exception kept in
+ * `as.state.last_exception` for the executor's 'notExpected' listeners).
+ */
+export function awaitSteps<T>(as: AsyncSteps, work: () => Promise<T>): void {
+  let settled: { ok: true; value: T } | { ok: false; error: unknown };
+  as.await(
+    work().then(
+      (value) => {
+        settled = { ok: true, value };
+      },
+      (error: unknown) => {
+        settled = { ok: false, error };
+      },
+    ),
+  );
+  as.add((as) => {
+    if (settled.ok) {
+      as.success(settled.value);
+      return;
+    }
+    const { error } = settled;
+    if (isEvtError(error)) {
+      as.error(error.code, error.info);
+    }
+    as.state.last_exception = error instanceof Error ? error : new Error(String(error));
+    as.error(ErrorCode.InternalError, 'Internal error');
+  });
+}
+
+/** Runs AsyncSteps-style code (FutoIn faces) from promise code. Rejects with EvtError. */
+export function runSteps<T>(
+  newSteps: () => AsyncSteps,
+  body: (as: AsyncSteps) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    newSteps()
+      .add(
+        (as) => {
+          body(as);
+          as.add((_as, result: T) => resolve(result));
+        },
+        (as, err) => {
+          const info = as.state.error_info ?? '';
+          reject(new EvtError(err as ErrorCode, String(info)));
+        },
+      )
+      .execute();
+  });
+}

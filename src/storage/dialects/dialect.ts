@@ -1,0 +1,70 @@
+import type { EventId } from '../../common/ids';
+import type { Dialect, ErrorKind, SqlClient, SqlRunner } from '../sql';
+
+/** An event ready to store: its type and its data already encoded as JSON text. */
+export interface NewEvent {
+  type: string;
+  data: string;
+}
+
+/**
+ * What a reader learns about writers of an event table at one moment: the newest committed ID,
+ * read first, then the transactions that were open at a later instant and so may still commit
+ * an ID at or below it. Once every one of them has ended, every ID up to `newest` is final.
+ * `writers: null` means the database cannot tell (then time decides, see HorizonTracker).
+ */
+export interface WriterProbe {
+  newest: EventId;
+  writers: string[] | null;
+}
+
+/**
+ * Everything about SQL that differs between databases. The rest of the storage layer builds its
+ * statements from these fragments and calls these routines, never testing the dialect itself.
+ */
+export interface SqlDialect {
+  readonly name: Dialect;
+  /** Reads server settings the routines depend on, once, when the store opens. */
+  init?(db: SqlClient): Promise<void>;
+  /** Quotes a (validated) table or column name. */
+  quote(identifier: string): string;
+  /** A `?` placeholder read as a 64-bit integer (IDs travel as decimal strings). */
+  readonly idParam: string;
+  /** A column read back as a decimal string. */
+  idText(column: string): string;
+  /** A TIMESTAMP column read as YYYY-MM-DDTHH:MM:SSZ (stored as UTC wall-clock time). */
+  tsText(column: string): string;
+  /** The data column read as JSON text. */
+  dataText(column: string): string;
+  /** The current UTC time, as stored in TIMESTAMP columns. */
+  readonly nowUtc: string;
+  /** Inserts events in one statement (or a few) of the caller's transaction; IDs in order. */
+  insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]>;
+  /**
+   * Whether one writer at a time is guaranteed by the database itself (SQLite): then IDs become
+   * visible in order and the newest committed ID is always a safe horizon.
+   */
+  readonly singleWriter: boolean;
+  /** See WriterProbe. Runs its two reads strictly one after the other. */
+  probeWriters(db: SqlClient, table: string): Promise<WriterProbe>;
+  /** Serialises a migration (or anything else) across processes, inside `tx`. */
+  lockForMigration(tx: SqlRunner): Promise<void>;
+  errorKind(err: unknown): ErrorKind;
+  /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
+  readonly maxStatementBytes: number;
+}
+
+/** Sorts decimal-string IDs ascending. */
+export const sortIds = (ids: EventId[]): EventId[] =>
+  ids.sort((a, b) => (a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0));
+
+/** `(?, ?, now), (?, ?, now), ...` and the flat parameter list for a multi-row INSERT. */
+export function eventValues(events: readonly NewEvent[], now: string): { sql: string; params: string[] } {
+  const rows: string[] = [];
+  const params: string[] = [];
+  for (const e of events) {
+    rows.push(`(?, ?, ${now})`);
+    params.push(e.type, e.data);
+  }
+  return { sql: rows.join(', '), params };
+}

@@ -1,0 +1,57 @@
+import type { EventId } from '../../common/ids';
+import { pgErrorKind } from '../drivers/postgres';
+import type { SqlRunner } from '../sql';
+import { eventValues, sortIds, type NewEvent, type SqlDialect } from './dialect';
+
+/** pg_advisory_xact_lock key for migrations: any fixed 64-bit number of our own. */
+const MIGRATION_LOCK_KEY = '1811870001';
+
+/**
+ * PostgreSQL hands out sequence values at INSERT time, not at COMMIT, so a later commit can show
+ * a lower ID. Every INSERT into the event table holds a RowExclusiveLock on it from before the
+ * ID is drawn until its transaction ends, and pg_locks lists those holders (fast-path ones too).
+ * So: read the newest committed ID, then the holders; once all of those holders are gone, no ID
+ * up to that newest one can still appear. Transactions that do not touch the event table never
+ * hold the horizon back, and no column or trigger is added to writers' transactions.
+ */
+export const postgresqlDialect: SqlDialect = {
+  name: 'postgresql',
+  quote: (id) => `"${id}"`,
+  idParam: 'CAST(? AS BIGINT)',
+  idText: (col) => `CAST(${col} AS TEXT)`,
+  tsText: (col) => `to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
+  dataText: (col) => `CAST(${col} AS TEXT)`,
+  nowUtc: "(now() AT TIME ZONE 'UTC')",
+  singleWriter: false,
+  maxStatementBytes: 64 * 1024 * 1024,
+
+  async insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]> {
+    const { sql, params } = eventValues(events, this.nowUtc);
+    // Rows of one VALUES list draw their IDs in list order, so the sorted IDs match the events.
+    const rows = await tx.query<{ id: string }>(
+      `INSERT INTO ${table} (type, data, ts) VALUES ${sql} RETURNING CAST(id AS TEXT) AS id`,
+      params,
+    );
+    return sortIds(rows.map((r) => r.id));
+  },
+
+  async probeWriters(db, table) {
+    const [row] = await db.query<{ newest: string | null }>(`SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`);
+    const holders = await db.query<{ w: string }>(
+      `SELECT virtualtransaction AS w FROM pg_locks
+        WHERE locktype = 'relation'
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND relation = CAST(? AS regclass)
+          AND mode = 'RowExclusiveLock' AND granted
+          AND pid IS DISTINCT FROM pg_backend_pid()`,
+      [table.replace(/"/g, '')],
+    );
+    return { newest: row?.newest ?? '0', writers: holders.map((h) => h.w) };
+  },
+
+  async lockForMigration(tx) {
+    await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+  },
+
+  errorKind: pgErrorKind,
+};

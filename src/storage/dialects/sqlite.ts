@@ -1,0 +1,40 @@
+import type { EventId } from '../../common/ids';
+import { sqliteErrorKind } from '../drivers/sqlite';
+import type { SqlRunner } from '../sql';
+import { eventValues, sortIds, type NewEvent, type SqlDialect } from './dialect';
+
+/**
+ * SQLite lets one transaction write at a time and allocates IDs inside it, so IDs become visible
+ * in increasing order: the newest committed ID is always a safe horizon, at no cost.
+ */
+export const sqliteDialect: SqlDialect = {
+  name: 'sqlite',
+  quote: (id) => `"${id}"`,
+  idParam: 'CAST(? AS INTEGER)',
+  idText: (col) => `CAST(${col} AS TEXT)`,
+  tsText: (col) => `strftime('%Y-%m-%dT%H:%M:%SZ', ${col})`,
+  dataText: (col) => col,
+  nowUtc: "strftime('%Y-%m-%d %H:%M:%S', 'now')",
+  singleWriter: true,
+  maxStatementBytes: 16 * 1024 * 1024,
+
+  async insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]> {
+    const { sql, params } = eventValues(events, this.nowUtc);
+    const rows = await tx.query<{ id: string }>(
+      `INSERT INTO ${table} (type, data, ts) VALUES ${sql} RETURNING CAST(id AS TEXT) AS id`,
+      params,
+    );
+    return sortIds(rows.map((r) => r.id));
+  },
+
+  async probeWriters(db, table) {
+    const [row] = await db.query<{ newest: string | null }>(`SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`);
+    return { newest: row?.newest ?? '0', writers: [] };
+  },
+
+  async lockForMigration() {
+    // BEGIN IMMEDIATE of the migration's transaction already excludes every other writer.
+  },
+
+  errorKind: sqliteErrorKind,
+};

@@ -1,0 +1,122 @@
+import mysql from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
+import type { ConnectionConfig } from '../config';
+import { DEFAULT_POOL_SIZE } from '../config';
+import { splitStatements, type ErrorKind, type Row, type ScriptHooks, type SqlClient, type SqlRunner, type SqlValue } from '../sql';
+import { commitOrMark } from '../retry';
+import type { Logger } from '../../common/log';
+
+type Queryable = Pick<Pool, 'query'> | PoolConnection;
+
+function runner(conn: Queryable): SqlRunner {
+  return {
+    query: async <R extends Row>(sql: string, params: readonly SqlValue[] = []) => {
+      const [rows] = await conn.query(sql, params as SqlValue[]);
+      return rows as R[];
+    },
+    execute: async (sql: string, params: readonly SqlValue[] = []) => {
+      const [res] = await conn.query<ResultSetHeader>(sql, params as SqlValue[]);
+      const out: { affected: number; insertId?: string } = { affected: res.affectedRows };
+      if (res.insertId) out.insertId = String(res.insertId);
+      return out;
+    },
+  };
+}
+
+export class MysqlClient implements SqlClient {
+  readonly dialect = 'mysql' as const;
+  readonly pool: Pool;
+  private readonly base: SqlRunner;
+
+  constructor(
+    readonly config: ConnectionConfig,
+    private readonly log: Logger,
+  ) {
+    this.pool = mysql.createPool({
+      host: config.host,
+      port: config.port,
+      user: config.user,
+      password: config.password,
+      database: config.database,
+      connectionLimit: config.maxConnections ?? DEFAULT_POOL_SIZE,
+      charset: 'utf8mb4_unicode_ci',
+      // IDs above 2^53 stay exact: BIGINT columns come back as strings.
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+      timezone: 'Z',
+      connectTimeout: 10_000,
+      multipleStatements: false,
+      enableKeepAlive: true,
+    });
+    // READ COMMITTED: readers see every committed row at once and take no gap locks that would
+    // block writers; UTC session time zone for timestamps.
+    this.pool.on('connection', (conn) => {
+      const raw = (conn as unknown as { query(sql: string): unknown }).query.bind(conn);
+      raw('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      raw("SET SESSION time_zone = '+00:00'");
+    });
+    this.base = runner(this.pool);
+  }
+
+  query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
+    return this.base.query<R>(sql, params);
+  }
+
+  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number; insertId?: string }> {
+    return this.base.execute(sql, params);
+  }
+
+  async transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    let broken = false;
+    try {
+      await conn.query('START TRANSACTION');
+      try {
+        const result = await work(runner(conn));
+        await commitOrMark(() => conn.query('COMMIT'));
+        return result;
+      } catch (err) {
+        await conn.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw err;
+      }
+    } finally {
+      if (broken) conn.destroy();
+      else conn.release();
+    }
+  }
+
+  async script(sql: string, hooks: ScriptHooks = {}): Promise<void> {
+    // DDL commits implicitly on MySQL: each statement stands alone, so migrations for MySQL are
+    // written to be safe to run again after a failure (IF NOT EXISTS and the like).
+    const conn = await this.pool.getConnection();
+    try {
+      const tx = runner(conn);
+      if (hooks.before) await hooks.before(tx);
+      for (const stmt of splitStatements(sql)) await tx.execute(stmt);
+      if (hooks.after) await hooks.after(tx);
+    } finally {
+      // Named locks (GET_LOCK) belong to the session, which goes back to the pool.
+      await conn.query('DO RELEASE_ALL_LOCKS()').catch(() => undefined);
+      conn.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** ER_DUP_ENTRY; deadlock (1213), lock wait timeout (1205) and lost connections retry. */
+export function mysqlErrorKind(err: unknown): ErrorKind {
+  const e = err as { errno?: number; code?: string; fatal?: boolean };
+  if (e.errno === 1062) return 'duplicate';
+  if (e.errno === 1213 || e.errno === 1205) return 'transient';
+  if (e.fatal || e.code === 'PROTOCOL_CONNECTION_LOST' || e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET') {
+    return 'transient';
+  }
+  if (e.errno === 2006 || e.errno === 2013 || e.errno === 1927 || e.errno === 1053) return 'transient';
+  return 'other';
+}

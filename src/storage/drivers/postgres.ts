@@ -1,0 +1,122 @@
+import { Pool, type PoolClient, type QueryResult } from 'pg';
+import type { ConnectionConfig } from '../config';
+import { DEFAULT_POOL_SIZE } from '../config';
+import { splitStatements, type ErrorKind, type Row, type ScriptHooks, type SqlClient, type SqlRunner, type SqlValue } from '../sql';
+import { commitOrMark } from '../retry';
+import type { Logger } from '../../common/log';
+
+const placeholderCache = new Map<string, string>();
+
+/** `?` → `$1, $2, ...` (our SQL has no `?` inside literals). */
+function numbered(sql: string): string {
+  let out = placeholderCache.get(sql);
+  if (out === undefined) {
+    let n = 0;
+    out = sql.replace(/\?/g, () => `$${++n}`);
+    if (placeholderCache.size < 1000) placeholderCache.set(sql, out);
+  }
+  return out;
+}
+
+type Queryable = Pick<Pool, 'query'> | PoolClient;
+
+async function run(conn: Queryable, sql: string, params: readonly SqlValue[] = []): Promise<QueryResult<Row>> {
+  return conn.query<Row>(numbered(sql), params as SqlValue[]);
+}
+
+function runner(conn: Queryable): SqlRunner {
+  return {
+    query: async <R extends Row>(sql: string, params?: readonly SqlValue[]) => (await run(conn, sql, params)).rows as R[],
+    execute: async (sql: string, params?: readonly SqlValue[]) => ({ affected: (await run(conn, sql, params)).rowCount ?? 0 }),
+  };
+}
+
+export class PostgresClient implements SqlClient {
+  readonly dialect = 'postgresql' as const;
+  readonly pool: Pool;
+  private readonly base: SqlRunner;
+
+  constructor(
+    readonly config: ConnectionConfig,
+    private readonly log: Logger,
+  ) {
+    this.pool = new Pool({
+      host: config.host,
+      port: config.port,
+      user: config.user,
+      password: config.password,
+      database: config.database,
+      max: config.maxConnections ?? DEFAULT_POOL_SIZE,
+      // Timestamps are stored as UTC wall-clock time, whatever the server's zone.
+      options: '-c TimeZone=UTC',
+      application_name: 'ftn18-eventstream',
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+    });
+    // An idle client whose server went away emits 'error' on the pool; without a listener
+    // Node would crash the process (as the reference does on a database restart).
+    this.pool.on('error', (err) => this.log.warn(`PostgreSQL idle connection lost: ${err.message}`));
+    this.base = runner(this.pool);
+  }
+
+  query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
+    return this.base.query<R>(sql, params);
+  }
+
+  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number }> {
+    return this.base.execute(sql, params);
+  }
+
+  async transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    const conn = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await conn.query('BEGIN');
+      try {
+        const result = await work(runner(conn));
+        await commitOrMark(() => conn.query('COMMIT'));
+        return result;
+      } catch (err) {
+        await conn.query('ROLLBACK').catch((e: Error) => {
+          broken = e;
+        });
+        throw err;
+      }
+    } finally {
+      conn.release(broken);
+    }
+  }
+
+  async script(sql: string, hooks: ScriptHooks = {}): Promise<void> {
+    await this.transaction(async (tx) => {
+      if (hooks.before) await hooks.before(tx);
+      for (const stmt of splitStatements(sql)) await tx.execute(stmt);
+      if (hooks.after) await hooks.after(tx);
+    });
+  }
+
+  /** A dedicated connection outside the pool (LISTEN, advisory locks held across calls). */
+  async dedicated(): Promise<PoolClient> {
+    return this.pool.connect();
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** SQLSTATE classes: 23505 unique violation; 40001 serialization failure, 40P01 deadlock,
+ * 08xxx / 57P0x connection and shutdown errors are worth a retry. */
+export function pgErrorKind(err: unknown): ErrorKind {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') {
+    const msg = (err as Error).message ?? '';
+    return /Connection terminated|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect/i.test(msg)
+      ? 'transient'
+      : 'other';
+  }
+  if (code === '23505') return 'duplicate';
+  if (code === '40001' || code === '40P01' || code.startsWith('08') || code.startsWith('57P')) return 'transient';
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return 'transient';
+  return 'other';
+}

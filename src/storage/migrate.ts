@@ -1,0 +1,147 @@
+import fs from 'fs';
+import path from 'path';
+import { Umzug, type UmzugStorage } from 'umzug';
+import type { Logger } from '../common/log';
+import type { SqlDialect } from './dialects';
+import type { SqlClient, SqlRunner } from './sql';
+
+/** The migration sets: the active store (events, consumers) and the warehouse (history). */
+export type SchemaKind = 'active' | 'dwh';
+
+export const SQL_DIR = path.resolve(__dirname, '..', '..', 'sql');
+
+/** Records applied migrations, one table per database, names prefixed by their set. */
+const MIGRATIONS_TABLE = 'evtstream_migrations';
+
+/** Thrown inside a migration's transaction when another process applied it meanwhile. */
+class AlreadyApplied extends Error {}
+
+export class MigrationError extends Error {
+  constructor(
+    readonly migration: string,
+    override readonly cause: unknown,
+    partial: boolean,
+  ) {
+    super(
+      `Migration ${migration} failed: ${(cause as Error)?.message ?? String(cause)}. ` +
+        (partial
+          ? 'MySQL commits DDL statement by statement, so statements before the failing one stay applied; ' +
+            'the migration is not recorded and is written to be run again once the cause is fixed.'
+          : 'It was rolled back as a whole and is not recorded; fix the cause and run again.'),
+    );
+    this.name = 'MigrationError';
+  }
+}
+
+export interface MigrateOptions {
+  kind: SchemaKind;
+  /** Folder of the set's per-dialect folders (default: the package's sql/<kind>). */
+  dir?: string;
+  log?: Logger;
+}
+
+function migrationFiles(dir: string): string[] {
+  if (!fs.existsSync(dir)) throw new Error(`No migrations folder: ${dir}`);
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
+}
+
+async function ensureTable(db: SqlClient, dialect: SqlDialect): Promise<void> {
+  try {
+    await db.execute(
+      `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name VARCHAR(191) NOT NULL PRIMARY KEY, applied_at VARCHAR(32) NOT NULL)`,
+    );
+  } catch (err) {
+    // Two processes creating it at once: PostgreSQL may report the loser as a duplicate.
+    if (dialect.errorKind(err) !== 'duplicate') throw err;
+  }
+}
+
+async function isApplied(tx: SqlRunner, name: string): Promise<boolean> {
+  const rows = await tx.query(`SELECT name FROM ${MIGRATIONS_TABLE} WHERE name = ?`, [name]);
+  return rows.length > 0;
+}
+
+/**
+ * Applies the pending migrations of a set, in name order, each in its own transaction together
+ * with its record, under a cross-process lock; a migration another process applied meanwhile is
+ * skipped. Resolves with the names applied now (empty when the schema was up to date).
+ */
+export async function migrate(db: SqlClient, dialect: SqlDialect, options: MigrateOptions): Promise<string[]> {
+  const dir = path.join(options.dir ?? path.join(SQL_DIR, options.kind), dialect.name);
+  const files = migrationFiles(dir);
+  await ensureTable(db, dialect);
+
+  const applied: string[] = [];
+  const storage: UmzugStorage = {
+    async executed() {
+      const rows = await db.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`, [
+        `${options.kind}/%`,
+      ]);
+      return rows.map((r) => r.name);
+    },
+    // Each migration records itself inside its own transaction (see up below).
+    async logMigration() {},
+    async unlogMigration({ name }) {
+      await db.execute(`DELETE FROM ${MIGRATIONS_TABLE} WHERE name = ?`, [name]);
+    },
+  };
+
+  const umzug = new Umzug({
+    logger: undefined,
+    storage,
+    migrations: files.map((file) => {
+      const name = `${options.kind}/${file}`;
+      return {
+        name,
+        path: path.join(dir, file),
+        up: async () => {
+          const sql = fs.readFileSync(path.join(dir, file), 'utf8');
+          try {
+            await db.script(sql, {
+              before: async (tx) => {
+                await dialect.lockForMigration(tx);
+                if (await isApplied(tx, name)) throw new AlreadyApplied(name);
+              },
+              after: async (tx) => {
+                await tx.execute(`INSERT INTO ${MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)`, [
+                  name,
+                  new Date().toISOString(),
+                ]);
+              },
+            });
+            applied.push(name);
+            options.log?.info(`Applied migration ${name}`);
+          } catch (err) {
+            if (err instanceof AlreadyApplied) return;
+            throw new MigrationError(name, err, dialect.name === 'mysql');
+          }
+        },
+      };
+    }),
+  });
+
+  try {
+    await umzug.up();
+  } catch (err) {
+    // Umzug wraps the migration's error; ours says what happened and what to do.
+    const cause = (err as { cause?: unknown }).cause;
+    throw cause instanceof MigrationError ? cause : err;
+  }
+  return applied;
+}
+
+/** The names of the set's migrations not applied yet. */
+export async function pendingMigrations(db: SqlClient, dialect: SqlDialect, options: MigrateOptions): Promise<string[]> {
+  const dir = path.join(options.dir ?? path.join(SQL_DIR, options.kind), dialect.name);
+  await ensureTable(db, dialect);
+  const rows = await db.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`, [
+    `${options.kind}/%`,
+  ]);
+  const done = new Set(rows.map((r) => r.name));
+  return migrationFiles(dir)
+    .map((f) => `${options.kind}/${f}`)
+    .filter((n) => !done.has(n));
+}

@@ -1,0 +1,52 @@
+import type { Logger } from '../common/log';
+import type { ErrorKind } from './sql';
+
+export interface RetryOptions {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const RETRY_DEFAULTS: RetryOptions = { attempts: 8, firstDelayMs: 20, maxDelayMs: 2_000 };
+
+/** Marks an error that struck while COMMIT was on its way: the outcome is unknown, never retry. */
+export const COMMIT_UNKNOWN = Symbol('commitUnknown');
+
+/** Runs COMMIT; if it fails, marks the error COMMIT_UNKNOWN before passing it on. */
+export async function commitOrMark(commit: () => Promise<unknown>): Promise<void> {
+  try {
+    await commit();
+  } catch (err) {
+    if (typeof err === 'object' && err !== null) (err as Record<symbol, boolean>)[COMMIT_UNKNOWN] = true;
+    throw err;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `work`, again after deadlocks, serialization failures and lost connections (with growing,
+ * jittered delays), but never when the error struck during COMMIT: that transaction may have
+ * committed, and running it again would write it twice.
+ */
+export async function withRetry<T>(
+  work: () => Promise<T>,
+  kindOf: (err: unknown) => ErrorKind,
+  log: Logger,
+  what: string,
+  options: RetryOptions = RETRY_DEFAULTS,
+): Promise<T> {
+  let delay = options.firstDelayMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      const unknownOutcome = typeof err === 'object' && err !== null && COMMIT_UNKNOWN in err;
+      if (attempt >= options.attempts || unknownOutcome || kindOf(err) !== 'transient') throw err;
+      log.debug(`${what}: ${(err as Error).message}; retry ${attempt} in ${delay} ms`);
+      await sleep(delay / 2 + Math.random() * (delay / 2));
+      delay = Math.min(delay * 2, options.maxDelayMs);
+    }
+  }
+}

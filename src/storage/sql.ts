@@ -1,0 +1,69 @@
+/**
+ * The narrow database seam: every SQL statement of this project runs through an SqlClient.
+ * One adapter per driver (drivers/), one module of SQL per dialect (dialects/). Statements use
+ * `?` placeholders on every dialect; the PostgreSQL adapter numbers them.
+ */
+export type Dialect = 'sqlite' | 'postgresql' | 'mysql';
+
+export type SqlValue = string | number | boolean | null;
+export type Row = Record<string, unknown>;
+
+export interface SqlRunner {
+  /** Runs a statement that returns rows (SELECT, or INSERT ... RETURNING). */
+  query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]>;
+  /** Runs a statement for its effect; resolves with the affected row count and, for an
+   * auto-increment INSERT on MySQL/SQLite, the first new ID as a decimal string. */
+  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number; insertId?: string }>;
+}
+
+export interface SqlClient extends SqlRunner {
+  readonly dialect: Dialect;
+  /** Runs `work` in one transaction on one connection: COMMIT if it resolves, ROLLBACK if not. */
+  transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  /** Runs a script of `;`-terminated statements in one transaction (DDL is transactional on
+   * PostgreSQL and SQLite; MySQL commits each DDL statement by itself), with `hooks.before` and
+   * `hooks.after` on the same connection before and after the statements. */
+  script(sql: string, hooks?: ScriptHooks): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ScriptHooks {
+  before?: (tx: SqlRunner) => Promise<void>;
+  after?: (tx: SqlRunner) => Promise<void>;
+}
+
+/** What a driver error means to us, whatever the driver. */
+export type ErrorKind = 'duplicate' | 'transient' | 'other';
+
+/** Splits a migration script into statements: a statement ends with `;` at the end of a line. */
+export function splitStatements(script: string): string[] {
+  const out: string[] = [];
+  let current: string[] = [];
+  for (const line of script.split('\n')) {
+    const trimmed = line.trim();
+    if (trimmed.startsWith('--') && current.length === 0) continue;
+    current.push(line);
+    if (trimmed.endsWith(';')) {
+      const stmt = current.join('\n').trim().replace(/;$/, '').trim();
+      if (stmt) out.push(stmt);
+      current = [];
+    }
+  }
+  const rest = current.join('\n').trim();
+  if (rest && !/^(--[^\n]*\n?)*$/.test(rest)) out.push(rest);
+  return out;
+}
+
+/** A tiny FIFO lock for promise code (one holder at a time). */
+export class Lock {
+  private tail: Promise<void> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}

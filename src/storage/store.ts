@@ -1,0 +1,201 @@
+import { EventEmitter } from 'events';
+import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
+import { defaultLogger, type Logger } from '../common/log';
+import { TABLES } from '../common/constants';
+import type { ConnectionConfig } from './config';
+import { createDialect, type NewEvent, type SqlDialect } from './dialects';
+import { HORIZON_DEFAULTS, HorizonTracker, SingleWriterHorizon, type Horizon, type HorizonOptions } from './horizon';
+import { openClient } from './open';
+import { withRetry } from './retry';
+import type { SqlClient, SqlValue } from './sql';
+
+/** An event as stored: data is its JSON text, ts is YYYY-MM-DDTHH:MM:SSZ. */
+export interface StoredEvent {
+  id: EventId;
+  type: string;
+  data: string;
+  ts: string;
+}
+
+export interface ReadQuery {
+  /** Events after this ID ('0' for all). */
+  after: EventId;
+  /** ...up to and including this ID (the horizon). */
+  upTo: EventId;
+  limit: number;
+  /** Only these types; null for all, [] for none. */
+  want: readonly string[] | null;
+  table?: string;
+}
+
+export interface StoreOptions {
+  /** Event table (default evt_queue); addXferEvent may name others. */
+  eventTable?: string;
+  consumerTable?: string;
+  log?: Logger;
+  horizon?: Partial<HorizonOptions>;
+}
+
+export interface StoreEvents {
+  /** After each commit of addEvents(): the table and the highest new ID. */
+  committed: [table: string, lastId: EventId];
+}
+
+const IDENTIFIER_RE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export function assertIdentifier(name: string): string {
+  if (!IDENTIFIER_RE.test(name)) throw new Error(`Invalid table name: ${JSON.stringify(name)}`);
+  return name;
+}
+
+/**
+ * The event store: every read and write of events and consumer pointers, over one SqlClient and
+ * its dialect. Services share one store per database.
+ */
+export class EventStore extends EventEmitter<StoreEvents> {
+  readonly eventTable: string;
+  readonly consumerTable: string;
+  readonly log: Logger;
+  private readonly horizons = new Map<string, Horizon>();
+  private readonly horizonOptions: HorizonOptions;
+  private closed = false;
+
+  constructor(
+    readonly db: SqlClient,
+    readonly dialect: SqlDialect,
+    options: StoreOptions = {},
+  ) {
+    super();
+    this.eventTable = assertIdentifier(options.eventTable ?? TABLES.events);
+    this.consumerTable = assertIdentifier(options.consumerTable ?? TABLES.consumers);
+    this.log = options.log ?? defaultLogger();
+    this.horizonOptions = { ...HORIZON_DEFAULTS, ...options.horizon };
+  }
+
+  /** Connects (no migrations: see migrate()). */
+  static async open(config: ConnectionConfig, options: StoreOptions = {}): Promise<EventStore> {
+    const log = options.log ?? defaultLogger();
+    const db = await openClient(config, log);
+    const dialect = createDialect(db.dialect);
+    try {
+      if (dialect.init) await dialect.init(db);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return new EventStore(db, dialect, { ...options, log });
+  }
+
+  private table(name?: string): string {
+    return this.dialect.quote(assertIdentifier(name ?? this.eventTable));
+  }
+
+  private retry<T>(what: string, work: () => Promise<T>): Promise<T> {
+    return withRetry(work, (e) => this.dialect.errorKind(e), this.log, what);
+  }
+
+  /** Stores events in one transaction; resolves with their IDs, in order, once committed. */
+  async addEvents(events: readonly NewEvent[], tableName?: string): Promise<EventId[]> {
+    if (events.length === 0) return [];
+    const table = this.table(tableName);
+    const ids = await this.retry('addEvents', () =>
+      this.db.transaction((tx) => this.dialect.insertEvents(tx, table, events)),
+    );
+    const last = ids[ids.length - 1];
+    if (last) this.emit('committed', tableName ?? this.eventTable, last);
+    return ids;
+  }
+
+  /** Events after `after`, up to `upTo`, in ID order. */
+  async readEvents(q: ReadQuery): Promise<StoredEvent[]> {
+    if ((q.want && q.want.length === 0) || cmpIds(q.upTo, q.after) <= 0 || q.limit <= 0) return [];
+    const d = this.dialect;
+    const params: SqlValue[] = [q.after, q.upTo];
+    let typeFilter = '';
+    if (q.want) {
+      typeFilter = ` AND type IN (${q.want.map(() => '?').join(', ')})`;
+      params.push(...q.want);
+    }
+    const sql =
+      `SELECT ${d.idText('id')} AS id, type, ${d.dataText('data')} AS data, ${d.tsText('ts')} AS ts` +
+      ` FROM ${this.table(q.table)} WHERE id > ${d.idParam} AND id <= ${d.idParam}${typeFilter}` +
+      ` ORDER BY id LIMIT ${Math.floor(q.limit)}`;
+    return this.retry('readEvents', () => this.db.query<StoredEvent & Record<string, unknown>>(sql, params));
+  }
+
+  /** The gap-safe horizon of an event table: see HorizonTracker. */
+  horizon(tableName?: string): Promise<EventId> {
+    return this.horizonOf(tableName ?? this.eventTable).current();
+  }
+
+  /** The horizon object of a table (for its stall figures). */
+  horizonOf(tableName: string): Horizon {
+    let h = this.horizons.get(tableName);
+    if (!h) {
+      const table = this.table(tableName);
+      const probe = () => this.retry('probe', () => this.dialect.probeWriters(this.db, table));
+      h = this.dialect.singleWriter
+        ? new SingleWriterHorizon(probe)
+        : new HorizonTracker(probe, this.horizonOptions, this.log, `horizon of ${tableName}`);
+      this.horizons.set(tableName, h);
+    }
+    return h;
+  }
+
+  /** Registers a consumer if it is new; true if it was created now. */
+  async registerConsumer(ident: string): Promise<boolean> {
+    // Look first: INSERT ... ON CONFLICT / ON DUPLICATE KEY would burn a value of the small
+    // consumer ID sequence on every repeated registration, and consumers register at each start.
+    if ((await this.consumerPointer(ident)) !== null) return false;
+    const now = this.dialect.nowUtc;
+    try {
+      await this.retry('registerConsumer', () =>
+        this.db.execute(
+          `INSERT INTO ${this.dialect.quote(this.consumerTable)} (last_evt_id, reg_time, last_time, ident)` +
+            ` VALUES (0, ${now}, ${now}, ?)`,
+          [ident],
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (this.dialect.errorKind(err) === 'duplicate') return false;
+      throw err;
+    }
+  }
+
+  /** The consumer's stored pointer, or null when it is not registered. */
+  async consumerPointer(ident: string): Promise<EventId | null> {
+    const rows = await this.retry('consumerPointer', () =>
+      this.db.query<{ p: string }>(
+        `SELECT ${this.dialect.idText('last_evt_id')} AS p FROM ${this.dialect.quote(this.consumerTable)} WHERE ident = ?`,
+        [ident],
+      ),
+    );
+    return rows[0]?.p ?? null;
+  }
+
+  /** Moves a consumer's pointer forward to `to` (never back); true if it moved. */
+  async advanceConsumer(ident: string, to: EventId): Promise<boolean> {
+    if (to === NO_EVENT) return false;
+    const d = this.dialect;
+    const res = await this.retry('advanceConsumer', () =>
+      this.db.execute(
+        `UPDATE ${d.quote(this.consumerTable)} SET last_evt_id = ${d.idParam}, last_time = ${d.nowUtc}` +
+          ` WHERE ident = ? AND last_evt_id < ${d.idParam}`,
+        [to, ident, to],
+      ),
+    );
+    return res.affected > 0;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.removeAllListeners();
+    await this.db.close();
+  }
+}

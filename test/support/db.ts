@@ -1,0 +1,114 @@
+/**
+ * One suite, three databases: describeDatabases() runs the same tests against a fresh SQLite
+ * file, a fresh PostgreSQL database and a fresh MariaDB database.
+ */
+import crypto from 'crypto';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import mysql from 'mysql2/promise';
+import { Client } from 'pg';
+import { consoleLogger } from '../../src/common/log';
+import type { ConnectionConfig } from '../../src/storage/config';
+import { parseDbUrl } from '../../src/storage/config';
+import { migrate } from '../../src/storage/migrate';
+import type { Dialect } from '../../src/storage/sql';
+import { EventStore, type StoreOptions } from '../../src/storage/store';
+
+export const DIALECTS: readonly Dialect[] = ['sqlite', 'postgresql', 'mysql'];
+
+export const testLog = consoleLogger((process.env['EVT_TEST_LOG'] as 'debug') ?? 'error', 'test');
+
+const serverUrl = (d: Dialect): string | undefined =>
+  d === 'postgresql' ? process.env['EVT_TEST_PG_URL'] : d === 'mysql' ? process.env['EVT_TEST_MYSQL_URL'] : 'sqlite:';
+
+/** A fresh, empty database of one kind, dropped after the suite. */
+export class DbFixture {
+  config!: ConnectionConfig;
+  /** The URL for --db. */
+  url = '';
+  private dbName = '';
+  private readonly opened: EventStore[] = [];
+
+  constructor(readonly dialect: Dialect) {}
+
+  get available(): boolean {
+    return serverUrl(this.dialect) !== undefined;
+  }
+
+  async create(): Promise<void> {
+    const tag = `evt_t_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+    this.dbName = tag;
+    if (this.dialect === 'sqlite') {
+      const file = path.join(os.tmpdir(), `${tag}.sqlite`);
+      this.url = `sqlite:${file}`;
+      this.config = parseDbUrl(this.url);
+      return;
+    }
+    const base = serverUrl(this.dialect) ?? '';
+    await this.admin(`CREATE DATABASE ${tag}`);
+    const u = new URL(base);
+    u.pathname = `/${tag}`;
+    this.url = u.toString();
+    this.config = parseDbUrl(this.url);
+  }
+
+  /** Runs a statement on the server's admin connection (not in the test database). */
+  async admin(sql: string): Promise<void> {
+    const base = serverUrl(this.dialect) ?? '';
+    if (this.dialect === 'postgresql') {
+      const c = new Client({ connectionString: base });
+      await c.connect();
+      try {
+        await c.query(sql);
+      } finally {
+        await c.end();
+      }
+    } else if (this.dialect === 'mysql') {
+      const c = await mysql.createConnection(base);
+      try {
+        await c.query(sql);
+      } finally {
+        await c.end();
+      }
+    }
+  }
+
+  /** Opens a store on the test database with the active schema migrated. */
+  async openStore(options: StoreOptions = {}, config: Partial<ConnectionConfig> = {}): Promise<EventStore> {
+    const store = await EventStore.open({ ...this.config, ...config }, { log: testLog, ...options });
+    this.opened.push(store);
+    await migrate(store.db, store.dialect, { kind: 'active' });
+    return store;
+  }
+
+  async drop(): Promise<void> {
+    await Promise.all(this.opened.splice(0).map((s) => s.close().catch(() => undefined)));
+    if (!this.dbName) return;
+    if (this.dialect === 'sqlite') {
+      for (const ext of ['', '-wal', '-shm']) fs.rmSync(`${this.config.file ?? ''}${ext}`, { force: true });
+    } else if (this.dialect === 'postgresql') {
+      await this.admin(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`);
+    } else {
+      await this.admin(`DROP DATABASE IF EXISTS ${this.dbName}`);
+    }
+  }
+}
+
+/** Declares `title [dialect]` suites for every database, each on a fresh database. */
+export function describeDatabases(title: string, body: (fx: DbFixture) => void, dialects = DIALECTS): void {
+  for (const dialect of dialects) {
+    describe(`${title} [${dialect}]`, function () {
+      const fx = new DbFixture(dialect);
+      before(async function () {
+        if (!fx.available) {
+          if (process.env['CI'] === 'true') throw new Error(`No ${dialect} server for the tests (CI=true)`);
+          this.skip();
+        }
+        await fx.create();
+      });
+      after(() => fx.drop());
+      body(fx);
+    });
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * Declarations for the parts of the untyped `futoin-*` packages this project uses, written from
+ * their sources (futoin-asyncsteps 2.5, futoin-invoker 2.4, futoin-executor 2.3,
+ * futoin-database 1.9). One place only: the rest of the code imports these modules through the
+ * types declared here. Members are declared as the packages really behave (for example,
+ * `AsyncSteps#error` always throws, and `RequestInfo#info.USER_INFO` is null for anonymous calls).
+ */
+
+declare module 'futoin-asyncsteps' {
+  namespace $as {
+    /** A step: runs with the step's AsyncSteps and the values the previous step succeeded with. */
+    type StepFunc = (as: AsyncSteps, ...args: any[]) => void;
+    /** An error handler: `err` is the FutoIn error code (a string). */
+    type ErrorHandler = (as: AsyncSteps, err: string) => void;
+
+    interface AsyncStepsState {
+      error_info?: string | undefined;
+      last_exception?: Error | undefined;
+      [key: string]: unknown;
+    }
+
+    interface AsyncSteps {
+      readonly state: AsyncStepsState;
+      add(func: StepFunc, onerror?: ErrorHandler): AsyncSteps;
+      parallel(onerror?: ErrorHandler): AsyncSteps;
+      sync(object: unknown, func: StepFunc, onerror?: ErrorHandler): AsyncSteps;
+      /** Raises a FutoIn error in the current step; never returns. */
+      error(name: string, error_info?: string): never;
+      success(...args: unknown[]): void;
+      setTimeout(timeout_ms: number): AsyncSteps;
+      setCancel(oncancel: (as: AsyncSteps) => void): AsyncSteps;
+      waitExternal(): AsyncSteps;
+      loop(func: (as: AsyncSteps) => void, label?: string): AsyncSteps;
+      repeat(count: number, func: (as: AsyncSteps, i: number) => void, label?: string): AsyncSteps;
+      forEach<T>(list: T[], func: (as: AsyncSteps, i: number, v: T) => void, label?: string): AsyncSteps;
+      break(label?: string): never;
+      continue(label?: string): never;
+      successStep(...args: unknown[]): AsyncSteps;
+      /** Adds a step that waits for the promise; a rejection becomes error 'PromiseReject'. */
+      await(promise: Promise<unknown>, onerror?: ErrorHandler): AsyncSteps;
+      /** Runs the steps; resolves with the last step's result, rejects with Error(code). */
+      promise(): Promise<any>;
+      execute(): AsyncSteps;
+      cancel(): AsyncSteps;
+      newInstance(): AsyncSteps;
+    }
+
+    const Errors: Record<string, string>;
+    const FutoInError: Record<string, string>;
+  }
+
+  function $as(): $as.AsyncSteps;
+  export = $as;
+}
+
+declare module 'futoin-asyncevent' {
+  function $asyncevent(target: object, events: string[], options?: object): void;
+  export = $asyncevent;
+}
+
+declare module 'futoin-invoker' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { EventEmitter } from 'events';
+
+  /** Options accepted by `ccm.register()` and the `*Face.register()` helpers. */
+  interface RegisterOptions {
+    version?: string;
+    nativeImpl?: unknown;
+    specDirs?: string | string[];
+    sendOnBehalfOf?: boolean;
+    limitZone?: string;
+    executor?: unknown;
+    callTimeoutMS?: number;
+    secureChannel?: boolean;
+    hmacKey?: string;
+    hmacAlgo?: string;
+    [key: string]: unknown;
+  }
+
+  /** A registered interface, as `ccm.iface(name)` returns it. */
+  class NativeIface {
+    call(as: AsyncSteps, name: string, params?: Record<string, unknown>, upload_data?: unknown, download_stream?: unknown, timeout?: number): void;
+    ifaceInfo(): { name(): string; version(): string; funcs(): Record<string, unknown> };
+    /** Compiled interface info (used by SpecTools.checkCompiledType). */
+    readonly _raw_info: unknown;
+    on(event: string, handler: (...args: any[]) => void): void;
+    once(event: string, handler: (...args: any[]) => void): void;
+    off(event: string, handler: (...args: any[]) => void): void;
+    [func: string]: unknown;
+  }
+
+  class SimpleCCM extends EventEmitter {
+    constructor(options?: Record<string, unknown>);
+    register(as: AsyncSteps, name: string | null, ifacever: string, endpoint: unknown, credentials?: string | null, options?: RegisterOptions): void;
+    iface<T = NativeIface>(name: string): T;
+    unRegister(name: string): void;
+    assertIface(name: string, ifacever: string): void;
+    alias(name: string, alias: string): void;
+    limitZone(name: string, options: Record<string, unknown>): void;
+    close(): void;
+    /** Added by futoin-database's AutoConfig. */
+    db?: (name?: string) => unknown;
+  }
+
+  class AdvancedCCM extends SimpleCCM {}
+
+  class PingFace extends NativeIface {
+    ping(as: AsyncSteps, echo: number): void;
+    static register(as: AsyncSteps, ccm: SimpleCCM, name: string, endpoint: unknown, credentials?: string | null, options?: RegisterOptions): void;
+  }
+
+  namespace SpecTools {
+    function checkCompiledType(as: AsyncSteps | null, info: unknown, type: string, val: unknown): boolean;
+    function secureObjectPrototype(): void;
+    const standard_errors: Record<string, string>;
+  }
+
+  const Errors: Record<string, string>;
+  const FutoInError: Record<string, string>;
+  const specDirs: string[];
+}
+
+declare module 'futoin-executor' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { SimpleCCM, RegisterOptions, NativeIface } from 'futoin-invoker';
+  import type { Server } from 'http';
+
+  class UserInfo {
+    localID(): string;
+    globalID(): string;
+  }
+
+  class SourceAddress {
+    readonly type: string | null;
+    readonly host: string | null;
+    readonly port: number | string | null;
+    asString(): string;
+  }
+
+  class ChannelContext {
+    /** 'HTTP', 'WS', 'INTERNAL' or 'CALLBACK'. */
+    type(): string;
+    isStateful(): boolean;
+    /** Registers an interface of the peer, reachable over this bi-directional channel. */
+    register(as: AsyncSteps, ifacever: string, options?: RegisterOptions): void;
+    iface<T = NativeIface>(ifacever: string): T;
+    /** Calls `callable(user_data)` once the channel closes. */
+    onInvokerAbort(callable: (user_data?: unknown) => void, user_data?: unknown): void;
+  }
+
+  interface RequestInfoData {
+    RAW_REQUEST: Record<string, unknown> & { f?: unknown; p?: unknown; rid?: unknown; sec?: unknown };
+    RAW_RESPONSE: Record<string, unknown> | null;
+    USER_INFO: UserInfo | null;
+    CHANNEL_CONTEXT: ChannelContext;
+    CLIENT_ADDR: SourceAddress;
+    SECURE_CHANNEL: boolean;
+    SECURITY_LEVEL: string;
+    [key: string]: unknown;
+  }
+
+  class RequestInfo {
+    static readonly SL_ANONYMOUS: string;
+    static readonly SL_INFO: string;
+    static readonly SL_SAFE_OPS: string;
+    static readonly SL_PRIVILEGED_OPS: string;
+    static readonly SL_EXCEPTIONAL_OPS: string;
+    static readonly SL_SYSTEM: string;
+    readonly info: RequestInfoData;
+    params(): Record<string, any>;
+    /** Returns the result object; with an argument, replaces it. */
+    result(replace?: unknown): any;
+    executor(): Executor;
+    ccm(): SimpleCCM;
+    channel(): ChannelContext;
+    cancelAfter(time_ms: number): void;
+  }
+
+  interface ExecutorOptions {
+    specDirs?: string | string[];
+    prodMode?: boolean;
+    reqTimeout?: number;
+    heavyReqTimeout?: number;
+    securityProvider?: SecurityProvider | null;
+    messageSniffer?: (source: unknown, msg: unknown, is_incoming: boolean) => void;
+  }
+
+  class Executor {
+    constructor(ccm: SimpleCCM, opts?: ExecutorOptions);
+    readonly SAFE_PAYLOAD_LIMIT: number;
+    protected _maxReqSize: number;
+    protected _maxRspSize: number;
+    protected _maxAnySize: number;
+    ccm(): SimpleCCM;
+    register(as: AsyncSteps, ifacever: string, impl: object | ((impl: unknown, executor: Executor) => object), specdirs?: string | string[]): void;
+    close(close_cb?: () => void): void;
+    on(event: string, handler: (...args: any[]) => void): void;
+    once(event: string, handler: (...args: any[]) => void): void;
+    off(event: string, handler: (...args: any[]) => void): void;
+    emit(event: string, ...args: unknown[]): void;
+    packPayload(coder: { encode(msg: unknown): string | Buffer }, msg: unknown): Buffer;
+  }
+
+  interface NodeExecutorOptions extends ExecutorOptions {
+    httpServer?: Server | null;
+    httpAddr?: string | null;
+    httpPort?: number | null;
+    httpPath?: string;
+    httpBacklog?: number | null;
+    secureChannel?: boolean;
+    trustProxy?: boolean;
+    enableLimiter?: boolean;
+    cleanupConnMS?: number;
+    secureObjectPrototype?: boolean;
+  }
+
+  class NodeExecutor extends Executor {
+    constructor(ccm: SimpleCCM, opts?: NodeExecutorOptions);
+    handleHTTPRequest(req: import('http').IncomingMessage, rsp: import('http').ServerResponse): boolean;
+    handleWSConnection(upgrade_req: import('http').IncomingMessage, ws: import('ws').WebSocket): void;
+  }
+
+  class SecurityProvider {
+    checkAuth(as: AsyncSteps, reqinfo: RequestInfo, reqmsg: Record<string, unknown>, sec: string[]): void;
+    signAuto(as: AsyncSteps, reqinfo: RequestInfo, rspmsg: Record<string, unknown>): boolean;
+    isSigned(reqinfo: RequestInfo): boolean;
+    checkAccess(as: AsyncSteps, reqinfo: RequestInfo, acd: unknown): void;
+    protected _setUser(
+      as: AsyncSteps,
+      reqinfo: RequestInfo,
+      seclvl: string,
+      user: { local_id: string; global_id: string; details?: unknown },
+    ): void;
+    protected _ccm?: SimpleCCM;
+  }
+
+  class PingService {
+    ping(as: AsyncSteps, reqinfo: RequestInfo): void;
+    static register(as: AsyncSteps, executor: Executor): PingService;
+  }
+}
+
+declare module 'futoin-executor/PingService' {
+  import { PingService } from 'futoin-executor';
+  export = PingService;
+}
+
+declare module 'futoin-database' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { NativeIface } from 'futoin-invoker';
+
+  /** An SQL expression, inserted as is (not escaped). */
+  interface Expression {
+    toQuery(): string;
+  }
+
+  interface Helpers {
+    now(): Expression;
+    escape(value: unknown): string;
+    identifier(name: string): string;
+    expr(expr: string): Expression;
+  }
+
+  class QueryBuilder {
+    set(field: string | Record<string, unknown>, value?: unknown): QueryBuilder;
+    get(fields: string | string[], value?: unknown): QueryBuilder;
+    where(cond: unknown, value?: unknown): QueryBuilder;
+    getInsertID(field: string): QueryBuilder;
+    newRow(): QueryBuilder;
+    helpers(): Helpers;
+    execute(as: AsyncSteps, unsafe_dml?: boolean): void;
+  }
+
+  class XferBuilder {
+    insert(entity: string, query_options?: { affected?: boolean | number; result?: boolean }): QueryBuilder;
+    select(entity: string, query_options?: Record<string, unknown>): QueryBuilder;
+    update(entity: string, query_options?: Record<string, unknown>): QueryBuilder;
+    delete(entity: string, query_options?: Record<string, unknown>): QueryBuilder;
+    raw(q: string, params?: Record<string, unknown> | null, query_options?: Record<string, unknown>): void;
+    helpers(): Helpers;
+    execute(as: AsyncSteps, unsafe_dml?: boolean): void;
+    executeAssoc(as: AsyncSteps, unsafe_dml?: boolean): void;
+  }
+
+  class L1Face extends NativeIface {
+    query(as: AsyncSteps, q: string): void;
+    getFlavour(as: AsyncSteps): void;
+    helpers(): Helpers;
+    queryBuilder(type?: string | null, entity?: string | null): QueryBuilder;
+    insert(entity: string): QueryBuilder;
+    select(entity?: string | null): QueryBuilder;
+    update(entity: string): QueryBuilder;
+    delete(entity: string): QueryBuilder;
+    associateResult(res: unknown): Record<string, unknown>[];
+  }
+
+  class L2Face extends L1Face {
+    newXfer(iso_level?: string): XferBuilder;
+    readonly READ_COMMITTED: string;
+    readonly SERIALIZABLE: string;
+  }
+}
+
+declare module 'futoin-database/AutoConfig' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { SimpleCCM } from 'futoin-invoker';
+
+  interface ConnectionOptions {
+    type?: string | string[];
+    host?: string;
+    port?: number | string;
+    user?: string;
+    password?: string;
+    database?: string;
+    conn_limit?: number;
+    raw?: Record<string, unknown>;
+  }
+
+  /**
+   * Registers `#db.<name>` for each entry of `config` (`{ evt: {} }`), filling options from the
+   * DB_<NAME>_* variables of `env`.
+   */
+  function AutoConfig(
+    as: AsyncSteps,
+    ccm: SimpleCCM,
+    config?: Record<string, ConnectionOptions> | null,
+    env?: Record<string, string | undefined>,
+  ): void;
+  namespace AutoConfig {
+    function register(type: string, factory: unknown): void;
+  }
+  export = AutoConfig;
+}
+
+declare module '@futoin/specs' {
+  export const SPEC_DIRS: string[];
+}
