@@ -111,6 +111,18 @@ declare module 'futoin-invoker' {
 
   namespace SpecTools {
     function checkCompiledType(as: AsyncSteps | null, info: unknown, type: string, val: unknown): boolean;
+    /**
+     * Adds steps that load, validate and parse `iface`:`version` into `info` (filled in place).
+     * Each `specdirs` entry is a folder path/URL holding `<iface>-<version>-iface.json`, or a raw
+     * spec object; the first match wins. Imports and inherited interfaces are loaded the same way.
+     * Fails the steps with InternalError when no valid spec is found.
+     */
+    function loadIface(
+      as: AsyncSteps,
+      info: { iface: string; version: string },
+      specdirs: ReadonlyArray<string | object>,
+      load_cache?: object,
+    ): void;
     function secureObjectPrototype(): void;
     const standard_errors: Record<string, string>;
   }

@@ -12,14 +12,22 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** An error with a FutoIn code, raised in promise code and turned into `as.error()` at the edge. */
+/**
+ * An error with a FutoIn code. Its message is the bare code, as AsyncSteps reads a thrown
+ * error's message as the error code; `info` says what went wrong.
+ */
 export class EvtError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly info: string,
   ) {
-    super(`${code}: ${info}`);
+    super(code);
     this.name = 'EvtError';
+    this.stack = `${code}: ${info}\n${(this.stack ?? '').split('\n').slice(1).join('\n')}`;
+  }
+
+  override toString(): string {
+    return `${this.code}: ${this.info}`;
   }
 }
 

@@ -1,0 +1,110 @@
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import type { Executor, RequestInfo } from 'futoin-executor';
+import PingService from 'futoin-executor/PingService';
+import { FTN18_VERSION, IFACE, LIVE_COMPONENT, MAX_EVENTS_PER_LIST, SPEC_DIRS_ALL } from '../../common/constants';
+import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
+import type { EventId } from '../../common/ids';
+import { callerId, consumerIdent } from '../../common/identity';
+import { chunkLimits, type ChunkLimits } from '../limits';
+
+/** An event as FTN18 delivers it. */
+export interface Event {
+  id: EventId;
+  type: string;
+  data: unknown;
+  ts: string;
+}
+
+export interface PollServiceOptions {
+  /** Registered (reliable) consumers may use the service (default true). */
+  allow_reliable?: boolean;
+  /** pollEvents may be called; false leaves push only (default true). */
+  allow_polling?: boolean;
+  /** Events per network response at most (default 1000, the FTN18 maximum); bytes also limit. */
+  max_chunk_events?: number;
+  [key: string]: unknown;
+}
+
+export interface PollRequest {
+  /** `user:component` of the caller. */
+  ident: string;
+  /** null: no last_id given. */
+  lastId: EventId | null;
+  want: readonly string[] | null;
+  reliable: boolean;
+  limits: ChunkLimits;
+}
+
+/** futoin.evt.poll service base: identity, options and limits; storage in a subclass. */
+export class PollService extends PingService {
+  protected readonly allowReliable: boolean;
+  protected readonly allowPolling: boolean;
+  protected readonly maxChunkEvents: number;
+
+  get MAX_EVENTS(): number {
+    return MAX_EVENTS_PER_LIST;
+  }
+
+  constructor(_as: AsyncSteps, _executor: Executor, options: PollServiceOptions = {}) {
+    super();
+    this.allowReliable = options.allow_reliable ?? true;
+    this.allowPolling = options.allow_polling ?? true;
+    this.maxChunkEvents = options.max_chunk_events ?? MAX_EVENTS_PER_LIST;
+  }
+
+  /** The interface version this service registers (PushService registers push). */
+  static get IFACEVER(): string {
+    return `${IFACE.poll}:${FTN18_VERSION}`;
+  }
+
+  static override register(as: AsyncSteps, executor: Executor, options: PollServiceOptions = {}): PollService {
+    const impl = new this(as, executor, options);
+    executor.register(as, this.IFACEVER, impl, SPEC_DIRS_ALL);
+    executor.once('close', () => impl._close());
+    return impl;
+  }
+
+  registerConsumer(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const { component } = reqinfo.params() as { component: string };
+    awaitSteps(as, async () => {
+      if (component === LIVE_COMPONENT) {
+        throw new EvtError(ErrorCode.LiveNotAllowed, 'The LIVE component does not register');
+      }
+      if (!this.allowReliable) throw new EvtError(ErrorCode.SecurityError, 'Registration is not allowed');
+      await this._registerConsumer(consumerIdent(callerId(reqinfo), component));
+      return true;
+    });
+    as.add((as, ok: boolean) => {
+      reqinfo.result(ok);
+    });
+  }
+
+  pollEvents(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const params = reqinfo.params() as { component: string; last_id?: string | null; want?: string[] | null };
+    awaitSteps(as, async () => {
+      if (!this.allowPolling) throw new EvtError(ErrorCode.SecurityError, 'Only event push is allowed');
+      const reliable = params.component !== LIVE_COMPONENT;
+      if (reliable && !this.allowReliable) throw new EvtError(ErrorCode.SecurityError, 'Reliable delivery is disabled');
+      return this._pollEvents({
+        ident: consumerIdent(callerId(reqinfo), params.component),
+        lastId: params.last_id ?? null,
+        want: params.want ?? null,
+        reliable,
+        limits: chunkLimits(reqinfo, this.maxChunkEvents),
+      });
+    });
+    as.add((as, events: Event[]) => {
+      reqinfo.result(events);
+    });
+  }
+
+  protected _registerConsumer(_ident: string): Promise<void> {
+    return Promise.reject(new EvtError(ErrorCode.NotImplemented, 'Override PollService#_registerConsumer'));
+  }
+
+  protected _pollEvents(_req: PollRequest): Promise<Event[]> {
+    return Promise.reject(new EvtError(ErrorCode.NotImplemented, 'Override PollService#_pollEvents'));
+  }
+
+  _close(): void {}
+}

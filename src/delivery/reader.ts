@@ -1,0 +1,54 @@
+import { ErrorCode, EvtError } from '../common/errors';
+import type { EventId } from '../common/ids';
+import type { EventStore, StoredEvent } from '../storage/store';
+import { eventBytes, type ChunkLimits } from './limits';
+
+export interface Chunk {
+  events: StoredEvent[];
+  /** The horizon the read stopped at: every event up to it was seen (or skipped by `want`). */
+  horizon: EventId;
+}
+
+/**
+ * Reads the next chunk of events after `after`, up to the gap-safe horizon, sized to `limits`.
+ * Row sizes are learned as reads go, so a read of large events does not fetch far more rows than
+ * one message can carry. An event that alone exceeds the caller's message limit is an error that
+ * says so: skipping it would lose it, and sending it would fail on every retry.
+ */
+export class ChunkReader {
+  /** Moving average of an event's bytes in a list. */
+  private avgBytes = 256;
+
+  constructor(private readonly store: EventStore) {}
+
+  async next(after: EventId, want: readonly string[] | null, limits: ChunkLimits, horizon?: EventId): Promise<Chunk> {
+    const upTo = horizon ?? (await this.store.horizon());
+    const fetch = Math.max(1, Math.min(limits.maxEvents, Math.ceil((limits.maxBytes / this.avgBytes) * 1.25)));
+    const rows = await this.store.readEvents({ after, upTo, limit: fetch, want });
+    const events: StoredEvent[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const size = eventBytes(row);
+      this.avgBytes = this.avgBytes * 0.9 + size * 0.1;
+      if (bytes + size > limits.maxBytes) {
+        if (events.length === 0) throw tooLarge(row, size, limits);
+        break;
+      }
+      bytes += size;
+      events.push(row);
+    }
+    return { events, horizon: upTo };
+  }
+}
+
+function tooLarge(row: StoredEvent, size: number, limits: ChunkLimits): EvtError {
+  return new EvtError(
+    limits.version === '1.0' ? ErrorCode.NotSupportedVersion : ErrorCode.InternalError,
+    `Event ${row.id} takes ${size} bytes, more than one message of this channel carries (${limits.maxBytes});` +
+      (limits.version === '1.0' ? ' use FTN18 1.1 (8 MiB messages)' : ' lower max_event_bytes'),
+  );
+}
+
+/** Stored rows as FTN18 events: the JSON text of data parsed for the response. */
+export const toEvents = (rows: readonly StoredEvent[]): Array<{ id: EventId; type: string; data: unknown; ts: string }> =>
+  rows.map((r) => ({ id: r.id, type: r.type, data: JSON.parse(r.data) as unknown, ts: r.ts }));

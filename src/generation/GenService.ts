@@ -1,0 +1,57 @@
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import type { Executor, RequestInfo } from 'futoin-executor';
+import PingService from 'futoin-executor/PingService';
+import { FTN18_VERSION, IFACE, SPEC_DIRS_ALL } from '../common/constants';
+import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
+import type { EventId } from '../common/ids';
+import type { NewEvent } from '../storage/dialects';
+import { assertEventType, encodeEventData } from './encode';
+
+export interface GenServiceOptions {
+  /** Largest event data accepted, in bytes of JSON (default 4 MiB; FTN18 1.1 messages carry 8). */
+  max_event_bytes?: number;
+  [key: string]: unknown;
+}
+
+export const DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * futoin.evt.gen service base: validates and encodes events, then hands them to `_storeEvent`.
+ * `GenService.register(as, executor, options)` creates and registers it.
+ */
+export class GenService extends PingService {
+  protected readonly maxEventBytes: number;
+
+  constructor(_as: AsyncSteps, _executor: Executor, options: GenServiceOptions = {}) {
+    super();
+    this.maxEventBytes = options.max_event_bytes ?? DEFAULT_MAX_EVENT_BYTES;
+  }
+
+  static override register(as: AsyncSteps, executor: Executor, options: GenServiceOptions = {}): GenService {
+    const impl = new this(as, executor, options);
+    executor.register(as, `${IFACE.gen}:${FTN18_VERSION}`, impl, SPEC_DIRS_ALL);
+    executor.once('close', () => impl._close());
+    return impl;
+  }
+
+  addEvent(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const { type, data } = reqinfo.params() as { type: unknown; data: unknown };
+    awaitSteps(as, () => this.addEventAsync(type, data));
+    as.add((as, id: EventId) => {
+      reqinfo.result(id);
+    });
+  }
+
+  /** Validates, encodes and stores one event; resolves with its ID once it is committed. */
+  async addEventAsync(type: unknown, data: unknown): Promise<EventId> {
+    assertEventType(type);
+    const { json, bytes } = encodeEventData(data, this.maxEventBytes);
+    return this._storeEvent({ type, data: json }, bytes);
+  }
+
+  protected _storeEvent(_event: NewEvent, _bytes: number): Promise<EventId> {
+    return Promise.reject(new EvtError(ErrorCode.NotImplemented, 'Override GenService#_storeEvent'));
+  }
+
+  _close(): void {}
+}
