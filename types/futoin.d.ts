@@ -1,3 +1,5 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- step arguments and event payloads are
+   untyped in FutoIn itself: a step receives whatever the previous step succeeded with. */
 /**
  * Declarations for the parts of the untyped `futoin-*` packages this project uses, written from
  * their sources (futoin-asyncsteps 2.5, futoin-invoker 2.4, futoin-executor 2.3,
@@ -32,7 +34,11 @@ declare module 'futoin-asyncsteps' {
       waitExternal(): AsyncSteps;
       loop(func: (as: AsyncSteps) => void, label?: string): AsyncSteps;
       repeat(count: number, func: (as: AsyncSteps, i: number) => void, label?: string): AsyncSteps;
-      forEach<T>(list: T[], func: (as: AsyncSteps, i: number, v: T) => void, label?: string): AsyncSteps;
+      forEach<T>(
+        list: T[],
+        func: (as: AsyncSteps, i: number, v: T) => void,
+        label?: string,
+      ): AsyncSteps;
       break(label?: string): never;
       continue(label?: string): never;
       successStep(...args: unknown[]): AsyncSteps;
@@ -79,7 +85,14 @@ declare module 'futoin-invoker' {
 
   /** A registered interface, as `ccm.iface(name)` returns it. */
   class NativeIface {
-    call(as: AsyncSteps, name: string, params?: Record<string, unknown>, upload_data?: unknown, download_stream?: unknown, timeout?: number): void;
+    call(
+      as: AsyncSteps,
+      name: string,
+      params?: Record<string, unknown>,
+      upload_data?: unknown,
+      download_stream?: unknown,
+      timeout?: number,
+    ): void;
     ifaceInfo(): { name(): string; version(): string; funcs(): Record<string, unknown> };
     /** Compiled interface info (used by SpecTools.checkCompiledType). */
     readonly _raw_info: unknown;
@@ -91,7 +104,14 @@ declare module 'futoin-invoker' {
 
   class SimpleCCM extends EventEmitter {
     constructor(options?: Record<string, unknown>);
-    register(as: AsyncSteps, name: string | null, ifacever: string, endpoint: unknown, credentials?: string | null, options?: RegisterOptions): void;
+    register(
+      as: AsyncSteps,
+      name: string | null,
+      ifacever: string,
+      endpoint: unknown,
+      credentials?: string | null,
+      options?: RegisterOptions,
+    ): void;
     iface<T = NativeIface>(name: string): T;
     unRegister(name: string): void;
     assertIface(name: string, ifacever: string): void;
@@ -106,11 +126,23 @@ declare module 'futoin-invoker' {
 
   class PingFace extends NativeIface {
     ping(as: AsyncSteps, echo: number): void;
-    static register(as: AsyncSteps, ccm: SimpleCCM, name: string, endpoint: unknown, credentials?: string | null, options?: RegisterOptions): void;
+    static register(
+      as: AsyncSteps,
+      ccm: SimpleCCM,
+      name: string,
+      endpoint: unknown,
+      credentials?: string | null,
+      options?: RegisterOptions,
+    ): void;
   }
 
   namespace SpecTools {
-    function checkCompiledType(as: AsyncSteps | null, info: unknown, type: string, val: unknown): boolean;
+    function checkCompiledType(
+      as: AsyncSteps | null,
+      info: unknown,
+      type: string,
+      val: unknown,
+    ): boolean;
     /**
      * Adds steps that load, validate and parse `iface`:`version` into `info` (filled in place).
      * Each `specdirs` entry is a folder path/URL holding `<iface>-<version>-iface.json`, or a raw
@@ -135,7 +167,7 @@ declare module 'futoin-invoker' {
 declare module 'futoin-executor' {
   import type { AsyncSteps } from 'futoin-asyncsteps';
   import type { SimpleCCM, RegisterOptions, NativeIface } from 'futoin-invoker';
-  import type { Server } from 'http';
+  import type { IncomingMessage, Server, ServerResponse } from 'http';
 
   class UserInfo {
     localID(): string;
@@ -161,7 +193,12 @@ declare module 'futoin-executor' {
   }
 
   interface RequestInfoData {
-    RAW_REQUEST: Record<string, unknown> & { f?: unknown; p?: unknown; rid?: unknown; sec?: unknown };
+    RAW_REQUEST: Record<string, unknown> & {
+      f?: unknown;
+      p?: unknown;
+      rid?: unknown;
+      sec?: unknown;
+    };
     RAW_RESPONSE: Record<string, unknown> | null;
     USER_INFO: UserInfo | null;
     CHANNEL_CONTEXT: ChannelContext;
@@ -204,7 +241,12 @@ declare module 'futoin-executor' {
     protected _maxRspSize: number;
     protected _maxAnySize: number;
     ccm(): SimpleCCM;
-    register(as: AsyncSteps, ifacever: string, impl: object | ((impl: unknown, executor: Executor) => object), specdirs?: string | string[]): void;
+    register(
+      as: AsyncSteps,
+      ifacever: string,
+      impl: object | ((impl: unknown, executor: Executor) => object),
+      specdirs?: string | string[],
+    ): void;
     close(close_cb?: () => void): void;
     on(event: string, handler: (...args: any[]) => void): void;
     once(event: string, handler: (...args: any[]) => void): void;
@@ -228,12 +270,18 @@ declare module 'futoin-executor' {
 
   class NodeExecutor extends Executor {
     constructor(ccm: SimpleCCM, opts?: NodeExecutorOptions);
-    handleHTTPRequest(req: import('http').IncomingMessage, rsp: import('http').ServerResponse): boolean;
-    handleWSConnection(upgrade_req: import('http').IncomingMessage, ws: import('ws').WebSocket): void;
+    handleHTTPRequest(req: IncomingMessage, rsp: ServerResponse): boolean;
+    /** `ws` is a WebSocket of the `ws` package futoin-executor depends on. */
+    handleWSConnection(upgrade_req: IncomingMessage, ws: unknown): void;
   }
 
   class SecurityProvider {
-    checkAuth(as: AsyncSteps, reqinfo: RequestInfo, reqmsg: Record<string, unknown>, sec: string[]): void;
+    checkAuth(
+      as: AsyncSteps,
+      reqinfo: RequestInfo,
+      reqmsg: Record<string, unknown>,
+      sec: string[],
+    ): void;
     signAuto(as: AsyncSteps, reqinfo: RequestInfo, rspmsg: Record<string, unknown>): boolean;
     isSigned(reqinfo: RequestInfo): boolean;
     checkAccess(as: AsyncSteps, reqinfo: RequestInfo, acd: unknown): void;
@@ -284,11 +332,18 @@ declare module 'futoin-database' {
   }
 
   class XferBuilder {
-    insert(entity: string, query_options?: { affected?: boolean | number; result?: boolean }): QueryBuilder;
+    insert(
+      entity: string,
+      query_options?: { affected?: boolean | number; result?: boolean },
+    ): QueryBuilder;
     select(entity: string, query_options?: Record<string, unknown>): QueryBuilder;
     update(entity: string, query_options?: Record<string, unknown>): QueryBuilder;
     delete(entity: string, query_options?: Record<string, unknown>): QueryBuilder;
-    raw(q: string, params?: Record<string, unknown> | null, query_options?: Record<string, unknown>): void;
+    raw(
+      q: string,
+      params?: Record<string, unknown> | null,
+      query_options?: Record<string, unknown>,
+    ): void;
     helpers(): Helpers;
     execute(as: AsyncSteps, unsafe_dml?: boolean): void;
     executeAssoc(as: AsyncSteps, unsafe_dml?: boolean): void;

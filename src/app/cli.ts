@@ -1,14 +1,25 @@
 import fs from 'fs';
+import path from 'path';
 import { parseArgs, type ParseArgsConfig } from 'util';
 import crypto from 'crypto';
 import { consoleLogger, envLogLevel, isLogLevel, type Logger, type LogLevel } from '../common/log';
-import { configFromEnv, DEFAULT_SQLITE_FILE, describeConnection, parseDbUrl, type ConnectionConfig } from '../storage/config';
+import {
+  configFromEnv,
+  DEFAULT_SQLITE_FILE,
+  describeConnection,
+  parseDbUrl,
+  type ConnectionConfig,
+} from '../storage/config';
 import { migrate, type SchemaKind } from '../storage/migrate';
 import { EventStore } from '../storage/store';
 import { parseUsersEnv, readUsersFile, type Users } from '../transport/auth';
 import { StreamService } from './service';
 
-const VERSION: string = (require('../../package.json') as { version: string }).version;
+const VERSION: string = (
+  JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 const MAIN_HELP = `evtstream ${VERSION}: FutoIn FTN18 event stream service
 
@@ -97,7 +108,10 @@ const SERVE_OPTIONS = {
   'max-event-bytes': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-const MIGRATE_OPTIONS = { ...COMMON_OPTIONS, dwh: { type: 'boolean' } } as const satisfies ParseArgsConfig['options'];
+const MIGRATE_OPTIONS = {
+  ...COMMON_OPTIONS,
+  dwh: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
 
 /** A mistake in the command line: printed with a hint, exit code 2. */
 class UsageError extends Error {}
@@ -128,7 +142,8 @@ const processIO = (): CliIO => ({
 
 function logLevel(value: string | undefined): LogLevel {
   if (value === undefined) return envLogLevel();
-  if (!isLogLevel(value)) throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
+  if (!isLogLevel(value))
+    throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
   return value;
 }
 
@@ -141,10 +156,17 @@ function dbConfig(url: string | undefined, env: CliIO['env']): ConnectionConfig 
   }
 }
 
-function intOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+function intOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`);
+  if (!/^\d+$/.test(value) || n < min || n > max)
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}`);
   return n;
 }
 
@@ -167,7 +189,12 @@ function loadUsers(file: string | undefined, env: CliIO['env'], log: Logger, io:
 }
 
 async function serve(argv: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false });
+  const { values } = parseArgs({
+    args: argv,
+    options: SERVE_OPTIONS,
+    strict: true,
+    allowPositionals: false,
+  });
   if (values.help) {
     io.out(SERVE_HELP);
     return 0;
@@ -175,8 +202,15 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
   const log = consoleLogger(logLevel(values['log-level']));
   const db = dbConfig(values.db, io.env);
   const port = intOption('port', values.port, 8080, 0, 65535);
-  const maxEventBytes = intOption('max-event-bytes', values['max-event-bytes'], 4 * 1024 * 1024, 1, 7 * 1024 * 1024);
-  if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
+  const maxEventBytes = intOption(
+    'max-event-bytes',
+    values['max-event-bytes'],
+    4 * 1024 * 1024,
+    1,
+    7 * 1024 * 1024,
+  );
+  if (!!values['tls-cert'] !== !!values['tls-key'])
+    throw new UsageError('--tls-cert and --tls-key go together');
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (values['tls-cert'] && values['tls-key']) {
     try {
@@ -199,7 +233,9 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
     secureLoopback: !values['no-secure-loopback'] && !trustProxy,
     maxEventBytes,
   });
-  io.out(`evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`);
+  io.out(
+    `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`,
+  );
   const signal = await io.stopSignal();
   log.info(`${signal}: stopping`);
   await service.close();
@@ -207,7 +243,12 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
 }
 
 async function migrateCommand(argv: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: MIGRATE_OPTIONS, strict: true, allowPositionals: false });
+  const { values } = parseArgs({
+    args: argv,
+    options: MIGRATE_OPTIONS,
+    strict: true,
+    allowPositionals: false,
+  });
   if (values.help) {
     io.out(MIGRATE_HELP);
     return 0;
@@ -251,7 +292,10 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         throw new UsageError(`Unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       io.err(`evtstream: ${(err as Error).message}`);
       io.err('Run "evtstream --help" for usage.');
       return 2;

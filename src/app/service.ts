@@ -64,10 +64,15 @@ export class StreamService {
         prodMode: true,
       });
       executor.on('notExpected', (err: unknown, info: unknown, e: unknown) => {
-        log.error(`Unexpected error ${String(err)}: ${String(info)}${e instanceof Error ? `\n${e.stack ?? ''}` : ''}`);
+        log.error(
+          `Unexpected error ${String(err)}: ${String(info)}${e instanceof Error ? `\n${e.stack ?? ''}` : ''}`,
+        );
       });
 
-      const options = { store, ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}) };
+      const options = {
+        store,
+        ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}),
+      };
       await $as()
         .add((as) => {
           DBGenService.register(as, executor, options);

@@ -33,7 +33,8 @@ export class EvtError extends Error {
 
 export const isEvtError = (e: unknown): e is EvtError => e instanceof EvtError;
 
-export const invalidRequest = (info: string): EvtError => new EvtError(ErrorCode.InvalidRequest, info);
+export const invalidRequest = (info: string): EvtError =>
+  new EvtError(ErrorCode.InvalidRequest, info);
 
 /**
  * Runs promise code as an AsyncSteps step: the value becomes the step's result, an EvtError

@@ -21,9 +21,17 @@ export class ChunkReader {
 
   constructor(private readonly store: EventStore) {}
 
-  async next(after: EventId, want: readonly string[] | null, limits: ChunkLimits, horizon?: EventId): Promise<Chunk> {
+  async next(
+    after: EventId,
+    want: readonly string[] | null,
+    limits: ChunkLimits,
+    horizon?: EventId,
+  ): Promise<Chunk> {
     const upTo = horizon ?? (await this.store.horizon());
-    const fetch = Math.max(1, Math.min(limits.maxEvents, Math.ceil((limits.maxBytes / this.avgBytes) * 1.25)));
+    const fetch = Math.max(
+      1,
+      Math.min(limits.maxEvents, Math.ceil((limits.maxBytes / this.avgBytes) * 1.25)),
+    );
     const rows = await this.store.readEvents({ after, upTo, limit: fetch, want });
     const events: StoredEvent[] = [];
     let bytes = 0;
@@ -50,5 +58,7 @@ function tooLarge(row: StoredEvent, size: number, limits: ChunkLimits): EvtError
 }
 
 /** Stored rows as FTN18 events: the JSON text of data parsed for the response. */
-export const toEvents = (rows: readonly StoredEvent[]): Array<{ id: EventId; type: string; data: unknown; ts: string }> =>
+export const toEvents = (
+  rows: readonly StoredEvent[],
+): Array<{ id: EventId; type: string; data: unknown; ts: string }> =>
   rows.map((r) => ({ id: r.id, type: r.type, data: JSON.parse(r.data) as unknown, ts: r.ts }));

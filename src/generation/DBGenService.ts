@@ -38,7 +38,11 @@ export class DBGenService extends GenService {
     );
   }
 
-  static override register(as: AsyncSteps, executor: Executor, options: DBGenServiceOptions = {}): DBGenService {
+  static override register(
+    as: AsyncSteps,
+    executor: Executor,
+    options: DBGenServiceOptions = {},
+  ): DBGenService {
     const impl = super.register(as, executor, options) as DBGenService;
     as.await(impl.ready);
     return impl;

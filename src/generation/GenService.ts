@@ -27,7 +27,11 @@ export class GenService extends PingService {
     this.maxEventBytes = options.max_event_bytes ?? DEFAULT_MAX_EVENT_BYTES;
   }
 
-  static override register(as: AsyncSteps, executor: Executor, options: GenServiceOptions = {}): GenService {
+  static override register(
+    as: AsyncSteps,
+    executor: Executor,
+    options: GenServiceOptions = {},
+  ): GenService {
     const impl = new this(as, executor, options);
     executor.register(as, `${IFACE.gen}:${FTN18_VERSION}`, impl, SPEC_DIRS_ALL);
     executor.once('close', () => impl._close());
@@ -50,7 +54,9 @@ export class GenService extends PingService {
   }
 
   protected _storeEvent(_event: NewEvent, _bytes: number): Promise<EventId> {
-    return Promise.reject(new EvtError(ErrorCode.NotImplemented, 'Override GenService#_storeEvent'));
+    return Promise.reject(
+      new EvtError(ErrorCode.NotImplemented, 'Override GenService#_storeEvent'),
+    );
   }
 
   _close(): void {}

@@ -27,9 +27,12 @@ export function assertEncodable(data: unknown): void {
       case 'boolean':
         continue;
       case 'number':
-        if (!Number.isFinite(value)) throw invalidRequest(`Event data holds a number JSON cannot carry: ${value}`);
+        if (!Number.isFinite(value))
+          throw invalidRequest(`Event data holds a number JSON cannot carry: ${value}`);
         if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
-          throw invalidRequest(`Event data holds an integer beyond 2^53 (${value}), which JSON loses: send it as a string`);
+          throw invalidRequest(
+            `Event data holds an integer beyond 2^53 (${value}), which JSON loses: send it as a string`,
+          );
         }
         continue;
       case 'object':
@@ -38,7 +41,8 @@ export function assertEncodable(data: unknown): void {
         throw invalidRequest(`Event data holds a ${typeof value}, which JSON cannot carry`);
     }
     if (value === null) continue;
-    if (depth > MAX_DATA_DEPTH) throw invalidRequest(`Event data is nested deeper than ${MAX_DATA_DEPTH} levels`);
+    if (depth > MAX_DATA_DEPTH)
+      throw invalidRequest(`Event data is nested deeper than ${MAX_DATA_DEPTH} levels`);
     const children = Array.isArray(value) ? value : Object.values(value as Record<string, unknown>);
     for (const child of children) stack.push([child, depth + 1]);
   }
@@ -50,7 +54,9 @@ export function encodeEventData(data: unknown, maxBytes: number): { json: string
   const json = JSON.stringify(data);
   const bytes = Buffer.byteLength(json);
   if (bytes > maxBytes) {
-    throw invalidRequest(`Event data is ${bytes} bytes of JSON; this service accepts up to ${maxBytes}`);
+    throw invalidRequest(
+      `Event data is ${bytes} bytes of JSON; this service accepts up to ${maxBytes}`,
+    );
   }
   return { json, bytes };
 }

@@ -26,7 +26,10 @@ export interface ResolveStoreOptions extends StoreOptions {
  * registered as `#db.evt` in the CCM, closed when the CCM closes. This is what lets our services
  * drop in where the reference's are set up with futoin-database's AutoConfig.
  */
-export function resolveStore(ccm: SimpleCCM, options: ResolveStoreOptions = {}): Promise<EventStore> {
+export function resolveStore(
+  ccm: SimpleCCM,
+  options: ResolveStoreOptions = {},
+): Promise<EventStore> {
   if (options.store) return Promise.resolve(options.store);
   let found = stores.get(ccm);
   if (!found) {
@@ -55,12 +58,25 @@ async function openFromCcm(ccm: SimpleCCM, options: ResolveStoreOptions): Promis
 }
 
 interface PgPoolLike {
-  options: { host?: string; port?: number; user?: string; password?: string; database?: string; max?: number };
+  options: {
+    host?: string;
+    port?: number;
+    user?: string;
+    password?: string;
+    database?: string;
+    max?: number;
+  };
 }
 interface MysqlPoolLike {
   config: {
     connectionLimit?: number;
-    connectionConfig: { host?: string; port?: number; user?: string; password?: string; database?: string };
+    connectionConfig: {
+      host?: string;
+      port?: number;
+      user?: string;
+      password?: string;
+      database?: string;
+    };
   };
 }
 interface FutoinDbServiceLike {
@@ -77,12 +93,17 @@ interface FutoinDbServiceLike {
  */
 export function configFromFutoinDb(ccm: SimpleCCM, name: string): ConnectionConfig {
   const regName = `#db.${name}`;
-  const info = (ccm as unknown as { _iface_info?: Record<string, { endpoint?: unknown }> })._iface_info?.[regName];
+  const info = (ccm as unknown as { _iface_info?: Record<string, { endpoint?: unknown }> })
+    ._iface_info?.[regName];
   if (!info) {
-    throw new Error(`No ${regName} in the CCM: register it with futoin-database's AutoConfig, or pass options.store`);
+    throw new Error(
+      `No ${regName} in the CCM: register it with futoin-database's AutoConfig, or pass options.store`,
+    );
   }
-  const impls = (info.endpoint as { _impls?: Record<string, Record<string, unknown>> } | undefined)?._impls;
-  const service = (impls?.['futoin.db.l2']?.['1'] ?? impls?.['futoin.db.l1']?.['1']) as FutoinDbServiceLike | undefined;
+  const impls = (info.endpoint as { _impls?: Record<string, Record<string, unknown>> } | undefined)
+    ?._impls;
+  const service = (impls?.['futoin.db.l2']?.['1'] ?? impls?.['futoin.db.l1']?.['1']) as
+    FutoinDbServiceLike | undefined;
   if (service?._db_params?.filename) {
     return { dialect: 'sqlite', file: service._db_params.filename };
   }
@@ -111,5 +132,7 @@ export function configFromFutoinDb(ccm: SimpleCCM, name: string): ConnectionConf
       maxConnections: Math.max(pool.config.connectionLimit ?? 1, 4),
     };
   }
-  throw new Error(`${regName} is not a futoin-database 1.x service in this process; pass options.store instead`);
+  throw new Error(
+    `${regName} is not a futoin-database 1.x service in this process; pass options.store instead`,
+  );
 }

@@ -96,11 +96,14 @@ export function configFromEnv(
   name: string,
   env: Record<string, string | undefined> = process.env,
 ): ConnectionConfig | undefined {
-  const v = (key: string): string | undefined => env[`DB_${name.toUpperCase()}_${key}`] || undefined;
+  const v = (key: string): string | undefined =>
+    env[`DB_${name.toUpperCase()}_${key}`] || undefined;
   const type = v('TYPE');
   if (!type) return undefined;
   if (type !== 'sqlite' && type !== 'postgresql' && type !== 'mysql') {
-    throw new Error(`DB_${name.toUpperCase()}_TYPE must be sqlite, postgresql or mysql, not "${type}"`);
+    throw new Error(
+      `DB_${name.toUpperCase()}_TYPE must be sqlite, postgresql or mysql, not "${type}"`,
+    );
   }
   if (type === 'sqlite') {
     const file = v('SOCKET') ?? v('PORT') ?? v('DB');

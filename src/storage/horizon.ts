@@ -108,7 +108,9 @@ export class HorizonTracker {
     if (held < this.options.stallWarnMs || now - this.lastWarnAt < this.options.stallWarnMs) return;
     this.lastWarnAt = now;
     const first = this.pending[0];
-    const who = first?.writers ? `open transactions ${[...first.writers].slice(0, 5).join(', ')}` : 'an unfilled ID gap';
+    const who = first?.writers
+      ? `open transactions ${[...first.writers].slice(0, 5).join(', ')}`
+      : 'an unfilled ID gap';
     this.log.warn(
       `${this.label}: delivery is held at event ${this.safe} for ${Math.round(held / 1000)} s by ${who}; ` +
         'events after it wait until they commit or roll back',

@@ -69,7 +69,11 @@ async function isApplied(tx: SqlRunner, name: string): Promise<boolean> {
  * with its record, under a cross-process lock; a migration another process applied meanwhile is
  * skipped. Resolves with the names applied now (empty when the schema was up to date).
  */
-export async function migrate(db: SqlClient, dialect: SqlDialect, options: MigrateOptions): Promise<string[]> {
+export async function migrate(
+  db: SqlClient,
+  dialect: SqlDialect,
+  options: MigrateOptions,
+): Promise<string[]> {
   const dir = path.join(options.dir ?? path.join(SQL_DIR, options.kind), dialect.name);
   const files = migrationFiles(dir);
   await ensureTable(db, dialect);
@@ -77,9 +81,10 @@ export async function migrate(db: SqlClient, dialect: SqlDialect, options: Migra
   const applied: string[] = [];
   const storage: UmzugStorage = {
     async executed() {
-      const rows = await db.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`, [
-        `${options.kind}/%`,
-      ]);
+      const rows = await db.query<{ name: string }>(
+        `SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`,
+        [`${options.kind}/%`],
+      );
       return rows.map((r) => r.name);
     },
     // Each migration records itself inside its own transaction (see up below).
@@ -106,10 +111,10 @@ export async function migrate(db: SqlClient, dialect: SqlDialect, options: Migra
                 if (await isApplied(tx, name)) throw new AlreadyApplied(name);
               },
               after: async (tx) => {
-                await tx.execute(`INSERT INTO ${MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)`, [
-                  name,
-                  new Date().toISOString(),
-                ]);
+                await tx.execute(
+                  `INSERT INTO ${MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)`,
+                  [name, new Date().toISOString()],
+                );
               },
             });
             applied.push(name);
@@ -134,12 +139,17 @@ export async function migrate(db: SqlClient, dialect: SqlDialect, options: Migra
 }
 
 /** The names of the set's migrations not applied yet. */
-export async function pendingMigrations(db: SqlClient, dialect: SqlDialect, options: MigrateOptions): Promise<string[]> {
+export async function pendingMigrations(
+  db: SqlClient,
+  dialect: SqlDialect,
+  options: MigrateOptions,
+): Promise<string[]> {
   const dir = path.join(options.dir ?? path.join(SQL_DIR, options.kind), dialect.name);
   await ensureTable(db, dialect);
-  const rows = await db.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`, [
-    `${options.kind}/%`,
-  ]);
+  const rows = await db.query<{ name: string }>(
+    `SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`,
+    [`${options.kind}/%`],
+  );
   const done = new Set(rows.map((r) => r.name));
   return migrationFiles(dir)
     .map((f) => `${options.kind}/${f}`)

@@ -18,12 +18,14 @@ export async function commitOrMark(commit: () => Promise<unknown>): Promise<void
   try {
     await commit();
   } catch (err) {
-    if (typeof err === 'object' && err !== null) (err as Record<symbol, boolean>)[COMMIT_UNKNOWN] = true;
+    if (typeof err === 'object' && err !== null)
+      (err as Record<symbol, boolean>)[COMMIT_UNKNOWN] = true;
     throw err;
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs `work`, again after deadlocks, serialization failures and lost connections (with growing,

@@ -13,7 +13,10 @@ export interface SqlRunner {
   query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]>;
   /** Runs a statement for its effect; resolves with the affected row count and, for an
    * auto-increment INSERT on MySQL/SQLite, the first new ID as a decimal string. */
-  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number; insertId?: string }>;
+  execute(
+    sql: string,
+    params?: readonly SqlValue[],
+  ): Promise<{ affected: number; insertId?: string }>;
 }
 
 export interface SqlClient extends SqlRunner {

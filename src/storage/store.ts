@@ -4,7 +4,13 @@ import { defaultLogger, type Logger } from '../common/log';
 import { TABLES } from '../common/constants';
 import type { ConnectionConfig } from './config';
 import { createDialect, type NewEvent, type SqlDialect } from './dialects';
-import { HORIZON_DEFAULTS, HorizonTracker, SingleWriterHorizon, type Horizon, type HorizonOptions } from './horizon';
+import {
+  HORIZON_DEFAULTS,
+  HorizonTracker,
+  SingleWriterHorizon,
+  type Horizon,
+  type HorizonOptions,
+} from './horizon';
 import { openClient } from './open';
 import { withRetry } from './retry';
 import type { SqlClient, SqlValue } from './sql';
@@ -120,7 +126,9 @@ export class EventStore extends EventEmitter<StoreEvents> {
       `SELECT ${d.idText('id')} AS id, type, ${d.dataText('data')} AS data, ${d.tsText('ts')} AS ts` +
       ` FROM ${this.table(q.table)} WHERE id > ${d.idParam} AND id <= ${d.idParam}${typeFilter}` +
       ` ORDER BY id LIMIT ${Math.floor(q.limit)}`;
-    return this.retry('readEvents', () => this.db.query<StoredEvent & Record<string, unknown>>(sql, params));
+    return this.retry('readEvents', () =>
+      this.db.query<StoredEvent & Record<string, unknown>>(sql, params),
+    );
   }
 
   /** The gap-safe horizon of an event table: see HorizonTracker. */

@@ -21,7 +21,9 @@ export function parseUsers(text: string, separator: RegExp = /\r?\n/): Users {
     const name = at > 0 ? line.slice(0, at) : '';
     const secret = at > 0 ? line.slice(at + 1) : '';
     if (!USER_RE.test(name) || !secret) {
-      throw new Error(`Invalid user entry "${line.slice(0, 40)}": expected name:secret (name of A-Z a-z 0-9 _ . @ -)`);
+      throw new Error(
+        `Invalid user entry "${line.slice(0, 40)}": expected name:secret (name of A-Z a-z 0-9 _ . @ -)`,
+      );
     }
     users.set(name, secret);
   }
@@ -48,7 +50,12 @@ export class UsersSecurityProvider extends SecurityProvider {
     super();
   }
 
-  override checkAuth(as: AsyncSteps, reqinfo: RequestInfo, _reqmsg: Record<string, unknown>, sec: string[]): void {
+  override checkAuth(
+    as: AsyncSteps,
+    reqinfo: RequestInfo,
+    _reqmsg: Record<string, unknown>,
+    sec: string[],
+  ): void {
     const [user = '', ...rest] = sec;
     const secret = rest.join(':');
     const expected = this.users.get(user);

@@ -36,7 +36,13 @@ export class EvtNodeExecutor extends NodeExecutor {
     const encoded = coder.encode(msg);
     const raw = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
     if (raw.length > this.maxResponseBytes) {
-      this.emit('notExpected', 'InternalError', `Response of ${raw.length} bytes exceeds ${this.maxResponseBytes}`, null, null);
+      this.emit(
+        'notExpected',
+        'InternalError',
+        `Response of ${raw.length} bytes exceeds ${this.maxResponseBytes}`,
+        null,
+        null,
+      );
       throw new Error('InternalError');
     }
     return raw;
@@ -44,7 +50,13 @@ export class EvtNodeExecutor extends NodeExecutor {
 
   /** Overrides NodeExecutor's (undeclared) per-request check. */
   protected _isSecureChannel(req: IncomingMessage): boolean {
-    const base = (NodeExecutor.prototype as unknown as { _isSecureChannel(r: IncomingMessage): boolean })._isSecureChannel;
-    return base.call(this, req) || (secureLoopback.get(this) === true && isLoopback(req.socket.remoteAddress));
+    const base = Reflect.get(NodeExecutor.prototype, '_isSecureChannel') as (
+      this: NodeExecutor,
+      r: IncomingMessage,
+    ) => boolean;
+    return (
+      base.call(this, req) ||
+      (secureLoopback.get(this) === true && isLoopback(req.socket.remoteAddress))
+    );
   }
 }

@@ -30,6 +30,7 @@ export function listen(server: http.Server, port: number, host: string): Promise
 
 /** `http://host:port/` (or https), with IPv6 hosts bracketed. */
 export function serverUrl(addr: AddressInfo, tls: boolean, scheme: 'http' | 'ws' = 'http'): string {
-  const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  const host =
+    addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   return `${scheme}${tls ? 's' : ''}://${host}:${addr.port}/`;
 }

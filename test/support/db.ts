@@ -20,7 +20,11 @@ export const DIALECTS: readonly Dialect[] = ['sqlite', 'postgresql', 'mysql'];
 export const testLog = consoleLogger((process.env['EVT_TEST_LOG'] as 'debug') ?? 'error', 'test');
 
 const serverUrl = (d: Dialect): string | undefined =>
-  d === 'postgresql' ? process.env['EVT_TEST_PG_URL'] : d === 'mysql' ? process.env['EVT_TEST_MYSQL_URL'] : 'sqlite:';
+  d === 'postgresql'
+    ? process.env['EVT_TEST_PG_URL']
+    : d === 'mysql'
+      ? process.env['EVT_TEST_MYSQL_URL']
+      : 'sqlite:';
 
 /** A fresh, empty database of one kind, dropped after the suite. */
 export class DbFixture {
@@ -75,8 +79,14 @@ export class DbFixture {
   }
 
   /** Opens a store on the test database with the active schema migrated. */
-  async openStore(options: StoreOptions = {}, config: Partial<ConnectionConfig> = {}): Promise<EventStore> {
-    const store = await EventStore.open({ ...this.config, ...config }, { log: testLog, ...options });
+  async openStore(
+    options: StoreOptions = {},
+    config: Partial<ConnectionConfig> = {},
+  ): Promise<EventStore> {
+    const store = await EventStore.open(
+      { ...this.config, ...config },
+      { log: testLog, ...options },
+    );
     this.opened.push(store);
     await migrate(store.db, store.dialect, { kind: 'active' });
     return store;
@@ -86,7 +96,8 @@ export class DbFixture {
     await Promise.all(this.opened.splice(0).map((s) => s.close().catch(() => undefined)));
     if (!this.dbName) return;
     if (this.dialect === 'sqlite') {
-      for (const ext of ['', '-wal', '-shm']) fs.rmSync(`${this.config.file ?? ''}${ext}`, { force: true });
+      for (const ext of ['', '-wal', '-shm'])
+        fs.rmSync(`${this.config.file ?? ''}${ext}`, { force: true });
     } else if (this.dialect === 'postgresql') {
       await this.admin(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`);
     } else {
@@ -96,13 +107,18 @@ export class DbFixture {
 }
 
 /** Declares `title [dialect]` suites for every database, each on a fresh database. */
-export function describeDatabases(title: string, body: (fx: DbFixture) => void, dialects = DIALECTS): void {
+export function describeDatabases(
+  title: string,
+  body: (fx: DbFixture) => void,
+  dialects = DIALECTS,
+): void {
   for (const dialect of dialects) {
     describe(`${title} [${dialect}]`, function () {
       const fx = new DbFixture(dialect);
       before(async function () {
         if (!fx.available) {
-          if (process.env['CI'] === 'true') throw new Error(`No ${dialect} server for the tests (CI=true)`);
+          if (process.env['CI'] === 'true')
+            throw new Error(`No ${dialect} server for the tests (CI=true)`);
           this.skip();
         }
         await fx.create();

@@ -11,7 +11,8 @@ import path from 'path';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 function haveServerPrograms(): boolean {
-  const pg = fs.existsSync('/usr/lib/postgresql') && fs.readdirSync('/usr/lib/postgresql').length > 0;
+  const pg =
+    fs.existsSync('/usr/lib/postgresql') && fs.readdirSync('/usr/lib/postgresql').length > 0;
   const maria = ['/usr/sbin/mariadbd', '/usr/bin/mariadbd'].some((p) => fs.existsSync(p));
   return pg && maria;
 }

@@ -14,7 +14,10 @@ export const TEST_SECRET = 'alice-secret';
 export const TEST_CREDENTIALS = `${TEST_USER}:${TEST_SECRET}`;
 
 /** Starts the service on the fixture's database (port 0: a free port), with user alice. */
-export async function startService(fx: DbFixture, extra: Partial<ServiceConfig> = {}): Promise<StreamService> {
+export async function startService(
+  fx: DbFixture,
+  extra: Partial<ServiceConfig> = {},
+): Promise<StreamService> {
   return StreamService.start({
     db: fx.config,
     host: '127.0.0.1',
@@ -29,9 +32,17 @@ export async function startService(fx: DbFixture, extra: Partial<ServiceConfig> 
   });
 }
 
-/** A client CCM without the invoker's default 10 calls/s limit. */
+/** A client CCM without the invoker's default limit zone of 10 calls/s. */
 export function clientCcm(): AdvancedCCM {
-  return new AdvancedCCM({ specDirs: [] });
+  const ccm = new AdvancedCCM();
+  ccm.limitZone('default', {
+    concurrent: 10_000,
+    max_queue: 100_000,
+    rate: 1e9,
+    period_ms: 1000,
+    burst: 10_000,
+  });
+  return ccm;
 }
 
 /** Runs AsyncSteps code and resolves with its last result (rejects with Error(code), info kept). */
@@ -54,7 +65,10 @@ export function steps<T = unknown>(body: (as: AsyncSteps) => void): Promise<T> {
 }
 
 /** Expects the promise to fail with a FutoIn error code; resolves with the error. */
-export async function expectFutoinError(p: Promise<unknown>, code: string): Promise<Error & { info?: string }> {
+export async function expectFutoinError(
+  p: Promise<unknown>,
+  code: string,
+): Promise<Error & { info?: string }> {
   try {
     await p;
   } catch (err) {

@@ -31,7 +31,11 @@ export class DBPollService extends PollService {
     this.ready.catch(() => undefined);
   }
 
-  static override register(as: AsyncSteps, executor: Executor, options: DBPollServiceOptions = {}): DBPollService {
+  static override register(
+    as: AsyncSteps,
+    executor: Executor,
+    options: DBPollServiceOptions = {},
+  ): DBPollService {
     const impl = super.register(as, executor, options) as DBPollService;
     as.await(impl.ready);
     return impl;
@@ -51,7 +55,8 @@ export class DBPollService extends PollService {
     }
 
     let pointer = await store.consumerPointer(req.ident);
-    if (pointer === null) throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
+    if (pointer === null)
+      throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
     const horizon = await store.horizon();
     if (req.lastId !== null && cmpIds(req.lastId, pointer) > 0) {
       const target = minId(req.lastId, horizon);

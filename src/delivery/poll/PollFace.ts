@@ -40,7 +40,12 @@ export class PollFace extends PingFace {
     this.call(as, 'registerConsumer', { component });
   }
 
-  pollEvents(as: AsyncSteps, component: string, last_id: string | null = null, want: string[] | null = null): void {
+  pollEvents(
+    as: AsyncSteps,
+    component: string,
+    last_id: string | null = null,
+    want: string[] | null = null,
+  ): void {
     const params: Record<string, unknown> = { component };
     if (last_id !== null) params['last_id'] = last_id;
     if (want !== null) params['want'] = want;

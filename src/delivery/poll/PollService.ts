@@ -1,7 +1,13 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor, RequestInfo } from 'futoin-executor';
 import PingService from 'futoin-executor/PingService';
-import { FTN18_VERSION, IFACE, LIVE_COMPONENT, MAX_EVENTS_PER_LIST, SPEC_DIRS_ALL } from '../../common/constants';
+import {
+  FTN18_VERSION,
+  IFACE,
+  LIVE_COMPONENT,
+  MAX_EVENTS_PER_LIST,
+  SPEC_DIRS_ALL,
+} from '../../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
 import type { EventId } from '../../common/ids';
 import { callerId, consumerIdent } from '../../common/identity';
@@ -57,7 +63,11 @@ export class PollService extends PingService {
     return `${IFACE.poll}:${FTN18_VERSION}`;
   }
 
-  static override register(as: AsyncSteps, executor: Executor, options: PollServiceOptions = {}): PollService {
+  static override register(
+    as: AsyncSteps,
+    executor: Executor,
+    options: PollServiceOptions = {},
+  ): PollService {
     const impl = new this(as, executor, options);
     executor.register(as, this.IFACEVER, impl, SPEC_DIRS_ALL);
     executor.once('close', () => impl._close());
@@ -70,7 +80,8 @@ export class PollService extends PingService {
       if (component === LIVE_COMPONENT) {
         throw new EvtError(ErrorCode.LiveNotAllowed, 'The LIVE component does not register');
       }
-      if (!this.allowReliable) throw new EvtError(ErrorCode.SecurityError, 'Registration is not allowed');
+      if (!this.allowReliable)
+        throw new EvtError(ErrorCode.SecurityError, 'Registration is not allowed');
       await this._registerConsumer(consumerIdent(callerId(reqinfo), component));
       return true;
     });
@@ -80,11 +91,17 @@ export class PollService extends PingService {
   }
 
   pollEvents(as: AsyncSteps, reqinfo: RequestInfo): void {
-    const params = reqinfo.params() as { component: string; last_id?: string | null; want?: string[] | null };
+    const params = reqinfo.params() as {
+      component: string;
+      last_id?: string | null;
+      want?: string[] | null;
+    };
     awaitSteps(as, async () => {
-      if (!this.allowPolling) throw new EvtError(ErrorCode.SecurityError, 'Only event push is allowed');
+      if (!this.allowPolling)
+        throw new EvtError(ErrorCode.SecurityError, 'Only event push is allowed');
       const reliable = params.component !== LIVE_COMPONENT;
-      if (reliable && !this.allowReliable) throw new EvtError(ErrorCode.SecurityError, 'Reliable delivery is disabled');
+      if (reliable && !this.allowReliable)
+        throw new EvtError(ErrorCode.SecurityError, 'Reliable delivery is disabled');
       return this._pollEvents({
         ident: consumerIdent(callerId(reqinfo), params.component),
         lastId: params.last_id ?? null,
@@ -99,11 +116,15 @@ export class PollService extends PingService {
   }
 
   protected _registerConsumer(_ident: string): Promise<void> {
-    return Promise.reject(new EvtError(ErrorCode.NotImplemented, 'Override PollService#_registerConsumer'));
+    return Promise.reject(
+      new EvtError(ErrorCode.NotImplemented, 'Override PollService#_registerConsumer'),
+    );
   }
 
   protected _pollEvents(_req: PollRequest): Promise<Event[]> {
-    return Promise.reject(new EvtError(ErrorCode.NotImplemented, 'Override PollService#_pollEvents'));
+    return Promise.reject(
+      new EvtError(ErrorCode.NotImplemented, 'Override PollService#_pollEvents'),
+    );
   }
 
   _close(): void {}

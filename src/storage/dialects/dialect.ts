@@ -59,7 +59,10 @@ export const sortIds = (ids: EventId[]): EventId[] =>
   ids.sort((a, b) => (a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0));
 
 /** `(?, ?, now), (?, ?, now), ...` and the flat parameter list for a multi-row INSERT. */
-export function eventValues(events: readonly NewEvent[], now: string): { sql: string; params: string[] } {
+export function eventValues(
+  events: readonly NewEvent[],
+  now: string,
+): { sql: string; params: string[] } {
   const rows: string[] = [];
   const params: string[] = [];
   for (const e of events) {

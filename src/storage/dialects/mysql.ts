@@ -17,68 +17,84 @@ export function mysqlDialect(): SqlDialect {
   let innodbTrxDenied = false;
 
   return {
-  name: 'mysql',
+    name: 'mysql',
 
-  async init(db) {
-    const [row] = await db.query<{ m: string | number }>('SELECT @@innodb_autoinc_lock_mode AS m');
-    interleavedAutoinc = Number(row?.m) === 2;
-  },
-
-  quote: (id) => `\`${id}\``,
-  idParam: 'CAST(? AS UNSIGNED)',
-  idText: (col) => `CAST(${col} AS CHAR)`,
-  tsText: (col) => `DATE_FORMAT(${col}, '%Y-%m-%dT%H:%i:%sZ')`,
-  dataText: (col) => col,
-  nowUtc: 'UTC_TIMESTAMP()',
-  singleWriter: false,
-  // max_allowed_packet defaults to 16 MiB on MariaDB 10.11 and 64 MiB on MySQL 8.
-  maxStatementBytes: 8 * 1024 * 1024,
-
-  async insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]> {
-    // A multi-row INSERT gets consecutive IDs unless innodb_autoinc_lock_mode = 2 (interleaved);
-    // the row count we get back proves it, otherwise insert one row at a time.
-    const { sql, params } = eventValues(events, this.nowUtc);
-    if (!interleavedAutoinc) {
-      const res = await tx.execute(`INSERT INTO ${table} (type, data, ts) VALUES ${sql}`, params);
-      if (!res.insertId || res.affected !== events.length) {
-        throw new Error(`Unexpected INSERT result: ${res.affected} rows, first ID ${res.insertId ?? 'none'}`);
-      }
-      const first = BigInt(res.insertId);
-      return events.map((_e, i) => (first + BigInt(i)).toString());
-    }
-    const ids: EventId[] = [];
-    for (const e of events) {
-      const res = await tx.execute(`INSERT INTO ${table} (type, data, ts) VALUES (?, ?, ${this.nowUtc})`, [e.type, e.data]);
-      ids.push(res.insertId ?? '');
-    }
-    return ids;
-  },
-
-  async probeWriters(db, table) {
-    const [row] = await db.query<{ newest: string | null }>(`SELECT CAST(MAX(id) AS CHAR) AS newest FROM ${table}`);
-    const newest = row?.newest ?? '0';
-    if (innodbTrxDenied) return { newest, writers: null };
-    try {
-      const trx = await db.query<{ w: string }>(
-        `SELECT CAST(trx_id AS CHAR) AS w FROM information_schema.INNODB_TRX
-          WHERE trx_mysql_thread_id <> CONNECTION_ID()`,
+    async init(db) {
+      const [row] = await db.query<{ m: string | number }>(
+        'SELECT @@innodb_autoinc_lock_mode AS m',
       );
-      return { newest, writers: trx.map((t) => t.w) };
-    } catch (err) {
-      const errno = (err as { errno?: number }).errno;
-      if (errno === 1227 || errno === 1142 || errno === 1044) {
-        innodbTrxDenied = true;
-        return { newest, writers: null };
+      interleavedAutoinc = Number(row?.m) === 2;
+    },
+
+    quote: (id) => `\`${id}\``,
+    idParam: 'CAST(? AS UNSIGNED)',
+    idText: (col) => `CAST(${col} AS CHAR)`,
+    tsText: (col) => `DATE_FORMAT(${col}, '%Y-%m-%dT%H:%i:%sZ')`,
+    dataText: (col) => col,
+    nowUtc: 'UTC_TIMESTAMP()',
+    singleWriter: false,
+    // max_allowed_packet defaults to 16 MiB on MariaDB 10.11 and 64 MiB on MySQL 8.
+    maxStatementBytes: 8 * 1024 * 1024,
+
+    async insertEvents(
+      tx: SqlRunner,
+      table: string,
+      events: readonly NewEvent[],
+    ): Promise<EventId[]> {
+      // A multi-row INSERT gets consecutive IDs unless innodb_autoinc_lock_mode = 2 (interleaved);
+      // the row count we get back proves it, otherwise insert one row at a time.
+      const { sql, params } = eventValues(events, this.nowUtc);
+      if (!interleavedAutoinc) {
+        const res = await tx.execute(`INSERT INTO ${table} (type, data, ts) VALUES ${sql}`, params);
+        if (!res.insertId || res.affected !== events.length) {
+          throw new Error(
+            `Unexpected INSERT result: ${res.affected} rows, first ID ${res.insertId ?? 'none'}`,
+          );
+        }
+        const first = BigInt(res.insertId);
+        return events.map((_e, i) => (first + BigInt(i)).toString());
       }
-      throw err;
-    }
-  },
+      const ids: EventId[] = [];
+      for (const e of events) {
+        const res = await tx.execute(
+          `INSERT INTO ${table} (type, data, ts) VALUES (?, ?, ${this.nowUtc})`,
+          [e.type, e.data],
+        );
+        ids.push(res.insertId ?? '');
+      }
+      return ids;
+    },
 
-  async lockForMigration(tx) {
-    const [row] = await tx.query<{ ok: number | null }>("SELECT GET_LOCK('ftn18es_migrate', 60) AS ok");
-    if (Number(row?.ok) !== 1) throw new Error('Timed out waiting for another process to finish migrating');
-  },
+    async probeWriters(db, table) {
+      const [row] = await db.query<{ newest: string | null }>(
+        `SELECT CAST(MAX(id) AS CHAR) AS newest FROM ${table}`,
+      );
+      const newest = row?.newest ?? '0';
+      if (innodbTrxDenied) return { newest, writers: null };
+      try {
+        const trx = await db.query<{ w: string }>(
+          `SELECT CAST(trx_id AS CHAR) AS w FROM information_schema.INNODB_TRX
+          WHERE trx_mysql_thread_id <> CONNECTION_ID()`,
+        );
+        return { newest, writers: trx.map((t) => t.w) };
+      } catch (err) {
+        const errno = (err as { errno?: number }).errno;
+        if (errno === 1227 || errno === 1142 || errno === 1044) {
+          innodbTrxDenied = true;
+          return { newest, writers: null };
+        }
+        throw err;
+      }
+    },
 
-  errorKind: mysqlErrorKind,
+    async lockForMigration(tx) {
+      const [row] = await tx.query<{ ok: number | null }>(
+        "SELECT GET_LOCK('ftn18es_migrate', 60) AS ok",
+      );
+      if (Number(row?.ok) !== 1)
+        throw new Error('Timed out waiting for another process to finish migrating');
+    },
+
+    errorKind: mysqlErrorKind,
   };
 }

@@ -25,7 +25,11 @@ export const postgresqlDialect: SqlDialect = {
   singleWriter: false,
   maxStatementBytes: 64 * 1024 * 1024,
 
-  async insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]> {
+  async insertEvents(
+    tx: SqlRunner,
+    table: string,
+    events: readonly NewEvent[],
+  ): Promise<EventId[]> {
     const { sql, params } = eventValues(events, this.nowUtc);
     // Rows of one VALUES list draw their IDs in list order, so the sorted IDs match the events.
     const rows = await tx.query<{ id: string }>(
@@ -36,7 +40,9 @@ export const postgresqlDialect: SqlDialect = {
   },
 
   async probeWriters(db, table) {
-    const [row] = await db.query<{ newest: string | null }>(`SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`);
+    const [row] = await db.query<{ newest: string | null }>(
+      `SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`,
+    );
     const holders = await db.query<{ w: string }>(
       `SELECT virtualtransaction AS w FROM pg_locks
         WHERE locktype = 'relation'

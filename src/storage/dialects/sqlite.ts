@@ -18,7 +18,11 @@ export const sqliteDialect: SqlDialect = {
   singleWriter: true,
   maxStatementBytes: 16 * 1024 * 1024,
 
-  async insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]> {
+  async insertEvents(
+    tx: SqlRunner,
+    table: string,
+    events: readonly NewEvent[],
+  ): Promise<EventId[]> {
     const { sql, params } = eventValues(events, this.nowUtc);
     const rows = await tx.query<{ id: string }>(
       `INSERT INTO ${table} (type, data, ts) VALUES ${sql} RETURNING CAST(id AS TEXT) AS id`,
@@ -28,7 +32,9 @@ export const sqliteDialect: SqlDialect = {
   },
 
   async probeWriters(db, table) {
-    const [row] = await db.query<{ newest: string | null }>(`SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`);
+    const [row] = await db.query<{ newest: string | null }>(
+      `SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`,
+    );
     return { newest: row?.newest ?? '0', writers: [] };
   },
 

@@ -2,7 +2,15 @@ import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
-import { splitStatements, type ErrorKind, type Row, type ScriptHooks, type SqlClient, type SqlRunner, type SqlValue } from '../sql';
+import {
+  splitStatements,
+  type ErrorKind,
+  type Row,
+  type ScriptHooks,
+  type SqlClient,
+  type SqlRunner,
+  type SqlValue,
+} from '../sql';
 import { commitOrMark } from '../retry';
 import type { Logger } from '../../common/log';
 
@@ -63,7 +71,10 @@ export class MysqlClient implements SqlClient {
     return this.base.query<R>(sql, params);
   }
 
-  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number; insertId?: string }> {
+  execute(
+    sql: string,
+    params?: readonly SqlValue[],
+  ): Promise<{ affected: number; insertId?: string }> {
     return this.base.execute(sql, params);
   }
 
@@ -114,9 +125,15 @@ export function mysqlErrorKind(err: unknown): ErrorKind {
   const e = err as { errno?: number; code?: string; fatal?: boolean };
   if (e.errno === 1062) return 'duplicate';
   if (e.errno === 1213 || e.errno === 1205) return 'transient';
-  if (e.fatal || e.code === 'PROTOCOL_CONNECTION_LOST' || e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET') {
+  if (
+    e.fatal ||
+    e.code === 'PROTOCOL_CONNECTION_LOST' ||
+    e.code === 'ECONNREFUSED' ||
+    e.code === 'ECONNRESET'
+  ) {
     return 'transient';
   }
-  if (e.errno === 2006 || e.errno === 2013 || e.errno === 1927 || e.errno === 1053) return 'transient';
+  if (e.errno === 2006 || e.errno === 2013 || e.errno === 1927 || e.errno === 1053)
+    return 'transient';
   return 'other';
 }

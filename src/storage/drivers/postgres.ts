@@ -1,7 +1,15 @@
 import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
-import { splitStatements, type ErrorKind, type Row, type ScriptHooks, type SqlClient, type SqlRunner, type SqlValue } from '../sql';
+import {
+  splitStatements,
+  type ErrorKind,
+  type Row,
+  type ScriptHooks,
+  type SqlClient,
+  type SqlRunner,
+  type SqlValue,
+} from '../sql';
 import { commitOrMark } from '../retry';
 import type { Logger } from '../../common/log';
 
@@ -20,14 +28,21 @@ function numbered(sql: string): string {
 
 type Queryable = Pick<Pool, 'query'> | PoolClient;
 
-async function run(conn: Queryable, sql: string, params: readonly SqlValue[] = []): Promise<QueryResult<Row>> {
+async function run(
+  conn: Queryable,
+  sql: string,
+  params: readonly SqlValue[] = [],
+): Promise<QueryResult<Row>> {
   return conn.query<Row>(numbered(sql), params as SqlValue[]);
 }
 
 function runner(conn: Queryable): SqlRunner {
   return {
-    query: async <R extends Row>(sql: string, params?: readonly SqlValue[]) => (await run(conn, sql, params)).rows as R[],
-    execute: async (sql: string, params?: readonly SqlValue[]) => ({ affected: (await run(conn, sql, params)).rowCount ?? 0 }),
+    query: async <R extends Row>(sql: string, params?: readonly SqlValue[]) =>
+      (await run(conn, sql, params)).rows as R[],
+    execute: async (sql: string, params?: readonly SqlValue[]) => ({
+      affected: (await run(conn, sql, params)).rowCount ?? 0,
+    }),
   };
 }
 
@@ -55,7 +70,9 @@ export class PostgresClient implements SqlClient {
     });
     // An idle client whose server went away emits 'error' on the pool; without a listener
     // Node would crash the process (as the reference does on a database restart).
-    this.pool.on('error', (err) => this.log.warn(`PostgreSQL idle connection lost: ${err.message}`));
+    this.pool.on('error', (err) =>
+      this.log.warn(`PostgreSQL idle connection lost: ${err.message}`),
+    );
     this.base = runner(this.pool);
   }
 
@@ -111,12 +128,15 @@ export function pgErrorKind(err: unknown): ErrorKind {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') {
     const msg = (err as Error).message ?? '';
-    return /Connection terminated|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect/i.test(msg)
+    return /Connection terminated|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect/i.test(
+      msg,
+    )
       ? 'transient'
       : 'other';
   }
   if (code === '23505') return 'duplicate';
-  if (code === '40001' || code === '40P01' || code.startsWith('08') || code.startsWith('57P')) return 'transient';
+  if (code === '40001' || code === '40P01' || code.startsWith('08') || code.startsWith('57P'))
+    return 'transient';
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return 'transient';
   return 'other';
 }

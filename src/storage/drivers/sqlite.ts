@@ -1,12 +1,23 @@
 import sqlite3 from 'sqlite3';
 import type { ConnectionConfig } from '../config';
-import { Lock, splitStatements, type ErrorKind, type Row, type ScriptHooks, type SqlClient, type SqlRunner, type SqlValue } from '../sql';
+import {
+  Lock,
+  splitStatements,
+  type ErrorKind,
+  type Row,
+  type ScriptHooks,
+  type SqlClient,
+  type SqlRunner,
+  type SqlValue,
+} from '../sql';
 import { commitOrMark } from '../retry';
 
 function open(file: string): Promise<sqlite3.Database> {
   return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(file, sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_FULLMUTEX, (err) =>
-      err ? reject(err) : resolve(db),
+    const db = new sqlite3.Database(
+      file,
+      sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_FULLMUTEX,
+      (err) => (err ? reject(err) : resolve(db)),
     );
   });
 }
@@ -17,7 +28,11 @@ function all<R>(db: sqlite3.Database, sql: string, params: readonly SqlValue[] =
   });
 }
 
-function run(db: sqlite3.Database, sql: string, params: readonly SqlValue[] = []): Promise<{ affected: number }> {
+function run(
+  db: sqlite3.Database,
+  sql: string,
+  params: readonly SqlValue[] = [],
+): Promise<{ affected: number }> {
   return new Promise((resolve, reject) => {
     db.run(sql, params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
       if (err) reject(err);
@@ -70,7 +85,10 @@ export class SqliteClient implements SqlClient {
     return this.lock.run(() => all<R>(this.writer, sql, params));
   }
 
-  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number; insertId?: string }> {
+  execute(
+    sql: string,
+    params?: readonly SqlValue[],
+  ): Promise<{ affected: number; insertId?: string }> {
     return this.lock.run(() => run(this.writer, sql, params));
   }
 
@@ -101,7 +119,10 @@ export class SqliteClient implements SqlClient {
     await this.lock.run(async () => {
       await Promise.all(
         [this.writer, this.reader].map(
-          (db) => new Promise<void>((resolve, reject) => db.close((err) => (err ? reject(err) : resolve()))),
+          (db) =>
+            new Promise<void>((resolve, reject) =>
+              db.close((err) => (err ? reject(err) : resolve())),
+            ),
         ),
       );
     });
