@@ -402,3 +402,70 @@ declare module 'futoin-database/AutoConfig' {
 declare module '@futoin/specs' {
   export const SPEC_DIRS: string[];
 }
+
+declare module 'futoin-database/L2Service' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { Executor } from 'futoin-executor';
+
+  /** Options futoin-database's services take (AutoConfig fills them from DB_* variables). */
+  interface ServiceOptions {
+    host?: string;
+    /** The port; for SQLite, the database file. */
+    port?: number | string;
+    user?: string;
+    password?: string;
+    database?: string;
+    conn_limit?: number;
+    raw?: Record<string, unknown>;
+  }
+
+  class L2Service {
+    constructor(options: ServiceOptions);
+    static register<T extends L2Service>(
+      this: new (options: ServiceOptions) => T,
+      as: AsyncSteps,
+      executor: Executor,
+      options: ServiceOptions,
+    ): T;
+  }
+  export = L2Service;
+}
+
+declare module 'futoin-database/PostgreSQLService' {
+  import type { EventEmitter } from 'events';
+  import L2Service from 'futoin-database/L2Service';
+  /** Holds a pg Pool in `_pool` (with no 'error' listener of its own). */
+  class PostgreSQLService extends L2Service {
+    protected _pool: EventEmitter;
+  }
+  export = PostgreSQLService;
+}
+
+declare module 'futoin-database/MySQLService' {
+  import L2Service from 'futoin-database/L2Service';
+  class MySQLService extends L2Service {}
+  export = MySQLService;
+}
+
+declare module 'futoin-database/SQLiteService' {
+  import L2Service from 'futoin-database/L2Service';
+  class SQLiteService extends L2Service {}
+  export = SQLiteService;
+}
+
+declare module 'futoin-database/L2Face' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { SimpleCCM, RegisterOptions } from 'futoin-invoker';
+  import { L2Face } from 'futoin-database';
+  class L2FaceWithRegister extends L2Face {
+    static register(
+      as: AsyncSteps,
+      ccm: SimpleCCM,
+      name: string,
+      endpoint: unknown,
+      credentials?: string | null,
+      options?: RegisterOptions,
+    ): void;
+  }
+  export = L2FaceWithRegister;
+}

@@ -41,8 +41,9 @@ const DB_HELP = `  --db URL           database: sqlite:PATH, postgres://user:pas
                      mysql://user:pass@host:port/db (add ?max=N for the pool size;
                      sqlite:PATH?synchronous=normal trades the last commits on power loss
                      for speed). Default: the DB_EVT_* variables of futoin-database
-                     AutoConfig (DB_EVT_TYPE, _HOST, _PORT, _USER, _PASS, _DB, _MAXCONN),
-                     else sqlite:${DEFAULT_SQLITE_FILE} in the working folder.
+                     AutoConfig (DB_EVT_TYPE, _HOST, _PORT, _USER, _PASS, _DB, _MAXCONN;
+                     for SQLite the file in DB_EVT_SOCKET), else sqlite:${DEFAULT_SQLITE_FILE}
+                     in the working folder.
   --log-level L      debug, info, warn, error or silent (default: $EVTSTREAM_LOG or info)`;
 
 const SERVE_HELP = `Usage: evtstream serve [options]

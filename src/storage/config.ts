@@ -90,7 +90,8 @@ export function describeConnection(c: ConnectionConfig): string {
 /**
  * The futoin-database AutoConfig variables (DB_<NAME>_TYPE, _HOST, _PORT, _USER, _PASS, _DB,
  * _MAXCONN) for a connection name, as a ConnectionConfig; undefined when _TYPE is not set.
- * For SQLite, AutoConfig takes the file from _PORT (or _SOCKET), and so do we.
+ * For SQLite, AutoConfig takes the file from _SOCKET (it parses _PORT as a number); we accept
+ * _SOCKET, then _PORT, then _DB.
  */
 export function configFromEnv(
   name: string,
@@ -107,7 +108,7 @@ export function configFromEnv(
   }
   if (type === 'sqlite') {
     const file = v('SOCKET') ?? v('PORT') ?? v('DB');
-    if (!file) throw new Error(`DB_${name.toUpperCase()}_PORT must name the SQLite file`);
+    if (!file) throw new Error(`DB_${name.toUpperCase()}_SOCKET must name the SQLite file`);
     return { dialect: 'sqlite', file: path.resolve(file) };
   }
   const config: ConnectionConfig = { dialect: type, host: v('HOST') ?? 'localhost' };

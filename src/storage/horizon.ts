@@ -39,7 +39,7 @@ export class HorizonTracker {
   private lastWarnAt = 0;
 
   constructor(
-    private readonly probe: () => Promise<WriterProbe>,
+    private readonly probe: (since: EventId) => Promise<WriterProbe>,
     private readonly options: HorizonOptions,
     private readonly log: Logger,
     private readonly label: string,
@@ -76,7 +76,7 @@ export class HorizonTracker {
   }
 
   private async refresh(): Promise<EventId> {
-    const probe = await this.probe();
+    const probe = await this.probe(this.safe);
     const now = Date.now();
     const live = probe.writers ? new Set(probe.writers) : null;
 
@@ -122,10 +122,10 @@ export class HorizonTracker {
 export class SingleWriterHorizon {
   private safe: EventId = '0';
 
-  constructor(private readonly probe: () => Promise<WriterProbe>) {}
+  constructor(private readonly probe: (since: EventId) => Promise<WriterProbe>) {}
 
   async current(): Promise<EventId> {
-    const { newest } = await this.probe();
+    const { newest } = await this.probe(this.safe);
     this.safe = maxId(this.safe, newest);
     return this.safe;
   }

@@ -119,13 +119,14 @@ export class EventStore extends EventEmitter<StoreEvents> {
     const params: SqlValue[] = [q.after, q.upTo];
     let typeFilter = '';
     if (q.want) {
-      typeFilter = ` AND type IN (${q.want.map(() => '?').join(', ')})`;
+      typeFilter = ` AND e.type IN (${q.want.map(() => '?').join(', ')})`;
       params.push(...q.want);
     }
+    // Columns qualified by the table alias: a bare ORDER BY id would sort by the text alias.
     const sql =
-      `SELECT ${d.idText('id')} AS id, type, ${d.dataText('data')} AS data, ${d.tsText('ts')} AS ts` +
-      ` FROM ${this.table(q.table)} WHERE id > ${d.idParam} AND id <= ${d.idParam}${typeFilter}` +
-      ` ORDER BY id LIMIT ${Math.floor(q.limit)}`;
+      `SELECT ${d.idText('e.id')} AS id, e.type, ${d.dataText('e.data')} AS data, ${d.tsText('e.ts')} AS ts` +
+      ` FROM ${this.table(q.table)} e WHERE e.id > ${d.idParam} AND e.id <= ${d.idParam}${typeFilter}` +
+      ` ORDER BY e.id LIMIT ${Math.floor(q.limit)}`;
     return this.retry('readEvents', () =>
       this.db.query<StoredEvent & Record<string, unknown>>(sql, params),
     );
@@ -141,7 +142,8 @@ export class EventStore extends EventEmitter<StoreEvents> {
     let h = this.horizons.get(tableName);
     if (!h) {
       const table = this.table(tableName);
-      const probe = () => this.retry('probe', () => this.dialect.probeWriters(this.db, table));
+      const probe = (since: EventId) =>
+        this.retry('probe', () => this.dialect.probeWriters(this.db, table, since));
       h = this.dialect.singleWriter
         ? new SingleWriterHorizon(probe)
         : new HorizonTracker(probe, this.horizonOptions, this.log, `horizon of ${tableName}`);

@@ -1,4 +1,10 @@
 import type { IncomingMessage } from 'http';
+// NodeExecutor freezes Object.prototype (futoin's defence against prototype pollution,
+// CVE-2018-3721). A module loaded after that which assigns toString & co. on its own prototypes
+// throws; moment, which futoin-database's query drivers use, does. Load them first.
+import 'futoin-database/MySQLDriver';
+import 'futoin-database/PostgreSQLDriver';
+import 'futoin-database/SQLiteDriver';
 import { NodeExecutor } from 'futoin-executor';
 import type { SimpleCCM } from 'futoin-invoker';
 import type { NodeExecutorOptions } from 'futoin-executor';

@@ -25,6 +25,21 @@ describeDatabases('EventStore', (fx) => {
     rows.forEach((r) => expect(r.ts).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/));
   });
 
+  it('returns events in numeric ID order across digit lengths (9 < 10 < 100)', async () => {
+    const ids = await store.addEvents(
+      Array.from({ length: 120 }, (_v, i) => ({ type: 'N', data: String(i) })),
+    );
+    const rows = await store.readEvents({
+      after: '0',
+      upTo: await store.horizon(),
+      limit: 1000,
+      want: ['N'],
+    });
+    expect(rows.map((r) => r.id)).to.deep.equal(ids);
+    const sorted = [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    expect(ids).to.deep.equal(sorted);
+  });
+
   it('filters by type and honours want: [] as "none"', async () => {
     const h = await store.horizon();
     const onlyA = await store.readEvents({ after: '0', upTo: h, limit: 10, want: ['A'] });

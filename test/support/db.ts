@@ -128,3 +128,21 @@ export function describeDatabases(
     });
   }
 }
+
+/** futoin-database AutoConfig variables (DB_EVT_*) for a connection, as its env argument takes. */
+export function futoinDbEnv(config: ConnectionConfig, connLimit = 4): Record<string, string> {
+  if (config.dialect === 'sqlite') {
+    // AutoConfig parses _PORT as a number; a SQLite file goes in _SOCKET.
+    return { DB_EVT_TYPE: 'sqlite', DB_EVT_SOCKET: config.file ?? '', DB_EVT_MAXCONN: '1' };
+  }
+  const env: Record<string, string> = {
+    DB_EVT_TYPE: config.dialect,
+    DB_EVT_HOST: config.host ?? '127.0.0.1',
+    DB_EVT_MAXCONN: String(connLimit),
+  };
+  if (config.port) env['DB_EVT_PORT'] = String(config.port);
+  if (config.user) env['DB_EVT_USER'] = config.user;
+  if (config.password) env['DB_EVT_PASS'] = config.password;
+  if (config.database) env['DB_EVT_DB'] = config.database;
+  return env;
+}

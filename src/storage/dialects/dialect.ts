@@ -45,8 +45,8 @@ export interface SqlDialect {
    * visible in order and the newest committed ID is always a safe horizon.
    */
   readonly singleWriter: boolean;
-  /** See WriterProbe. Runs its two reads strictly one after the other. */
-  probeWriters(db: SqlClient, table: string): Promise<WriterProbe>;
+  /** See WriterProbe. `since` is the horizon already known safe. */
+  probeWriters(db: SqlClient, table: string, since: EventId): Promise<WriterProbe>;
   /** Serialises a migration (or anything else) across processes, inside `tx`. */
   lockForMigration(tx: SqlRunner): Promise<void>;
   errorKind(err: unknown): ErrorKind;

@@ -1,14 +1,21 @@
-import type { EventId } from '../../common/ids';
+import { cmpIds, type EventId } from '../../common/ids';
+import { sleep } from '../retry';
 import { mysqlErrorKind } from '../drivers/mysql';
 import type { SqlRunner } from '../sql';
 import { eventValues, type NewEvent, type SqlDialect } from './dialect';
 
+/** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
+const TRX_CACHE_REFRESH_MS = 120;
+
 /**
- * InnoDB draws AUTO_INCREMENT values at INSERT time, so a later commit can show a lower ID. The
- * transaction that drew an ID is running inside InnoDB until it ends, and INNODB_TRX lists every
- * such transaction. So: read the newest committed ID, then the running transactions; once all of
- * those have ended, no ID up to that newest one can still appear. Reading INNODB_TRX needs the
- * PROCESS privilege; without it the horizon falls back to waiting a settle time.
+ * InnoDB draws AUTO_INCREMENT values at INSERT time, so a later commit can show a lower ID.
+ * First, cheaply: when every ID between the known horizon and the newest committed one is
+ * present, nothing can still appear in between. Otherwise some transaction may still hold an ID
+ * in a gap (or rolled back): the transaction that drew it runs inside InnoDB until it ends, and
+ * INNODB_TRX lists every such transaction. So read the newest committed ID, then (once InnoDB's
+ * 100 ms cache must be newer than that read) the running transactions; once all of those have
+ * ended, no ID up to that newest one can still appear. Reading INNODB_TRX needs the PROCESS
+ * privilege; without it a gap waits out a settle time instead.
  */
 export function mysqlDialect(): SqlDialect {
   /** innodb_autoinc_lock_mode 2 (interleaved) may give one INSERT non-consecutive IDs. */
@@ -65,16 +72,28 @@ export function mysqlDialect(): SqlDialect {
       return ids;
     },
 
-    async probeWriters(db, table) {
+    async probeWriters(db, table, since) {
+      const readAt = Date.now();
       const [row] = await db.query<{ newest: string | null }>(
         `SELECT CAST(MAX(id) AS CHAR) AS newest FROM ${table}`,
       );
       const newest = row?.newest ?? '0';
+      if (cmpIds(newest, since) <= 0) return { newest, writers: [] };
+      // Every ID from `since` to `newest` committed: none can still appear in that range.
+      const [count] = await db.query<{ n: string | number }>(
+        `SELECT COUNT(*) AS n FROM ${table} WHERE id > CAST(? AS UNSIGNED) AND id <= CAST(? AS UNSIGNED)`,
+        [since, newest],
+      );
+      if (BigInt(count?.n ?? 0) === BigInt(newest) - BigInt(since)) return { newest, writers: [] };
       if (innodbTrxDenied) return { newest, writers: null };
+      // InnoDB serves INNODB_TRX from a cache it refreshes at most every 100 ms: wait until any
+      // refresh that answers us must have happened after `newest` was read.
+      const wait = readAt + TRX_CACHE_REFRESH_MS - Date.now();
+      if (wait > 0) await sleep(wait);
       try {
         const trx = await db.query<{ w: string }>(
           `SELECT CAST(trx_id AS CHAR) AS w FROM information_schema.INNODB_TRX
-          WHERE trx_mysql_thread_id <> CONNECTION_ID()`,
+            WHERE trx_mysql_thread_id <> CONNECTION_ID()`,
         );
         return { newest, writers: trx.map((t) => t.w) };
       } catch (err) {

@@ -39,7 +39,7 @@ export const postgresqlDialect: SqlDialect = {
     return sortIds(rows.map((r) => r.id));
   },
 
-  async probeWriters(db, table) {
+  async probeWriters(db, table, _since) {
     const [row] = await db.query<{ newest: string | null }>(
       `SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`,
     );

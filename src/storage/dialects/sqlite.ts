@@ -31,7 +31,7 @@ export const sqliteDialect: SqlDialect = {
     return sortIds(rows.map((r) => r.id));
   },
 
-  async probeWriters(db, table) {
+  async probeWriters(db, table, _since) {
     const [row] = await db.query<{ newest: string | null }>(
       `SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${table}`,
     );

@@ -1,0 +1,26 @@
+/**
+ * ftn18-eventstream: the FutoIn FTN18 Event Stream. Class names follow the reference
+ * implementation (futoin-eventstream) so FutoIn users find what they know.
+ */
+export * from './common/constants';
+export { ErrorCode, EvtError } from './common/errors';
+export { cmpIds, isEventId, type EventId } from './common/ids';
+export { consoleLogger, type Logger, type LogLevel } from './common/log';
+
+export { GenFace } from './generation/GenFace';
+export { DBGenFace } from './generation/DBGenFace';
+export { GenService, type GenServiceOptions } from './generation/GenService';
+export { DBGenService, type DBGenServiceOptions } from './generation/DBGenService';
+
+export { PollFace } from './delivery/poll/PollFace';
+export { PollService, type Event, type PollServiceOptions } from './delivery/poll/PollService';
+export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
+
+export { EventStore, type StoreOptions, type StoredEvent } from './storage/store';
+export { bindStore, resolveStore } from './storage/ccm';
+export { parseDbUrl, configFromEnv, type ConnectionConfig } from './storage/config';
+export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './storage/migrate';
+
+export { EvtNodeExecutor, type EvtExecutorOptions } from './transport/executor';
+export { UsersSecurityProvider, parseUsers, type Users } from './transport/auth';
+export { StreamService, type ServiceConfig } from './app/service';

@@ -1,0 +1,307 @@
+/**
+ * Commit-order gaps: IDs are drawn at INSERT, not at COMMIT, so with concurrent writers a lower
+ * ID can become visible after a higher one. A reader that moves past the higher one with
+ * `id > last_id` never sees the lower one. These tests show the hazard against the plain query
+ * and prove the horizon closes it, then run concurrent writers against real consumers.
+ */
+import { expect } from 'chai';
+import type { L2Face } from 'futoin-database';
+import { cmpIds, type EventId } from '../../src/common/ids';
+import { DBGenFace } from '../../src/generation/DBGenFace';
+import { GenFace } from '../../src/generation/GenFace';
+import { PollFace } from '../../src/delivery/poll/PollFace';
+import type { Event } from '../../src/delivery/poll/PollService';
+import { SqliteClient } from '../../src/storage/drivers/sqlite';
+import type { EventStore } from '../../src/storage/store';
+import type { StreamService } from '../../src/app/service';
+import { describeDatabases, testLog } from '../support/db';
+import { registerFutoinDb } from '../../src/storage/futoin-db';
+import { clientCcm, startService, steps, TEST_CREDENTIALS } from '../support/service';
+
+const NO_LIMIT: EventId = '999999999999999999';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Inserts one event in `tx` the way any writer's transaction would. */
+const insertOne = async (
+  store: EventStore,
+  tx: Parameters<Parameters<EventStore['db']['transaction']>[0]>[0],
+) =>
+  (
+    await store.dialect.insertEvents(tx, store.dialect.quote('evt_queue'), [
+      { type: 'GAP', data: '{}' },
+    ])
+  )[0]!;
+
+describeDatabases(
+  'commit-order gaps: the hazard',
+  (fx) => {
+    let store: EventStore;
+    before(async () => {
+      store = await fx.openStore();
+    });
+
+    /** Opens a transaction that draws an ID and stays open until released. */
+    async function openWriter(
+      rollback = false,
+    ): Promise<{ id: EventId; release: () => Promise<void> }> {
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let id: EventId | undefined;
+      const done = store.db
+        .transaction(async (tx) => {
+          id = await insertOne(store, tx);
+          await held;
+          if (rollback) throw new Error('roll back');
+        })
+        .catch((err: Error) => {
+          if (!rollback) throw err;
+        });
+      while (!id) await sleep(1);
+      return { id, release: async () => (release(), await done) };
+    }
+
+    it('holds delivery back while a lower ID is uncommitted, where `id > last_id` skips it', async () => {
+      const a = await openWriter();
+      // B draws the next ID and commits while A is still open.
+      const [idB] = await store.addEvents([{ type: 'GAP', data: '{}' }]);
+      expect(cmpIds(idB!, a.id)).to.be.greaterThan(0);
+
+      // The plain query sees B and not A: a reader moving its pointer to B loses A for good.
+      const plain = await store.readEvents({ after: '0', upTo: NO_LIMIT, limit: 1000, want: null });
+      expect(plain.map((e) => e.id))
+        .to.include(idB)
+        .and.not.include(a.id);
+
+      // The horizon stays below A while A is open...
+      expect(cmpIds(await store.horizon(), a.id)).to.be.lessThan(0);
+
+      // ...and covers both once A commits, in ID order.
+      await a.release();
+      const after = await store.horizon();
+      expect(cmpIds(after, idB!)).to.be.at.least(0);
+      const ids = (
+        await store.readEvents({ after: '0', upTo: after, limit: 1000, want: null })
+      ).map((e) => e.id);
+      expect(ids).to.include.members([a.id, idB]);
+      expect(ids.indexOf(a.id)).to.be.lessThan(ids.indexOf(idB!));
+    });
+
+    it('lets a rolled-back ID go: the horizon passes it once its transaction ends', async () => {
+      const a = await openWriter(true);
+      const [idB] = await store.addEvents([{ type: 'GAP', data: '{}' }]);
+      expect(cmpIds(await store.horizon(), a.id)).to.be.lessThan(0);
+      await a.release();
+      expect(cmpIds(await store.horizon(), idB!)).to.be.at.least(0);
+    });
+  },
+  ['postgresql', 'mysql'],
+);
+
+describeDatabases(
+  'commit-order gaps: one writer at a time',
+  (fx) => {
+    it('makes a second connection wait for the write lock, so IDs become visible in order', async () => {
+      // SQLite has one writer at a time: another connection cannot even draw an ID until the
+      // first transaction ends, so the hazard cannot happen and the horizon costs nothing.
+      const store = await fx.openStore();
+      const other = await SqliteClient.open(fx.config);
+      try {
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let idA: EventId | undefined;
+        const a = store.db.transaction(async (tx) => {
+          idA = await insertOne(store, tx);
+          await held;
+        });
+        while (!idA) await sleep(1);
+        let bDone = false;
+        const b = other
+          .transaction((tx) => insertOne(store, tx))
+          .then((id) => ((bDone = true), id));
+        await store.db.query('SELECT 1');
+        expect(bDone).to.equal(false);
+        expect(cmpIds(await store.horizon(), idA)).to.be.lessThan(0);
+        release();
+        await a;
+        const idB = await b;
+        expect(cmpIds(idB, idA)).to.be.greaterThan(0);
+        expect(await store.horizon()).to.equal(idB);
+      } finally {
+        await other.close();
+      }
+    });
+  },
+  ['sqlite'],
+);
+
+interface Tally {
+  /** IDs in the order the consumer received them. */
+  ids: EventId[];
+}
+
+/** Polls as a reliable consumer until `stop()` says so, acknowledging with last_id. */
+async function pollUntil(
+  face: PollFace,
+  component: string,
+  tally: Tally,
+  stop: () => boolean,
+  want: string[] | null = null,
+): Promise<void> {
+  let last: EventId | null = null;
+  while (!stop()) {
+    const events = await steps<Event[]>((as) => face.pollEvents(as, component, last, want));
+    for (const e of events) tally.ids.push(e.id);
+    if (events.length > 0) last = events[events.length - 1]!.id;
+    else await sleep(2);
+  }
+}
+
+describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
+  const WRITERS = 16;
+  const ROUNDS = Number(process.env['EVT_GAP_ROUNDS'] ?? 25);
+  let service: StreamService;
+  let store: EventStore;
+
+  before(async () => {
+    service = await startService(fx);
+    store = service.store;
+  });
+  after(() => service?.close());
+
+  it('delivers exactly the committed events, in order, to reliable consumers; LIVE never reorders', async function () {
+    this.timeout(180_000);
+    const ccm = clientCcm();
+    const dbCcm = clientCcm();
+    await steps((as) => {
+      registerFutoinDb(as, dbCcm, 'evt', { ...fx.config, maxConnections: WRITERS + 2 }, testLog);
+      DBGenFace.register(as, ccm, 'xgen', service.wsUrl, TEST_CREDENTIALS, { secureChannel: true });
+      GenFace.register(as, ccm, 'gen', service.wsUrl, TEST_CREDENTIALS, { secureChannel: true });
+      PollFace.register(as, ccm, 'poll', service.wsUrl, TEST_CREDENTIALS);
+      PollFace.register(as, ccm, 'live', service.wsUrl, TEST_CREDENTIALS);
+    });
+    const db = dbCcm.iface<L2Face>('#db.evt');
+    const xgen = ccm.iface<DBGenFace>('xgen');
+    const gen = ccm.iface<GenFace>('gen');
+    const poll = ccm.iface<PollFace>('poll');
+    const live = ccm.iface<PollFace>('live');
+    await steps((as) => poll.registerConsumer(as, 'GAPPOLL'));
+
+    const sleepSql =
+      fx.dialect === 'postgresql'
+        ? (ms: number) => `SELECT pg_sleep(${ms / 1000})`
+        : (ms: number) => `SELECT SLEEP(${ms / 1000})`;
+    let xfers = 0;
+    let rolledBack = 0;
+    let added = 0;
+
+    const writer = async (w: number): Promise<void> => {
+      for (let round = 0; round < ROUNDS; round++) {
+        const pick = (w * 7919 + round * 104729) % 100;
+        if (pick < 60) {
+          // An event inside a business transaction, some held open for tens of ms after the
+          // IDs are drawn, ~10% rolled back.
+          const rollback = pick % 10 === 0;
+          const holdMs = pick % 3 === 0 ? 10 + (pick % 40) : 0;
+          const n = 1 + (pick % 3);
+          await steps((as) => {
+            const xfer = db.newXfer();
+            for (let i = 0; i < n; i++) xgen.addXferEvent(xfer, 'XFER', { w, round, i });
+            if (holdMs > 0 && fx.dialect !== 'sqlite') xfer.raw(sleepSql(holdMs));
+            if (rollback) xfer.select('evt_queue', { selected: 1 }).get('id').where('id', -1);
+            as.add(
+              (as) => xfer.execute(as),
+              (as, err) => {
+                if (rollback && err === 'XferCondition') as.success();
+              },
+            );
+          });
+          xfers++;
+          if (rollback) rolledBack++;
+        } else {
+          await steps((as) => gen.addEvent(as, 'PLAIN', { w, round }));
+          added++;
+        }
+      }
+    };
+
+    let writersDone = false;
+    let target: EventId = NO_LIMIT;
+    const reliable: Tally = { ids: [] };
+    const liveTally: Tally = { ids: [] };
+    const caughtUp = (t: Tally) => () =>
+      writersDone && t.ids.length > 0 && cmpIds(t.ids[t.ids.length - 1]!, target) >= 0;
+
+    // LIVE: no acknowledgement, reads from its own last_id.
+    const liveLoop = (async () => {
+      let last: EventId | null = null;
+      const deadline = Date.now() + 150_000;
+      while (!caughtUp(liveTally)() && Date.now() < deadline) {
+        const events = await steps<Event[]>((as) => live.pollEvents(as, 'LIVE', last));
+        for (const e of events) liveTally.ids.push(e.id);
+        if (events.length > 0) last = events[events.length - 1]!.id;
+        else await sleep(2);
+      }
+    })();
+    // For comparison only: the reference's read, `id > last_id` with no horizon.
+    const naive: Tally = { ids: [] };
+    const naiveLoop = (async () => {
+      let last: EventId = '0';
+      while (!writersDone) {
+        const rows = await store.readEvents({
+          after: last,
+          upTo: NO_LIMIT,
+          limit: 1000,
+          want: null,
+        });
+        for (const r of rows) naive.ids.push(r.id);
+        if (rows.length > 0) last = rows[rows.length - 1]!.id;
+        else await sleep(1);
+      }
+    })();
+    const deadline = Date.now() + 150_000;
+    const pollLoop = pollUntil(
+      poll,
+      'GAPPOLL',
+      reliable,
+      () => caughtUp(reliable)() || Date.now() > deadline,
+    );
+
+    try {
+      await Promise.all(Array.from({ length: WRITERS }, (_v, w) => writer(w)));
+      const committed = (
+        await store.db.query<{ id: string }>(
+          `SELECT ${store.dialect.idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
+        )
+      ).map((r) => r.id);
+      target = committed[committed.length - 1]!;
+      writersDone = true;
+      await Promise.all([pollLoop, liveLoop, naiveLoop]);
+      if (process.env['EVT_TEST_VERBOSE']) {
+        const seen = new Set(naive.ids);
+        const lost = committed.filter(
+          (id) => !seen.has(id) && cmpIds(id, naive.ids.at(-1) ?? '0') <= 0,
+        );
+        process.stderr.write(
+          `    [${fx.dialect}] ${committed.length} committed, ${rolledBack} of ${xfers} transactions rolled back; ` +
+            `reliable poll got ${reliable.ids.length}; plain \`id > last_id\` would have lost ${lost.length}\n`,
+        );
+      }
+
+      expect(rolledBack, 'some transactions rolled back').to.be.greaterThan(0);
+      expect(xfers + added).to.equal(WRITERS * ROUNDS);
+      // Reliable: exactly the committed set, in increasing order, no duplicates.
+      expect(reliable.ids).to.deep.equal(committed);
+      // LIVE: strictly increasing (it may skip, it must not reorder), and here it skipped nothing.
+      for (let i = 1; i < liveTally.ids.length; i++) {
+        expect(cmpIds(liveTally.ids[i]!, liveTally.ids[i - 1]!)).to.be.greaterThan(0);
+      }
+      expect(liveTally.ids).to.deep.equal(committed);
+    } finally {
+      writersDone = true;
+      target = '0';
+      ccm.close();
+      dbCcm.close();
+    }
+  });
+});
