@@ -28,24 +28,32 @@ export class ChunkReader {
     horizon?: EventId,
   ): Promise<Chunk> {
     const upTo = horizon ?? (await this.store.horizon());
-    const fetch = Math.max(
-      1,
-      Math.min(limits.maxEvents, Math.ceil((limits.maxBytes / this.avgBytes) * 1.25)),
-    );
-    const rows = await this.store.readEvents({ after, upTo, limit: fetch, want });
     const events: StoredEvent[] = [];
     let bytes = 0;
-    for (const row of rows) {
-      const size = eventBytes(row);
-      this.avgBytes = this.avgBytes * 0.9 + size * 0.1;
-      if (bytes + size > limits.maxBytes) {
-        if (events.length === 0) throw tooLarge(row, size, limits);
-        break;
+    let from = after;
+    // Fetch about what fits (by the learned row size); if all of it fitted and more may follow,
+    // fetch again, so a misjudged size never shortens the response.
+    for (;;) {
+      const room = limits.maxEvents - events.length;
+      const fetch = Math.max(
+        1,
+        Math.min(room, Math.ceil(((limits.maxBytes - bytes) / this.avgBytes) * 1.25)),
+      );
+      const rows = await this.store.readEvents({ after: from, upTo, limit: fetch, want });
+      for (const row of rows) {
+        const size = eventBytes(row);
+        this.avgBytes = this.avgBytes * 0.9 + size * 0.1;
+        if (bytes + size > limits.maxBytes) {
+          if (events.length === 0) throw tooLarge(row, size, limits);
+          return { events, horizon: upTo };
+        }
+        bytes += size;
+        events.push(row);
       }
-      bytes += size;
-      events.push(row);
+      if (rows.length < fetch || events.length >= limits.maxEvents)
+        return { events, horizon: upTo };
+      from = events[events.length - 1]!.id;
     }
-    return { events, horizon: upTo };
   }
 }
 
