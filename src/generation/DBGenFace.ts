@@ -25,7 +25,7 @@ export class DBGenFace extends GenFace {
    */
   addXferEvent(xb: XferBuilder, type: string, data: unknown, table: string = TABLES.events): void {
     assertEventType(type);
-    const { json } = encodeEventData(data, FUTOIN_DB_QUERY_LIMIT);
+    const { json } = encodeEventData(data, Number.MAX_SAFE_INTEGER);
     const helpers = xb.helpers();
     const literal = helpers.escape(json);
     if (literal.length + table.length + INSERT_OVERHEAD > FUTOIN_DB_QUERY_LIMIT) {

@@ -52,6 +52,8 @@ export function registerFutoinDb(
     if (config.password) options.password = config.password;
     if (config.database) options.database = config.database;
     options.conn_limit = config.maxConnections ?? 4;
+    // mysqljs connects in 3-byte utf8 unless told otherwise: emoji would fail.
+    if (config.dialect === 'mysql') options.raw = { charset: 'UTF8MB4_UNICODE_CI' };
   }
   const executor = new Executor(ccm);
   executor.on('notExpected', (err: unknown, info: unknown) =>
