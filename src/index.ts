@@ -18,6 +18,7 @@ export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPoll
 
 export { EventStore, type StoreOptions, type StoredEvent } from './storage/store';
 export { bindStore, resolveStore } from './storage/ccm';
+export { registerFutoinDb } from './storage/futoin-db';
 export { parseDbUrl, configFromEnv, type ConnectionConfig } from './storage/config';
 export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './storage/migrate';
 

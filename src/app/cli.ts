@@ -115,7 +115,14 @@ const MIGRATE_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 /** A mistake in the command line: printed with a hint, exit code 2. */
-class UsageError extends Error {}
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command = '',
+  ) {
+    super(message);
+  }
+}
 
 export interface CliIO {
   out: (line: string) => void;
@@ -234,10 +241,12 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
     secureLoopback: !values['no-secure-loopback'] && !trustProxy,
     maxEventBytes,
   });
+  // Listen for signals before announcing readiness: a supervisor may signal at once.
+  const stopped = io.stopSignal();
   io.out(
     `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`,
   );
-  const signal = await io.stopSignal();
+  const signal = await stopped;
   log.info(`${signal}: stopping`);
   await service.close();
   return 0;
@@ -268,37 +277,53 @@ async function migrateCommand(argv: string[], io: CliIO): Promise<number> {
   return 0;
 }
 
+const COMMAND_HELP: Record<string, string> = { serve: SERVE_HELP, migrate: MIGRATE_HELP };
+
+/** Runs a command, naming it in usage errors (parseArgs' own included). */
+async function withCommand(command: string, run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(err.message, command);
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+      throw new UsageError((err as Error).message, command);
+    throw err;
+  }
+}
+
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case undefined:
+        io.err(MAIN_HELP);
+        return 2;
       case '-h':
       case '--help':
         io.out(MAIN_HELP);
-        return command === undefined ? 2 : 0;
+        return 0;
       case '-v':
       case '--version':
         io.out(VERSION);
         return 0;
-      case 'help':
-        io.out(rest[0] === 'serve' ? SERVE_HELP : rest[0] === 'migrate' ? MIGRATE_HELP : MAIN_HELP);
+      case 'help': {
+        const help = rest[0] === undefined ? MAIN_HELP : COMMAND_HELP[rest[0]];
+        if (help === undefined) throw new UsageError(`Unknown command "${rest[0]}"`);
+        io.out(help);
         return 0;
+      }
       case 'serve':
-        return await serve(rest, io);
+        return await withCommand('serve', () => serve(rest, io));
       case 'migrate':
-        return await migrateCommand(rest, io);
+        return await withCommand('migrate', () => migrateCommand(rest, io));
       default:
         throw new UsageError(`Unknown command "${command}"`);
     }
   } catch (err) {
-    if (
-      err instanceof UsageError ||
-      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      io.err(`evtstream: ${(err as Error).message}`);
-      io.err('Run "evtstream --help" for usage.');
+    if (err instanceof UsageError) {
+      io.err(`evtstream: ${err.message}`);
+      io.err(`Run "evtstream ${err.command ? `${err.command} ` : ''}--help" for usage.`);
       return 2;
     }
     io.err(`evtstream: ${(err as Error).message ?? String(err)}`);
