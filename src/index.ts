@@ -16,6 +16,17 @@ export { PollFace } from './delivery/poll/PollFace';
 export { PollService, type Event, type PollServiceOptions } from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
+export {
+  ReceiverFace,
+  ReceiverService,
+  ReliableReceiverService,
+  LiveReceiver,
+  ReliableReceiver,
+  type ReceiverEvents,
+  type ReceiverServiceOptions,
+  type ReceiverStartOptions,
+} from './receiving';
+
 export { EventStore, type StoreOptions, type StoredEvent } from './storage/store';
 export { bindStore, resolveStore } from './storage/ccm';
 export { registerFutoinDb } from './storage/futoin-db';

@@ -2,9 +2,11 @@ import type http from 'http';
 import $as from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 import { SPEC_DIRS_ALL } from '../common/constants';
+import { runSteps } from '../common/errors';
 import type { Logger } from '../common/log';
 import { DBGenService } from '../generation/DBGenService';
 import { DBPollService } from '../delivery/poll/DBPollService';
+import { DBPushService } from '../delivery/push/DBPushService';
 import { bindStore } from '../storage/ccm';
 import { describeConnection, type ConnectionConfig } from '../storage/config';
 import { migrate } from '../storage/migrate';
@@ -28,7 +30,7 @@ export interface ServiceConfig {
   maxEventBytes?: number;
 }
 
-/** A running event stream service: HTTP + WebSocket executor with gen and poll on a store. */
+/** A running event stream service: HTTP + WebSocket executor with gen and push (+ poll) on a store. */
 export class StreamService {
   private closing: Promise<void> | null = null;
 
@@ -38,6 +40,7 @@ export class StreamService {
     readonly store: EventStore,
     readonly ccm: AdvancedCCM,
     readonly executor: EvtNodeExecutor,
+    readonly push: DBPushService,
     private readonly server: http.Server,
     private readonly log: Logger,
   ) {}
@@ -45,14 +48,16 @@ export class StreamService {
   static async start(config: ServiceConfig): Promise<StreamService> {
     const { log } = config;
     const store = await EventStore.open(config.db, { log });
+    let ccm: AdvancedCCM | undefined;
+    let executor: EvtNodeExecutor | undefined;
     try {
       const applied = await migrate(store.db, store.dialect, { kind: 'active', log });
       if (applied.length === 0) log.debug('Schema is up to date');
 
-      const ccm = new AdvancedCCM();
+      ccm = new AdvancedCCM();
       bindStore(ccm, store);
       const server = createHttpServer(config.tls);
-      const executor = new EvtNodeExecutor(ccm, {
+      executor = new EvtNodeExecutor(ccm, {
         httpServer: server,
         httpPath: '/',
         secureChannel: !!config.tls,
@@ -73,12 +78,17 @@ export class StreamService {
         store,
         ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}),
       };
-      await $as()
-        .add((as) => {
-          DBGenService.register(as, executor, options);
-          DBPollService.register(as, executor, options);
-        })
-        .promise();
+      const target = executor;
+      const push = await runSteps<DBPushService>(
+        () => $as(),
+        (as) => {
+          DBGenService.register(as, target, options);
+          // Poll beside push (see EvtNodeExecutor.register): polling works on HTTP too.
+          DBPollService.register(as, target, options);
+          const impl = DBPushService.register(as, target, options);
+          as.add((as) => as.success(impl));
+        },
+      );
 
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
@@ -88,15 +98,23 @@ export class StreamService {
         store,
         ccm,
         executor,
+        push,
         server,
         log,
       );
       log.info(`Serving on ${service.url} with ${describeConnection(config.db)}`);
       return service;
     } catch (err) {
+      executor?.close();
+      ccm?.close();
       await store.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Push sessions open now. */
+  sessions(): Promise<number> {
+    return this.push.sessions();
   }
 
   /** Stops accepting calls, lets running ones finish (up to `graceMs`), closes the database. */

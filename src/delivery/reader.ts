@@ -5,8 +5,11 @@ import { eventBytes, type ChunkLimits } from './limits';
 
 export interface Chunk {
   events: StoredEvent[];
-  /** The horizon the read stopped at: every event up to it was seen (or skipped by `want`). */
+  /** The horizon the read was bounded by. */
   horizon: EventId;
+  /** True when no event up to the horizon is left after these (the rest, if any, was filtered
+   * out by `want`); false when the chunk stopped at the message limits. */
+  complete: boolean;
 }
 
 /**
@@ -45,13 +48,13 @@ export class ChunkReader {
         this.avgBytes = this.avgBytes * 0.9 + size * 0.1;
         if (bytes + size > limits.maxBytes) {
           if (events.length === 0) throw tooLarge(row, size, limits);
-          return { events, horizon: upTo };
+          return { events, horizon: upTo, complete: false };
         }
         bytes += size;
         events.push(row);
       }
-      if (rows.length < fetch || events.length >= limits.maxEvents)
-        return { events, horizon: upTo };
+      if (rows.length < fetch) return { events, horizon: upTo, complete: true };
+      if (events.length >= limits.maxEvents) return { events, horizon: upTo, complete: false };
       from = events[events.length - 1]!.id;
     }
   }

@@ -75,6 +75,11 @@ export class HorizonTracker {
     return first ? now - first.at : 0;
   }
 
+  /** Whether committed events may be waiting for open writers (worth probing again soon). */
+  get waiting(): boolean {
+    return this.pending.length > 0;
+  }
+
   private async refresh(): Promise<EventId> {
     const probe = await this.probe(this.safe);
     const now = Date.now();
@@ -137,6 +142,10 @@ export class SingleWriterHorizon {
   heldForMs(): number {
     return 0;
   }
+
+  get waiting(): boolean {
+    return false;
+  }
 }
 
-export type Horizon = Pick<HorizonTracker, 'current' | 'known' | 'heldForMs'>;
+export type Horizon = Pick<HorizonTracker, 'current' | 'known' | 'heldForMs' | 'waiting'>;

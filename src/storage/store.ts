@@ -108,8 +108,42 @@ export class EventStore extends EventEmitter<StoreEvents> {
       this.db.transaction((tx) => this.dialect.insertEvents(tx, table, events)),
     );
     const last = ids[ids.length - 1];
-    if (last) this.emit('committed', tableName ?? this.eventTable, last);
+    if (last) {
+      const name = tableName ?? this.eventTable;
+      this.emit('committed', name, last);
+      this.notifyOthers(name);
+    }
     return ids;
+  }
+
+  private notifying = new Map<string, boolean>();
+
+  /**
+   * Wakes readers in other processes (PostgreSQL NOTIFY), after the commit and outside any
+   * writer's transaction: a NOTIFY inside the writers' transactions would take a global lock at
+   * each commit. Coalesced: while one is on its way, later commits share the next one.
+   */
+  private notifyOthers(table: string): void {
+    const dialect = this.dialect;
+    if (!dialect.notify || this.closed) return;
+    const state = this.notifying.get(table);
+    if (state !== undefined) {
+      this.notifying.set(table, true);
+      return;
+    }
+    this.notifying.set(table, false);
+    void (async () => {
+      try {
+        do {
+          this.notifying.set(table, false);
+          await dialect.notify?.(this.db, this.table(table));
+        } while (this.notifying.get(table) && !this.closed);
+      } catch (err) {
+        this.log.debug(`NOTIFY failed: ${(err as Error).message}`);
+      } finally {
+        this.notifying.delete(table);
+      }
+    })();
   }
 
   /** Events after `after`, up to `upTo`, in ID order. */

@@ -5,7 +5,9 @@ import type { IncomingMessage } from 'http';
 import 'futoin-database/MySQLDriver';
 import 'futoin-database/PostgreSQLDriver';
 import 'futoin-database/SQLiteDriver';
-import { NodeExecutor } from 'futoin-executor';
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import { NodeExecutor, type Executor } from 'futoin-executor';
+import { FTN18_1_1_MESSAGE_LIMIT, IFACE } from '../common/constants';
 import type { SimpleCCM } from 'futoin-invoker';
 import type { NodeExecutorOptions } from 'futoin-executor';
 
@@ -68,9 +70,13 @@ export class EvtNodeExecutor extends NodeExecutor {
     secureLoopback.set(this, opts.secureLoopback ?? false);
   }
 
-  /** The largest response this executor sends. */
+  /**
+   * The largest response this executor sends: what the registered specs allow, and at least
+   * FTN18 1.1's 8 MiB (futoin.evt.push inherits poll 1.0, so a push service alone would not
+   * raise it; each service bounds its responses by the version its caller speaks).
+   */
   get maxResponseBytes(): number {
-    return Math.max(this.SAFE_PAYLOAD_LIMIT, this._maxRspSize);
+    return Math.max(this.SAFE_PAYLOAD_LIMIT, this._maxRspSize, FTN18_1_1_MESSAGE_LIMIT);
   }
 
   override packPayload(coder: { encode(msg: unknown): string | Buffer }, msg: unknown): Buffer {
@@ -89,6 +95,49 @@ export class EvtNodeExecutor extends NodeExecutor {
     return raw;
   }
 
+  /**
+   * futoin.evt.push inherits futoin.evt.poll, so futoin-executor refuses to register both, and
+   * push's "BiDirectChannel" rule then covers pollEvents too: polling over HTTP would fail. Here
+   * both live side by side: poll calls go to the poll service (any channel), push calls to the
+   * push service.
+   */
+  override register(
+    as: AsyncSteps,
+    ifacever: string,
+    impl: object | ((impl: unknown, executor: Executor) => object),
+    specdirs?: string | string[],
+  ): void {
+    const [iface = ''] = ifacever.split(':');
+    if (iface !== IFACE.poll && iface !== IFACE.push) {
+      super.register(as, ifacever, impl, specdirs);
+      return;
+    }
+    const tables = this as unknown as {
+      _ifaces: Record<string, Record<string, { derived?: unknown } | undefined>>;
+      _impls: Record<string, Record<string, unknown>>;
+    };
+    // Registrations run as steps: look at the tables when this one's turn comes.
+    as.add((as) => {
+      const poll = tables._ifaces[IFACE.poll]?.['1'];
+      if (iface === IFACE.poll && poll?.derived) {
+        // Registered after push: the poll service replaces push's inherited entry.
+        delete tables._ifaces[IFACE.poll]!['1'];
+      }
+      if (iface === IFACE.push && poll && !poll.derived) {
+        // Registered after poll: the poll service keeps its entry over push's inherited one.
+        const pollImpl = tables._impls[IFACE.poll]?.['1'];
+        delete tables._ifaces[IFACE.poll]!['1'];
+        super.register(as, ifacever, impl, specdirs);
+        as.add((_as) => {
+          tables._ifaces[IFACE.poll]!['1'] = poll;
+          tables._impls[IFACE.poll]!['1'] = pollImpl;
+        });
+        return;
+      }
+      super.register(as, ifacever, impl, specdirs);
+    });
+  }
+
   /** Overrides NodeExecutor's (undeclared) per-request check. */
   protected _isSecureChannel(req: IncomingMessage): boolean {
     return (
@@ -101,19 +150,42 @@ export class EvtNodeExecutor extends NodeExecutor {
     const ws = wsArg as WsLike;
     // `ws` has already closed the connection with the right code when it emits 'error'.
     ws.on('error', (err) => this.emit('clientError', upgradeReq, (err as Error).message));
-    // Install NodeExecutor's listeners through a guard on 'message'.
+    // Install NodeExecutor's listeners through guards: on 'message' (see guardMessage), and on
+    // 'close', where it fails the server's calls still waiting on this consumer (onEvents in
+    // flight): AsyncSteps delivers that error to the caller, then throws it again from the
+    // 'close' handler, which would end the process.
     const on = ws.on.bind(ws);
     ws.on = (event, listener) =>
       on(
         event,
-        event !== 'message'
-          ? listener
-          : (...args: unknown[]) => this.guardMessage(ws, upgradeReq, listener, args),
+        event === 'message'
+          ? (...args: unknown[]) => this.guardMessage(ws, upgradeReq, listener, args)
+          : event === 'close'
+            ? (...args: unknown[]) => this.guardClose(upgradeReq, listener, args)
+            : listener,
       );
     try {
       super.handleWSConnection(upgradeReq, ws);
     } finally {
       ws.on = on;
+    }
+  }
+
+  private guardClose(
+    upgradeReq: IncomingMessage,
+    listener: (...a: unknown[]) => void,
+    args: unknown[],
+  ): void {
+    // Each throw comes after one waiting call was failed; run again for the others (the
+    // handler's own clean-up is idempotent).
+    for (let attempt = 0; attempt < 10_000; attempt++) {
+      try {
+        listener(...args);
+        return;
+      } catch (err) {
+        if (attempt === 0)
+          this.emit('clientError', upgradeReq, `Closing connection: ${(err as Error).message}`);
+      }
     }
   }
 

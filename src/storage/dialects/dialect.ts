@@ -1,6 +1,16 @@
 import type { EventId } from '../../common/ids';
 import type { Dialect, ErrorKind, SqlClient, SqlRunner } from '../sql';
 
+/** An open LISTEN: `closed` resolves when its connection ends (error or close()). */
+export interface Listener {
+  close(): Promise<void>;
+  readonly closed: Promise<Error | undefined>;
+}
+
+/** The notification channel of an event table (PostgreSQL limits names to 63 bytes). */
+export const notifyChannel = (table: string): string =>
+  `evtstream_${table.replace(/"/g, '')}`.slice(0, 63);
+
 /** An event ready to store: its type and its data already encoded as JSON text. */
 export interface NewEvent {
   type: string;
@@ -50,6 +60,13 @@ export interface SqlDialect {
   /** Serialises a migration (or anything else) across processes, inside `tx`. */
   lockForMigration(tx: SqlRunner): Promise<void>;
   errorKind(err: unknown): ErrorKind;
+  /**
+   * Cross-process wake-ups, where the database has them (PostgreSQL LISTEN/NOTIFY): `notify`
+   * tells listeners of `table` that events were committed; `listen` calls `onNotify` for each
+   * such notice until closed. A hint only: readers never rely on it for correctness.
+   */
+  notify?(db: SqlClient, table: string): Promise<void>;
+  listen?(db: SqlClient, table: string, onNotify: () => void): Promise<Listener>;
   /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
   readonly maxStatementBytes: number;
 }

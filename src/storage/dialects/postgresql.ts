@@ -1,7 +1,7 @@
 import type { EventId } from '../../common/ids';
-import { pgErrorKind } from '../drivers/postgres';
+import { pgErrorKind, type PostgresClient } from '../drivers/postgres';
 import type { SqlRunner } from '../sql';
-import { eventValues, sortIds, type NewEvent, type SqlDialect } from './dialect';
+import { eventValues, notifyChannel, sortIds, type NewEvent, type SqlDialect } from './dialect';
 
 /** pg_advisory_xact_lock key for migrations: any fixed 64-bit number of our own. */
 const MIGRATION_LOCK_KEY = '1811870001';
@@ -60,4 +60,30 @@ export const postgresqlDialect: SqlDialect = {
   },
 
   errorKind: pgErrorKind,
+
+  async notify(db, table) {
+    await db.query('SELECT pg_notify(?, ?)', [notifyChannel(table), '']);
+  },
+
+  async listen(db, table, onNotify) {
+    const client = (db as PostgresClient).newClient();
+    let resolveClosed!: (err: Error | undefined) => void;
+    const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
+    client.on('error', (err: Error) => resolveClosed(err));
+    client.on('end', () => resolveClosed(undefined));
+    client.on('notification', () => onNotify());
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${notifyChannel(table)}"`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    return {
+      closed,
+      close: async () => {
+        await client.end().catch(() => undefined);
+      },
+    };
+  },
 };

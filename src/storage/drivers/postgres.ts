@@ -1,4 +1,4 @@
-import { Pool, type PoolClient, type QueryResult } from 'pg';
+import { Client, Pool, type PoolClient, type QueryResult } from 'pg';
 import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
 import {
@@ -112,9 +112,19 @@ export class PostgresClient implements SqlClient {
     });
   }
 
-  /** A dedicated connection outside the pool (LISTEN, advisory locks held across calls). */
-  async dedicated(): Promise<PoolClient> {
-    return this.pool.connect();
+  /** A new connection outside the pool, not connected yet (for LISTEN). */
+  newClient(): Client {
+    const c = this.config;
+    return new Client({
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      application_name: 'ftn18-eventstream',
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+    });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,52 @@
+import { ErrorCode, EvtError } from '../../common/errors';
+import { cmpIds, maxId, minId, NO_EVENT } from '../../common/ids';
+import type { EventStore } from '../../storage/store';
+import { ChunkReader, toEvents } from '../reader';
+import type { Event, PollRequest } from './PollService';
+
+/**
+ * FTN18 polling on the event store, shared by DBPollService and DBPushService. Reliable
+ * consumers: the stored pointer only moves forward, to the acknowledged last_id but never past
+ * the gap-safe horizon (so neither a poisoned last_id nor a late commit can make it skip an
+ * event); events come after max(last_id, pointer). LIVE reads from last_id and writes nothing.
+ */
+export class StorePoller {
+  private readonly reader: ChunkReader;
+
+  constructor(private readonly store: EventStore) {
+    this.reader = new ChunkReader(store);
+  }
+
+  async register(ident: string): Promise<void> {
+    await this.store.registerConsumer(ident);
+  }
+
+  async poll(req: PollRequest): Promise<Event[]> {
+    const store = this.store;
+    if (!req.reliable) {
+      const chunk = await this.reader.next(req.lastId ?? NO_EVENT, req.want, req.limits);
+      return toEvents(chunk.events);
+    }
+
+    let pointer = await store.consumerPointer(req.ident);
+    if (pointer === null)
+      throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
+    const horizon = await store.horizon();
+    if (req.lastId !== null && cmpIds(req.lastId, pointer) > 0) {
+      const target = minId(req.lastId, horizon);
+      if (cmpIds(target, pointer) > 0) {
+        await store.advanceConsumer(req.ident, target);
+        pointer = target;
+      }
+    }
+
+    const after = req.lastId === null ? pointer : maxId(req.lastId, pointer);
+    const chunk = await this.reader.next(after, req.want, req.limits, horizon);
+    if (chunk.events.length === 0 && req.want !== null && cmpIds(chunk.horizon, after) > 0) {
+      // Nothing wanted up to the horizon: count the skipped events as delivered, so the next
+      // poll does not scan them again.
+      await store.advanceConsumer(req.ident, chunk.horizon);
+    }
+    return toEvents(chunk.events);
+  }
+}

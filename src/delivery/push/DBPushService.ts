@@ -1,0 +1,87 @@
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import type { Executor } from 'futoin-executor';
+import { ErrorCode, EvtError } from '../../common/errors';
+import { resolveStore } from '../../storage/ccm';
+import type { EventStore } from '../../storage/store';
+import { storeOptionsOf, type DBPollServiceOptions } from '../poll/DBPollService';
+import type { Event, PollRequest } from '../poll/PollService';
+import { StorePoller } from '../poll/store-poller';
+import { PushHub } from './hub';
+import { PushService, type PushRequest, type PushServiceOptions } from './PushService';
+import { WAKER_DEFAULTS } from './waker';
+
+export interface DBPushServiceOptions extends PushServiceOptions, DBPollServiceOptions {}
+
+/** futoin.evt.push (and poll) on a database: see PushHub and the sessions for the rules. */
+export class DBPushService extends PushService {
+  readonly ready: Promise<EventStore>;
+  private readonly engine: Promise<{ poller: StorePoller; hub: PushHub }>;
+
+  constructor(as: AsyncSteps, executor: Executor, options: DBPushServiceOptions = {}) {
+    super(as, executor, options);
+    this.ready = resolveStore(executor.ccm(), storeOptionsOf(options));
+    this.ready.catch(() => undefined);
+    this.engine = this.ready.then((store) => ({
+      poller: new StorePoller(store),
+      hub: new PushHub(
+        store,
+        store.log,
+        {
+          session: {
+            maxInFlight: options.request_max ?? 2,
+            queueMaxEvents: options.queue_max ?? 10_000,
+            queueMaxBytes: options.queue_max_bytes ?? 16 * 1024 * 1024,
+            retryMinMs: options.retry_min_ms ?? 100,
+            retryMaxMs: options.retry_max_ms ?? 10_000,
+          },
+          waker: {
+            pollMinMs: options.poll_min_ms ?? WAKER_DEFAULTS.pollMinMs,
+            pollMaxMs: options.poll_max_ms ?? WAKER_DEFAULTS.pollMaxMs,
+            listen: options.listen ?? WAKER_DEFAULTS.listen,
+          },
+        },
+        {
+          pushError: (consumer, err) => this.emit('pushError', consumer, err),
+          queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
+        },
+      ),
+    }));
+    this.engine.catch(() => undefined);
+  }
+
+  static override register(
+    as: AsyncSteps,
+    executor: Executor,
+    options: DBPushServiceOptions = {},
+  ): DBPushService {
+    const impl = super.register(as, executor, options) as DBPushService;
+    as.await(impl.engine);
+    return impl;
+  }
+
+  /** Push sessions open now. */
+  async sessions(): Promise<number> {
+    return (await this.engine).hub.sessions;
+  }
+
+  protected override async _registerConsumer(ident: string): Promise<void> {
+    await (await this.engine).poller.register(ident);
+  }
+
+  protected override async _pollEvents(req: PollRequest): Promise<Event[]> {
+    return (await this.engine).poller.poll(req);
+  }
+
+  protected override async _startPush(req: PushRequest): Promise<void> {
+    const { hub } = await this.engine;
+    if (req.ident === null) {
+      await hub.openLive(req.want, req.target, req.limits);
+    } else if (!(await hub.openReliable(req.ident, req.want, req.target, req.limits))) {
+      throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
+    }
+  }
+
+  override _close(): void {
+    void this.engine.then(({ hub }) => hub.close()).catch(() => undefined);
+  }
+}

@@ -1,0 +1,175 @@
+import $as from 'futoin-asyncsteps';
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import $asyncevent from 'futoin-asyncevent';
+import type { ChannelContext, Executor, RequestInfo } from 'futoin-executor';
+import type { NativeIface } from 'futoin-invoker';
+import {
+  DEFAULT_MESSAGE_LIMIT,
+  FTN18_1_1_MESSAGE_LIMIT,
+  FTN18_VERSION,
+  IFACE,
+  LIVE_COMPONENT,
+  MAX_EVENTS_PER_LIST,
+  SPEC_DIRS_ALL,
+} from '../../common/constants';
+import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
+import { callerId, consumerIdent } from '../../common/identity';
+import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
+import { PollService, type Event, type PollServiceOptions } from '../poll/PollService';
+import type { PushTarget } from './session';
+
+export interface PushServiceOptions extends PollServiceOptions {
+  /** onEvents calls in flight per consumer at most (default 2). */
+  request_max?: number;
+  /** Events queued in memory per consumer at most (default 10000); bytes too (default 16 MiB). */
+  queue_max?: number;
+  queue_max_bytes?: number;
+  /** How long an onEvents call may take before it counts as failed (default 30 s). */
+  call_timeout_ms?: number;
+  /** Retry delays after a failed push: first and longest (default 100 ms and 10 s). */
+  retry_min_ms?: number;
+  retry_max_ms?: number;
+  /** Backstop polling for new events: fastest and slowest pace (default 5 ms and 500 ms). */
+  poll_min_ms?: number;
+  poll_max_ms?: number;
+  /** Listen for PostgreSQL notifications from other processes (default true). */
+  listen?: boolean;
+}
+
+export interface PushRequest {
+  /** `user:component`, or null for LIVE. */
+  ident: string | null;
+  want: readonly string[] | null;
+  target: PushTarget;
+  limits: ChunkLimits;
+}
+
+/** Bytes of an onEvents request around its event list (rid, f, seq, JSON punctuation). */
+const REQUEST_ENVELOPE_BYTES = 1024;
+
+/**
+ * futoin.evt.push service base: futoin.evt.poll plus readyToReceive, which registers the
+ * caller's futoin.evt.receiver on the same bi-directional channel (WebSocket or in-process) and
+ * starts pushing onEvents(seq, events) to it. Emits 'pushError' (consumer, error) and
+ * 'queueOverflow' (consumer, dropped events) as the reference does.
+ */
+export class PushService extends PollService {
+  protected readonly options: PushServiceOptions;
+
+  constructor(as: AsyncSteps, executor: Executor, options: PushServiceOptions = {}) {
+    super(as, executor, options);
+    this.options = options;
+    $asyncevent(this, ['pushError', 'queueOverflow']);
+  }
+
+  static override get IFACEVER(): string {
+    return `${IFACE.push}:${FTN18_VERSION}`;
+  }
+
+  static override register(
+    as: AsyncSteps,
+    executor: Executor,
+    options: PushServiceOptions = {},
+  ): PushService {
+    const impl = super.register(as, executor, options) as PushService;
+    as.add((_as) => acceptPollMinor(executor));
+    return impl;
+  }
+
+  readyToReceive(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const { component, want } = reqinfo.params() as { component: string; want?: string[] | null };
+    const reliable = component !== LIVE_COMPONENT;
+    if (reliable && !this.allowReliable)
+      as.error(ErrorCode.SecurityError, 'Reliable delivery is disabled');
+    const channel = reqinfo.channel();
+    // The receiver speaks the minor version the consumer called push with.
+    const receiver = `${IFACE.receiver}:${requestedIface(reqinfo).version === '1.0' ? '1.0' : '1.1'}`;
+    channel.register(as, receiver, { specDirs: SPEC_DIRS_ALL, sendOnBehalfOf: false });
+    as.add((as) => {
+      const target = pushTarget(
+        channel.iface<NativeIface>(receiver),
+        channel,
+        this.options.call_timeout_ms ?? 30_000,
+      );
+      awaitSteps(as, async () => {
+        const ident = reliable ? consumerIdent(callerId(reqinfo), component) : null;
+        await this._startPush({
+          ident,
+          want: want ?? null,
+          target,
+          limits: onEventsLimits(channel, receiver),
+        });
+        return true;
+      });
+    });
+    as.add((_as) => {
+      reqinfo.result(true);
+    });
+  }
+
+  /** Starts a push session; rejects with NotRegistered for an unknown reliable consumer. */
+  protected _startPush(_req: PushRequest): Promise<void> {
+    return Promise.reject(
+      new EvtError(ErrorCode.NotImplemented, 'Override PushService#_startPush'),
+    );
+  }
+
+  /** Declared by $asyncevent. */
+  declare emit: (event: string, ...args: unknown[]) => void;
+  declare on: (event: string, handler: (...args: never[]) => void) => void;
+  declare once: (event: string, handler: (...args: never[]) => void) => void;
+  declare off: (event: string, handler: (...args: never[]) => void) => void;
+}
+
+/**
+ * futoin.evt.push inherits futoin.evt.poll 1.0 (in FTN18 1.1 too), so futoin-executor records
+ * poll as version 1.0 under push and answers NotSupportedVersion to poll 1.1 clients; a push
+ * service cannot share an executor with a poll one either. Record it as 1.1: the push service
+ * serves poll 1.1 calls (with the 64 KiB responses push's own pollEvents allows, see limits.ts).
+ */
+function acceptPollMinor(executor: Executor): void {
+  const ifaces = (
+    executor as unknown as {
+      _ifaces?: Record<string, Record<string, { mnrver?: string; derived?: unknown }>>;
+    }
+  )._ifaces;
+  const poll = ifaces?.[IFACE.poll]?.['1'];
+  if (poll?.derived && poll.mnrver === '0') poll.mnrver = FTN18_VERSION.split('.')[1];
+}
+
+/** Events per onEvents call on this channel, and bytes (FTN18 1.1 receivers take 8 MiB). */
+function onEventsLimits(channel: ChannelContext, receiver: string): ChunkLimits {
+  const version = receiver.endsWith(':1.0') ? '1.0' : '1.1';
+  const type = channel.type();
+  if (type === 'INTERNAL' || type === 'CALLBACK') {
+    return { maxEvents: MAX_EVENTS_PER_LIST, maxBytes: INTERNAL_CHUNK_BYTES, version };
+  }
+  const limit = version === '1.0' ? DEFAULT_MESSAGE_LIMIT : FTN18_1_1_MESSAGE_LIMIT;
+  return { maxEvents: MAX_EVENTS_PER_LIST, maxBytes: limit - REQUEST_ENVELOPE_BYTES, version };
+}
+
+/** onEvents calls over the channel, each in its own AsyncSteps with a timeout. */
+function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: number): PushTarget {
+  return {
+    send: (seq: number, events: Event[]) =>
+      new Promise<void>((resolve, reject) => {
+        $as()
+          .add(
+            (as) => {
+              as.setTimeout(timeoutMs);
+              iface.call(as, 'onEvents', { seq, events });
+              as.add((_as, ok: unknown) => {
+                if (ok === true) resolve();
+                else
+                  reject(new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`));
+              });
+            },
+            (as, err) => {
+              reject(new EvtError(err as ErrorCode, String(as.state.error_info ?? err)));
+            },
+          )
+          .execute();
+      }),
+    onClose: (cb) => channel.onInvokerAbort(() => cb()),
+  };
+}

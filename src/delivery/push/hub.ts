@@ -1,0 +1,211 @@
+import { cmpIds, type EventId } from '../../common/ids';
+import type { Logger } from '../../common/log';
+import type { EventStore } from '../../storage/store';
+import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
+import { ChunkReader } from '../reader';
+import { MAX_EVENTS_PER_LIST } from '../../common/constants';
+import {
+  LiveSession,
+  ReliableSession,
+  toDeliveries,
+  type PushTarget,
+  type Session,
+  type SessionHost,
+  type SessionOptions,
+  type TailChannel,
+} from './session';
+import { Waker, type WakerOptions } from './waker';
+
+export interface HubEvents {
+  pushError(consumer: string, err: unknown): void;
+  queueOverflow(consumer: string, dropped: number): void;
+}
+
+const wantKey = (want: readonly string[] | null): string =>
+  want ? [...new Set(want)].sort().join(':') : '*';
+
+/** A channel's reads are shared by its members, whatever their message limits. */
+const CHANNEL_LIMITS: ChunkLimits = {
+  maxEvents: MAX_EVENTS_PER_LIST,
+  maxBytes: INTERNAL_CHUNK_BYTES,
+  version: '1.1',
+};
+
+/**
+ * New events for every session with the same `want`: one read from the store, offered to all
+ * members. Its position only moves forward, up to the gap-safe horizon.
+ */
+class WantChannel implements TailChannel {
+  private readonly members = new Set<Session>();
+  private reading = false;
+  private again = false;
+
+  constructor(
+    private readonly hub: PushHub,
+    readonly key: string,
+    private readonly want: readonly string[] | null,
+    public tailId: EventId,
+    private readonly reader: ChunkReader,
+  ) {}
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  join(member: Session): void {
+    this.members.add(member);
+  }
+
+  leave(member: Session): void {
+    this.members.delete(member);
+    if (this.members.size === 0) this.hub.dropChannel(this);
+  }
+
+  /** Reads what is new (again, if a read is already running); true if anything was. */
+  async poke(): Promise<boolean> {
+    if (this.reading) {
+      this.again = true;
+      return true;
+    }
+    this.reading = true;
+    let found = false;
+    try {
+      do {
+        this.again = false;
+        const horizon = await this.hub.store.horizon();
+        while (this.members.size > 0 && cmpIds(horizon, this.tailId) > 0) {
+          const chunk = await this.reader.next(this.tailId, this.want, CHANNEL_LIMITS, horizon);
+          const covers = chunk.complete ? horizon : chunk.events[chunk.events.length - 1]!.id;
+          const items = toDeliveries(chunk.events);
+          this.tailId = covers;
+          found = true;
+          for (const m of [...this.members]) m.offer(items, covers);
+        }
+      } while (this.again && this.members.size > 0);
+    } finally {
+      this.reading = false;
+    }
+    return found;
+  }
+}
+
+export interface PushHubOptions {
+  session: Omit<SessionOptions, 'limits'>;
+  waker: WakerOptions;
+}
+
+/**
+ * The push engine of one event table: sessions of connected consumers, the shared channels of
+ * new events per `want`, and what wakes them. One reliable session per consumer: a second
+ * readyToReceive replaces the first.
+ */
+export class PushHub implements SessionHost {
+  private readonly channels = new Map<string, WantChannel>();
+  private readonly reliable = new Map<string, ReliableSession>();
+  private readonly live = new Set<LiveSession>();
+  private readonly reader: ChunkReader;
+  private readonly waker: Waker;
+  private isClosed = false;
+
+  constructor(
+    readonly store: EventStore,
+    readonly log: Logger,
+    private readonly options: PushHubOptions,
+    private readonly events: HubEvents,
+  ) {
+    this.reader = new ChunkReader(store);
+    this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
+    this.waker.start();
+  }
+
+  /** Consumers with a session now. */
+  get sessions(): number {
+    return this.reliable.size + this.live.size;
+  }
+
+  /** Starts pushing to a registered consumer from its stored pointer; null if not registered. */
+  async openReliable(
+    ident: string,
+    want: readonly string[] | null,
+    target: PushTarget,
+    limits: ChunkLimits,
+  ): Promise<boolean> {
+    const pointer = await this.store.consumerPointer(ident);
+    if (pointer === null) return false;
+    if (this.isClosed) return true;
+    this.reliable.get(ident)?.close();
+    const session = new ReliableSession(this, ident, want, target, pointer, {
+      ...this.options.session,
+      limits,
+    });
+    this.reliable.set(ident, session);
+    session.start();
+    return true;
+  }
+
+  /** Starts pushing new events (from now on) to a LIVE consumer. */
+  async openLive(
+    want: readonly string[] | null,
+    target: PushTarget,
+    limits: ChunkLimits,
+  ): Promise<void> {
+    const horizon = await this.store.horizon();
+    if (this.isClosed) return;
+    this.live.add(
+      new LiveSession(this, this.channelOf(want, horizon), target, {
+        ...this.options.session,
+        limits,
+      }),
+    );
+  }
+
+  channelOf(want: readonly string[] | null, startAt: EventId): WantChannel {
+    const key = wantKey(want);
+    let channel = this.channels.get(key);
+    if (!channel) {
+      channel = new WantChannel(this, key, want, startAt, this.reader);
+      this.channels.set(key, channel);
+    }
+    return channel;
+  }
+
+  dropChannel(channel: WantChannel): void {
+    if (this.channels.get(channel.key) === channel && channel.size === 0)
+      this.channels.delete(channel.key);
+  }
+
+  closed(session: Session): void {
+    if (session instanceof ReliableSession) {
+      if (this.reliable.get(session.consumer) === session) this.reliable.delete(session.consumer);
+    } else if (session instanceof LiveSession) {
+      this.live.delete(session);
+    }
+  }
+
+  pushError(consumer: string, err: unknown): void {
+    this.events.pushError(consumer, err);
+  }
+
+  queueOverflow(consumer: string, dropped: number): void {
+    this.events.queueOverflow(consumer, dropped);
+  }
+
+  /** Reads new events for every channel; true if any had some (or some wait for writers). */
+  async wake(): Promise<boolean> {
+    if (this.isClosed || this.channels.size === 0) return false;
+    const results = await Promise.allSettled([...this.channels.values()].map((c) => c.poke()));
+    for (const r of results) {
+      if (r.status === 'rejected')
+        this.log.warn(`Reading new events failed: ${(r.reason as Error).message}`);
+    }
+    const found = results.some((r) => r.status === 'fulfilled' && r.value);
+    return found || this.store.horizonOf(this.store.eventTable).waiting;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.waker.stop();
+    for (const s of [...this.reliable.values(), ...this.live]) s.close();
+  }
+}

@@ -1,0 +1,338 @@
+import $as from 'futoin-asyncsteps';
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import $asyncevent from 'futoin-asyncevent';
+import { Executor } from 'futoin-executor';
+import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
+import { LIVE_COMPONENT, SPEC_DIRS_ALL } from '../common/constants';
+import { ErrorCode } from '../common/errors';
+import type { Event } from '../delivery/poll/PollService';
+import { PushFace } from '../delivery/push/PushFace';
+import { Backoff } from './backoff';
+import { ReceiverService } from './ReceiverService';
+
+/** Options of `start()`; the rest go to `PushFace.register()` (CCM options). */
+export interface ReceiverStartOptions extends RegisterOptions {
+  /** Consumer component: LIVE (LiveReceiver's default) or a registered one (reliable). */
+  component?: string;
+  /** Event types to receive; null (default) for all. */
+  want?: string[] | null;
+  /** How long handling one pushed call may take, in ms (default 30 s). */
+  reqTimeout?: number;
+  /** First reconnection delay ceiling, in ms (default 100); it doubles per failure. */
+  reconnectMinMS?: number;
+  /** Largest reconnection delay ceiling, in ms (default 10 s). */
+  reconnectMaxMS?: number;
+}
+
+/** Events a receiver emits (futoin-asyncevent: listeners run asynchronously). */
+export interface ReceiverEvents {
+  /** The service accepted readyToReceive: pushes are coming over this connection. */
+  ready: () => void;
+  /** New events, when `_onEvents` is not overridden. */
+  newEvents: (events: Event[]) => void;
+  /** `_onEvents` succeeded for these events. */
+  processedEvents: (events: Event[]) => void;
+  /** Handling a pushed call failed: `_onEvents` raised, or the executor hit something unexpected. */
+  receiverError: (code: string, info?: string, exception?: Error) => void;
+  /** Connecting, registering or readyToReceive failed, or the connection was lost ('Disconnect'). */
+  workerError: (code: string, info?: string, exception?: Error) => void;
+}
+
+type Listen = <K extends keyof ReceiverEvents>(event: K, handler: ReceiverEvents[K]) => void;
+
+const RECEIVER_EVENTS: readonly (keyof ReceiverEvents)[] = [
+  'ready',
+  'newEvents',
+  'processedEvents',
+  'receiverError',
+  'workerError',
+];
+
+const PUSHER = 'pusher';
+const CALL_TIMEOUT_MS = 10_000;
+const REQ_TIMEOUT_MS = 30_000;
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 10_000;
+/** Only a session that stayed up this long resets the backoff: a flapping service is not hammered. */
+const STABLE_SESSION_MS = 1_000;
+/** Failed event handling is answered after a backoff too, so retries of it are paced. */
+const FAILURE_MIN_MS = 100;
+const FAILURE_MAX_MS = 5_000;
+
+/** futoin-invoker's code for a failed or lost connection. */
+const COMM_ERROR = 'CommError';
+
+const WS_ENDPOINT_RE = /^(secure\+)?wss?:\/\//;
+
+const isExecutor = (endpoint: unknown): endpoint is Executor =>
+  typeof endpoint === 'object' && endpoint !== null && 'onInternalRequest' in endpoint;
+
+/** Adds a step that waits `ms`; cancelling it clears the timer. */
+function sleep(as: AsyncSteps, ms: number): void {
+  as.add((as) => {
+    const timer = setTimeout(() => as.success(), ms);
+    as.setCancel(() => clearTimeout(timer));
+  });
+}
+
+/** What one session needs, fixed by start(). */
+interface SessionSettings {
+  endpoint: unknown;
+  credentials: string | null;
+  component: string;
+  want: string[] | null;
+  reqTimeout: number;
+  faceOptions: RegisterOptions;
+  startOptions: ReceiverStartOptions;
+}
+
+/**
+ * Receives pushed events: connects to a futoin.evt.push service, asks for events, and keeps
+ * doing so — reconnecting with exponential backoff and jitter after any failure or lost
+ * connection — until `stop()` or until the executor CCM given to the constructor closes.
+ * LiveReceiver consumes the LIVE stream: events arriving while disconnected are missed, and
+ * groups are handled as they arrive. Override `_onEvents` or listen to 'newEvents'.
+ */
+export class LiveReceiver {
+  /** The component used when `start()` is given none. */
+  static get COMPONENT(): string | null {
+    return LIVE_COMPONENT;
+  }
+
+  declare readonly on: Listen;
+  declare readonly once: Listen;
+  declare readonly off: Listen;
+  declare readonly emit: <K extends keyof ReceiverEvents>(
+    event: K,
+    ...args: Parameters<ReceiverEvents[K]>
+  ) => void;
+
+  private readonly executorCcm: AdvancedCCM;
+  private worker: AsyncSteps | null = null;
+
+  /**
+   * @param executor_ccm the CCM of the executors that receive the calls (a new one if
+   *   omitted); closing it stops the receiver.
+   */
+  constructor(executor_ccm: AdvancedCCM = new AdvancedCCM()) {
+    $asyncevent(this, [...RECEIVER_EVENTS]);
+    this.executorCcm = executor_ccm;
+    executor_ccm.once('close', () => this.stop());
+  }
+
+  /**
+   * Starts receiving from `endpoint`: a `ws://` or `wss://` URL (`secure+ws://` marks a
+   * loopback channel secure) or an in-process Executor. Throws when already started or when
+   * the endpoint or component cannot work; everything else is retried (see 'workerError').
+   */
+  start(
+    endpoint: unknown,
+    credentials: string | null = null,
+    options: ReceiverStartOptions = {},
+  ): void {
+    if (this.worker) throw new Error('The receiver is already started');
+    if (!(typeof endpoint === 'string' && WS_ENDPOINT_RE.test(endpoint)) && !isExecutor(endpoint)) {
+      throw new TypeError('Push needs a bi-directional channel: a ws(s):// URL or an Executor');
+    }
+    const {
+      component = (this.constructor as typeof LiveReceiver).COMPONENT,
+      want = null,
+      reqTimeout = REQ_TIMEOUT_MS,
+      reconnectMinMS = RECONNECT_MIN_MS,
+      reconnectMaxMS = RECONNECT_MAX_MS,
+      ...faceOptions
+    } = options;
+    const settings: SessionSettings = {
+      endpoint,
+      credentials,
+      component: this._checkComponent(component),
+      want,
+      reqTimeout,
+      faceOptions,
+      startOptions: options,
+    };
+    const reconnect = new Backoff(reconnectMinMS, reconnectMaxMS);
+
+    const worker = $as();
+    this.worker = worker;
+    worker.loop((as) => {
+      as.add(
+        (as) => this.runSession(as, settings, reconnect),
+        (as, err) => {
+          this.emit('workerError', err, as.state.error_info, as.state.last_exception);
+          as.success();
+        },
+      );
+      as.add((as) => sleep(as, reconnect.next()));
+    });
+    worker.execute();
+  }
+
+  /** Stops receiving: closes the connection and executor, cancels timers; start() may follow. */
+  stop(): void {
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    worker.cancel();
+  }
+
+  /** Validates the component to use; returns it. */
+  protected _checkComponent(component: string | null): string {
+    if (!component) throw new TypeError('options.component is required');
+    return component;
+  }
+
+  /**
+   * Registers the futoin.evt.receiver service on a session's executor. Override to use another
+   * ReceiverService; `_serviceClass(Base)` binds one to this receiver's `_onEvents`.
+   */
+  protected _registerReceiver(
+    as: AsyncSteps,
+    executor: Executor,
+    options: ReceiverStartOptions,
+  ): ReceiverService {
+    return this._serviceClass(ReceiverService).register(as, executor, options);
+  }
+
+  /**
+   * Override to handle events (the default emits 'newEvents'): add steps that complete once the
+   * events are safely processed or scheduled; raising an error makes the service retry them
+   * (reliable consumers) — after a growing delay, so a failing handler is not hammered.
+   */
+  protected _onEvents(_as: AsyncSteps, events: Event[]): void {
+    this.emit('newEvents', events);
+  }
+
+  /** `Base` with its `_onEvents` delivering to this receiver (one per session). */
+  protected _serviceClass(Base: typeof ReceiverService): typeof ReceiverService {
+    const failures = new Backoff(FAILURE_MIN_MS, FAILURE_MAX_MS);
+    const deliver = (as: AsyncSteps, events: Event[]): void => {
+      as.add(
+        (as) => {
+          // A step of its own: `_onEvents` may end it with as.success().
+          as.add((as) => this._onEvents(as, events));
+          as.add((_as) => {
+            failures.reset();
+            this.emit('processedEvents', events);
+          });
+        },
+        (as, err) => {
+          this.emit('receiverError', err, as.state.error_info, as.state.last_exception);
+          sleep(as, failures.next());
+          // Reported above already: a standard error keeps the executor from reporting it again.
+          as.add((as) => as.error(ErrorCode.InternalError, 'Event processing failed'));
+        },
+      );
+    };
+    return class extends Base {
+      protected override _onEvents(as: AsyncSteps, _reqinfo: unknown, events: Event[]): void {
+        deliver(as, events);
+      }
+    };
+  }
+
+  /**
+   * One connection: a fresh executor and CCM, registration, readyToReceive, then waiting until
+   * the connection is lost. Cancelling (stop) or failing closes both.
+   */
+  private runSession(as: AsyncSteps, s: SessionSettings, reconnect: Backoff): void {
+    const executor = new Executor(this.executorCcm, {
+      specDirs: SPEC_DIRS_ALL,
+      reqTimeout: s.reqTimeout,
+    });
+    const ccm = new AdvancedCCM();
+    // In-process services have no connection to lose, only their executor to close.
+    const target = isExecutor(s.endpoint) ? s.endpoint : null;
+    let closed = false;
+    let lost = false;
+    /** What the step in progress does when the connection goes. */
+    let onLoss: (() => void) | null = null;
+    const lose = (): void => {
+      lost = true;
+      const react = onLoss;
+      onLoss = null;
+      react?.();
+    };
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      onLoss = null;
+      target?.off('close', lose);
+      ccm.close();
+      executor.close();
+    };
+    as.setCancel(close);
+
+    executor.on('notExpected', (code: string, info?: string, exception?: Error) =>
+      this.emit('receiverError', code, info, exception),
+    );
+    this._registerReceiver(as, executor, s.startOptions);
+    as.add((as) => {
+      PushFace.register(as, ccm, PUSHER, s.endpoint, s.credentials, {
+        limitZone: 'unlimited',
+        callTimeoutMS: CALL_TIMEOUT_MS,
+        // A retry would silently open a second connection; reconnecting is this loop's job.
+        retryCount: 0,
+        ...s.faceOptions,
+        executor,
+      });
+    });
+    as.add((as) => {
+      const pusher = ccm.iface<PushFace>(PUSHER);
+      if (target) target.once('close', lose);
+      else pusher.on('disconnect', lose);
+      if (lost) as.error(COMM_ERROR, 'Lost connection');
+      // futoin-invoker leaves a call waiting for a connection that failed to open until the call
+      // times out: the loss of the connection ends the calls at once instead.
+      const calls = $as();
+      calls.add(
+        (cas) => {
+          if (s.component !== LIVE_COMPONENT) pusher.registerConsumer(cas, s.component);
+          pusher.readyToReceive(cas, s.component, s.want);
+          cas.add((_cas) => {
+            onLoss = null;
+            as.success();
+          });
+        },
+        (cas, err) => {
+          onLoss = null;
+          raise(as, err, cas.state.error_info);
+        },
+      );
+      onLoss = () => {
+        calls.cancel();
+        raise(as, COMM_ERROR, 'Lost connection');
+      };
+      as.setCancel(() => {
+        onLoss = null;
+        calls.cancel();
+      });
+      calls.execute();
+    });
+    as.add((as) => {
+      const readyAt = Date.now();
+      this.emit('ready');
+      as.add((as) => {
+        if (lost) return;
+        onLoss = () => as.success();
+        as.setCancel(() => {
+          onLoss = null;
+        });
+      });
+      as.add((_as) => {
+        close();
+        if (Date.now() - readyAt >= STABLE_SESSION_MS) reconnect.reset();
+        this.emit('workerError', 'Disconnect', 'Lost connection');
+      });
+    });
+  }
+}
+
+/** Fails a waiting step from outside its execution (AsyncSteps#error throws after handling). */
+function raise(as: AsyncSteps, code: string, info?: string): void {
+  try {
+    as.error(code, info);
+  } catch {
+    // Expected: the error is handled already.
+  }
+}

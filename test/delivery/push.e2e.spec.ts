@@ -1,0 +1,189 @@
+/**
+ * Push delivery (futoin.evt.push) against the real service, with a raw futoin.evt.receiver on
+ * the consumer's side, over WebSocket and the in-process channel.
+ */
+import { expect } from 'chai';
+import type { StreamService } from '../../src/app/service';
+import { cmpIds } from '../../src/common/ids';
+import { describeDatabases } from '../support/db';
+import { connectRaw, type RawReceiver } from '../support/push';
+import { Executor } from 'futoin-executor';
+import { PushFace } from '../../src/delivery/push/PushFace';
+import {
+  clientCcm,
+  expectFutoinError,
+  startService,
+  steps,
+  TEST_CREDENTIALS,
+} from '../support/service';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Adds `n` events in batches of `batch`, `type` by index. */
+async function addMany(
+  service: StreamService,
+  n: number,
+  batch = 500,
+  type = (_i: number) => 'PUSH',
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i += batch) {
+    const events = Array.from({ length: Math.min(batch, n - i) }, (_v, k) => ({
+      type: type(i + k),
+      data: JSON.stringify({ i: i + k }),
+    }));
+    ids.push(...(await service.store.addEvents(events)));
+  }
+  return ids;
+}
+
+function expectSeqWithoutGaps(r: RawReceiver): void {
+  r.calls.forEach((c, i) => expect(c.seq, `call ${i}`).to.equal(i));
+}
+
+describeDatabases('push delivery', (fx) => {
+  let service: StreamService;
+  const open: RawReceiver[] = [];
+
+  before(async () => {
+    service = await startService(fx);
+  });
+  afterEach(() => open.splice(0).forEach((r) => r.close()));
+  after(() => service?.close());
+
+  const connect = async (...args: Parameters<typeof connectRaw>): Promise<RawReceiver> => {
+    const r = await connectRaw(...args);
+    open.push(r);
+    return r;
+  };
+  const pointer = (component: string, user = 'alice') =>
+    service.store.consumerPointer(`${user}:${component}`);
+
+  for (const transport of ['ws', 'internal'] as const) {
+    it(`pushes 20,000 events added while receiving exactly once, in ID order (${transport})`, async function () {
+      this.timeout(120_000);
+      const component = `BULK_${transport}`;
+      const endpoint = transport === 'ws' ? service.wsUrl : service.executor;
+      const creds = transport === 'ws' ? TEST_CREDENTIALS : null;
+      const backlog = await addMany(service, 2_000);
+      const r = await connect(endpoint, creds, component);
+      const more = await addMany(service, 18_000, 250);
+      const all = new Set([...backlog, ...more]);
+      const last = more[more.length - 1]!;
+      await r.until(
+        () => r.events.length > 0 && cmpIds(r.events[r.events.length - 1]!.id, last) >= 0,
+      );
+      const got = r.events.map((e) => e.id).filter((id) => all.has(id));
+      expect(got).to.deep.equal([...backlog, ...more]);
+      const ids = r.events.map((e) => e.id);
+      expect(new Set(ids).size, 'no duplicates').to.equal(ids.length);
+      expectSeqWithoutGaps(r);
+      // The stored pointer follows acknowledged batches only.
+      const user = transport === 'ws' ? 'alice' : '-internal';
+      await r.until(() => true);
+      for (let i = 0; i < 100 && cmpIds((await pointer(component, user)) ?? '0', last) < 0; i++)
+        await sleep(20);
+      expect(await pointer(component, user)).to.equal(last);
+    });
+  }
+
+  it('answers NotRegistered to readyToReceive of an unregistered consumer', async () => {
+    const ccm = clientCcm();
+    const executor = new Executor(ccm);
+    try {
+      const call = steps((as) => {
+        PushFace.register(as, ccm, 'p', service.wsUrl, 'bob:bob-secret', { executor });
+        as.add((as) => ccm.iface<PushFace>('p').readyToReceive(as, 'NOBODY'));
+      });
+      await expectFutoinError(call, 'NotRegistered');
+    } finally {
+      ccm.close();
+      executor.close();
+    }
+  });
+
+  it('resumes from the stored pointer on reconnect, with seq starting at 0 again', async () => {
+    const first = await connect(service.wsUrl, TEST_CREDENTIALS, 'RESUME');
+    const a = await addMany(service, 50);
+    await first.until(() => first.events.some((e) => e.id === a[a.length - 1]));
+    for (let i = 0; i < 100 && (await pointer('RESUME')) !== a[a.length - 1]; i++) await sleep(10);
+    first.close();
+    const b = await addMany(service, 30);
+    const second = await connect(service.wsUrl, TEST_CREDENTIALS, 'RESUME');
+    await second.until(() => second.events.some((e) => e.id === b[b.length - 1]));
+    expect(second.events.map((e) => e.id)).to.deep.equal(b);
+    expect(second.calls[0]!.seq).to.equal(0);
+    expectSeqWithoutGaps(second);
+  });
+
+  it('filters by want, and counts skipped events as delivered', async () => {
+    const r = await connect(service.wsUrl, TEST_CREDENTIALS, 'WANTED', ['ODD']);
+    const ids = await addMany(service, 40, 10, (i) => (i % 2 ? 'ODD' : 'EVEN'));
+    const odd = ids.filter((_id, i) => i % 2);
+    await r.until(() => r.events.some((e) => e.id === odd[odd.length - 1]));
+    expect(r.events.map((e) => e.id).filter((id) => ids.includes(id))).to.deep.equal(odd);
+    expect(r.events.every((e) => e.type === 'ODD')).to.equal(true);
+    for (
+      let i = 0;
+      i < 100 && cmpIds((await pointer('WANTED')) ?? '0', ids[ids.length - 1]!) < 0;
+      i++
+    )
+      await sleep(10);
+    expect(await pointer('WANTED')).to.equal(ids[ids.length - 1]);
+  });
+
+  it('pushes new events to LIVE consumers, never older ones', async () => {
+    await addMany(service, 10);
+    const live = await connect(service.wsUrl, TEST_CREDENTIALS, 'LIVE');
+    const ids = await addMany(service, 25, 5);
+    await live.until(() => live.events.some((e) => e.id === ids[ids.length - 1]));
+    expect(live.events.map((e) => e.id)).to.deep.equal(ids);
+    expectSeqWithoutGaps(live);
+  });
+
+  it('replaces the session of a consumer that calls readyToReceive again', async () => {
+    const first = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
+    const second = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
+    const ids = await addMany(service, 20, 5);
+    await second.until(() => second.events.some((e) => e.id === ids[ids.length - 1]));
+    expect(first.events.filter((e) => ids.includes(e.id))).to.deep.equal([]);
+  });
+
+  it('retries a failing receiver with the same seq, backing off, and loses nothing', async function () {
+    this.timeout(60_000);
+    const r = await connect(service.wsUrl, TEST_CREDENTIALS, 'FLAKY');
+    let failures = 0;
+    r.behaviour = () => (failures++ < 4 ? 'fail' : 'ok');
+    const started = Date.now();
+    const ids = await addMany(service, 300, 50);
+    await r.until(() => r.events.some((e) => e.id === ids[ids.length - 1]));
+    expect(r.events.map((e) => e.id).filter((id) => ids.includes(id))).to.deep.equal(ids);
+    // Successful calls have seq 0, 1, 2, ... without gaps; a failed seq is sent again, so no
+    // call ever runs ahead of what the receiver processed by more than the in-flight window.
+    const okSeqs = r.calls.slice(4).map((c) => c.seq);
+    expect(okSeqs).to.deep.equal(okSeqs.map((_s, i) => i));
+    r.calls.slice(0, 4).forEach((c) => expect(c.seq).to.be.lessThan(2));
+    // Backing off: four failures take at least 50+100+200+400 ms (with jitter, half of it).
+    expect(Date.now() - started).to.be.at.least(350);
+  });
+
+  it('keeps a receiver that never answers bounded, and keeps serving everyone else', async function () {
+    this.timeout(60_000);
+    const stuck = await connect(service.wsUrl, TEST_CREDENTIALS, 'STUCK');
+    stuck.behaviour = () => 'stall';
+    const other = await connect(service.wsUrl, TEST_CREDENTIALS, 'HEALTHY');
+    const ids = await addMany(service, 3_000, 300);
+    await other.until(() => other.events.some((e) => e.id === ids[ids.length - 1]));
+    // At most request_max (2) calls in flight to the stalled consumer.
+    expect(stuck.calls.length).to.be.at.most(2);
+  });
+
+  it('stops a consumer worker when its channel closes', async () => {
+    const before = await service.sessions();
+    const r = await connectRaw(service.wsUrl, TEST_CREDENTIALS, 'CLOSING');
+    expect(await service.sessions()).to.equal(before + 1);
+    r.close();
+    for (let i = 0; i < 200 && (await service.sessions()) > before; i++) await sleep(5);
+    expect(await service.sessions()).to.equal(before);
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * A raw push consumer for tests, built from futoin-invoker and futoin-executor only: a
+ * futoin.evt.receiver service on a client Executor, and PushFace over a WebSocket URL or an
+ * in-process executor. It records every onEvents call and can be told to fail or stall.
+ */
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import { Executor, type RequestInfo } from 'futoin-executor';
+import { SPEC_DIRS_ALL } from '../../src/common/constants';
+import { PushFace } from '../../src/delivery/push/PushFace';
+import type { Event } from '../../src/delivery/poll/PollService';
+import { clientCcm, steps } from './service';
+
+export interface Call {
+  seq: number;
+  ids: string[];
+}
+
+export interface RawReceiver {
+  /** Events of successful calls, in arrival order. */
+  readonly events: Event[];
+  /** Every call, failed ones included. */
+  readonly calls: Call[];
+  /** Decide per call: 'ok', 'fail' (raise an error) or 'stall' (never answer). */
+  behaviour: (call: Call) => 'ok' | 'fail' | 'stall';
+  close(): void;
+  /** Resolves once `pred` holds, checking after each call (rejects after `ms`). */
+  until(pred: () => boolean, ms?: number): Promise<void>;
+}
+
+export async function connectRaw(
+  endpoint: unknown,
+  credentials: string | null,
+  component: string,
+  want: string[] | null = null,
+  version = '1.1',
+): Promise<RawReceiver> {
+  const ccm = clientCcm();
+  const executor = new Executor(ccm);
+  const waiters = new Set<() => void>();
+  const receiver: RawReceiver = {
+    events: [],
+    calls: [],
+    behaviour: () => 'ok',
+    close: () => {
+      ccm.close();
+      executor.close();
+    },
+    until: (pred, ms = 60_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (pred()) return resolve();
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(
+              `condition not met within ${ms} ms (${receiver.events.length} events, ${receiver.calls.length} calls)`,
+            ),
+          );
+        }, ms);
+        const check = (): void => {
+          if (pred()) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+      }),
+  };
+  const service = {
+    onEvents(as: AsyncSteps, reqinfo: RequestInfo): void {
+      const { seq, events } = reqinfo.params() as { seq: number; events: Event[] };
+      const call = { seq, ids: events.map((e) => e.id) };
+      receiver.calls.push(call);
+      const what = receiver.behaviour(call);
+      if (what === 'fail') {
+        waiters.forEach((w) => w());
+        as.error('InternalError', 'receiver fails on purpose');
+      }
+      if (what === 'stall') {
+        as.waitExternal();
+        return;
+      }
+      receiver.events.push(...events);
+      reqinfo.result(true);
+      waiters.forEach((w) => w());
+    },
+  };
+  await steps((as) => {
+    executor.register(as, `futoin.evt.receiver:${version}`, service, SPEC_DIRS_ALL);
+    PushFace.register(as, ccm, 'push', endpoint, credentials, { executor, version });
+    as.add((as) => {
+      const push = ccm.iface<PushFace>('push');
+      if (component !== 'LIVE') push.registerConsumer(as, component);
+      push.readyToReceive(as, component, want);
+    });
+  });
+  return receiver;
+}
