@@ -15,6 +15,7 @@ import { SqliteClient } from '../../src/storage/drivers/sqlite';
 import type { EventStore } from '../../src/storage/store';
 import type { StreamService } from '../../src/app/service';
 import { describeDatabases, testLog } from '../support/db';
+import { connectRaw } from '../support/push';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
 import { clientCcm, startService, steps, TEST_CREDENTIALS } from '../support/service';
 
@@ -186,6 +187,8 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
     const poll = ccm.iface<PollFace>('poll');
     const live = ccm.iface<PollFace>('live');
     await steps((as) => poll.registerConsumer(as, 'GAPPOLL'));
+    // A pushed reliable consumer beside the polling one.
+    const pushed = await connectRaw(service.wsUrl, TEST_CREDENTIALS, 'GAPPUSH');
 
     const sleepSql =
       fx.dialect === 'postgresql'
@@ -277,6 +280,7 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
       target = committed[committed.length - 1]!;
       writersDone = true;
       await Promise.all([pollLoop, liveLoop, naiveLoop]);
+      await pushed.until(() => pushed.events.some((e) => e.id === target));
       if (process.env['EVT_TEST_VERBOSE']) {
         const seen = new Set(naive.ids);
         const lost = committed.filter(
@@ -284,7 +288,7 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
         );
         process.stderr.write(
           `    [${fx.dialect}] ${committed.length} committed, ${rolledBack} of ${xfers} transactions rolled back; ` +
-            `reliable poll got ${reliable.ids.length}; plain \`id > last_id\` would have lost ${lost.length}\n`,
+            `reliable poll got ${reliable.ids.length}, push ${pushed.events.length}; plain \`id > last_id\` would have lost ${lost.length}\n`,
         );
       }
 
@@ -292,6 +296,8 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
       expect(xfers + added).to.equal(WRITERS * ROUNDS);
       // Reliable: exactly the committed set, in increasing order, no duplicates.
       expect(reliable.ids).to.deep.equal(committed);
+      expect(pushed.events.map((e) => e.id)).to.deep.equal(committed);
+      pushed.calls.forEach((c, i) => expect(c.seq).to.equal(i));
       // LIVE: strictly increasing (it may skip, it must not reorder), and here it skipped nothing.
       for (let i = 1; i < liveTally.ids.length; i++) {
         expect(cmpIds(liveTally.ids[i]!, liveTally.ids[i - 1]!)).to.be.greaterThan(0);
@@ -300,6 +306,7 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
     } finally {
       writersDone = true;
       target = '0';
+      pushed.close();
       ccm.close();
       dbCcm.close();
     }
