@@ -16,6 +16,10 @@ export { PollFace } from './delivery/poll/PollFace';
 export { PollService, type Event, type PollServiceOptions } from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
+export { PushFace } from './delivery/push/PushFace';
+export { PushService, type PushServiceOptions } from './delivery/push/PushService';
+export { DBPushService, type DBPushServiceOptions } from './delivery/push/DBPushService';
+
 export {
   ReceiverFace,
   ReceiverService,

@@ -96,6 +96,13 @@ declare module 'futoin-invoker' {
     ifaceInfo(): { name(): string; version(): string; funcs(): Record<string, unknown> };
     /** Compiled interface info (used by SpecTools.checkCompiledType). */
     readonly _raw_info: unknown;
+    /**
+     * Events ($asyncevent, listeners run asynchronously): 'connect' and 'disconnect' (WebSocket
+     * endpoints: the connection opened; it closed or failed — also a refused connection attempt
+     * and `ccm.close()`, after the calls awaiting a response failed with CommError; a call still
+     * waiting for the connection to open is not failed and runs into its timeout), 'close' (the
+     * CCM closed), 'commError' (error_info, request).
+     */
     on(event: string, handler: (...args: any[]) => void): void;
     once(event: string, handler: (...args: any[]) => void): void;
     off(event: string, handler: (...args: any[]) => void): void;
@@ -235,6 +242,7 @@ declare module 'futoin-executor' {
   }
 
   class Executor {
+    /** Closing `ccm` does not close the executor (2.3.7 meant to, but its listener is a no-op). */
     constructor(ccm: SimpleCCM, opts?: ExecutorOptions);
     readonly SAFE_PAYLOAD_LIMIT: number;
     protected _maxReqSize: number;
@@ -247,7 +255,28 @@ declare module 'futoin-executor' {
       impl: object | ((impl: unknown, executor: Executor) => object),
       specdirs?: string | string[],
     ): void;
+    /**
+     * Emits 'close' (asynchronously) and nothing else: requests in progress keep running until
+     * they end or time out, and the CCM given to the constructor stays open.
+     */
     close(close_cb?: () => void): void;
+    /**
+     * Entry point of in-process calls: a CCM that registered this executor as the endpoint
+     * calls it. `info` is the CCM's raw interface info; its `options.executor` is the caller's
+     * executor, which the request's INTERNAL channel calls back (and whose 'close' ends it).
+     */
+    onInternalRequest(
+      as: AsyncSteps,
+      info: object,
+      ftnreq: Record<string, unknown>,
+      upload_data?: unknown,
+      download_stream?: unknown,
+    ): void;
+    /**
+     * Events ($asyncevent, listeners run asynchronously): 'ready', 'request', 'response',
+     * 'notExpected' (code, error_info, last_exception, async_stack), 'close', 'clientError',
+     * 'error'.
+     */
     on(event: string, handler: (...args: any[]) => void): void;
     once(event: string, handler: (...args: any[]) => void): void;
     off(event: string, handler: (...args: any[]) => void): void;
@@ -300,6 +329,22 @@ declare module 'futoin-executor' {
   }
 }
 
+declare module 'futoin-executor/LegacySecurityProvider' {
+  import type { AsyncSteps } from 'futoin-asyncsteps';
+  import type { SimpleCCM } from 'futoin-invoker';
+  import { SecurityProvider } from 'futoin-executor';
+
+  /**
+   * FTN3 "user:secret" (and HMAC) authentication against users added with addUser(); it
+   * registers its own #basicauth service in `ccm`.
+   */
+  class LegacySecurityProvider extends SecurityProvider {
+    constructor(as: AsyncSteps, ccm: SimpleCCM, secprov?: SecurityProvider | null);
+    addUser(user: string, secret: string, details?: object, system_user?: boolean): void;
+  }
+  export = LegacySecurityProvider;
+}
+
 declare module 'futoin-executor/PingService' {
   import { PingService } from 'futoin-executor';
   export = PingService;
@@ -325,6 +370,8 @@ declare module 'futoin-database' {
     set(field: string | Record<string, unknown>, value?: unknown): QueryBuilder;
     get(fields: string | string[], value?: unknown): QueryBuilder;
     where(cond: unknown, value?: unknown): QueryBuilder;
+    order(field_expr: string, ascending?: boolean): QueryBuilder;
+    limit(count: number, offset?: number): QueryBuilder;
     getInsertID(field: string): QueryBuilder;
     newRow(): QueryBuilder;
     helpers(): Helpers;

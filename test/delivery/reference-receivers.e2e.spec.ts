@@ -95,7 +95,10 @@ describeDatabases('reference receivers against our push service', (fx) => {
     expect(got.slice(got.indexOf(b[0]!))).to.deep.equal(b);
     const seen = new Set(first.events.map((e) => e.id));
     const again = got.filter((id) => !b.includes(id));
-    expect(again.every((id) => seen.has(id)), 'only events the first run got').to.equal(true);
+    expect(
+      again.every((id) => seen.has(id)),
+      'only events the first run got',
+    ).to.equal(true);
     second.receiver.stop();
   });
 
