@@ -6,7 +6,10 @@
 import { expect } from 'chai';
 import type { ConnectionConfig } from '../../src/storage/config';
 import { describeDatabases } from '../support/db';
+import path from 'path';
 import {
+  Child,
+  ROOT,
   ensureBuilt,
   killChildren,
   runExample,
@@ -60,7 +63,13 @@ describeDatabases('examples against evtstream serve', (fx) => {
 
   it('every example refuses to start without EVTSTREAM_CREDENTIALS', async function () {
     this.timeout(60_000);
-    for (const name of ['add-event', 'xfer-event', 'poll-consumer']) {
+    for (const name of [
+      'add-event',
+      'xfer-event',
+      'poll-consumer',
+      'push-consumer',
+      'live-consumer',
+    ]) {
       const r = await runExample(name, { env: { EVTSTREAM_URL: clientEnv['EVTSTREAM_URL'] } });
       expect(r.code, r.child.describe()).to.equal(1);
       expect(r.stderr).to.include('Set EVTSTREAM_CREDENTIALS to "user:secret"');
@@ -146,6 +155,44 @@ describeDatabases('examples against evtstream serve', (fx) => {
     expectSuccess(r);
     expect(r.stdout).not.to.match(/^event /m);
     expect(r.stdout).to.include('stopped (no events for 1000 ms): 0 events, last_id none');
+  });
+
+  it('push-consumer gets the same events pushed, in order, then stops', async function () {
+    this.timeout(60_000);
+    const expected = [...added.USER_CREATED, ...added.ACCOUNT_OPENED];
+    const r = await runExample('push-consumer', {
+      env: {
+        ...clientEnv,
+        EVTSTREAM_COMPONENT: 'PUSHED',
+        EVTSTREAM_MAX_EVENTS: String(expected.length),
+      },
+    });
+    expectSuccess(r);
+    expect(r.stdout).to.include(`consumer "PUSHED" receiving from ${clientEnv['EVTSTREAM_URL']}`);
+    const ids = [...r.stdout.matchAll(/^event ([1-9]\d*) /gm)].map((m) => m[1]);
+    expect(ids).to.deep.equal(expected);
+    expect(r.stdout).to.include('stopped (received 4 events): 4 events');
+  });
+
+  it('live-consumer gets events added while it listens, and only those', async function () {
+    this.timeout(60_000);
+    const live = new Child(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'examples', 'live-consumer.ts')],
+      {
+        env: { ...clientEnv, EVTSTREAM_MAX_EVENTS: '3' },
+      },
+    );
+    await live.waitForOutput(/^live consumer receiving from /m);
+    const add = await runExample('add-event', { env: clientEnv });
+    expectSuccess(add);
+    const newIds = [...add.stdout.matchAll(/^added USER_CREATED event ([1-9]\d*) /gm)].map(
+      (m) => m[1],
+    );
+    const status = await live.wait();
+    expect(status.code, live.describe()).to.equal(0);
+    const got = [...live.stdout.matchAll(/^live ([1-9]\d*) USER_CREATED /gm)].map((m) => m[1]);
+    expect(got).to.deep.equal(newIds);
   });
 
   it('the server stops on SIGTERM with exit code 0 and logged no error', async function () {
