@@ -7,6 +7,7 @@ import type { Logger } from '../common/log';
 import { DBGenService } from '../generation/DBGenService';
 import { DBPollService } from '../delivery/poll/DBPollService';
 import { DBPushService } from '../delivery/push/DBPushService';
+import type { PushServiceOptions } from '../delivery/push/PushService';
 import { bindStore } from '../storage/ccm';
 import { describeConnection, type ConnectionConfig } from '../storage/config';
 import { migrate } from '../storage/migrate';
@@ -28,6 +29,8 @@ export interface ServiceConfig {
   secureLoopback?: boolean;
   /** Largest event data accepted (bytes of JSON). */
   maxEventBytes?: number;
+  /** Push service options (in-flight calls, queues, timeouts, wake-ups). */
+  push?: PushServiceOptions;
 }
 
 /** A running event stream service: HTTP + WebSocket executor with gen and push (+ poll) on a store. */
@@ -85,7 +88,7 @@ export class StreamService {
           DBGenService.register(as, target, options);
           // Poll beside push (see EvtNodeExecutor.register): polling works on HTTP too.
           DBPollService.register(as, target, options);
-          const impl = DBPushService.register(as, target, options);
+          const impl = DBPushService.register(as, target, { ...config.push, ...options });
           as.add((as) => as.success(impl));
         },
       );
