@@ -1,11 +1,12 @@
 /**
- * Messages that crash futoin-executor's NodeExecutor as shipped (and so the reference service):
- * each must get a FutoIn error or close that one connection, and the service keeps serving.
+ * Messages that crash futoin-executor's NodeExecutor as shipped (and so the reference service),
+ * sent raw to the real service process (`evtstream serve`): each must get a FutoIn error or close
+ * that one connection, and the process keeps serving everyone.
  */
 import { expect } from 'chai';
-import type { StreamService } from '../../src/app/service';
+import { ensureBuilt, killChildren, startCliServer, type CliServer } from '../support/cli';
 import { describeDatabases } from '../support/db';
-import { startService, TEST_CREDENTIALS } from '../support/service';
+import { TEST_CREDENTIALS } from '../support/service';
 
 interface WsSocket {
   send(data: string | Buffer): void;
@@ -61,13 +62,19 @@ async function httpPost(url: string, body: string): Promise<Record<string, unkno
 }
 
 describeDatabases('hardening: messages that crash a stock NodeExecutor', (fx) => {
-  let service: StreamService;
-  before(async () => {
-    service = await startService(fx);
+  after(() => expect(service.child.stderr).not.to.match(/uncaught|unhandled/i));
+  let service: CliServer;
+  before(async function () {
+    this.timeout(240_000);
+    ensureBuilt();
+    service = await startCliServer(['--db', fx.url], {
+      env: { EVTSTREAM_USERS: TEST_CREDENTIALS, EVTSTREAM_LOG: 'warn' },
+    });
   });
-  after(() => service?.close());
+  after(killChildren);
 
   async function stillServes(): Promise<void> {
+    expect(service.child.status, 'the service process is alive').to.equal(null);
     const viaHttp = await httpPost(service.url, JSON.stringify({ ...VALID, rid: 'C1' }));
     expect(viaHttp).to.have.property('r');
     const viaWs = await wsExchange(service.wsUrl, [JSON.stringify({ ...VALID, rid: 'C2' })], 1);
