@@ -1,18 +1,24 @@
 import type { Logger } from '../common/log';
 import type { ConnectionConfig } from './config';
-import { MysqlClient } from './drivers/mysql';
-import { PostgresClient } from './drivers/postgres';
-import { SqliteClient } from './drivers/sqlite';
 import type { SqlClient } from './sql';
 
-/** Opens the SqlClient for a connection. */
+/**
+ * Opens the SqlClient for a connection. Each driver is loaded only when used, so a process
+ * serving SQLite does not carry pg and mysql2 in memory (and the other way round).
+ */
 export async function openClient(config: ConnectionConfig, log: Logger): Promise<SqlClient> {
   switch (config.dialect) {
-    case 'sqlite':
+    case 'sqlite': {
+      const { SqliteClient } = await import('./drivers/sqlite');
       return SqliteClient.open(config);
-    case 'postgresql':
+    }
+    case 'postgresql': {
+      const { PostgresClient } = await import('./drivers/postgres');
       return new PostgresClient(config, log);
-    case 'mysql':
+    }
+    case 'mysql': {
+      const { MysqlClient } = await import('./drivers/mysql');
       return new MysqlClient(config, log);
+    }
   }
 }

@@ -28,15 +28,17 @@ export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Runs `work`, again after deadlocks, serialization failures and lost connections (with growing,
- * jittered delays), but never when the error struck during COMMIT: that transaction may have
- * committed, and running it again would write it twice.
+ * Runs `work`, again after deadlocks, serialization failures and unavailable connections (with
+ * growing, jittered delays). After a connection lost mid-statement, or an error during COMMIT,
+ * the outcome of a write is unknown: such work runs again only when it is `idempotent` (reads,
+ * forward-only pointer moves); running anything else again could write it twice.
  */
 export async function withRetry<T>(
   work: () => Promise<T>,
   kindOf: (err: unknown) => ErrorKind,
   log: Logger,
   what: string,
+  idempotent: boolean,
   options: RetryOptions = RETRY_DEFAULTS,
 ): Promise<T> {
   let delay = options.firstDelayMs;
@@ -44,8 +46,11 @@ export async function withRetry<T>(
     try {
       return await work();
     } catch (err) {
-      const unknownOutcome = typeof err === 'object' && err !== null && COMMIT_UNKNOWN in err;
-      if (attempt >= options.attempts || unknownOutcome || kindOf(err) !== 'transient') throw err;
+      const kind = kindOf(err);
+      const unknownOutcome =
+        kind === 'lost' || (typeof err === 'object' && err !== null && COMMIT_UNKNOWN in err);
+      const again = kind === 'transient' || (idempotent && unknownOutcome);
+      if (attempt >= options.attempts || !again) throw err;
       log.debug(`${what}: ${(err as Error).message}; retry ${attempt} in ${delay} ms`);
       await sleep(delay / 2 + Math.random() * (delay / 2));
       delay = Math.min(delay * 2, options.maxDelayMs);

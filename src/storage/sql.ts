@@ -36,7 +36,15 @@ export interface ScriptHooks {
 }
 
 /** What a driver error means to us, whatever the driver. */
-export type ErrorKind = 'duplicate' | 'transient' | 'other';
+/**
+ * - `duplicate`: a unique key was violated;
+ * - `transient`: nothing was applied and the same statement may well work again (deadlock,
+ *   serialization failure, no connection to be had yet);
+ * - `lost`: the connection broke while the statement ran: a write may or may not have been
+ *   applied, so only idempotent work may run again;
+ * - `other`: anything else.
+ */
+export type ErrorKind = 'duplicate' | 'transient' | 'lost' | 'other';
 
 /** Splits a migration script into statements: a statement ends with `;` at the end of a line. */
 export function splitStatements(script: string): string[] {

@@ -96,54 +96,26 @@ export class EventStore extends EventEmitter<StoreEvents> {
     return this.dialect.quote(assertIdentifier(name ?? this.eventTable));
   }
 
-  private retry<T>(what: string, work: () => Promise<T>): Promise<T> {
-    return withRetry(work, (e) => this.dialect.errorKind(e), this.log, what);
+  /** Runs `work` with retries (see withRetry); only idempotent work survives a lost connection. */
+  private retry<T>(what: string, work: () => Promise<T>, idempotent = true): Promise<T> {
+    return withRetry(work, (e) => this.dialect.errorKind(e), this.log, what, idempotent);
   }
 
-  /** Stores events in one transaction; resolves with their IDs, in order, once committed. */
+  /**
+   * Stores events atomically, in one statement (one multi-row INSERT is one transaction by
+   * itself: no BEGIN and COMMIT round trips); resolves with their IDs, in order, once committed.
+   */
   async addEvents(events: readonly NewEvent[], tableName?: string): Promise<EventId[]> {
     if (events.length === 0) return [];
     const table = this.table(tableName);
-    const ids = await this.retry('addEvents', () =>
-      this.db.transaction((tx) => this.dialect.insertEvents(tx, table, events)),
+    const ids = await this.retry(
+      'addEvents',
+      () => this.dialect.insertEvents(this.db, table, events),
+      false,
     );
     const last = ids[ids.length - 1];
-    if (last) {
-      const name = tableName ?? this.eventTable;
-      this.emit('committed', name, last);
-      this.notifyOthers(name);
-    }
+    if (last) this.emit('committed', tableName ?? this.eventTable, last);
     return ids;
-  }
-
-  private notifying = new Map<string, boolean>();
-
-  /**
-   * Wakes readers in other processes (PostgreSQL NOTIFY), after the commit and outside any
-   * writer's transaction: a NOTIFY inside the writers' transactions would take a global lock at
-   * each commit. Coalesced: while one is on its way, later commits share the next one.
-   */
-  private notifyOthers(table: string): void {
-    const dialect = this.dialect;
-    if (!dialect.notify || this.closed) return;
-    const state = this.notifying.get(table);
-    if (state !== undefined) {
-      this.notifying.set(table, true);
-      return;
-    }
-    this.notifying.set(table, false);
-    void (async () => {
-      try {
-        do {
-          this.notifying.set(table, false);
-          await dialect.notify?.(this.db, this.table(table));
-        } while (this.notifying.get(table) && !this.closed);
-      } catch (err) {
-        this.log.debug(`NOTIFY failed: ${(err as Error).message}`);
-      } finally {
-        this.notifying.delete(table);
-      }
-    })();
   }
 
   /** Events after `after`, up to `upTo`, in ID order. */

@@ -191,6 +191,7 @@ describeDatabases(
           (e) => store.dialect.errorKind(e),
           testLog,
           `deadlock ${key}`,
+          false,
         );
       await Promise.all([txn('dl:A', 'dl:B', 'a'), txn('dl:B', 'dl:A', 'b')]);
       // One of them was the victim and ran again.

@@ -22,6 +22,12 @@ export interface RawReceiver {
   readonly calls: Call[];
   /** Decide per call: 'ok', 'fail' (raise an error) or 'stall' (never answer). */
   behaviour: (call: Call) => 'ok' | 'fail' | 'stall';
+  /**
+   * Process calls in seq order, as a reliable receiver must when calls run in parallel: a call
+   * ahead of the next expected seq fails (the service sends it again), one below it was
+   * processed already and is acknowledged without processing.
+   */
+  ordered: boolean;
   close(): void;
   /** Resolves once `pred` holds, checking after each call (rejects after `ms`). */
   until(pred: () => boolean, ms?: number): Promise<void>;
@@ -37,10 +43,12 @@ export async function connectRaw(
   const ccm = clientCcm();
   const executor = new Executor(ccm);
   const waiters = new Set<() => void>();
+  let nextSeq = 0;
   const receiver: RawReceiver = {
     events: [],
     calls: [],
     behaviour: () => 'ok',
+    ordered: false,
     close: () => {
       ccm.close();
       executor.close();
@@ -71,7 +79,11 @@ export async function connectRaw(
       const { seq, events } = reqinfo.params() as { seq: number; events: Event[] };
       const call = { seq, ids: events.map((e) => e.id) };
       receiver.calls.push(call);
-      const what = receiver.behaviour(call);
+      if (receiver.ordered && seq < nextSeq) {
+        reqinfo.result(true);
+        return;
+      }
+      const what = receiver.ordered && seq > nextSeq ? 'fail' : receiver.behaviour(call);
       if (what === 'fail') {
         waiters.forEach((w) => w());
         as.error('InternalError', 'receiver fails on purpose');
@@ -81,6 +93,7 @@ export async function connectRaw(
         return;
       }
       receiver.events.push(...events);
+      nextSeq = seq + 1;
       reqinfo.result(true);
       waiters.forEach((w) => w());
     },

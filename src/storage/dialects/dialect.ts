@@ -48,8 +48,15 @@ export interface SqlDialect {
   dataText(column: string): string;
   /** The current UTC time, as stored in TIMESTAMP columns. */
   readonly nowUtc: string;
-  /** Inserts events in one statement (or a few) of the caller's transaction; IDs in order. */
-  insertEvents(tx: SqlRunner, table: string, events: readonly NewEvent[]): Promise<EventId[]>;
+  /**
+   * Inserts events atomically; IDs in order. Given the client, in one statement (its own
+   * transaction); given a transaction's runner, as part of that transaction.
+   */
+  insertEvents(
+    db: SqlClient | SqlRunner,
+    table: string,
+    events: readonly NewEvent[],
+  ): Promise<EventId[]>;
   /**
    * Whether one writer at a time is guaranteed by the database itself (SQLite): then IDs become
    * visible in order and the newest committed ID is always a safe horizon.
@@ -61,11 +68,10 @@ export interface SqlDialect {
   lockForMigration(tx: SqlRunner): Promise<void>;
   errorKind(err: unknown): ErrorKind;
   /**
-   * Cross-process wake-ups, where the database has them (PostgreSQL LISTEN/NOTIFY): `notify`
-   * tells listeners of `table` that events were committed; `listen` calls `onNotify` for each
-   * such notice until closed. A hint only: readers never rely on it for correctness.
+   * Cross-process wake-ups, where the database has them (PostgreSQL LISTEN/NOTIFY; insertEvents
+   * notifies): calls `onNotify` for each notice about `table` until closed. A hint only: readers
+   * never rely on it for correctness.
    */
-  notify?(db: SqlClient, table: string): Promise<void>;
   listen?(db: SqlClient, table: string, onNotify: () => void): Promise<Listener>;
   /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
   readonly maxStatementBytes: number;

@@ -1,7 +1,7 @@
 import { cmpIds, type EventId } from '../../common/ids';
 import { sleep } from '../retry';
-import { mysqlErrorKind } from '../drivers/mysql';
-import type { SqlRunner } from '../sql';
+import { mysqlErrorKind } from '../drivers/errors';
+import type { SqlClient, SqlRunner } from '../sql';
 import { eventValues, type NewEvent, type SqlDialect } from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
@@ -44,15 +44,16 @@ export function mysqlDialect(): SqlDialect {
     maxStatementBytes: 8 * 1024 * 1024,
 
     async insertEvents(
-      tx: SqlRunner,
+      db: SqlClient | SqlRunner,
       table: string,
       events: readonly NewEvent[],
     ): Promise<EventId[]> {
-      // A multi-row INSERT gets consecutive IDs unless innodb_autoinc_lock_mode = 2 (interleaved);
-      // the row count we get back proves it, otherwise insert one row at a time.
-      const { sql, params } = eventValues(events, this.nowUtc);
+      // A multi-row INSERT gets consecutive IDs unless innodb_autoinc_lock_mode = 2
+      // (interleaved); the row count we get back proves it, otherwise insert one row at a time,
+      // in one transaction.
       if (!interleavedAutoinc) {
-        const res = await tx.execute(`INSERT INTO ${table} (type, data, ts) VALUES ${sql}`, params);
+        const { sql, params } = eventValues(events, this.nowUtc);
+        const res = await db.execute(`INSERT INTO ${table} (type, data, ts) VALUES ${sql}`, params);
         if (!res.insertId || res.affected !== events.length) {
           throw new Error(
             `Unexpected INSERT result: ${res.affected} rows, first ID ${res.insertId ?? 'none'}`,
@@ -61,15 +62,18 @@ export function mysqlDialect(): SqlDialect {
         const first = BigInt(res.insertId);
         return events.map((_e, i) => (first + BigInt(i)).toString());
       }
-      const ids: EventId[] = [];
-      for (const e of events) {
-        const res = await tx.execute(
-          `INSERT INTO ${table} (type, data, ts) VALUES (?, ?, ${this.nowUtc})`,
-          [e.type, e.data],
-        );
-        ids.push(res.insertId ?? '');
-      }
-      return ids;
+      const perRow = async (tx: SqlRunner): Promise<EventId[]> => {
+        const ids: EventId[] = [];
+        for (const e of events) {
+          const res = await tx.execute(
+            `INSERT INTO ${table} (type, data, ts) VALUES (?, ?, ${this.nowUtc})`,
+            [e.type, e.data],
+          );
+          ids.push(res.insertId ?? '');
+        }
+        return ids;
+      };
+      return 'transaction' in db ? db.transaction(perRow) : perRow(db);
     },
 
     async probeWriters(db, table, since) {

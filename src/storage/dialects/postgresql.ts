@@ -1,6 +1,7 @@
 import type { EventId } from '../../common/ids';
-import { pgErrorKind, type PostgresClient } from '../drivers/postgres';
-import type { SqlRunner } from '../sql';
+import { pgErrorKind } from '../drivers/errors';
+import type { PostgresClient } from '../drivers/postgres';
+import type { SqlClient, SqlRunner } from '../sql';
 import { eventValues, notifyChannel, sortIds, type NewEvent, type SqlDialect } from './dialect';
 
 /** pg_advisory_xact_lock key for migrations: any fixed 64-bit number of our own. */
@@ -26,15 +27,28 @@ export const postgresqlDialect: SqlDialect = {
   maxStatementBytes: 64 * 1024 * 1024,
 
   async insertEvents(
-    tx: SqlRunner,
+    db: SqlClient | SqlRunner,
     table: string,
     events: readonly NewEvent[],
   ): Promise<EventId[]> {
     const { sql, params } = eventValues(events, this.nowUtc);
+    const insert = `INSERT INTO ${table} (type, data, ts) VALUES ${sql}`;
     // Rows of one VALUES list draw their IDs in list order, so the sorted IDs match the events.
-    const rows = await tx.query<{ id: string }>(
-      `INSERT INTO ${table} (type, data, ts) VALUES ${sql} RETURNING CAST(id AS TEXT) AS id`,
-      params,
+    if (!('transaction' in db)) {
+      // Part of the caller's transaction.
+      const rows = await db.query<{ id: string }>(
+        `${insert} RETURNING CAST(id AS TEXT) AS id`,
+        params,
+      );
+      return sortIds(rows.map((r) => r.id));
+    }
+    // On its own, the statement is its own transaction, and it also wakes listeners in other
+    // processes: one NOTIFY per group-commit batch (never per row), committed with it, in no
+    // other writer's transaction (a NOTIFY takes a global lock at commit).
+    const rows = await db.query<{ id: string }>(
+      `WITH ins AS (${insert} RETURNING id), n AS (SELECT pg_notify(?, ''))` +
+        ' SELECT CAST(ins.id AS TEXT) AS id FROM ins, n',
+      [...params, notifyChannel(table)],
     );
     return sortIds(rows.map((r) => r.id));
   },
@@ -60,10 +74,6 @@ export const postgresqlDialect: SqlDialect = {
   },
 
   errorKind: pgErrorKind,
-
-  async notify(db, table) {
-    await db.query('SELECT pg_notify(?, ?)', [notifyChannel(table), '']);
-  },
 
   async listen(db, table, onNotify) {
     const client = (db as PostgresClient).newClient();

@@ -1,6 +1,6 @@
 import type { EventId } from '../../common/ids';
-import { sqliteErrorKind } from '../drivers/sqlite';
-import type { SqlRunner } from '../sql';
+import { sqliteErrorKind } from '../drivers/errors';
+import type { SqlClient, SqlRunner } from '../sql';
 import { eventValues, sortIds, type NewEvent, type SqlDialect } from './dialect';
 
 /**
@@ -19,12 +19,12 @@ export const sqliteDialect: SqlDialect = {
   maxStatementBytes: 16 * 1024 * 1024,
 
   async insertEvents(
-    tx: SqlRunner,
+    db: SqlClient | SqlRunner,
     table: string,
     events: readonly NewEvent[],
   ): Promise<EventId[]> {
     const { sql, params } = eventValues(events, this.nowUtc);
-    const rows = await tx.query<{ id: string }>(
+    const rows = await db.query<{ id: string }>(
       `INSERT INTO ${table} (type, data, ts) VALUES ${sql} RETURNING CAST(id AS TEXT) AS id`,
       params,
     );

@@ -4,7 +4,6 @@ import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
 import {
   splitStatements,
-  type ErrorKind,
   type Row,
   type ScriptHooks,
   type SqlClient,
@@ -118,22 +117,4 @@ export class MysqlClient implements SqlClient {
   async close(): Promise<void> {
     await this.pool.end();
   }
-}
-
-/** ER_DUP_ENTRY; deadlock (1213), lock wait timeout (1205) and lost connections retry. */
-export function mysqlErrorKind(err: unknown): ErrorKind {
-  const e = err as { errno?: number; code?: string; fatal?: boolean };
-  if (e.errno === 1062) return 'duplicate';
-  if (e.errno === 1213 || e.errno === 1205) return 'transient';
-  if (
-    e.fatal ||
-    e.code === 'PROTOCOL_CONNECTION_LOST' ||
-    e.code === 'ECONNREFUSED' ||
-    e.code === 'ECONNRESET'
-  ) {
-    return 'transient';
-  }
-  if (e.errno === 2006 || e.errno === 2013 || e.errno === 1927 || e.errno === 1053)
-    return 'transient';
-  return 'other';
 }

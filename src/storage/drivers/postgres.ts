@@ -3,7 +3,6 @@ import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
 import {
   splitStatements,
-  type ErrorKind,
   type Row,
   type ScriptHooks,
   type SqlClient,
@@ -130,23 +129,4 @@ export class PostgresClient implements SqlClient {
   async close(): Promise<void> {
     await this.pool.end();
   }
-}
-
-/** SQLSTATE classes: 23505 unique violation; 40001 serialization failure, 40P01 deadlock,
- * 08xxx / 57P0x connection and shutdown errors are worth a retry. */
-export function pgErrorKind(err: unknown): ErrorKind {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string') {
-    const msg = (err as Error).message ?? '';
-    return /Connection terminated|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect/i.test(
-      msg,
-    )
-      ? 'transient'
-      : 'other';
-  }
-  if (code === '23505') return 'duplicate';
-  if (code === '40001' || code === '40P01' || code.startsWith('08') || code.startsWith('57P'))
-    return 'transient';
-  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return 'transient';
-  return 'other';
 }

@@ -3,7 +3,6 @@ import type { ConnectionConfig } from '../config';
 import {
   Lock,
   splitStatements,
-  type ErrorKind,
   type Row,
   type ScriptHooks,
   type SqlClient,
@@ -127,13 +126,4 @@ export class SqliteClient implements SqlClient {
       );
     });
   }
-}
-
-/** SQLITE_CONSTRAINT (unique) is a duplicate; BUSY/LOCKED retry. */
-export function sqliteErrorKind(err: unknown): ErrorKind {
-  const code = (err as { code?: unknown }).code;
-  const msg = (err as Error).message ?? '';
-  if (code === 'SQLITE_CONSTRAINT' && /UNIQUE/.test(msg)) return 'duplicate';
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return 'transient';
-  return 'other';
 }
