@@ -12,17 +12,36 @@ import {
 import { commitOrMark } from '../retry';
 import type { Logger } from '../../common/log';
 
-const placeholderCache = new Map<string, string>();
+/** A statement as we send it: `?` numbered `$1, $2, ...`, and a name once it is used often. */
+interface Prepared {
+  text: string;
+  uses: number;
+  name?: string;
+}
 
-/** `?` → `$1, $2, ...` (our SQL has no `?` inside literals). */
-function numbered(sql: string): string {
-  let out = placeholderCache.get(sql);
-  if (out === undefined) {
+const statements = new Map<string, Prepared>();
+/** Statements tracked at most; the (few) hot ones are named, so each connection parses them once. */
+const MAX_STATEMENTS = 1000;
+const MAX_NAMED = 200;
+const NAME_AFTER_USES = 3;
+let named = 0;
+
+function prepared(sql: string): Prepared {
+  let p = statements.get(sql);
+  if (!p) {
     let n = 0;
-    out = sql.replace(/\?/g, () => `$${++n}`);
-    if (placeholderCache.size < 1000) placeholderCache.set(sql, out);
+    // Our SQL has no `?` inside literals.
+    p = { text: sql.replace(/\?/g, () => `$${++n}`), uses: 0 };
+    if (statements.size < MAX_STATEMENTS) statements.set(sql, p);
   }
-  return out;
+  if (
+    ++p.uses === NAME_AFTER_USES &&
+    named < MAX_NAMED &&
+    /^\s*(SELECT|INSERT|UPDATE|WITH)\b/i.test(sql)
+  ) {
+    p.name = `evt${++named}`;
+  }
+  return p;
 }
 
 type Queryable = Pick<Pool, 'query'> | PoolClient;
@@ -32,7 +51,10 @@ async function run(
   sql: string,
   params: readonly SqlValue[] = [],
 ): Promise<QueryResult<Row>> {
-  return conn.query<Row>(numbered(sql), params as SqlValue[]);
+  const { text, name } = prepared(sql);
+  return conn.query<Row>(
+    name ? { name, text, values: params as SqlValue[] } : { text, values: params as SqlValue[] },
+  );
 }
 
 function runner(conn: Queryable): SqlRunner {

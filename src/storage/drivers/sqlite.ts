@@ -21,29 +21,88 @@ function open(file: string): Promise<sqlite3.Database> {
   });
 }
 
-function all<R>(db: sqlite3.Database, sql: string, params: readonly SqlValue[] = []): Promise<R[]> {
-  return new Promise((resolve, reject) => {
-    db.all(sql, params as SqlValue[], (err, rows) => (err ? reject(err) : resolve(rows as R[])));
-  });
-}
+/** Prepared statements kept per connection (most used first out: least recently used). */
+const STATEMENT_CACHE = 64;
 
-function run(
-  db: sqlite3.Database,
-  sql: string,
-  params: readonly SqlValue[] = [],
-): Promise<{ affected: number }> {
-  return new Promise((resolve, reject) => {
-    db.run(sql, params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
-      if (err) reject(err);
-      else resolve({ affected: this.changes });
+/**
+ * One SQLite connection with its prepared statements cached: preparing a statement costs about
+ * as much as running a one-row INSERT.
+ */
+class Connection {
+  /** Prepared (or preparing) statements, least recently used first. */
+  private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
+
+  constructor(readonly db: sqlite3.Database) {}
+
+  private statement(sql: string): Promise<sqlite3.Statement> {
+    let stmt = this.statements.get(sql);
+    if (stmt) {
+      this.statements.delete(sql); // re-inserted below: most recently used last
+    } else {
+      stmt = new Promise((resolve, reject) => {
+        const prepared = this.db.prepare(sql, (err) => (err ? reject(err) : resolve(prepared)));
+      });
+      // A statement that fails to prepare is not kept.
+      stmt.catch(() => this.statements.delete(sql));
+      if (this.statements.size >= STATEMENT_CACHE) {
+        const [oldest, old] = this.statements.entries().next().value as [
+          string,
+          Promise<sqlite3.Statement>,
+        ];
+        this.statements.delete(oldest);
+        void old.then((s) => s.finalize()).catch(() => undefined);
+      }
+    }
+    this.statements.set(sql, stmt);
+    return stmt;
+  }
+
+  async all<R>(sql: string, params: readonly SqlValue[] = []): Promise<R[]> {
+    const stmt = await this.statement(sql);
+    return new Promise((resolve, reject) => {
+      stmt.all(params as SqlValue[], (err: Error | null, rows: unknown[]) =>
+        err ? reject(err) : resolve(rows as R[]),
+      );
     });
-  });
+  }
+
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<{ affected: number }> {
+    const stmt = await this.statement(sql);
+    return new Promise((resolve, reject) => {
+      stmt.run(params as SqlValue[], function (this: sqlite3.RunResult, err: Error | null) {
+        if (err) reject(err);
+        else resolve({ affected: this.changes });
+      });
+    });
+  }
+
+  /** Statements that are not worth keeping (PRAGMA, BEGIN, COMMIT). */
+  exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.db.exec(sql, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  async close(): Promise<void> {
+    const statements = await Promise.allSettled(this.statements.values());
+    this.statements.clear();
+    await Promise.all(
+      statements.map((r) =>
+        r.status === 'fulfilled'
+          ? new Promise<void>((resolve) => r.value.finalize(() => resolve()))
+          : Promise.resolve(),
+      ),
+    );
+    await new Promise<void>((resolve, reject) =>
+      this.db.close((err) => (err ? reject(err) : resolve())),
+    );
+  }
 }
 
-function runner(db: sqlite3.Database): SqlRunner {
+function runner(conn: Connection): SqlRunner {
   return {
-    query: <R extends Row>(sql: string, params?: readonly SqlValue[]) => all<R>(db, sql, params),
-    execute: (sql: string, params?: readonly SqlValue[]) => run(db, sql, params),
+    query: <R extends Row>(sql: string, params?: readonly SqlValue[]) => conn.all<R>(sql, params),
+    execute: (sql: string, params?: readonly SqlValue[]) => conn.run(sql, params),
   };
 }
 
@@ -55,52 +114,50 @@ function runner(db: sqlite3.Database): SqlRunner {
 export class SqliteClient implements SqlClient {
   readonly dialect = 'sqlite' as const;
   private readonly lock = new Lock();
+  private readonly writerRunner: SqlRunner;
 
   private constructor(
     readonly config: ConnectionConfig,
-    private readonly writer: sqlite3.Database,
-    private readonly reader: sqlite3.Database,
-  ) {}
+    private readonly writer: Connection,
+    private readonly reader: Connection,
+  ) {
+    this.writerRunner = runner(writer);
+  }
 
   static async open(config: ConnectionConfig): Promise<SqliteClient> {
     const file = config.file;
     if (!file) throw new Error('SQLite needs a file');
-    const writer = await open(file);
-    const reader = await open(file);
-    for (const db of [writer, reader]) {
-      db.configure('busyTimeout', 10_000);
-    }
-    await run(writer, 'PRAGMA journal_mode = WAL');
-    for (const db of [writer, reader]) {
-      await run(db, `PRAGMA synchronous = ${config.synchronous ?? 'FULL'}`);
-      await run(db, 'PRAGMA foreign_keys = ON');
+    const writer = new Connection(await open(file));
+    const reader = new Connection(await open(file));
+    for (const c of [writer, reader]) c.db.configure('busyTimeout', 10_000);
+    await writer.exec('PRAGMA journal_mode = WAL');
+    for (const c of [writer, reader]) {
+      await c.exec(`PRAGMA synchronous = ${config.synchronous ?? 'FULL'}`);
+      await c.exec('PRAGMA foreign_keys = ON');
     }
     return new SqliteClient(config, writer, reader);
   }
 
   query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
     // Reads that write (INSERT ... RETURNING) must go through the writer.
-    if (/^\s*(SELECT|WITH)\b/i.test(sql)) return all<R>(this.reader, sql, params);
-    return this.lock.run(() => all<R>(this.writer, sql, params));
+    if (/^\s*(SELECT|WITH)\b/i.test(sql)) return this.reader.all<R>(sql, params);
+    return this.lock.run(() => this.writer.all<R>(sql, params));
   }
 
-  execute(
-    sql: string,
-    params?: readonly SqlValue[],
-  ): Promise<{ affected: number; insertId?: string }> {
-    return this.lock.run(() => run(this.writer, sql, params));
+  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affected: number }> {
+    return this.lock.run(() => this.writer.run(sql, params));
   }
 
   transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T> {
     return this.lock.run(async () => {
       // IMMEDIATE takes the write lock up front, so two writers never deadlock on an upgrade.
-      await run(this.writer, 'BEGIN IMMEDIATE');
+      await this.writer.exec('BEGIN IMMEDIATE');
       try {
-        const result = await work(runner(this.writer));
-        await commitOrMark(() => run(this.writer, 'COMMIT'));
+        const result = await work(this.writerRunner);
+        await commitOrMark(() => this.writer.exec('COMMIT'));
         return result;
       } catch (err) {
-        await run(this.writer, 'ROLLBACK').catch(() => undefined);
+        await this.writer.exec('ROLLBACK').catch(() => undefined);
         throw err;
       }
     });
@@ -115,15 +172,8 @@ export class SqliteClient implements SqlClient {
   }
 
   async close(): Promise<void> {
-    await this.lock.run(async () => {
-      await Promise.all(
-        [this.writer, this.reader].map(
-          (db) =>
-            new Promise<void>((resolve, reject) =>
-              db.close((err) => (err ? reject(err) : resolve())),
-            ),
-        ),
-      );
-    });
+    await this.lock.run(() =>
+      Promise.all([this.writer.close(), this.reader.close()]).then(() => undefined),
+    );
   }
 }
