@@ -40,9 +40,8 @@ export class GenService extends PingService {
 
   addEvent(as: AsyncSteps, reqinfo: RequestInfo): void {
     const { type, data } = reqinfo.params() as { type: unknown; data: unknown };
-    awaitSteps(as, () => this.addEventAsync(type, data));
-    as.add((as, id: EventId) => {
-      reqinfo.result(id);
+    awaitSteps(as, async () => {
+      reqinfo.result(await this.addEventAsync(type, data));
     });
   }
 

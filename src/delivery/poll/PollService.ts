@@ -83,10 +83,7 @@ export class PollService extends PingService {
       if (!this.allowReliable)
         throw new EvtError(ErrorCode.SecurityError, 'Registration is not allowed');
       await this._registerConsumer(consumerIdent(callerId(reqinfo), component));
-      return true;
-    });
-    as.add((as, ok: boolean) => {
-      reqinfo.result(ok);
+      reqinfo.result(true);
     });
   }
 
@@ -102,15 +99,13 @@ export class PollService extends PingService {
       const reliable = params.component !== LIVE_COMPONENT;
       if (reliable && !this.allowReliable)
         throw new EvtError(ErrorCode.SecurityError, 'Reliable delivery is disabled');
-      return this._pollEvents({
+      const events = await this._pollEvents({
         ident: consumerIdent(callerId(reqinfo), params.component),
         lastId: params.last_id ?? null,
         want: params.want ?? null,
         reliable,
         limits: chunkLimits(reqinfo, this.maxChunkEvents),
       });
-    });
-    as.add((as, events: Event[]) => {
       reqinfo.result(events);
     });
   }

@@ -99,11 +99,8 @@ export class PushService extends PollService {
           target,
           limits: onEventsLimits(channel, receiver),
         });
-        return true;
+        reqinfo.result(true);
       });
-    });
-    as.add((_as) => {
-      reqinfo.result(true);
     });
   }
 
