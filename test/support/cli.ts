@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
+import net from 'net';
 import path from 'path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -235,7 +236,18 @@ export async function startCliServer(
   args: readonly string[],
   options: RunOptions = {},
 ): Promise<CliServer> {
-  const child = new Child(process.execPath, [BIN, 'serve', '--port', '0', ...args], options);
+  return startCliServerWith(['--port', '0', ...args], options);
+}
+
+/**
+ * Like startCliServer, but runs `evtstream serve ARGS` with exactly these arguments (no
+ * `--port 0`): for a server that must come back on the same port after it was killed.
+ */
+export async function startCliServerWith(
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<CliServer> {
+  const child = new Child(process.execPath, [BIN, 'serve', ...args], options);
   try {
     const server = await waitForListening(child, options.timeoutMs);
     // Anonymous ping: any FutoIn answer (even SecurityError) shows the server is serving.
@@ -245,6 +257,18 @@ export async function startCliServer(
     child.kill();
     throw err;
   }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (listened on, then closed). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
 }
 
 /** Waits for the "listening on" line of a `serve` child and parses it. */

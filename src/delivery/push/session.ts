@@ -80,6 +80,10 @@ function takeChunk(queue: Delivery[], limits: ChunkLimits): Delivery[] {
 interface Batch {
   /** -1 for a batch of filtered-out events only, which is never sent. */
   seq: number;
+  /** Kept until acknowledged, to send the batch again as it was. */
+  events: Event[];
+  /** Failed sends so far: the retry delay doubles with each. */
+  failures: number;
   /** Acknowledging this batch means every event up to here was delivered (or filtered out). */
   coversUpTo: EventId;
   state: 'sending' | 'acked' | 'failed';
@@ -87,13 +91,14 @@ interface Batch {
 
 /**
  * A reliable consumer's push session. It reads its backlog from the store (catch-up), then
- * joins the shared channel of its `want` for new events (tail); if its queue overflows, or a
- * push fails, it goes back to reading the store from what was acknowledged, so it never loses an
- * event. Batches carry `seq` 0, 1, 2, ... without gaps; at most `maxInFlight` are unconfirmed
- * (sent, or acknowledged but with the pointer not stored yet), so after any failure at most that
- * many batches are delivered again. The stored pointer moves only past batches whose onEvents
- * returned success, in order. A failed batch is sent again, after a growing delay, with the same
- * seq and starting from the same event, so the receiver's order is kept.
+ * joins the shared channel of its `want` for new events (tail); if its queue overflows, it goes
+ * back to reading the store from what it has sent, so it never loses an event. Batches carry
+ * `seq` 0, 1, 2, ... without gaps; at most `maxInFlight` are unconfirmed (sent, or acknowledged
+ * but with the pointer not stored yet), so after the connection is lost at most that many
+ * batches are delivered again. The stored pointer moves only past batches whose onEvents
+ * returned success, in order. A failed batch is sent again as it was (same seq, same events)
+ * after a growing, jittered delay, while nothing new is sent: a reliable receiver holds the later
+ * batches until that one succeeds, so it must not wait for them.
  */
 export class ReliableSession implements Session {
   private seq = 0;
@@ -109,11 +114,11 @@ export class ReliableSession implements Session {
   private mode: 'catchup' | 'tail' = 'catchup';
   private channel: TailChannel | null = null;
   private reading = false;
-  /** Bumped at each rewind, so a read started before it is not used after it. */
-  private epoch = 0;
   private writing = false;
-  private failing = false;
-  private retryDelay: number;
+  /** Batches that failed and wait to be sent again; nothing new is sent meanwhile. */
+  private failed = 0;
+  /** Consecutive failures to read or write the store: the pause before trying again doubles. */
+  private storeFailures = 0;
   private isClosed = false;
   private readonly reader: ChunkReader;
 
@@ -128,7 +133,6 @@ export class ReliableSession implements Session {
     this.sentUpTo = pointer;
     this.written = pointer;
     this.tailCovers = pointer;
-    this.retryDelay = options.retryMinMs;
     this.reader = new ChunkReader(host.store);
     target.onClose(() => this.close());
   }
@@ -186,7 +190,7 @@ export class ReliableSession implements Session {
 
   /** Starts whatever can start now: batches while the window has room, or a catch-up read. */
   private pump(): void {
-    while (!this.isClosed && !this.failing && this.window.length < this.options.maxInFlight) {
+    while (!this.isClosed && this.failed === 0 && this.window.length < this.options.maxInFlight) {
       if (this.mode === 'catchup') {
         if (!this.reading) void this.readBacklog();
         return;
@@ -207,10 +211,10 @@ export class ReliableSession implements Session {
 
   private async readBacklog(): Promise<void> {
     this.reading = true;
-    const epoch = this.epoch;
     try {
       const chunk = await this.reader.next(this.sentUpTo, this.want, this.options.limits);
-      if (this.isClosed || this.failing || this.mode !== 'catchup' || epoch !== this.epoch) return;
+      this.storeFailures = 0;
+      if (this.isClosed || this.mode !== 'catchup') return;
       const covers = chunk.complete ? chunk.horizon : chunk.events[chunk.events.length - 1]?.id;
       if (chunk.events.length > 0 || (covers !== undefined && cmpIds(covers, this.sentUpTo) > 0)) {
         this.send(toDeliveries(chunk.events), covers ?? this.sentUpTo);
@@ -218,7 +222,7 @@ export class ReliableSession implements Session {
       if (chunk.complete) this.tryJoinTail(chunk.horizon);
     } catch (err) {
       this.host.log.warn(`${this.consumer}: reading events failed: ${(err as Error).message}`);
-      await sleep(this.nextRetryDelay());
+      await sleep(this.retryDelay(++this.storeFailures));
     } finally {
       this.reading = false;
     }
@@ -238,62 +242,49 @@ export class ReliableSession implements Session {
   private send(chunk: readonly Delivery[], coversUpTo: EventId): void {
     this.sentUpTo = coversUpTo;
     if (chunk.length === 0) {
-      this.window.push({ seq: -1, coversUpTo, state: 'acked' });
+      this.window.push({ seq: -1, events: [], failures: 0, coversUpTo, state: 'acked' });
       void this.writePointer();
       return;
     }
-    const batch: Batch = { seq: this.seq++, coversUpTo, state: 'sending' };
+    const batch: Batch = {
+      seq: this.seq++,
+      events: chunk.map((d) => d.event),
+      failures: 0,
+      coversUpTo,
+      state: 'sending',
+    };
     this.window.push(batch);
-    this.target
-      .send(
-        batch.seq,
-        chunk.map((d) => d.event),
-      )
-      .then(
-        () => {
-          batch.state = 'acked';
-          this.retryDelay = this.options.retryMinMs;
-          void this.writePointer();
-          this.settle();
-        },
-        (err: unknown) => {
-          batch.state = 'failed';
-          if (this.isClosed) return;
-          this.host.pushError(this.consumer, err);
-          if (!this.failing) {
-            this.failing = true;
-            this.backToCatchup();
-          }
-          this.settle();
-        },
-      );
+    this.transmit(batch);
   }
 
-  /** After a failure, once nothing is on its way, resume from the first unacknowledged batch. */
-  private settle(): void {
-    if (!this.failing || this.isClosed || this.window.some((b) => b.state === 'sending')) {
-      this.pump();
-      return;
-    }
-    this.epoch++;
-    const firstFailed = this.window.findIndex((b) => b.state !== 'acked');
-    const resume = this.window[firstFailed];
-    if (resume) {
-      this.seq = resume.seq;
-      this.window = this.window.slice(0, firstFailed);
-    }
-    this.sentUpTo =
-      this.window.length > 0 ? this.window[this.window.length - 1]!.coversUpTo : this.written;
-    const delay = this.nextRetryDelay();
-    setTimeout(() => {
-      this.failing = false;
-      this.pump();
-    }, delay).unref();
+  private transmit(batch: Batch): void {
+    batch.state = 'sending';
+    this.target.send(batch.seq, batch.events).then(
+      () => {
+        batch.state = 'acked';
+        batch.events = [];
+        void this.writePointer();
+        this.pump();
+      },
+      (err: unknown) => {
+        if (this.isClosed) return;
+        batch.state = 'failed';
+        this.failed++;
+        this.host.pushError(this.consumer, err);
+        setTimeout(() => {
+          this.failed--;
+          if (!this.isClosed) this.transmit(batch);
+        }, this.retryDelay(++batch.failures)).unref();
+      },
+    );
   }
 
-  private nextRetryDelay(): number {
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.options.retryMaxMs);
+  /** The pause before retry `n` (1, 2, ...): doubling from retryMinMs, jittered to half. */
+  private retryDelay(n: number): number {
+    const delay = Math.min(
+      this.options.retryMinMs * 2 ** Math.min(n - 1, 30),
+      this.options.retryMaxMs,
+    );
     // Jitter, so consumers that failed together do not retry in step.
     return delay / 2 + Math.random() * (delay / 2);
   }
@@ -311,6 +302,7 @@ export class ReliableSession implements Session {
         }
         if (target === null || cmpIds(target, this.written) <= 0) break;
         await this.host.store.advanceConsumer(this.consumer, target);
+        this.storeFailures = 0;
         this.written = target;
         const done = target;
         this.window = this.window.filter(
@@ -319,7 +311,7 @@ export class ReliableSession implements Session {
       }
     } catch (err) {
       this.host.log.warn(`${this.consumer}: storing the pointer failed: ${(err as Error).message}`);
-      setTimeout(() => void this.writePointer(), this.nextRetryDelay()).unref();
+      setTimeout(() => void this.writePointer(), this.retryDelay(++this.storeFailures)).unref();
     } finally {
       this.writing = false;
     }

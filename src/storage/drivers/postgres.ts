@@ -107,7 +107,14 @@ export class PostgresClient implements SqlClient {
 
   async transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T> {
     const conn = await this.pool.connect();
+    // pg-pool takes its own error listener off a client it hands out: an error the server sends
+    // between our statements (a restart's "terminating connection") would otherwise be thrown
+    // as uncaught. Note it, and hand the client back as broken so the pool drops it.
     let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken ??= err;
+    };
+    conn.on('error', onError);
     try {
       await conn.query('BEGIN');
       try {
@@ -116,11 +123,12 @@ export class PostgresClient implements SqlClient {
         return result;
       } catch (err) {
         await conn.query('ROLLBACK').catch((e: Error) => {
-          broken = e;
+          broken ??= e;
         });
         throw err;
       }
     } finally {
+      conn.off('error', onError);
       conn.release(broken);
     }
   }
