@@ -144,6 +144,13 @@ declare module 'futoin-invoker' {
   }
 
   namespace SpecTools {
+    /** Node's crypto name of an FTN3 (MD5, SHA256, ...) or FTN8 (HS256, ...) MAC algorithm;
+     * raises InvalidRequest for others. */
+    function getRawAlgo(as: AsyncSteps, algo: string): string;
+    /** HMAC of a FutoIn message, all fields but `sec`, in FTN3's canonical order. */
+    function genHMACRaw(algo: string, key: string | Buffer, msg: Record<string, unknown>): Buffer;
+    /** Constant-time comparison of two MACs. */
+    function checkHMAC(a: Buffer, b: Buffer): boolean;
     function checkCompiledType(
       as: AsyncSteps | null,
       info: unknown,

@@ -2,6 +2,7 @@ import crypto from 'crypto';
 import fs from 'fs';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { RequestInfo, SecurityProvider } from 'futoin-executor';
+import { SpecTools } from 'futoin-invoker';
 
 /** Client users: name → secret. */
 export type Users = Map<string, string>;
@@ -40,10 +41,20 @@ function sameSecret(a: string, b: string): boolean {
   return crypto.timingSafeEqual(da, db);
 }
 
+/** Requests authenticated by HMAC: their responses are signed the same way. */
+const hmacSigners = new WeakMap<RequestInfo, HmacSigner>();
+
+interface HmacSigner {
+  algo: string;
+  secret: string;
+}
+
 /**
- * FTN3 basic authentication (`sec: "user:secret"`) against a fixed set of users. The user name
- * is the caller's FTN8 local ID, so it names consumers (`user:component`) the same way after
- * every restart. A wrong or unknown user or secret is a SecurityError.
+ * FTN3 authentication against a fixed set of users, both forms futoin-invoker clients use:
+ * basic (`sec: "user:secret"`) and message signatures (`-hmac:user:algo:sig`, the client's
+ * `hmacKey` being the base64 of the secret; responses are signed back). The user name is the
+ * caller's FTN8 local ID, so it names consumers (`user:component`) the same way after every
+ * restart. A wrong or unknown user, secret or signature is a SecurityError.
  */
 export class UsersSecurityProvider extends SecurityProvider {
   constructor(private readonly users: Users) {
@@ -53,15 +64,59 @@ export class UsersSecurityProvider extends SecurityProvider {
   override checkAuth(
     as: AsyncSteps,
     reqinfo: RequestInfo,
-    _reqmsg: Record<string, unknown>,
+    reqmsg: Record<string, unknown>,
     sec: string[],
   ): void {
+    if (sec[0] === '-hmac') {
+      this.checkHmac(as, reqinfo, reqmsg, sec);
+      return;
+    }
     const [user = '', ...rest] = sec;
     const secret = rest.join(':');
     const expected = this.users.get(user);
     // Still compare when the user is unknown, so unknown and known users take the same time.
     const ok = sameSecret(secret, expected ?? '\u0000no-such-user') && expected !== undefined;
     if (!ok || user.startsWith('-')) as.error('SecurityError', 'Invalid credentials');
+    this.setUser(as, reqinfo, user);
+  }
+
+  private checkHmac(
+    as: AsyncSteps,
+    reqinfo: RequestInfo,
+    reqmsg: Record<string, unknown>,
+    sec: string[],
+  ): void {
+    const [, user = '', algo = '', sig = ''] = sec;
+    const secret = this.users.get(user);
+    let ok = false;
+    if (secret !== undefined && sec.length === 4) {
+      const raw = SpecTools.getRawAlgo(as, algo);
+      ok = SpecTools.checkHMAC(
+        SpecTools.genHMACRaw(raw, secret, reqmsg),
+        Buffer.from(sig, 'base64'),
+      );
+      if (ok) hmacSigners.set(reqinfo, { algo: raw, secret });
+    }
+    if (!ok) as.error('SecurityError', 'Invalid credentials');
+    this.setUser(as, reqinfo, user);
+  }
+
+  private setUser(as: AsyncSteps, reqinfo: RequestInfo, user: string): void {
     this._setUser(as, reqinfo, RequestInfo.SL_SAFE_OPS, { local_id: user, global_id: user });
+  }
+
+  override signAuto(
+    _as: AsyncSteps,
+    reqinfo: RequestInfo,
+    rspmsg: Record<string, unknown>,
+  ): boolean {
+    const signer = hmacSigners.get(reqinfo);
+    if (!signer) return false;
+    rspmsg['sec'] = SpecTools.genHMACRaw(signer.algo, signer.secret, rspmsg).toString('base64');
+    return true;
+  }
+
+  override isSigned(reqinfo: RequestInfo): boolean {
+    return hmacSigners.has(reqinfo);
   }
 }

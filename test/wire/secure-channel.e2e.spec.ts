@@ -8,7 +8,14 @@ import path from 'path';
 import { expect } from 'chai';
 import type { StreamService } from '../../src/app/service';
 import { describeDatabases } from '../support/db';
-import { startService, TEST_CREDENTIALS } from '../support/service';
+import { GenFace } from '../../src/generation/GenFace';
+import {
+  clientCcm,
+  expectFutoinError,
+  startService,
+  steps,
+  TEST_CREDENTIALS,
+} from '../support/service';
 
 const TLS_DIR = path.join(__dirname, '..', 'fixtures', 'tls');
 const cert = fs.readFileSync(path.join(TLS_DIR, 'cert.pem'));
@@ -75,6 +82,51 @@ describeDatabases(
       const forged = await httpPost(service.url, addEvent('C4'), { 'x-forwarded-proto': 'https' });
       expect(forged).to.include({ e: 'SecurityError', edesc: 'Insecure channel' });
     });
+  },
+  ['sqlite'],
+);
+
+describeDatabases(
+  'authentication',
+  (fx) => {
+    let service: StreamService;
+    before(async () => {
+      service = await startService(fx);
+    });
+    after(() => service?.close());
+
+    for (const transport of ['http', 'ws'] as const) {
+      it(`accepts FTN3 HMAC-signed calls and signs the answers (${transport})`, async () => {
+        const ccm = clientCcm();
+        try {
+          const url = transport === 'http' ? service.url : service.wsUrl;
+          const hmacKey = Buffer.from('alice-secret').toString('base64');
+          await steps((as) => {
+            GenFace.register(as, ccm, 'gen', url, '-hmac:alice', {
+              hmacKey,
+              hmacAlgo: 'SHA256',
+              secureChannel: true,
+            });
+            GenFace.register(as, ccm, 'bad', url, '-hmac:alice', {
+              hmacKey: Buffer.from('wrong').toString('base64'),
+              hmacAlgo: 'SHA256',
+              secureChannel: true,
+            });
+          });
+          // The client checks the response signature too: a success proves both ways.
+          const id = await steps<string>((as) =>
+            ccm.iface<GenFace>('gen').addEvent(as, 'HMAC', { ok: true }),
+          );
+          expect(id).to.match(/^[1-9]\d*$/);
+          await expectFutoinError(
+            steps((as) => ccm.iface<GenFace>('bad').addEvent(as, 'HMAC', {})),
+            'SecurityError',
+          );
+        } finally {
+          ccm.close();
+        }
+      });
+    }
   },
   ['sqlite'],
 );
