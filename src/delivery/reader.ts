@@ -30,7 +30,7 @@ export class ChunkReader {
     limits: ChunkLimits,
     horizon?: EventId,
   ): Promise<Chunk> {
-    const upTo = horizon ?? (await this.store.horizon());
+    const upTo = horizon ?? (await this.store.horizonAbove(after, limits.maxEvents));
     const events: StoredEvent[] = [];
     let bytes = 0;
     let from = after;

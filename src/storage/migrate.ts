@@ -1,6 +1,6 @@
 import fs from 'fs';
 import path from 'path';
-import { Umzug, type UmzugStorage } from 'umzug';
+import type { UmzugStorage } from 'umzug';
 import type { Logger } from '../common/log';
 import type { SqlDialect } from './dialects';
 import type { SqlClient, SqlRunner } from './sql';
@@ -77,6 +77,9 @@ export async function migrate(
   const dir = path.join(options.dir ?? path.join(SQL_DIR, options.kind), dialect.name);
   const files = migrationFiles(dir);
   await ensureTable(db, dialect);
+  // Up to date (every start but the first): no need to load umzug and its dependencies at all.
+  if ((await pendingMigrations(db, dialect, options)).length === 0) return [];
+  const { Umzug } = await import('umzug');
 
   const applied: string[] = [];
   const storage: UmzugStorage = {

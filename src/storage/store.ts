@@ -143,6 +143,17 @@ export class EventStore extends EventEmitter<StoreEvents> {
     return this.horizonOf(tableName ?? this.eventTable).current();
   }
 
+  /**
+   * A horizon for a reader at `after`. A reader far behind the horizon already known (more
+   * than `slack` IDs) uses it without a new probe: it has a full read of work below it, and
+   * probing once per read would cost a catch-up as much as its reads. Nearer the head, it gets
+   * a fresh one, so a reader sees what was committed before it asked. Both are safe.
+   */
+  horizonAbove(after: EventId, slack = 1000, tableName?: string): Promise<EventId> {
+    const h = this.horizonOf(tableName ?? this.eventTable);
+    return BigInt(h.known) - BigInt(after) > BigInt(slack) ? Promise.resolve(h.known) : h.current();
+  }
+
   /** The horizon object of a table (for its stall figures). */
   horizonOf(tableName: string): Horizon {
     let h = this.horizons.get(tableName);

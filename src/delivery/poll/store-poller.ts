@@ -28,19 +28,16 @@ export class StorePoller {
       return toEvents(chunk.events);
     }
 
-    let pointer = await store.consumerPointer(req.ident);
+    const pointer = await store.consumerPointer(req.ident);
     if (pointer === null)
       throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
-    const horizon = await store.horizon();
+    const after = req.lastId === null ? pointer : maxId(req.lastId, pointer);
+    const horizon = await store.horizonAbove(after, req.limits.maxEvents);
     if (req.lastId !== null && cmpIds(req.lastId, pointer) > 0) {
       const target = minId(req.lastId, horizon);
-      if (cmpIds(target, pointer) > 0) {
-        await store.advanceConsumer(req.ident, target);
-        pointer = target;
-      }
+      if (cmpIds(target, pointer) > 0) await store.advanceConsumer(req.ident, target);
     }
 
-    const after = req.lastId === null ? pointer : maxId(req.lastId, pointer);
     const chunk = await this.reader.next(after, req.want, req.limits, horizon);
     if (chunk.events.length === 0 && req.want !== null && cmpIds(chunk.horizon, after) > 0) {
       // Nothing wanted up to the horizon: count the skipped events as delivered, so the next
