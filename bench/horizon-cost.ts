@@ -6,14 +6,20 @@
  *   it (readers then go by the newest visible ID: the `id > last_id` of the reference);
  * - readers: draining 20,000 stored events by polling (1000 per read), with and without the
  *   horizon;
- * - NOTIFY (PostgreSQL): the same 16 writers with each statement notifying listeners (what
- *   addEvent does per group-commit batch) and without.
+ * - NOTIFY (PostgreSQL): the same 16 independent writers with every statement notifying (what
+ *   a per-row trigger would do: each commit then takes the global notify lock), and 16
+ *   concurrent addEvent callers through the service's group commit, which sends one NOTIFY per
+ *   batch, against the same without any NOTIFY.
  *
  *   npx tsx bench/horizon-cost.ts [--db sqlite,postgresql,mysql] [--events N]
  *
  * Prints events/s for each and the ratio (after / before).
  */
 import { parseArgs } from 'util';
+import $as from 'futoin-asyncsteps';
+import { Executor } from 'futoin-executor';
+import { AdvancedCCM } from 'futoin-invoker';
+import { DBGenService } from '../src/generation/DBGenService';
 import { performance } from 'perf_hooks';
 import { cmpIds, type EventId } from '../src/common/ids';
 import { consoleLogger } from '../src/common/log';
@@ -41,6 +47,44 @@ async function openStore(kind: DbKind, db: FreshDb, naive: boolean): Promise<Eve
   const plain = await EventStore.open(config, { log });
   if (!naive) return plain;
   return new NaiveStore(plain.db, plain.dialect, { log });
+}
+
+/** The store without NOTIFY: its batches are written as statements of no transaction. */
+class QuietStore extends EventStore {
+  override async addEvents(events: Parameters<EventStore['addEvents']>[0]): Promise<EventId[]> {
+    const runner: SqlRunner = {
+      query: (s, p) => this.db.query(s, p),
+      execute: (s, p) => this.db.execute(s, p),
+    };
+    return this.dialect.insertEvents(runner, this.dialect.quote(this.eventTable), events);
+  }
+}
+
+/** 16 concurrent callers of the generation service (group commit), `perCaller` events each. */
+async function groupCommit(store: EventStore, perCaller: number): Promise<number> {
+  const ccm = new AdvancedCCM();
+  try {
+    const gen = await new Promise<DBGenService>((resolve, reject) => {
+      $as()
+        .add(
+          (as) => {
+            const impl = DBGenService.register(as, new Executor(ccm), { store });
+            as.add((_as) => resolve(impl));
+          },
+          (_as, err) => reject(new Error(err)),
+        )
+        .execute();
+    });
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: WRITERS }, async (_v, w) => {
+        for (let i = 0; i < perCaller; i++) await gen.addEventAsync('COST', { w, i });
+      }),
+    );
+    return (WRITERS * perCaller) / ((performance.now() - t0) / 1000);
+  } finally {
+    ccm.close();
+  }
 }
 
 /** 16 writers, `perWriter` single-event statements each, a reader following; events/s. */
@@ -84,7 +128,8 @@ async function drain(store: EventStore): Promise<number> {
   const target = await store.horizon();
   const t0 = performance.now();
   while (cmpIds(last, target) < 0) {
-    const h = await store.horizon();
+    // As the service's readers do: probe only near the head.
+    const h = await store.horizonAbove(last, 1000);
     const rows = await store.readEvents({ after: last, upTo: h, limit: 1000, want: null });
     if (rows.length === 0) break;
     n += rows.length;
@@ -142,7 +187,16 @@ async function main(): Promise<void> {
     if (kind === 'postgresql') {
       const wQuiet = await run(false, (s) => writers(s, perWriter, false));
       const wNotify = await run(false, (s) => writers(s, perWriter, true));
-      row('16 writers, events/s (no NOTIFY → NOTIFY in each statement)', wQuiet, wNotify);
+      row('16 independent writers, events/s (no NOTIFY → NOTIFY per statement)', wQuiet, wNotify);
+      const gQuiet = await run(false, (s) =>
+        groupCommit(new QuietStore(s.db, s.dialect, { log }), perWriter),
+      );
+      const gNotify = await run(false, (s) => groupCommit(s, perWriter));
+      row(
+        '16 addEvent callers, group commit, events/s (no NOTIFY → NOTIFY per batch)',
+        gQuiet,
+        gNotify,
+      );
     }
   }
 }
