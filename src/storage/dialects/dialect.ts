@@ -75,6 +75,16 @@ export interface SqlDialect {
   listen?(db: SqlClient, table: string, onNotify: () => void): Promise<Listener>;
   /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
   readonly maxStatementBytes: number;
+  /**
+   * `INSERT INTO table (columns) VALUES rows` that skips rows whose primary key exists already
+   * (and only those: other errors still fail), for idempotent copies such as the archive.
+   */
+  insertIgnoringDuplicatesSql(table: string, columns: readonly string[], rows: string): string;
+  /**
+   * `DELETE` of at most `limit` rows of `table` matching `where` (which may use `?`), lowest IDs
+   * first, so a big clean-up runs as many small transactions.
+   */
+  deleteFirstSql(table: string, where: string, limit: number): string;
 }
 
 /** Sorts decimal-string IDs ascending. */

@@ -118,6 +118,14 @@ export function mysqlDialect(): SqlDialect {
         throw new Error('Timed out waiting for another process to finish migrating');
     },
 
+    // INSERT IGNORE would also hide errors other than the duplicate key.
+    insertIgnoringDuplicatesSql: (table, columns, rows) =>
+      `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows} ON DUPLICATE KEY UPDATE id = id`,
+
+    // MySQL cannot select from the table it deletes from; it has DELETE ... LIMIT instead.
+    deleteFirstSql: (table, where, limit) =>
+      `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)}`,
+
     errorKind: mysqlErrorKind,
   };
 }

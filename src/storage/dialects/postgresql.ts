@@ -73,6 +73,12 @@ export const postgresqlDialect: SqlDialect = {
     await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
   },
 
+  insertIgnoringDuplicatesSql: (table, columns, rows) =>
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows} ON CONFLICT (id) DO NOTHING`,
+
+  deleteFirstSql: (table, where, limit) =>
+    `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)})`,
+
   errorKind: pgErrorKind,
 
   async listen(db, table, onNotify) {

@@ -42,5 +42,11 @@ export const sqliteDialect: SqlDialect = {
     // BEGIN IMMEDIATE of the migration's transaction already excludes every other writer.
   },
 
+  insertIgnoringDuplicatesSql: (table, columns, rows) =>
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows} ON CONFLICT (id) DO NOTHING`,
+
+  deleteFirstSql: (table, where, limit) =>
+    `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)})`,
+
   errorKind: sqliteErrorKind,
 };
