@@ -48,6 +48,8 @@ export interface SqlDialect {
   dataText(column: string): string;
   /** The current UTC time, as stored in TIMESTAMP columns. */
   readonly nowUtc: string;
+  /** A `?` placeholder for a UTC time given as 'YYYY-MM-DD HH:MM:SS', compared with TIMESTAMPs. */
+  readonly tsParam: string;
   /**
    * Inserts events atomically; IDs in order. Given the client, in one statement (its own
    * transaction); given a transaction's runner, as part of that transaction.

@@ -39,6 +39,7 @@ export function mysqlDialect(): SqlDialect {
     tsText: (col) => `DATE_FORMAT(${col}, '%Y-%m-%dT%H:%i:%sZ')`,
     dataText: (col) => col,
     nowUtc: 'UTC_TIMESTAMP()',
+    tsParam: 'CAST(? AS DATETIME)',
     singleWriter: false,
     // max_allowed_packet defaults to 16 MiB on MariaDB 10.11 and 64 MiB on MySQL 8.
     maxStatementBytes: 8 * 1024 * 1024,

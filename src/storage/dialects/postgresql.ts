@@ -23,6 +23,7 @@ export const postgresqlDialect: SqlDialect = {
   tsText: (col) => `to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
   dataText: (col) => `CAST(${col} AS TEXT)`,
   nowUtc: "(now() AT TIME ZONE 'UTC')",
+  tsParam: 'CAST(? AS TIMESTAMP)',
   singleWriter: false,
   maxStatementBytes: 64 * 1024 * 1024,
 

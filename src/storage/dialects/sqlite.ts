@@ -15,6 +15,8 @@ export const sqliteDialect: SqlDialect = {
   tsText: (col) => `strftime('%Y-%m-%dT%H:%M:%SZ', ${col})`,
   dataText: (col) => col,
   nowUtc: "strftime('%Y-%m-%d %H:%M:%S', 'now')",
+  // TIMESTAMPs are stored as 'YYYY-MM-DD HH:MM:SS' text, which compares in time order.
+  tsParam: '?',
   singleWriter: true,
   maxStatementBytes: 16 * 1024 * 1024,
 

@@ -1,0 +1,134 @@
+import crypto from 'crypto';
+import fs from 'fs';
+import { parseArgs, type ParseArgsConfig } from 'util';
+import { consoleLogger, type Logger } from '../../common/log';
+import { describeConnection } from '../../storage/config';
+import { parseUsersEnv, readUsersFile, type Users } from '../../transport/auth';
+import { StreamService } from '../service';
+import {
+  COMMON_OPTIONS,
+  DB_HELP,
+  dbConfig,
+  intOption,
+  logLevel,
+  UsageError,
+  type CliIO,
+} from './common';
+
+export const SERVE_HELP = `Usage: evtstream serve [options]
+
+Serves futoin.evt.gen and futoin.evt.poll (FTN18 1.0 and 1.1) over HTTP and WebSocket at
+the same URL. When ready it prints one line: "evtstream listening on <URL> ...".
+SIGINT or SIGTERM stop it cleanly (exit code 0).
+
+Options:
+  --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for all)
+  --port N           port (default 8080; 0 picks a free one)
+${DB_HELP}
+  --users FILE       client users, one "name:secret" per line (# starts a comment).
+                     Also from EVTSTREAM_USERS="name:secret,name2:secret2". Clients
+                     authenticate with FTN3 credentials "name:secret"; a wrong secret is
+                     a SecurityError. With no users at all, a user "demo" with a random
+                     secret is created for this run and printed.
+  --tls-cert FILE    serve HTTPS/WSS with this PEM certificate (needs --tls-key)
+  --tls-key FILE     the certificate's PEM private key
+  --trust-proxy      TLS is terminated by a reverse proxy in front: trust its
+                     X-Forwarded-Proto (https makes the channel secure) and
+                     X-Forwarded-For / X-Real-IP
+  --no-secure-loopback
+                     do not count loopback connections as secure channels
+
+Secure channels: FTN18 requires one for futoin.evt.gen (addEvent). A channel is secure
+when served with --tls-cert, when --trust-proxy is set and the proxy says https, or when
+the client connects over loopback (127.0.0.1, ::1), unless --no-secure-loopback or
+--trust-proxy is given. addEvent on any other channel gets SecurityError "Insecure channel".
+
+Other options:
+  --max-event-bytes N  largest event data accepted, bytes of JSON (default 4194304)
+`;
+
+const SERVE_OPTIONS = {
+  ...COMMON_OPTIONS,
+  host: { type: 'string' },
+  port: { type: 'string' },
+  users: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'trust-proxy': { type: 'boolean' },
+  'no-secure-loopback': { type: 'boolean' },
+  'max-event-bytes': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+function loadUsers(file: string | undefined, env: CliIO['env'], log: Logger, io: CliIO): Users {
+  const users: Users = new Map();
+  try {
+    if (file) for (const [k, v] of readUsersFile(file)) users.set(k, v);
+    const fromEnv = env['EVTSTREAM_USERS'];
+    if (fromEnv) for (const [k, v] of parseUsersEnv(fromEnv)) users.set(k, v);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (users.size === 0) {
+    const secret = crypto.randomBytes(12).toString('base64url');
+    users.set('demo', secret);
+    io.out(`No users configured: created user "demo" with secret "${secret}" for this run`);
+    log.warn('No --users file or EVTSTREAM_USERS: using a one-run demo user');
+  }
+  return users;
+}
+
+export async function serve(argv: string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: SERVE_OPTIONS,
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    io.out(SERVE_HELP);
+    return 0;
+  }
+  const log = consoleLogger(logLevel(values['log-level']));
+  const db = dbConfig(values.db, io.env);
+  const port = intOption('port', values.port, 8080, 0, 65535);
+  const maxEventBytes = intOption(
+    'max-event-bytes',
+    values['max-event-bytes'],
+    4 * 1024 * 1024,
+    1,
+    7 * 1024 * 1024,
+  );
+  if (!!values['tls-cert'] !== !!values['tls-key'])
+    throw new UsageError('--tls-cert and --tls-key go together');
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (values['tls-cert'] && values['tls-key']) {
+    try {
+      tls = { cert: fs.readFileSync(values['tls-cert']), key: fs.readFileSync(values['tls-key']) };
+    } catch (err) {
+      throw new UsageError(`Cannot read TLS files: ${(err as Error).message}`);
+    }
+  }
+  const users = loadUsers(values.users, io.env, log, io);
+  const trustProxy = values['trust-proxy'] ?? false;
+
+  const service = await StreamService.start({
+    db,
+    host: values.host ?? '127.0.0.1',
+    port,
+    users,
+    log,
+    ...(tls ? { tls } : {}),
+    trustProxy,
+    secureLoopback: !values['no-secure-loopback'] && !trustProxy,
+    maxEventBytes,
+  });
+  // Listen for signals before announcing readiness: a supervisor may signal at once.
+  const stopped = io.stopSignal();
+  io.out(
+    `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`,
+  );
+  const signal = await stopped;
+  log.info(`${signal}: stopping`);
+  await service.close();
+  return 0;
+}
