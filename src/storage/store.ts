@@ -34,6 +34,22 @@ export interface ReadQuery {
   table?: string;
 }
 
+/** A registered consumer's stored state, as retention sees it. */
+export interface ConsumerState {
+  ident: string;
+  pointer: EventId;
+  /** last_time (registration or the last pointer move), YYYY-MM-DDTHH:MM:SSZ. */
+  lastTime: string;
+  /** Whether last_time is older than the `idleMs` asked for, by the database's clock. */
+  idle: boolean;
+}
+
+/** An event ID and whether the event is older than the age asked for. */
+export interface EventAge {
+  id: EventId;
+  old: boolean;
+}
+
 export interface StoreOptions {
   /** Event table (default evt_queue); addXferEvent may name others. */
   eventTable?: string;
@@ -213,6 +229,77 @@ export class EventStore extends EventEmitter<StoreEvents> {
       ),
     );
     return res.affected > 0;
+  }
+
+  /** Every registered consumer; `idleMs` flags those whose last_time is older than that. */
+  async consumers(idleMs?: number, consumerTable?: string): Promise<ConsumerState[]> {
+    const d = this.dialect;
+    const idle =
+      idleMs === undefined
+        ? '0'
+        : `CASE WHEN last_time < ${d.utcBeforeMs(idleMs)} THEN 1 ELSE 0 END`;
+    const rows = await this.retry('consumers', () =>
+      this.db.query<{ ident: string; pointer: string; last_time: string; idle: number | string }>(
+        `SELECT ident, ${d.idText('last_evt_id')} AS pointer, ${d.tsText('last_time')} AS last_time,` +
+          ` ${idle} AS idle FROM ${d.quote(assertIdentifier(consumerTable ?? this.consumerTable))}`,
+      ),
+    );
+    return rows.map((r) => ({
+      ident: r.ident,
+      pointer: r.pointer,
+      lastTime: r.last_time,
+      idle: Number(r.idle) === 1,
+    }));
+  }
+
+  /** The highest ID in an event table, '0' when it is empty. */
+  async newestEventId(tableName?: string): Promise<EventId> {
+    const [row] = await this.retry('newestEventId', () =>
+      this.db.query<{ newest: string | null }>(
+        `SELECT ${this.dialect.idText('MAX(id)')} AS newest FROM ${this.table(tableName)}`,
+      ),
+    );
+    return row?.newest ?? NO_EVENT;
+  }
+
+  /**
+   * IDs of the first `limit` events after `after` up to `upTo`, in ID order, each flagged whether
+   * its ts is older than `olderThanMs` (database clock; every one is old without it).
+   */
+  async eventAges(q: {
+    after: EventId;
+    upTo: EventId;
+    limit: number;
+    olderThanMs?: number;
+    table?: string;
+  }): Promise<EventAge[]> {
+    if (cmpIds(q.upTo, q.after) <= 0 || q.limit <= 0) return [];
+    const d = this.dialect;
+    const old =
+      q.olderThanMs === undefined
+        ? '1'
+        : `CASE WHEN e.ts < ${d.utcBeforeMs(q.olderThanMs)} THEN 1 ELSE 0 END`;
+    const rows = await this.retry('eventAges', () =>
+      this.db.query<{ id: string; old: number | string }>(
+        `SELECT ${d.idText('e.id')} AS id, ${old} AS old FROM ${this.table(q.table)} e` +
+          ` WHERE e.id > ${d.idParam} AND e.id <= ${d.idParam} ORDER BY e.id LIMIT ${Math.floor(q.limit)}`,
+        [q.after, q.upTo],
+      ),
+    );
+    return rows.map((r) => ({ id: r.id, old: Number(r.old) === 1 }));
+  }
+
+  /**
+   * Deletes at most `limit` events with IDs up to `upTo`, lowest first, in one statement (its
+   * own transaction); resolves with the number deleted. Retried after a lost connection: it
+   * deletes nothing above `upTo` whichever way the first attempt ended.
+   */
+  async deleteEventsUpTo(upTo: EventId, limit: number, tableName?: string): Promise<number> {
+    if (cmpIds(upTo, NO_EVENT) <= 0 || limit <= 0) return 0;
+    const d = this.dialect;
+    const sql = d.deleteFirstSql(this.table(tableName), `id <= ${d.idParam}`, limit);
+    const res = await this.retry('deleteEventsUpTo', () => this.db.execute(sql, [upTo]));
+    return res.affected;
   }
 
   get isClosed(): boolean {

@@ -48,6 +48,12 @@ export interface SqlDialect {
   dataText(column: string): string;
   /** The current UTC time, as stored in TIMESTAMP columns. */
   readonly nowUtc: string;
+  /**
+   * The UTC time `ms` milliseconds before now, by the database's clock, as stored in TIMESTAMP
+   * columns (for `ts < ...` age tests: one clock for every process). `ms` must be a finite number
+   * of at least 0; it is written into the SQL, never a parameter, so callers validate it.
+   */
+  utcBeforeMs(ms: number): string;
   /** A `?` placeholder for a UTC time given as 'YYYY-MM-DD HH:MM:SS', compared with TIMESTAMPs. */
   readonly tsParam: string;
   /**
@@ -105,4 +111,14 @@ export function eventValues(
     params.push(e.type, e.data);
   }
   return { sql: rows.join(', '), params };
+}
+
+/** Durations beyond this (about 317 years) are refused rather than written in exponent form. */
+const MAX_SQL_MS = 1e13;
+
+/** A duration for SQL text: whole milliseconds, refusing what is not a number from 0 to 1e13. */
+export function wholeMs(ms: number): number {
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_SQL_MS)
+    throw new RangeError(`Invalid duration: ${ms} ms`);
+  return Math.floor(ms);
 }

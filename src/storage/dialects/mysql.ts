@@ -2,7 +2,7 @@ import { cmpIds, type EventId } from '../../common/ids';
 import { sleep } from '../retry';
 import { mysqlErrorKind } from '../drivers/errors';
 import type { SqlClient, SqlRunner } from '../sql';
-import { eventValues, type NewEvent, type SqlDialect } from './dialect';
+import { eventValues, wholeMs, type NewEvent, type SqlDialect } from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
 const TRX_CACHE_REFRESH_MS = 120;
@@ -39,6 +39,7 @@ export function mysqlDialect(): SqlDialect {
     tsText: (col) => `DATE_FORMAT(${col}, '%Y-%m-%dT%H:%i:%sZ')`,
     dataText: (col) => col,
     nowUtc: 'UTC_TIMESTAMP()',
+    utcBeforeMs: (ms) => `(UTC_TIMESTAMP() - INTERVAL ${wholeMs(ms) * 1000} MICROSECOND)`,
     tsParam: 'CAST(? AS DATETIME)',
     singleWriter: false,
     // max_allowed_packet defaults to 16 MiB on MariaDB 10.11 and 64 MiB on MySQL 8.

@@ -2,7 +2,14 @@ import type { EventId } from '../../common/ids';
 import { pgErrorKind } from '../drivers/errors';
 import type { PostgresClient } from '../drivers/postgres';
 import type { SqlClient, SqlRunner } from '../sql';
-import { eventValues, notifyChannel, sortIds, type NewEvent, type SqlDialect } from './dialect';
+import {
+  eventValues,
+  notifyChannel,
+  sortIds,
+  wholeMs,
+  type NewEvent,
+  type SqlDialect,
+} from './dialect';
 
 /** pg_advisory_xact_lock key for migrations: any fixed 64-bit number of our own. */
 const MIGRATION_LOCK_KEY = '1811870001';
@@ -23,6 +30,7 @@ export const postgresqlDialect: SqlDialect = {
   tsText: (col) => `to_char(${col}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
   dataText: (col) => `CAST(${col} AS TEXT)`,
   nowUtc: "(now() AT TIME ZONE 'UTC')",
+  utcBeforeMs: (ms) => `((now() AT TIME ZONE 'UTC') - INTERVAL '${wholeMs(ms)} milliseconds')`,
   tsParam: 'CAST(? AS TIMESTAMP)',
   singleWriter: false,
   maxStatementBytes: 64 * 1024 * 1024,

@@ -1,7 +1,7 @@
 import type { EventId } from '../../common/ids';
 import { sqliteErrorKind } from '../drivers/errors';
 import type { SqlClient, SqlRunner } from '../sql';
-import { eventValues, sortIds, type NewEvent, type SqlDialect } from './dialect';
+import { eventValues, sortIds, wholeMs, type NewEvent, type SqlDialect } from './dialect';
 
 /**
  * SQLite lets one transaction write at a time and allocates IDs inside it, so IDs become visible
@@ -15,6 +15,7 @@ export const sqliteDialect: SqlDialect = {
   tsText: (col) => `strftime('%Y-%m-%dT%H:%M:%SZ', ${col})`,
   dataText: (col) => col,
   nowUtc: "strftime('%Y-%m-%d %H:%M:%S', 'now')",
+  utcBeforeMs: (ms) => `strftime('%Y-%m-%d %H:%M:%S', 'now', '-${wholeMs(ms) / 1000} seconds')`,
   // TIMESTAMPs are stored as 'YYYY-MM-DD HH:MM:SS' text, which compares in time order.
   tsParam: '?',
   singleWriter: true,

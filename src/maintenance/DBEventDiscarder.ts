@@ -1,0 +1,373 @@
+import $asyncevent from 'futoin-asyncevent';
+import type { SimpleCCM } from 'futoin-invoker';
+import { ErrorCode, isEvtError } from '../common/errors';
+import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
+import { defaultLogger, type Logger } from '../common/log';
+import { resolveStore } from '../storage/ccm';
+import { Lock } from '../storage/sql';
+import { assertIdentifier, type ConsumerState, type EventStore } from '../storage/store';
+
+export interface DBEventDiscarderOptions {
+  /** Time between passes, in ms (default 600,000: 10 minutes, as the reference). */
+  poll_period_ms?: number;
+  /** Events deleted per statement, each statement its own transaction (default 1000). */
+  limit_at_once?: number;
+  /** Event table (default: the store's, evt_queue). */
+  event_table?: string;
+  /** Consumer table (default: the store's, evt_consumers). */
+  consumer_table?: string;
+  /**
+   * Minimum age of the events kept in the active table even when every consumer has them: ms,
+   * or a string such as '7d', '12h', '30m', '45s', '500ms' (default 0: none).
+   */
+  keep_for?: number | string;
+  /**
+   * When a consumer counts as stale and stops holding events back (ms or a duration string like
+   * keep_for); unset, null or 0 (default): never. See DBEventDiscarder.
+   */
+  stale_consumer_ms?: number | string | null;
+  /** An explicit store; otherwise the store of `ccm`'s services (see resolveStore). */
+  store?: EventStore;
+  /** Where warnings go (default: the store's logger). */
+  log?: Logger;
+}
+
+/** Events a discarder emits (futoin-asyncevent: listeners run asynchronously). */
+export interface DiscarderEvents {
+  /** A batch was deleted: how many events, and the highest ID among them. */
+  eventDiscard: (count: number, lastId: EventId) => void;
+  /** A pass ignored a stale consumer (see DBEventDiscarder): its ident, pointer and last_time. */
+  staleConsumer: (ident: string, pointer: EventId, lastTime: string) => void;
+  /** A pass failed: FutoIn-style code, description, the exception. The next period retries. */
+  workerError: (code: string, info?: string, exception?: Error) => void;
+}
+
+type Listen = <K extends keyof DiscarderEvents>(event: K, handler: DiscarderEvents[K]) => void;
+
+const DISCARDER_EVENTS: readonly (keyof DiscarderEvents)[] = [
+  'eventDiscard',
+  'staleConsumer',
+  'workerError',
+];
+
+/** What one pass did. */
+export interface DiscardResult {
+  /** Events deleted. */
+  deleted: number;
+  /** The highest ID deleted, null when none was. */
+  lastId: EventId | null;
+  /** DELETE statements run. */
+  batches: number;
+  /** Consumers this pass ignored as stale. */
+  stale: ConsumerState[];
+}
+
+const POLL_PERIOD_MS = 600_000;
+const LIMIT_AT_ONCE = 1000;
+/** Batches per pass: a pass ends after this many, so it never runs unbounded. */
+export const BATCHES_PER_PASS = 100;
+/** A pass that stopped at BATCHES_PER_PASS is followed this soon (or after the period if shorter). */
+const BACKLOG_PAUSE_MS = 1000;
+
+const DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A duration in ms from a number of ms or a string like '7d', '12h', '30m', '45s', '500ms'. */
+export function parseDuration(value: number | string, what = 'duration'): number {
+  let ms: number;
+  if (typeof value === 'number') {
+    ms = value;
+  } else {
+    const m = DURATION_RE.exec(value);
+    ms = m ? Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS] : NaN;
+  }
+  // 1e13 ms (over 300 years) is the most the dialects write into SQL.
+  if (!Number.isFinite(ms) || ms < 0 || ms > 1e13) {
+    throw new TypeError(`Invalid ${what}: ${JSON.stringify(value)} (ms, or e.g. '7d', '12h')`);
+  }
+  return Math.floor(ms);
+}
+
+interface Settings {
+  periodMs: number;
+  limit: number;
+  eventTable: string | undefined;
+  consumerTable: string | undefined;
+  keepMs: number | undefined;
+  staleMs: number | undefined;
+}
+
+interface Worker {
+  ccm: SimpleCCM;
+  options: DBEventDiscarderOptions;
+  settings: Settings;
+  store: EventStore | null;
+  stopped: boolean;
+  timer: NodeJS.Timeout | null;
+  /** The pass in progress, if any (never rejects). */
+  running: Promise<void> | null;
+  onClose: () => void;
+}
+
+function settingsOf(options: DBEventDiscarderOptions): Settings {
+  const periodMs = options.poll_period_ms ?? POLL_PERIOD_MS;
+  if (!Number.isFinite(periodMs) || periodMs <= 0) {
+    throw new TypeError(`Invalid poll_period_ms: ${periodMs}`);
+  }
+  const limit = options.limit_at_once ?? LIMIT_AT_ONCE;
+  if (!Number.isInteger(limit) || limit <= 0) {
+    throw new TypeError(`Invalid limit_at_once: ${limit}`);
+  }
+  const keepMs = options.keep_for === undefined ? 0 : parseDuration(options.keep_for, 'keep_for');
+  const stale = options.stale_consumer_ms;
+  // 0 means off, as for keep_for: "stale at once" would make every lagging consumer stale.
+  const staleMs =
+    stale === undefined || stale === null ? 0 : parseDuration(stale, 'stale_consumer_ms');
+  return {
+    periodMs,
+    limit,
+    eventTable:
+      options.event_table === undefined ? undefined : assertIdentifier(options.event_table),
+    consumerTable:
+      options.consumer_table === undefined ? undefined : assertIdentifier(options.consumer_table),
+    keepMs: keepMs > 0 ? keepMs : undefined,
+    staleMs: staleMs > 0 ? staleMs : undefined,
+  };
+}
+
+/**
+ * Deletes delivered events from the active event table (evt_queue), so it stays small; the
+ * archiver keeps history elsewhere. Same API as the reference's: `start(ccm, options)`, `stop()`,
+ * events 'eventDiscard' and 'workerError'; closing the CCM stops it.
+ *
+ * What it deletes: only events every registered consumer has acknowledged, i.e. IDs up to the
+ * lowest `last_evt_id` in evt_consumers, and never above the gap-safe horizon.
+ * - No registered consumer: nothing is deleted, as nothing tells that any event was delivered.
+ *   A consumer removed from evt_consumers no longer holds events back.
+ * - `keep_for`: nothing younger than that (by `ts`, on the database's UTC clock) is deleted.
+ * - Deletion always takes the lowest IDs first and stops at the first event it must keep, so
+ *   the active table stays one unbroken range of IDs (an old event after a younger one waits).
+ * - The newest event in the table is always kept, so MAX(id) never goes back: older MySQL and
+ *   MariaDB servers (before 8.0 / 10.2.4) restart AUTO_INCREMENT at MAX(id) + 1, and a reused ID
+ *   would sit below consumers' pointers, never delivered.
+ * - `stale_consumer_ms` (off by default): a consumer counts as stale when its pointer is behind
+ *   the horizon, its last_time (set at registration and whenever its pointer moves) is older than
+ *   that, and the first event it has not acknowledged is older than that too (so a consumer idle
+ *   at the head for days is not stale the moment a new event arrives). A stale consumer does not
+ *   hold events back, never silently: each pass that ignores it logs a warning naming it and
+ *   emits 'staleConsumer'. It stays registered; if it comes back, it resumes after its pointer,
+ *   without the events deleted meanwhile. When every consumer is stale nothing is deleted, as
+ *   with none. A consumer with nothing to read is never stale.
+ * - LIVE consumers hold nothing back: one reading behind the deleted range misses those events.
+ *
+ * Each pass deletes in batches of `limit_at_once` events, one statement (one short transaction)
+ * each, so live traffic never waits behind one huge delete; a pass ends when nothing is left to
+ * delete or after BATCHES_PER_PASS batches (then the next pass follows within a second, to work
+ * a backlog off). Passes run every `poll_period_ms`. A failed pass emits 'workerError' and the
+ * next period tries again.
+ */
+export class DBEventDiscarder {
+  declare readonly on: Listen;
+  declare readonly once: Listen;
+  declare readonly off: Listen;
+  declare readonly emit: <K extends keyof DiscarderEvents>(
+    event: K,
+    ...args: Parameters<DiscarderEvents[K]>
+  ) => void;
+
+  private worker: Worker | null = null;
+  /** Passes never overlap, periodic or runPass(). */
+  private readonly passLock = new Lock();
+
+  constructor() {
+    $asyncevent(this, [...DISCARDER_EVENTS]);
+  }
+
+  /**
+   * Starts discarding: a first pass at once, then one every `poll_period_ms`. `ccm` is where
+   * services find their store (its `#db.evt`, or the store bound to it); `options.store`
+   * overrides it. Throws when already started or when an option is invalid.
+   */
+  start(ccm: SimpleCCM, options: DBEventDiscarderOptions = {}): void {
+    if (this.worker) throw new Error('Already started!');
+    const settings = settingsOf(options);
+    const worker: Worker = {
+      ccm,
+      options,
+      settings,
+      store: null,
+      stopped: false,
+      timer: null,
+      running: null,
+      onClose: () => void this.stop(),
+    };
+    this.worker = worker;
+    ccm.once('close', worker.onClose);
+    // Queued now, so a runPass() called after start() always runs after this first pass.
+    this.runScheduled(worker);
+  }
+
+  /** Stops discarding; resolves once a pass in progress has ended (after its current statement). */
+  stop(): Promise<void> {
+    const w = this.worker;
+    if (!w) return Promise.resolve();
+    this.worker = null;
+    w.stopped = true;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    w.ccm.off('close', w.onClose);
+    return w.running ?? Promise.resolve();
+  }
+
+  /** Runs one pass now (after the one in progress, if any); rejects if it fails. Needs start(). */
+  runPass(): Promise<DiscardResult> {
+    const w = this.worker;
+    if (!w) return Promise.reject(new Error('Not started'));
+    return this.passLock.run(() => this.pass(w));
+  }
+
+  private schedule(w: Worker, delayMs: number): void {
+    if (w.stopped) return;
+    w.timer = setTimeout(() => {
+      w.timer = null;
+      this.runScheduled(w);
+    }, delayMs);
+  }
+
+  private runScheduled(w: Worker): void {
+    w.running = this.passLock
+      .run(() => this.pass(w))
+      .then(
+        (r) =>
+          r.batches >= BATCHES_PER_PASS
+            ? Math.min(BACKLOG_PAUSE_MS, w.settings.periodMs)
+            : w.settings.periodMs,
+        (err: unknown) => {
+          if (!w.stopped) this.report(w, err);
+          return w.settings.periodMs;
+        },
+      )
+      .then((next) => {
+        w.running = null;
+        this.schedule(w, next);
+      });
+  }
+
+  private report(w: Worker, err: unknown): void {
+    const exception = err instanceof Error ? err : new Error(String(err));
+    const code = isEvtError(err) ? err.code : ErrorCode.InternalError;
+    const info = isEvtError(err) ? err.info : exception.message;
+    this.logOf(w).warn(
+      `discarder: pass failed (${code}: ${info}); next try in ${w.settings.periodMs} ms`,
+    );
+    this.emit('workerError', code, info, exception);
+  }
+
+  private logOf(w: Worker): Logger {
+    return w.options.log ?? w.store?.log ?? defaultLogger();
+  }
+
+  private async pass(w: Worker): Promise<DiscardResult> {
+    const result: DiscardResult = { deleted: 0, lastId: null, batches: 0, stale: [] };
+    if (w.stopped) return result;
+    // Only the store and logger: table options stay ours, not the default of the CCM's store.
+    w.store ??= await resolveStore(w.ccm, {
+      ...(w.options.store ? { store: w.options.store } : {}),
+      ...(w.options.log ? { log: w.options.log } : {}),
+    });
+    const store = w.store;
+    const s = w.settings;
+    const eventTable = s.eventTable ?? store.eventTable;
+    const consumerTable = s.consumerTable ?? store.consumerTable;
+
+    // Why the lowest pointer is a safe bound, also with concurrent writers: a reliable pointer
+    // moves only forward, only to events its consumer acknowledged, and never past the horizon
+    // (StorePoller), below which every ID has committed or never will. So no event can still
+    // commit at or below the lowest pointer, and everything there reached every consumer
+    // counted. Pointers read before a DELETE can only be lower than by then: still safe. The
+    // horizon bounds deletion too, for pointers moved by others (the reference's services move
+    // them to any last_id, a manual UPDATE): deletion never runs ahead of what readers know
+    // to be final.
+    const horizon = await store.horizon(eventTable);
+    const newest = await store.newestEventId(eventTable);
+    const upper = minId(
+      horizon,
+      cmpIds(newest, NO_EVENT) > 0 ? String(BigInt(newest) - 1n) : NO_EVENT,
+    );
+    if (cmpIds(upper, NO_EVENT) <= 0) return result;
+
+    let stale: Set<string> | null = null;
+    while (!w.stopped && result.batches < BATCHES_PER_PASS) {
+      // Read again for each batch: pointers only grow, but a consumer registered meanwhile
+      // (pointer 0) must stop the rest of the pass.
+      const consumers = await store.consumers(s.staleMs, consumerTable);
+      if (stale === null) {
+        result.stale = await this.staleOf(w, store, consumers, horizon, eventTable);
+        stale = new Set(result.stale.map((c) => c.ident));
+      }
+      let bound: EventId | null = null;
+      for (const c of consumers) {
+        if (!stale.has(c.ident)) bound = minId(bound ?? upper, c.pointer);
+      }
+      if (bound === null || cmpIds(bound, NO_EVENT) <= 0) break;
+
+      const ages = await store.eventAges({
+        after: NO_EVENT,
+        upTo: bound,
+        limit: s.limit,
+        ...(s.keepMs !== undefined ? { olderThanMs: s.keepMs } : {}),
+        table: eventTable,
+      });
+      let end: EventId | null = null;
+      let old = 0;
+      for (const a of ages) {
+        if (!a.old) break;
+        end = a.id;
+        old++;
+      }
+      if (end === null) break;
+      // Nothing can appear at or below `end` (it is below the horizon), so this deletes
+      // exactly the events just read: `old` of them, at most `limit`.
+      const deleted = await store.deleteEventsUpTo(end, s.limit, eventTable);
+      result.batches++;
+      if (deleted > 0) {
+        result.deleted += deleted;
+        result.lastId = end;
+        this.emit('eventDiscard', deleted, end);
+      }
+      if (old < ages.length || ages.length < s.limit) break;
+    }
+    return result;
+  }
+
+  /** The consumers to ignore this pass, warned about and emitted (see the class comment). */
+  private async staleOf(
+    w: Worker,
+    store: EventStore,
+    consumers: readonly ConsumerState[],
+    horizon: EventId,
+    eventTable: string,
+  ): Promise<ConsumerState[]> {
+    const staleMs = w.settings.staleMs;
+    if (staleMs === undefined) return [];
+    const stale: ConsumerState[] = [];
+    for (const c of consumers) {
+      if (!c.idle || cmpIds(c.pointer, horizon) >= 0) continue;
+      const [next] = await store.eventAges({
+        after: c.pointer,
+        upTo: horizon,
+        limit: 1,
+        olderThanMs: staleMs,
+        table: eventTable,
+      });
+      if (!next?.old) continue;
+      stale.push(c);
+      this.logOf(w).warn(
+        `discarder: consumer ${c.ident} is stale (at event ${c.pointer}, last moved ${c.lastTime}, ` +
+          `event ${next.id} waiting longer than stale_consumer_ms); it no longer holds events back`,
+      );
+      this.emit('staleConsumer', c.ident, c.pointer, c.lastTime);
+    }
+    return stale;
+  }
+}
