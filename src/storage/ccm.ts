@@ -30,16 +30,21 @@ export function resolveStore(
   ccm: SimpleCCM,
   options: ResolveStoreOptions = {},
 ): Promise<EventStore> {
-  if (options.store) return Promise.resolve(options.store);
+  const { eventTable, consumerTable } = options;
+  // Each service sees its own tables, if it names any, on the shared connection.
+  const tables = (s: EventStore): EventStore =>
+    s.withTables(eventTable ?? s.eventTable, consumerTable ?? s.consumerTable);
+  if (options.store) return Promise.resolve(tables(options.store));
   let found = stores.get(ccm);
   if (!found) {
-    found = openFromCcm(ccm, options);
-    stores.set(ccm, found);
+    const opened = openFromCcm(ccm, { ...options, eventTable: undefined, consumerTable: undefined });
+    found = opened;
+    stores.set(ccm, opened);
     ccm.once('close', () => {
-      void found?.then((s) => s.close()).catch(() => undefined);
+      void opened.then((s) => s.close()).catch(() => undefined);
     });
   }
-  return found;
+  return found.then(tables);
 }
 
 async function openFromCcm(ccm: SimpleCCM, options: ResolveStoreOptions): Promise<EventStore> {

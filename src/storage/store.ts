@@ -74,11 +74,10 @@ export function assertIdentifier(name: string): string {
  * The event store: every read and write of events and consumer pointers, over one SqlClient and
  * its dialect. Services share one store per database.
  */
-export class EventStore extends EventEmitter<StoreEvents> {
+export class EventStore {
   readonly eventTable: string;
   readonly consumerTable: string;
   readonly log: Logger;
-  private readonly horizons = new Map<string, Horizon>();
   private readonly horizonOptions: HorizonOptions;
   private closed = false;
 
@@ -86,12 +85,47 @@ export class EventStore extends EventEmitter<StoreEvents> {
     readonly db: SqlClient,
     readonly dialect: SqlDialect,
     options: StoreOptions = {},
+    /** Shared with stores of other tables on the same connection (see withTables). */
+    private readonly shared: { horizons: Map<string, Horizon>; bus: EventEmitter<StoreEvents> } = {
+      horizons: new Map(),
+      bus: new EventEmitter<StoreEvents>(),
+    },
+    /** Whether close() closes the connection (false for withTables views). */
+    private readonly ownsConnection = true,
   ) {
-    super();
     this.eventTable = assertIdentifier(options.eventTable ?? TABLES.events);
     this.consumerTable = assertIdentifier(options.consumerTable ?? TABLES.consumers);
     this.log = options.log ?? defaultLogger();
     this.horizonOptions = { ...HORIZON_DEFAULTS, ...options.horizon };
+  }
+
+  /**
+   * The same store with other default tables: same connection, horizons and notifications (a
+   * service configured with its own `event_table` shares the connection of the others).
+   */
+  withTables(eventTable: string, consumerTable: string): EventStore {
+    if (eventTable === this.eventTable && consumerTable === this.consumerTable) return this;
+    return new EventStore(
+      this.db,
+      this.dialect,
+      { eventTable, consumerTable, log: this.log, horizon: this.horizonOptions },
+      this.shared,
+      false,
+    );
+  }
+
+  on<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this {
+    this.shared.bus.on(event, listener as never);
+    return this;
+  }
+
+  off<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this {
+    this.shared.bus.off(event, listener as never);
+    return this;
+  }
+
+  private get horizons(): Map<string, Horizon> {
+    return this.shared.horizons;
   }
 
   /** Connects (no migrations: see migrate()). */
@@ -130,7 +164,7 @@ export class EventStore extends EventEmitter<StoreEvents> {
       false,
     );
     const last = ids[ids.length - 1];
-    if (last) this.emit('committed', tableName ?? this.eventTable, last);
+    if (last) this.shared.bus.emit('committed', tableName ?? this.eventTable, last);
     return ids;
   }
 
@@ -309,7 +343,8 @@ export class EventStore extends EventEmitter<StoreEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.removeAllListeners();
+    if (!this.ownsConnection) return;
+    this.shared.bus.removeAllListeners();
     await this.db.close();
   }
 }

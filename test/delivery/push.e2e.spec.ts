@@ -151,10 +151,11 @@ describeDatabases('push delivery', (fx) => {
 
   it('retries a failing receiver with the same seq, backing off, and loses nothing', async function () {
     this.timeout(60_000);
-    const r = await connect(service.wsUrl, TEST_CREDENTIALS, 'FLAKY');
-    r.ordered = true;
     let failures = 0;
-    r.behaviour = () => (failures++ < 4 ? 'fail' : 'ok');
+    const r = await connect(service.wsUrl, TEST_CREDENTIALS, 'FLAKY', null, '1.1', (raw) => {
+      raw.ordered = true;
+      raw.behaviour = () => (failures++ < 4 ? 'fail' : 'ok');
+    });
     const started = Date.now();
     const ids = await addMany(service, 300, 50);
     await r.until(() => r.events.some((e) => e.id === ids[ids.length - 1]));
@@ -173,8 +174,9 @@ describeDatabases('push delivery', (fx) => {
 
   it('keeps a receiver that never answers bounded, and keeps serving everyone else', async function () {
     this.timeout(60_000);
-    const stuck = await connect(service.wsUrl, TEST_CREDENTIALS, 'STUCK');
-    stuck.behaviour = () => 'stall';
+    const stuck = await connect(service.wsUrl, TEST_CREDENTIALS, 'STUCK', null, '1.1', (r) => {
+      r.behaviour = () => 'stall';
+    });
     const other = await connect(service.wsUrl, TEST_CREDENTIALS, 'HEALTHY');
     const ids = await addMany(service, 3_000, 300);
     await other.until(() => other.events.some((e) => e.id === ids[ids.length - 1]));

@@ -39,6 +39,8 @@ export async function connectRaw(
   component: string,
   want: string[] | null = null,
   version = '1.1',
+  /** Sets the receiver up before readyToReceive (pushes may come before connectRaw returns). */
+  init: (r: RawReceiver) => void = () => undefined,
 ): Promise<RawReceiver> {
   const ccm = clientCcm();
   const executor = new Executor(ccm);
@@ -98,6 +100,7 @@ export async function connectRaw(
       waiters.forEach((w) => w());
     },
   };
+  init(receiver);
   await steps((as) => {
     executor.register(as, `futoin.evt.receiver:${version}`, service, SPEC_DIRS_ALL);
     PushFace.register(as, ccm, 'push', endpoint, credentials, { executor, version });
