@@ -1,0 +1,427 @@
+import $as from 'futoin-asyncsteps';
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import type { Executor } from 'futoin-executor';
+import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
+import { DB_CONN, TABLES } from '../common/constants';
+import { awaitSteps, ErrorCode } from '../common/errors';
+import { defaultLogger, type Logger } from '../common/log';
+import { PollFace } from '../delivery/poll/PollFace';
+import type { Event } from '../delivery/poll/PollService';
+import { Backoff } from '../receiving/backoff';
+import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
+import { ReliableReceiver } from '../receiving/ReliableReceiver';
+import { configFromFutoinDb } from '../storage/ccm';
+import { HistoryWriter, type WarehouseSource } from '../storage/history';
+import { assertIdentifier } from '../storage/store';
+
+/** How events reach the archiver: pushed, polled, or pushed when the service offers it. */
+export type ArchiverMode = 'push' | 'poll' | 'auto';
+
+export interface DBEventArchiverOptions {
+  /**
+   * The warehouse: connection settings (the archiver opens the connection at each start and
+   * closes it at stop) or an open SqlClient (used as is, and left open). Default: the settings
+   * of the futoin-database connection `#db.evtdwh` registered in `db_ccm`.
+   */
+  warehouse?: WarehouseSource;
+  /** Apply the warehouse ('dwh') migrations at each start (default true; a no-op when done). */
+  migrate?: boolean;
+  log?: Logger;
+}
+
+/** Options of `start()`: the receiver's (component, want, reconnection...) and these. */
+export interface ArchiverStartOptions extends ReceiverStartOptions {
+  /** The warehouse table (default evt_history). */
+  history_table?: string;
+  /** 'auto' (default): push, unless the endpoint or the service cannot; then poll. */
+  mode?: ArchiverMode;
+  /** Polling: the first delay after a poll that found nothing, doubling up to pollMaxMS. */
+  pollMinMS?: number;
+  pollMaxMS?: number;
+}
+
+const ARCHIVER_COMPONENT = 'ARCHIVER';
+const POLLER = 'archiver-poll';
+/** pollEvents answers at once; this bounds a call to a service that stopped answering. */
+const POLL_CALL_TIMEOUT_MS = 10_000;
+const POLL_MIN_MS = 20;
+const POLL_MAX_MS = 1_000;
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 10_000;
+/** A failed warehouse write is retried after a growing delay (the same batch, polling). */
+const FAILURE_MIN_MS = 100;
+const FAILURE_MAX_MS = 5_000;
+
+const PUSH_URL_RE = /^(secure\+)?wss?:\/\//;
+const ANY_URL_RE = /^(secure\+)?(https?|wss?):\/\//;
+
+const isExecutor = (endpoint: unknown): endpoint is Executor =>
+  typeof endpoint === 'object' && endpoint !== null && 'onInternalRequest' in endpoint;
+
+const canPush = (endpoint: unknown): boolean =>
+  (typeof endpoint === 'string' && PUSH_URL_RE.test(endpoint)) || isExecutor(endpoint);
+
+/** What a service that does not push answers readyToReceive (or registration through push). */
+function pushNotOffered(code: string, info?: string): boolean {
+  return (
+    code === 'UnknownInterface' ||
+    code === 'NotSupportedVersion' ||
+    (code === ErrorCode.InvalidRequest && /Bi-Direct Channel is required/i.test(info ?? ''))
+  );
+}
+
+/** Adds a step that waits `ms`; cancelling it clears the timer. */
+function sleep(as: AsyncSteps, ms: number): void {
+  as.add((as) => {
+    const timer = setTimeout(() => as.success(), ms);
+    as.setCancel(() => clearTimeout(timer));
+  });
+}
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** One start() to stop(). */
+interface Run {
+  endpoint: unknown;
+  credentials: string | null;
+  component: string;
+  want: string[] | null;
+  mode: ArchiverMode;
+  table: string;
+  /** What receives now: null while the warehouse is being prepared. */
+  receiving: 'push' | 'poll' | null;
+  /** For ReliableReceiver#start. */
+  receiverOptions: ReceiverStartOptions;
+  /** For PollFace.register. */
+  faceOptions: RegisterOptions;
+  pollVersion: string;
+  pollMinMs: number;
+  pollMaxMs: number;
+  reconnect: Backoff;
+  failures: Backoff;
+  /** The preparation, then the polling loop. */
+  worker: AsyncSteps | null;
+  writer: HistoryWriter | null;
+  /** Warehouse work in progress: stop() closes the connection once it has settled. */
+  tasks: Set<Promise<unknown>>;
+  /** Polling: the last event archived, acknowledged by the next poll. */
+  lastId: string | null;
+  stopped: boolean;
+}
+
+/**
+ * Archives the active event stream into the warehouse's history table (evt_history): a reliable
+ * consumer (component ARCHIVER by default) that writes each batch in one warehouse transaction,
+ * ignoring events already there, and acknowledges it only once that transaction committed. So
+ * the stream's pointer for the archiver never moves past an event the warehouse does not hold,
+ * and a batch delivered again (after a failure or a restart) writes nothing twice.
+ *
+ * Events arrive by push (futoin.evt.push over WebSocket or in process); when the endpoint is an
+ * HTTP URL or the service does not push, by polling. Any failure (the service, the connection,
+ * the warehouse) is retried with backoff; nothing is skipped. Run one archiver per component.
+ *
+ * Emits 'ready' (receiving), 'newEvents' (a batch arrived), 'processedEvents' (it is archived),
+ * 'receiverError' (archiving a batch failed: it comes again) and 'workerError' (connecting,
+ * the warehouse at start, or a lost connection).
+ */
+export class DBEventArchiver extends ReliableReceiver {
+  static override get COMPONENT(): string | null {
+    return ARCHIVER_COMPONENT;
+  }
+
+  private readonly warehouse: WarehouseSource;
+  private readonly migrate: boolean;
+  private readonly log: Logger;
+  private run: Run | null = null;
+  private stopping: Promise<void> = Promise.resolve();
+
+  /**
+   * @param db_ccm the CCM with futoin-database's `#db.evtdwh` (unless `options.warehouse` says
+   *   where the warehouse is); also the CCM of the receiving executors. Closing it stops the
+   *   archiver.
+   */
+  constructor(db_ccm: AdvancedCCM, options: DBEventArchiverOptions = {}) {
+    super(db_ccm);
+    this.warehouse = options.warehouse ?? configFromFutoinDb(db_ccm, DB_CONN.warehouse);
+    this.migrate = options.migrate ?? true;
+    this.log = options.log ?? defaultLogger();
+    this.on('workerError', (code, info) => this.onWorkerError(code, info));
+  }
+
+  /**
+   * Starts archiving from `endpoint`: a ws(s):// or http(s):// URL (`secure+` marks a loopback
+   * channel secure) or an in-process Executor. Throws when already started or when the options
+   * cannot work; everything else is retried (see 'workerError').
+   */
+  override start(
+    endpoint: unknown,
+    credentials: string | null = null,
+    options: ArchiverStartOptions = {},
+  ): void {
+    if (this.run) throw new Error('The archiver is already started');
+    const {
+      mode = 'auto',
+      history_table = TABLES.history,
+      pollMinMS = POLL_MIN_MS,
+      pollMaxMS = POLL_MAX_MS,
+      ...receiverOptions
+    } = options;
+    if (mode !== 'push' && mode !== 'poll' && mode !== 'auto') {
+      throw new TypeError(`options.mode must be push, poll or auto, not ${String(mode)}`);
+    }
+    if (mode === 'push' && !canPush(endpoint)) {
+      throw new TypeError('Push needs a bi-directional channel: a ws(s):// URL or an Executor');
+    }
+    if (!(typeof endpoint === 'string' && ANY_URL_RE.test(endpoint)) && !isExecutor(endpoint)) {
+      throw new TypeError('The endpoint must be an http(s):// or ws(s):// URL or an Executor');
+    }
+    if (!(pollMinMS > 0) || !(pollMaxMS >= pollMinMS)) {
+      throw new RangeError(`Invalid polling delays: ${pollMinMS}..${pollMaxMS} ms`);
+    }
+    const component = this._checkComponent(
+      receiverOptions.component ?? (this.constructor as typeof DBEventArchiver).COMPONENT,
+    );
+    const {
+      component: _component,
+      want = null,
+      reqTimeout: _reqTimeout,
+      reconnectMinMS = RECONNECT_MIN_MS,
+      reconnectMaxMS = RECONNECT_MAX_MS,
+      ...faceOptions
+    } = receiverOptions;
+    const run: Run = {
+      endpoint,
+      credentials,
+      component,
+      want,
+      mode,
+      table: assertIdentifier(history_table),
+      receiving: null,
+      receiverOptions: { ...receiverOptions, component },
+      faceOptions,
+      pollVersion: faceOptions.version ?? PollFace.LATEST_VERSION,
+      pollMinMs: pollMinMS,
+      pollMaxMs: pollMaxMS,
+      reconnect: new Backoff(reconnectMinMS, reconnectMaxMS),
+      failures: new Backoff(FAILURE_MIN_MS, FAILURE_MAX_MS),
+      worker: null,
+      writer: null,
+      tasks: new Set(),
+      lastId: null,
+      stopped: false,
+    };
+    this.run = run;
+    run.worker = this.prepare(run, mode !== 'poll' && canPush(endpoint) ? 'push' : 'poll');
+  }
+
+  /**
+   * Stops archiving: closes the connections and cancels timers; the warehouse connection (when
+   * the archiver opened it) closes once the write in progress, if any, has ended. start() may
+   * follow; whenStopped() tells when everything is closed.
+   */
+  override stop(): void {
+    super.stop();
+    const run = this.run;
+    if (!run) return;
+    this.run = null;
+    run.stopped = true;
+    run.worker?.cancel();
+    run.worker = null;
+    const previous = this.stopping;
+    this.stopping = (async () => {
+      await previous;
+      await Promise.allSettled([...run.tasks]);
+      await run.writer?.close().catch((err: unknown) => {
+        this.log.warn(`Archiver: closing the warehouse connection: ${errorText(err)}`);
+      });
+    })();
+  }
+
+  /** Resolves once the archiver stopped by stop() has closed everything. */
+  whenStopped(): Promise<void> {
+    return this.stopping;
+  }
+
+  /** Archives a pushed batch; the push is answered (and the pointer moves) once committed. */
+  protected override _onEvents(as: AsyncSteps, events: Event[]): void {
+    const run = this.run;
+    if (!run?.writer) as.error(ErrorCode.InternalError, 'The archiver is stopped');
+    this.emit('newEvents', events);
+    awaitSteps(as, () => this.archive(run, events));
+  }
+
+  /** Writes a batch to the warehouse in one transaction. */
+  private archive(run: Run, events: readonly Event[]): Promise<void> {
+    const writer = run.writer;
+    if (!writer) return Promise.reject(new Error('The warehouse is not open'));
+    const done = this.track(run, writer.write(events));
+    return done.catch((err: unknown) => {
+      this.log.warn(`Archiver: writing ${events.length} events failed: ${errorText(err)}`);
+      throw err;
+    });
+  }
+
+  private track<T>(run: Run, task: Promise<T>): Promise<T> {
+    run.tasks.add(task);
+    const untrack = (): void => {
+      run.tasks.delete(task);
+    };
+    task.then(untrack, untrack);
+    return task;
+  }
+
+  /** Opens and migrates the warehouse (again and again while it fails), then receives. */
+  private prepare(run: Run, how: 'push' | 'poll'): AsyncSteps {
+    const worker = $as();
+    worker.loop((as) => {
+      as.add(
+        (as) => awaitSteps(as, () => this.track(run, this.openWarehouse(run))),
+        (as, err) => {
+          const e = as.state.last_exception;
+          this.emit('workerError', err, `Warehouse unavailable: ${errorText(e ?? err)}`, e);
+          as.success(null);
+        },
+      );
+      as.add((as, writer: HistoryWriter | null) => {
+        if (writer) as.break();
+        sleep(as, run.reconnect.next());
+      });
+    });
+    worker.add((_as) => {
+      run.reconnect.reset();
+      run.worker = null;
+      this.receive(run, how);
+    });
+    worker.execute();
+    return worker;
+  }
+
+  private async openWarehouse(run: Run): Promise<HistoryWriter> {
+    const writer = await HistoryWriter.open(this.warehouse, {
+      table: run.table,
+      migrate: this.migrate,
+      log: this.log,
+    });
+    if (run.stopped) {
+      await writer.close();
+      throw new Error('The archiver is stopped');
+    }
+    run.writer = writer;
+    return writer;
+  }
+
+  private receive(run: Run, how: 'push' | 'poll'): void {
+    if (run.stopped) return;
+    run.receiving = how;
+    if (how === 'push') super.start(run.endpoint, run.credentials, run.receiverOptions);
+    else run.worker = this.poll(run);
+  }
+
+  /** Falls back to polling when the service turns out not to push ('auto' mode). */
+  private onWorkerError(code: string, info?: string): void {
+    const run = this.run;
+    if (!run || run.mode !== 'auto' || run.receiving !== 'push' || !pushNotOffered(code, info)) {
+      return;
+    }
+    this.log.info(`Archiver: the service does not push (${code}: ${info ?? ''}); polling`);
+    super.stop();
+    run.reconnect.reset();
+    this.receive(run, 'poll');
+  }
+
+  /** Polls in a loop, one connection (CCM) per session, reconnecting with backoff. */
+  private poll(run: Run): AsyncSteps {
+    const worker = $as();
+    worker.loop((as) => {
+      const ccm = new AdvancedCCM();
+      let closed = false;
+      const close = (): void => {
+        if (closed) return;
+        closed = true;
+        ccm.close();
+      };
+      as.add(
+        (as) => {
+          as.setCancel(close);
+          this.pollSession(as, run, ccm);
+        },
+        (as, err) => {
+          close();
+          // A service that knows only FTN18 1.0 polling (the reference serves it through push).
+          if (
+            (err === 'NotSupportedVersion' || err === 'UnknownInterface') &&
+            run.pollVersion !== '1.0' &&
+            run.faceOptions.version === undefined
+          ) {
+            run.pollVersion = '1.0';
+          }
+          this.emit('workerError', err, as.state.error_info, as.state.last_exception);
+          as.success();
+        },
+      );
+      as.add((as) => {
+        close();
+        sleep(as, run.reconnect.next());
+      });
+    });
+    worker.execute();
+    return worker;
+  }
+
+  private pollSession(as: AsyncSteps, run: Run, ccm: AdvancedCCM): void {
+    PollFace.register(as, ccm, POLLER, run.endpoint, run.credentials, {
+      limitZone: 'unlimited',
+      callTimeoutMS: POLL_CALL_TIMEOUT_MS,
+      // Reconnecting is this loop's job.
+      retryCount: 0,
+      ...run.faceOptions,
+      version: run.pollVersion,
+    });
+    as.add((as) => {
+      const face = ccm.iface<PollFace>(POLLER);
+      face.registerConsumer(as, run.component);
+      as.add((as) => {
+        this.emit('ready');
+        let delay = 0;
+        as.loop((as) => {
+          as.add((as) => face.pollEvents(as, run.component, run.lastId, run.want));
+          as.add((as, events: Event[]) => {
+            run.reconnect.reset();
+            if (events.length === 0) {
+              delay = Math.min(Math.max(delay * 2, run.pollMinMs), run.pollMaxMs);
+              sleep(as, delay);
+              return;
+            }
+            delay = 0;
+            this.pollBatch(as, run, events);
+          });
+        });
+      });
+    });
+  }
+
+  /** Archives a polled batch; only then does the next poll acknowledge it (last_id). */
+  private pollBatch(as: AsyncSteps, run: Run, events: Event[]): void {
+    this.emit('newEvents', events);
+    let archived = false;
+    as.add(
+      (as) =>
+        awaitSteps(as, async () => {
+          await this.archive(run, events);
+          archived = true;
+        }),
+      (as, err) => {
+        // The warehouse failed: poll again from the same last_id after a growing delay.
+        this.emit('receiverError', err, as.state.error_info, as.state.last_exception);
+        sleep(as, run.failures.next());
+      },
+    );
+    as.add((_as) => {
+      if (!archived) return;
+      run.failures.reset();
+      const last = events[events.length - 1];
+      if (last) run.lastId = last.id;
+      this.emit('processedEvents', events);
+    });
+  }
+}

@@ -1,0 +1,168 @@
+import { TABLES } from '../common/constants';
+import type { Logger } from '../common/log';
+import type { ConnectionConfig } from './config';
+import { createDialect, type SqlDialect } from './dialects';
+import { migrate } from './migrate';
+import { openClient } from './open';
+import { withRetry } from './retry';
+import type { SqlClient, SqlRunner, SqlValue } from './sql';
+import { assertIdentifier } from './store';
+
+/** An event as FTN18 delivers it (the archive's input). */
+export interface HistoryEvent {
+  id: string;
+  type: string;
+  data: unknown;
+  ts: string;
+}
+
+/** Rows per INSERT at most: far below every dialect's parameter limit (PostgreSQL: 65535). */
+export const HISTORY_ROWS_PER_INSERT = 500;
+
+/** Bytes one row adds to a statement besides its data (ID, type, timestamp, punctuation). */
+const ROW_OVERHEAD_BYTES = 96;
+
+/** The warehouse's connection: settings to open it with, or a client someone else owns. */
+export type WarehouseSource = ConnectionConfig | SqlClient;
+
+const isClient = (source: WarehouseSource): source is SqlClient => 'transaction' in source;
+
+const FTN18_TS_RE = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z$/;
+
+/**
+ * An FTN18 timestamp (YYYY-MM-DDTHH:MM:SSZ) as the warehouse stores it: the same UTC wall-clock
+ * time in a TIMESTAMP/DATETIME column, 'YYYY-MM-DD HH:MM:SS'. Other ISO forms (fractions, zone
+ * offsets) are converted to UTC first.
+ */
+export function historyTs(ts: string): string {
+  const m = FTN18_TS_RE.exec(ts);
+  if (m) return `${m[1]} ${m[2]}`;
+  const date = new Date(ts);
+  if (Number.isNaN(date.getTime())) throw new Error(`Not a timestamp: ${JSON.stringify(ts)}`);
+  return date.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+/** One multi-row INSERT: SQL and its parameters. */
+export interface HistoryStatement {
+  sql: string;
+  params: SqlValue[];
+  /** The IDs it writes, in order. */
+  ids: string[];
+}
+
+/**
+ * The INSERTs that copy `events` into `table` (quoted), skipping IDs already there: at most
+ * `maxRows` rows per statement, and no more than `maxBytes` of parameters unless a single row
+ * is bigger (it then goes alone).
+ */
+export function historyStatements(
+  dialect: SqlDialect,
+  table: string,
+  events: readonly HistoryEvent[],
+  maxRows = HISTORY_ROWS_PER_INSERT,
+  maxBytes = dialect.maxStatementBytes / 2,
+): HistoryStatement[] {
+  const out: HistoryStatement[] = [];
+  const columns = ['id', 'type', 'data', 'ts'];
+  const row = `(${dialect.idParam}, ?, ?, ?)`;
+  let params: SqlValue[] = [];
+  let ids: string[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (ids.length === 0) return;
+    const rows = new Array<string>(ids.length).fill(row).join(', ');
+    out.push({ sql: dialect.insertIgnoringDuplicatesSql(table, columns, rows), params, ids });
+    params = [];
+    ids = [];
+    bytes = 0;
+  };
+  for (const e of events) {
+    // JSON.stringify is exact here: the service refuses data that JSON would change.
+    const data = JSON.stringify(e.data ?? null);
+    const size = Buffer.byteLength(data) + e.type.length + ROW_OVERHEAD_BYTES;
+    if (ids.length >= maxRows || (ids.length > 0 && bytes + size > maxBytes)) flush();
+    params.push(e.id, e.type, data, historyTs(e.ts));
+    ids.push(e.id);
+    bytes += size;
+  }
+  flush();
+  return out;
+}
+
+export interface HistoryWriterOptions {
+  /** The history table (default evt_history). */
+  table?: string;
+  /** Apply the warehouse ('dwh') migrations when opening (default true). */
+  migrate?: boolean;
+  log: Logger;
+}
+
+/**
+ * Writes events into the warehouse's history table, idempotently by event ID: each batch in one
+ * transaction, all or nothing, so a batch that failed midway can simply be written again.
+ */
+export class HistoryWriter {
+  readonly table: string;
+  private readonly quoted: string;
+
+  private constructor(
+    readonly db: SqlClient,
+    readonly dialect: SqlDialect,
+    private readonly owned: boolean,
+    table: string,
+    private readonly log: Logger,
+  ) {
+    this.table = table;
+    this.quoted = dialect.quote(table);
+  }
+
+  /**
+   * Connects (unless given an open client, which stays the caller's to close) and brings the
+   * warehouse schema up to date.
+   */
+  static async open(
+    source: WarehouseSource,
+    options: HistoryWriterOptions,
+  ): Promise<HistoryWriter> {
+    const { log } = options;
+    const table = assertIdentifier(options.table ?? TABLES.history);
+    const owned = !isClient(source);
+    const db = isClient(source) ? source : await openClient(source, log);
+    const dialect = createDialect(db.dialect);
+    try {
+      if (options.migrate !== false) await migrate(db, dialect, { kind: 'dwh', log });
+    } catch (err) {
+      if (owned) await db.close().catch(() => undefined);
+      throw err;
+    }
+    return new HistoryWriter(db, dialect, owned, table, log);
+  }
+
+  /**
+   * Stores the events (those already there are skipped) in one transaction; resolves once it
+   * committed. Deadlocks and unavailable connections are retried a few times at once (the
+   * write is idempotent, so even one whose outcome is unknown); other failures reject, and
+   * nothing of the batch is stored.
+   */
+  async write(events: readonly HistoryEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const statements = historyStatements(this.dialect, this.quoted, events);
+    await withRetry(
+      () => this.db.transaction((tx) => this.insert(tx, statements)),
+      (e) => this.dialect.errorKind(e),
+      this.log,
+      'archive',
+      true,
+      { attempts: 3, firstDelayMs: 50, maxDelayMs: 500 },
+    );
+  }
+
+  private async insert(tx: SqlRunner, statements: readonly HistoryStatement[]): Promise<void> {
+    for (const s of statements) await tx.execute(s.sql, s.params);
+  }
+
+  /** Closes the connection if this writer opened it. */
+  async close(): Promise<void> {
+    if (this.owned) await this.db.close();
+  }
+}

@@ -1,0 +1,502 @@
+/**
+ * DBEventArchiver against our real service and real databases: the warehouse of each test is a
+ * second fresh database, often of another kind than the active store. Whatever happens — new
+ * events arriving during the copy, a batch failing inside its warehouse transaction, the
+ * archiver stopped with batches in flight, the warehouse server unreachable — the warehouse ends
+ * with exactly the committed events, none twice, and the archiver's pointer in the active store
+ * never runs ahead of the warehouse.
+ */
+import { spawn } from 'child_process';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { expect } from 'chai';
+import AutoConfig from 'futoin-database/AutoConfig';
+import { Executor } from 'futoin-executor';
+import { AdvancedCCM } from 'futoin-invoker';
+import type { StreamService } from '../../src/app/service';
+import { SPEC_DIRS_ALL } from '../../src/common/constants';
+import { DBPollService } from '../../src/delivery/poll/DBPollService';
+import { DBEventArchiver, type ArchiverStartOptions } from '../../src/maintenance/DBEventArchiver';
+import type { ConnectionConfig } from '../../src/storage/config';
+import type { WarehouseSource } from '../../src/storage/history';
+import { openClient } from '../../src/storage/open';
+import type { Dialect } from '../../src/storage/sql';
+import { EventStore, type StoredEvent } from '../../src/storage/store';
+import { DbFixture, describeDatabases, futoinDbEnv, testLog } from '../support/db';
+import { startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { RecordingClient, TcpProxy, until } from './support';
+
+/** A warehouse of another kind than the active store, so every pairing of kinds is used. */
+const MIXED: Record<Dialect, Dialect> = {
+  sqlite: 'postgresql',
+  postgresql: 'mysql',
+  mysql: 'sqlite',
+};
+/** A warehouse on a server, for the test that takes the server away. */
+const NETWORKED: Record<Dialect, 'postgresql' | 'mysql'> = {
+  sqlite: 'postgresql',
+  postgresql: 'mysql',
+  mysql: 'postgresql',
+};
+
+const LAST_POSSIBLE_ID = '999999999999999999';
+
+/** Deferred clean-ups of one test, run after it (last first), also when it failed. */
+function useCleanup(): (fn: () => unknown) => void {
+  let fns: (() => unknown)[] = [];
+  afterEach(async function () {
+    this.timeout(60_000);
+    const todo = fns.reverse();
+    fns = [];
+    for (const fn of todo) await fn();
+  });
+  return (fn) => fns.push(fn);
+}
+
+/** What an archiver reported. */
+interface Seen {
+  ready: number;
+  processed: number;
+  newEvents: number;
+  receiverErrors: string[];
+  workerErrors: string[];
+}
+
+function watch(archiver: DBEventArchiver): Seen {
+  const seen: Seen = { ready: 0, processed: 0, newEvents: 0, receiverErrors: [], workerErrors: [] };
+  archiver.on('ready', () => seen.ready++);
+  archiver.on('newEvents', (events) => (seen.newEvents += events.length));
+  archiver.on('processedEvents', (events) => (seen.processed += events.length));
+  archiver.on('receiverError', (code, info) => seen.receiverErrors.push(`${code}: ${info ?? ''}`));
+  archiver.on('workerError', (code, info) => seen.workerErrors.push(`${code}: ${info ?? ''}`));
+  return seen;
+}
+
+/** The futoin-database AutoConfig variables of `#db.evtdwh` for a connection. */
+function dwhEnv(config: ConnectionConfig): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(futoinDbEnv(config))) {
+    env[k.replace(/^DB_EVT_/, 'DB_EVTDWH_')] = v;
+  }
+  return env;
+}
+
+const readAll = (store: EventStore, table: string): Promise<StoredEvent[]> =>
+  store.readEvents({ after: '0', upTo: LAST_POSSIBLE_ID, limit: 10_000_000, want: null, table });
+
+async function idsOf(store: EventStore, table: string): Promise<string[]> {
+  const d = store.dialect;
+  const rows = await store.db.query<{ id: string }>(
+    // Ordered by the column, not by its text alias.
+    `SELECT ${d.idText('t.id')} AS id FROM ${d.quote(table)} t ORDER BY t.id`,
+  );
+  return rows.map((r) => r.id);
+}
+
+const count = async (store: EventStore, table: string): Promise<number> => {
+  const [row] = await store.db.query<{ n: unknown }>(
+    `SELECT COUNT(*) AS n FROM ${store.dialect.quote(table)}`,
+  );
+  return Number(row?.n);
+};
+
+describeDatabases('DBEventArchiver', (fx) => {
+  let service: StreamService;
+  const defer = useCleanup();
+
+  before(async () => {
+    service = await startService(fx);
+  });
+  after(() => service?.close());
+
+  let serial = 0;
+  /** Stores `n` events directly, `batch` per transaction; resolves with their IDs. */
+  const addEvents = async (n: number, batch = 250, type = 'ARCH'): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let done = 0; done < n; done += batch) {
+      const events = Array.from({ length: Math.min(batch, n - done) }, () => {
+        const i = ++serial;
+        return {
+          type: i % 3 === 0 ? `${type}_B` : type,
+          data: JSON.stringify({
+            i,
+            s: 'ünïcode 😀 "quoted" \\ /',
+            n: [1, 2.5, -3, null, true],
+            big: 9007199254740991,
+            nested: { a: { b: [i] } },
+          }),
+        };
+      });
+      ids.push(...(await service.store.addEvents(events)));
+    }
+    return ids;
+  };
+
+  /** A fresh warehouse database of `dialect` (the test is skipped when there is no server). */
+  async function warehouseDb(ctx: Mocha.Context, dialect: Dialect): Promise<DbFixture> {
+    const wfx = new DbFixture(dialect);
+    if (!wfx.available) {
+      if (process.env['CI'] === 'true') throw new Error(`No ${dialect} server (CI=true)`);
+      ctx.skip();
+    }
+    await wfx.create();
+    defer(() => wfx.drop());
+    return wfx;
+  }
+
+  /** A store on the warehouse to read evt_history with (the archiver creates the table). */
+  async function reader(wfx: DbFixture): Promise<EventStore> {
+    const store = await EventStore.open(wfx.config, { log: testLog });
+    defer(() => store.close());
+    return store;
+  }
+
+  /** An archiver writing to `warehouse` (by default, the `#db.evtdwh` of `ccm`). */
+  function archiverOn(
+    warehouse: WarehouseSource | null,
+    ccm = new AdvancedCCM(),
+  ): { archiver: DBEventArchiver; seen: Seen } {
+    const archiver = new DBEventArchiver(ccm, {
+      log: testLog,
+      ...(warehouse ? { warehouse } : {}),
+    });
+    const seen = watch(archiver);
+    defer(async () => {
+      archiver.stop();
+      ccm.close();
+      await archiver.whenStopped();
+    });
+    return { archiver, seen };
+  }
+
+  /** Waits until the warehouse holds as many events as the active store. */
+  async function caughtUp(history: EventStore, seen: Seen, ms = 120_000): Promise<void> {
+    // The archiver creates the table before it receives anything.
+    await until(
+      () => seen.ready > 0,
+      () => `ready (${JSON.stringify(seen)})`,
+      ms,
+    );
+    let have = 0;
+    let want = 0;
+    await until(
+      async () => {
+        want = await count(service.store, 'evt_queue');
+        have = await count(history, 'evt_history');
+        return have >= want;
+      },
+      () => `the warehouse to catch up (${have} of ${want}; ${JSON.stringify(seen)})`,
+      ms,
+    );
+  }
+
+  /** The warehouse holds exactly the committed events, each once and equal to its original. */
+  async function expectExactCopy(history: EventStore): Promise<void> {
+    const active = await readAll(service.store, 'evt_queue');
+    const copied = await readAll(history, 'evt_history');
+    expect(copied.length, 'events in the warehouse').to.equal(active.length);
+    expect(copied.map((e) => e.id)).to.deep.equal(active.map((e) => e.id));
+    const ids = await idsOf(history, 'evt_history');
+    expect(new Set(ids).size, 'distinct IDs').to.equal(ids.length);
+    expect(ids.length).to.equal(active.length);
+    // Every event, not a sample: type, JSON text and UTC timestamp as stored in the active store.
+    for (let i = 0; i < active.length; i++) {
+      const a = active[i]!;
+      const c = copied[i]!;
+      if (a.type !== c.type || a.data !== c.data || a.ts !== c.ts) {
+        expect(c, `event ${a.id}`).to.deep.equal(a);
+      }
+    }
+  }
+
+  const pointer = (component: string): Promise<string | null> =>
+    service.store.consumerPointer(`${TEST_USER}:${component}`);
+
+  it('archives 20,000 events while new ones arrive, each exactly once, in multi-statement transactions', async function () {
+    this.timeout(300_000);
+    const wfx = await warehouseDb(this, MIXED[fx.dialect]);
+    const client = new RecordingClient(await openClient(wfx.config, testLog));
+    defer(() => client.close());
+    const history = await reader(wfx);
+    await addEvents(5_000, 500);
+    const { archiver, seen } = archiverOn(client);
+    archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_BULK' });
+    // The rest arrives while the backlog is being archived.
+    await until(() => seen.processed > 0, 'the first archived batch');
+    const added = await addEvents(15_000, 250);
+    await caughtUp(history, seen);
+    await expectExactCopy(history);
+    expect(seen.receiverErrors).to.deep.equal([]);
+    // The backlog came in batches of 1000: two INSERTs of 500 rows, in one transaction each.
+    expect(Math.max(...client.committed), 'INSERTs in one transaction').to.equal(2);
+    await until(
+      async () => (await pointer('ARCH_BULK')) === added[added.length - 1],
+      'the pointer to reach the last event',
+    );
+  });
+
+  it('archives events of 1 MiB (batches of up to 8 MiB) exactly', async function () {
+    this.timeout(180_000);
+    const wfx = await warehouseDb(this, MIXED[fx.dialect]);
+    const history = await reader(wfx);
+    const big = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 20; i++) {
+      await service.store.addEvents([{ type: 'ARCH_BIG', data: JSON.stringify({ i, big }) }]);
+    }
+    const { archiver, seen } = archiverOn(wfx.config);
+    archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_BIG' });
+    await caughtUp(history, seen);
+    await expectExactCopy(history);
+  });
+
+  it('a batch failing inside its transaction, or an archiver stopped with batches in flight, loses and duplicates nothing', async function () {
+    this.timeout(300_000);
+    const wfx = await warehouseDb(this, fx.dialect);
+    const client = new RecordingClient(await openClient(wfx.config, testLog));
+    defer(() => client.close());
+    const history = await reader(wfx);
+    await addEvents(20_000, 1000);
+
+    // 1. The first three multi-statement batches fail after their first INSERT.
+    client.failAfterFirstInsert = 3;
+    const first = archiverOn(client);
+    first.archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_KILL' });
+    await until(
+      () => client.failures === 3,
+      () => `3 injected failures (${client.failures})`,
+    );
+    expect(client.leaked, 'rows of a failed transaction stored anyway').to.equal(0);
+
+    // 2. Stopped in the middle of a warehouse transaction, once it copied 8,000 events: that
+    // transaction commits, but its batch is never acknowledged. A new archiver takes over.
+    let stoppedAt = 0;
+    client.beforeCommit = () => {
+      if (stoppedAt || client.committed.length < 8) return;
+      stoppedAt = Date.now();
+      first.archiver.stop();
+    };
+    await until(() => stoppedAt > 0, 'the first archiver to be stopped');
+    await first.archiver.whenStopped();
+    const before = new Set(await idsOf(history, 'evt_history'));
+    const second = archiverOn(wfx.config);
+    const again: string[] = [];
+    second.archiver.on('processedEvents', (events) => {
+      for (const e of events) if (before.has(e.id)) again.push(e.id);
+    });
+    second.archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_KILL' });
+    await addEvents(2_000, 100);
+    await caughtUp(history, second.seen);
+    await expectExactCopy(history);
+    expect(first.seen.receiverErrors.length, 'failures reported').to.be.at.least(3);
+    expect(again.length, 'events of the unacknowledged batch, delivered again').to.be.above(0);
+
+    // 3. Everything delivered again (a new component starts at the beginning): nothing changes.
+    second.archiver.stop();
+    await second.archiver.whenStopped();
+    const replay = archiverOn(wfx.config);
+    replay.archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_REPLAY' });
+    const last = (await idsOf(service.store, 'evt_queue')).pop();
+    await until(
+      async () => (await pointer('ARCH_REPLAY')) === last,
+      () => `the replay to finish (${JSON.stringify(replay.seen)})`,
+      120_000,
+    );
+    expect(replay.seen.processed).to.be.at.least(22_000);
+    await expectExactCopy(history);
+  });
+
+  it('retries while the warehouse server is unreachable; its pointer waits; nothing is lost', async function () {
+    this.timeout(300_000);
+    const wfx = await warehouseDb(this, NETWORKED[fx.dialect]);
+    const history = await reader(wfx);
+    // The archiver reaches the warehouse through a proxy this test closes and opens again:
+    // the shared database server itself is never stopped.
+    const proxy = new TcpProxy(
+      wfx.config.host ?? '127.0.0.1',
+      wfx.config.port ?? (wfx.dialect === 'postgresql' ? 5432 : 3306),
+    );
+    await proxy.open();
+    defer(() => proxy.close());
+    const { archiver, seen } = archiverOn({ ...wfx.config, host: '127.0.0.1', port: proxy.port });
+    archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_DOWN' });
+    await addEvents(2_000, 200);
+    await caughtUp(history, seen);
+
+    await proxy.close();
+    await addEvents(500, 50);
+    // The pointer may still move for a batch committed just before the cut: read it once
+    // failures have been reported for a while.
+    await until(() => seen.receiverErrors.length >= 2, 'failed writes', 60_000);
+    const downAt = seen.receiverErrors.length;
+    await until(() => seen.receiverErrors.length >= downAt + 1, 'more failed writes', 60_000);
+    const held = await pointer('ARCH_DOWN');
+    const stored = await count(history, 'evt_history');
+    await addEvents(500, 50);
+    await until(() => seen.receiverErrors.length >= downAt + 3, 'more failed writes', 60_000);
+    expect(await pointer('ARCH_DOWN'), 'the pointer while the warehouse is down').to.equal(held);
+    expect(await count(history, 'evt_history'), 'rows while the warehouse is down').to.equal(
+      stored,
+    );
+    const archived = await idsOf(history, 'evt_history');
+    expect(archived, 'the pointer never passes what the warehouse holds').to.include(held);
+
+    await proxy.open();
+    await caughtUp(history, seen);
+    await expectExactCopy(history);
+    const last = (await idsOf(service.store, 'evt_queue')).pop();
+    await until(async () => (await pointer('ARCH_DOWN')) === last, 'the pointer to catch up');
+  });
+
+  it('polls when the endpoint is HTTP (no bi-directional channel) and archives everything', async function () {
+    this.timeout(180_000);
+    const wfx = await warehouseDb(this, fx.dialect);
+    const history = await reader(wfx);
+    await addEvents(3_000, 500);
+    const { archiver, seen } = archiverOn(wfx.config);
+    archiver.start(service.url, TEST_CREDENTIALS, { component: 'ARCH_POLL' });
+    await addEvents(3_000, 100);
+    await caughtUp(history, seen);
+    await expectExactCopy(history);
+    expect(seen.ready).to.be.at.least(1);
+    expect(await service.sessions(), 'push sessions').to.equal(0);
+    // Acknowledged by the next poll, once archived.
+    const last = (await idsOf(service.store, 'evt_queue')).pop();
+    await until(async () => (await pointer('ARCH_POLL')) === last, 'the acknowledgement');
+  });
+
+  it('switches to polling when the service does not push', async function () {
+    this.timeout(120_000);
+    const wfx = await warehouseDb(this, MIXED[fx.dialect]);
+    const history = await reader(wfx);
+    // An in-process service offering futoin.evt.poll only.
+    const pollCcm = new AdvancedCCM();
+    const pollOnly = new Executor(pollCcm, { specDirs: SPEC_DIRS_ALL });
+    defer(() => {
+      pollOnly.close();
+      pollCcm.close();
+    });
+    await steps((as) => {
+      DBPollService.register(as, pollOnly, { store: service.store });
+    });
+    await addEvents(1_000, 250);
+    const { archiver, seen } = archiverOn(wfx.config);
+    archiver.start(pollOnly, null, { component: 'ARCH_NOPUSH' });
+    await caughtUp(history, seen);
+    await expectExactCopy(history);
+    expect(seen.workerErrors[0]).to.match(/^UnknownInterface/);
+  });
+
+  it('takes #db.evtdwh from futoin-database, emits its events, and stops when the CCM closes', async function () {
+    this.timeout(120_000);
+    const wfx = await warehouseDb(this, MIXED[fx.dialect]);
+    const history = await reader(wfx);
+    const ccm = new AdvancedCCM();
+    await steps((as) => AutoConfig(as, ccm, { evtdwh: {} }, dwhEnv(wfx.config)));
+    const { archiver, seen } = archiverOn(null, ccm);
+    expect(DBEventArchiver.COMPONENT).to.equal('ARCHIVER');
+    const ready = new Promise<void>((resolve) => archiver.once('ready', () => resolve()));
+    archiver.start(service.wsUrl, TEST_CREDENTIALS);
+    await ready;
+    await addEvents(300, 30);
+    await caughtUp(history, seen);
+    await expectExactCopy(history);
+    await until(() => seen.processed >= 300 && seen.newEvents >= 300, 'processedEvents');
+    expect(await pointer('ARCHIVER')).to.not.equal(null);
+    expect(() => archiver.start(service.wsUrl, TEST_CREDENTIALS)).to.throw(/already started/);
+
+    ccm.close();
+    await archiver.whenStopped();
+    await until(async () => (await service.sessions()) === 0, 'the push session to end');
+  });
+
+  for (const mode of ['push', 'poll'] as const) {
+    it(`an archiver process exits by itself once stopped (${mode})`, async function () {
+      this.timeout(120_000);
+      const wfx = await warehouseDb(this, MIXED[fx.dialect]);
+      await addEvents(200, 100);
+      const component = `ARCH_EXIT_${mode.toUpperCase()}`;
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(__dirname, 'fixtures', 'archiver-process.ts')],
+        {
+          cwd: path.join(__dirname, '..', '..'),
+          env: {
+            ...process.env,
+            ...dwhEnv(wfx.config),
+            EVT_URL: mode === 'push' ? service.wsUrl : service.url,
+            EVT_CREDENTIALS: TEST_CREDENTIALS,
+            EVT_COMPONENT: component,
+            EVT_MODE: mode,
+            EVT_COUNT: '200',
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      defer(() => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((resolve) =>
+        child.once('exit', (code) => resolve(code)),
+      );
+      await until(
+        () => out.includes('stopped'),
+        () => `the child to stop (stderr: ${err})`,
+      );
+      const stoppedAt = Date.now();
+      const code = await Promise.race([
+        exited,
+        new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000).unref()),
+      ]);
+      expect(code, `exit after stop (stdout: ${out}, stderr: ${err})`).to.equal(0);
+      expect(Date.now() - stoppedAt).to.be.below(10_000);
+      expect(out).to.match(/archived \d+/);
+    });
+  }
+});
+
+describe('DBEventArchiver options', () => {
+  const file = path.join(os.tmpdir(), `evt_t_${process.pid}_archiver_options.sqlite`);
+  const warehouse: ConnectionConfig = { dialect: 'sqlite', file };
+  let ccm: AdvancedCCM;
+  beforeEach(() => {
+    ccm = new AdvancedCCM();
+  });
+  afterEach(() => ccm.close());
+  after(() => {
+    for (const ext of ['', '-wal', '-shm']) fs.rmSync(`${file}${ext}`, { force: true });
+  });
+
+  it('needs #db.evtdwh or options.warehouse', () => {
+    expect(() => new DBEventArchiver(ccm)).to.throw(/#db\.evtdwh/);
+  });
+
+  it('refuses what cannot work, at start()', () => {
+    const archiver = new DBEventArchiver(ccm, { warehouse, log: testLog });
+    const bad: [unknown, ArchiverStartOptions][] = [
+      ['http://127.0.0.1:1/', { mode: 'push' }],
+      ['ftp://127.0.0.1:1/', {}],
+      ['ws://127.0.0.1:1/', { component: 'LIVE' }],
+      ['ws://127.0.0.1:1/', { history_table: 'evt history' }],
+      ['ws://127.0.0.1:1/', { mode: 'pull' as 'poll' }],
+      ['ws://127.0.0.1:1/', { pollMinMS: 0 }],
+    ];
+    for (const [endpoint, options] of bad) {
+      expect(() => archiver.start(endpoint, null, options), JSON.stringify(options)).to.throw();
+    }
+  });
+
+  it('keeps retrying an unreachable service, reporting workerError, until stopped', async () => {
+    const archiver = new DBEventArchiver(ccm, { warehouse, log: testLog });
+    const seen = watch(archiver);
+    archiver.start('ws://127.0.0.1:1/', 'a:b', { reconnectMinMS: 10, reconnectMaxMS: 20 });
+    await until(() => seen.workerErrors.length >= 3, 'workerErrors', 20_000);
+    expect(seen.ready).to.equal(0);
+    archiver.stop();
+    await archiver.whenStopped();
+  });
+});
