@@ -37,7 +37,11 @@ export function resolveStore(
   if (options.store) return Promise.resolve(tables(options.store));
   let found = stores.get(ccm);
   if (!found) {
-    const opened = openFromCcm(ccm, { ...options, eventTable: undefined, consumerTable: undefined });
+    const opened = openFromCcm(ccm, {
+      ...options,
+      eventTable: undefined,
+      consumerTable: undefined,
+    });
     found = opened;
     stores.set(ccm, opened);
     ccm.once('close', () => {
