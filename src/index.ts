@@ -31,12 +31,34 @@ export {
   type ReceiverStartOptions,
 } from './receiving';
 
+export {
+  DBEventArchiver,
+  type ArchiverMode,
+  type ArchiverStartOptions,
+  type DBEventArchiverOptions,
+} from './maintenance/DBEventArchiver';
+export {
+  DBEventDiscarder,
+  parseDuration,
+  type DBEventDiscarderOptions,
+  type DiscarderEvents,
+  type DiscardResult,
+} from './maintenance/DBEventDiscarder';
+
 export { EventStore, type StoreOptions, type StoredEvent } from './storage/store';
+export { listEvents, type ListQuery } from './storage/list';
+export { loadDatabaseModules } from './storage/preload';
 export { bindStore, resolveStore } from './storage/ccm';
 export { registerFutoinDb } from './storage/futoin-db';
-export { parseDbUrl, configFromEnv, type ConnectionConfig } from './storage/config';
+export {
+  parseDbUrl,
+  configFromEnv,
+  describeConnection,
+  type ConnectionConfig,
+} from './storage/config';
 export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './storage/migrate';
 
 export { EvtNodeExecutor, type EvtExecutorOptions } from './transport/executor';
 export { UsersSecurityProvider, parseUsers, type Users } from './transport/auth';
+export { DBServiceApp, type DBServiceAppOptions, type DatabaseSpec } from './app/DBServiceApp';
 export { StreamService, type ServiceConfig } from './app/service';

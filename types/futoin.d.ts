@@ -60,7 +60,19 @@ declare module 'futoin-asyncsteps' {
 }
 
 declare module 'futoin-asyncevent' {
-  function $asyncevent(target: object, events: string[], options?: object): void;
+  /** The emitter futoin-asyncevent attaches (listeners are called asynchronously). */
+  interface AsyncEventEmitterClass {
+    /** Sets how many handlers per event `instance` takes before it warns on the console. */
+    setMaxListeners(instance: object, max_listeners: number): void;
+  }
+  /**
+   * Attaches on/once/off/emit for `events` to `target`; more than `max_listeners` (default 8)
+   * handlers of one event print a console warning (they are still added).
+   */
+  function $asyncevent(target: object, events: string[], max_listeners?: number): void;
+  namespace $asyncevent {
+    const EventEmitter: AsyncEventEmitterClass;
+  }
   export = $asyncevent;
 }
 
@@ -475,6 +487,8 @@ declare module 'futoin-database/L2Service' {
 
   class L2Service {
     constructor(options: ServiceOptions);
+    /** Called once its executor closes: closes the connection(s) without waiting for them. */
+    protected _close(): void;
     static register<T extends L2Service>(
       this: new (options: ServiceOptions) => T,
       as: AsyncSteps,
@@ -486,12 +500,9 @@ declare module 'futoin-database/L2Service' {
 }
 
 declare module 'futoin-database/PostgreSQLService' {
-  import type { EventEmitter } from 'events';
   import L2Service from 'futoin-database/L2Service';
-  /** Holds a pg Pool in `_pool` (with no 'error' listener of its own). */
-  class PostgreSQLService extends L2Service {
-    protected _pool: EventEmitter;
-  }
+  /** Its pg Pool (`_pool`) has no 'error' listener of its own: see src/storage/futoin-db.ts. */
+  class PostgreSQLService extends L2Service {}
   export = PostgreSQLService;
 }
 

@@ -1,20 +1,17 @@
 import type http from 'http';
-import $as from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 import { SPEC_DIRS_ALL } from '../common/constants';
-import { runSteps } from '../common/errors';
 import type { Logger } from '../common/log';
-import { DBGenService } from '../generation/DBGenService';
-import { DBPollService } from '../delivery/poll/DBPollService';
-import { DBPushService } from '../delivery/push/DBPushService';
+import type { DBPushService } from '../delivery/push/DBPushService';
 import type { PushServiceOptions } from '../delivery/push/PushService';
-import { bindStore } from '../storage/ccm';
+import type { DBEventDiscarderOptions } from '../maintenance/DBEventDiscarder';
 import { describeConnection, type ConnectionConfig } from '../storage/config';
-import { migrate } from '../storage/migrate';
-import { EventStore } from '../storage/store';
+import { loadDatabaseModules } from '../storage/preload';
+import type { EventStore } from '../storage/store';
 import { UsersSecurityProvider, type Users } from '../transport/auth';
 import { EvtNodeExecutor } from '../transport/executor';
 import { createHttpServer, listen, serverUrl, type TlsFiles } from '../transport/server';
+import { DBServiceApp } from './DBServiceApp';
 
 export interface ServiceConfig {
   db: ConnectionConfig;
@@ -31,6 +28,10 @@ export interface ServiceConfig {
   maxEventBytes?: number;
   /** Push service options (in-flight calls, queues, timeouts, wake-ups). */
   push?: PushServiceOptions;
+  /** A warehouse to archive the stream to (the archiver runs in process). */
+  warehouse?: ConnectionConfig;
+  /** Run the discarder with these options. */
+  discard?: DBEventDiscarderOptions;
 }
 
 /** A running event stream service: HTTP + WebSocket executor with gen and push (+ poll) on a store. */
@@ -40,77 +41,88 @@ export class StreamService {
   private constructor(
     readonly url: string,
     readonly wsUrl: string,
-    readonly store: EventStore,
-    readonly ccm: AdvancedCCM,
-    readonly executor: EvtNodeExecutor,
-    readonly push: DBPushService,
+    readonly app: DBServiceApp,
     private readonly server: http.Server,
     private readonly log: Logger,
   ) {}
 
+  get store(): EventStore {
+    return this.app.store!;
+  }
+
+  get ccm(): AdvancedCCM {
+    return this.app.ccm();
+  }
+
+  get executor(): EvtNodeExecutor {
+    return this.app.executor() as EvtNodeExecutor;
+  }
+
+  get push(): DBPushService {
+    return this.app.push!;
+  }
+
   static async start(config: ServiceConfig): Promise<StreamService> {
     const { log } = config;
-    const store = await EventStore.open(config.db, { log });
-    let ccm: AdvancedCCM | undefined;
-    let executor: EvtNodeExecutor | undefined;
-    try {
-      const applied = await migrate(store.db, store.dialect, { kind: 'active', log });
-      if (applied.length === 0) log.debug('Schema is up to date');
-
-      ccm = new AdvancedCCM();
-      bindStore(ccm, store);
-      const server = createHttpServer(config.tls);
-      executor = new EvtNodeExecutor(ccm, {
-        httpServer: server,
-        httpPath: '/',
-        secureChannel: !!config.tls,
-        trustProxy: config.trustProxy ?? false,
-        secureLoopback: config.secureLoopback ?? false,
-        securityProvider: new UsersSecurityProvider(config.users),
-        specDirs: SPEC_DIRS_ALL,
-        // Responses are ours and checked by the tests; skip re-validating each one.
-        prodMode: true,
-      });
-      executor.on('notExpected', (err: unknown, info: unknown, e: unknown) => {
-        log.error(
-          `Unexpected error ${String(err)}: ${String(info)}${e instanceof Error ? `\n${e.stack ?? ''}` : ''}`,
-        );
-      });
-
-      const options = {
-        store,
-        ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}),
-      };
-      const target = executor;
-      const push = await runSteps<DBPushService>(
-        () => $as(),
-        (as) => {
-          DBGenService.register(as, target, options);
-          // Poll beside push (see EvtNodeExecutor.register): polling works on HTTP too.
-          DBPollService.register(as, target, options);
-          const impl = DBPushService.register(as, target, { ...config.push, ...options });
-          as.add((as) => as.success(impl));
-        },
+    // Before the executor: see loadDatabaseModules.
+    await loadDatabaseModules(
+      config.db.dialect,
+      ...(config.warehouse ? [config.warehouse.dialect] : []),
+    );
+    const ccm = new AdvancedCCM();
+    const server = createHttpServer(config.tls);
+    const executor = new EvtNodeExecutor(ccm, {
+      httpServer: server,
+      httpPath: '/',
+      secureChannel: !!config.tls,
+      trustProxy: config.trustProxy ?? false,
+      secureLoopback: config.secureLoopback ?? false,
+      securityProvider: new UsersSecurityProvider(config.users),
+      specDirs: SPEC_DIRS_ALL,
+      // Responses are ours and checked by the tests; skip re-validating each one.
+      prodMode: true,
+    });
+    const notExpected = (err: unknown, info: unknown, e: unknown): void =>
+      log.error(
+        `Unexpected error ${String(err)}: ${String(info)}${e instanceof Error ? `\n${e.stack ?? ''}` : ''}`,
       );
-
+    executor.on('notExpected', notExpected);
+    let app: DBServiceApp | undefined;
+    try {
+      app = await DBServiceApp.start({
+        ccm,
+        executor,
+        database: config.db,
+        ...(config.warehouse ? { warehouse: config.warehouse, enableArchiver: true } : {}),
+        ...(config.discard ? { enableDiscarder: true, discarderOptions: config.discard } : {}),
+        evtOptions: {
+          ...config.push,
+          ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}),
+        },
+        notExpectedHandler: (...args: unknown[]) => notExpected(args[0], args[1], args[2]),
+        log,
+      });
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
       const service = new StreamService(
         serverUrl(addr, tls),
         serverUrl(addr, tls, 'ws'),
-        store,
-        ccm,
-        executor,
-        push,
+        app,
         server,
         log,
       );
-      log.info(`Serving on ${service.url} with ${describeConnection(config.db)}`);
+      log.info(
+        `Serving on ${service.url} with ${describeConnection(config.db)}` +
+          (config.warehouse ? `, archiving to ${describeConnection(config.warehouse)}` : '') +
+          (config.discard ? ', discarding delivered events' : ''),
+      );
       return service;
     } catch (err) {
-      executor?.close();
-      ccm?.close();
-      await store.close().catch(() => undefined);
+      if (app) await app.close();
+      else {
+        executor.close();
+        ccm.close();
+      }
       throw err;
     }
   }
@@ -123,19 +135,10 @@ export class StreamService {
   /** Stops accepting calls, lets running ones finish (up to `graceMs`), closes the database. */
   close(graceMs = 5_000): Promise<void> {
     this.closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.server.closeAllConnections();
-          resolve();
-        }, graceMs);
-        timer.unref();
-        this.executor.close(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-      this.ccm.close();
-      await this.store.close();
+      const forceClose = setTimeout(() => this.server.closeAllConnections(), graceMs);
+      forceClose.unref();
+      await this.app.close();
+      clearTimeout(forceClose);
       this.log.info('Stopped');
     })();
     return this.closing;

@@ -126,6 +126,10 @@ describe('evtstream CLI: help and usage errors', function () {
     [['serve', '--log-level', 'loud'], '--log-level must be debug, info, warn, error or silent'],
     [['serve', '--db', 'oracle://x/y'], 'Unknown database scheme "oracle"'],
     [['migrate', '--db', 'sqlite:'], 'No file in SQLite URL'],
+    [['serve', '--dwh', 'oracle://x/y'], '--dwh: Unknown database scheme "oracle"'],
+    [['serve', '--keep-for', '7d'], '--keep-for and --discard-every go with --discard'],
+    [['serve', '--discard', '--keep-for', 'a week'], 'Invalid --keep-for: "a week"'],
+    [['serve', '--discard', '--discard-every', '-5m'], 'Invalid --discard-every: "-5m"'],
   ] as const) {
     it(`${args.join(' ')}: exits 2 with "${message}"`, async () => {
       const r = await runCli(args);

@@ -2,7 +2,8 @@ import crypto from 'crypto';
 import fs from 'fs';
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { consoleLogger, type Logger } from '../../common/log';
-import { describeConnection } from '../../storage/config';
+import { parseDuration, type DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
+import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { parseUsersEnv, readUsersFile, type Users } from '../../transport/auth';
 import { StreamService } from '../service';
 import {
@@ -43,6 +44,17 @@ when served with --tls-cert, when --trust-proxy is set and the proxy says https,
 the client connects over loopback (127.0.0.1, ::1), unless --no-secure-loopback or
 --trust-proxy is given. addEvent on any other channel gets SecurityError "Insecure channel".
 
+Event lifecycle:
+  --dwh URL          archive the stream to this warehouse database (same forms as --db;
+                     may be another kind): the archiver runs in the service as the
+                     reliable consumer "-internal:ARCHIVER" and copies every event into
+                     evt_history, idempotently, one transaction per batch
+  --discard          delete from the active store the events every registered consumer
+                     has acknowledged (the archiver included), in batches
+  --keep-for AGE     ...but keep events younger than AGE (e.g. 7d, 12h, 30m; default 0)
+  --discard-every AGE
+                     time between discard passes (default 10m)
+
 Other options:
   --max-event-bytes N  largest event data accepted, bytes of JSON (default 4194304)
 `;
@@ -57,6 +69,10 @@ const SERVE_OPTIONS = {
   'trust-proxy': { type: 'boolean' },
   'no-secure-loopback': { type: 'boolean' },
   'max-event-bytes': { type: 'string' },
+  dwh: { type: 'string' },
+  discard: { type: 'boolean' },
+  'keep-for': { type: 'string' },
+  'discard-every': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 function loadUsers(file: string | undefined, env: CliIO['env'], log: Logger, io: CliIO): Users {
@@ -111,6 +127,27 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
   const users = loadUsers(values.users, io.env, log, io);
   const trustProxy = values['trust-proxy'] ?? false;
 
+  let warehouse: ConnectionConfig | undefined;
+  try {
+    if (values.dwh) warehouse = parseDbUrl(values.dwh);
+  } catch (err) {
+    throw new UsageError(`--dwh: ${(err as Error).message}`);
+  }
+  if (!values.discard && (values['keep-for'] || values['discard-every'])) {
+    throw new UsageError('--keep-for and --discard-every go with --discard');
+  }
+  let discard: DBEventDiscarderOptions | undefined;
+  if (values.discard) {
+    try {
+      discard = {
+        keep_for: parseDuration(values['keep-for'] ?? 0, '--keep-for'),
+        poll_period_ms: parseDuration(values['discard-every'] ?? '10m', '--discard-every'),
+      };
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+
   const service = await StreamService.start({
     db,
     host: values.host ?? '127.0.0.1',
@@ -121,6 +158,8 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     trustProxy,
     secureLoopback: !values['no-secure-loopback'] && !trustProxy,
     maxEventBytes,
+    ...(warehouse ? { warehouse } : {}),
+    ...(discard ? { discard } : {}),
   });
   // Listen for signals before announcing readiness: a supervisor may signal at once.
   const stopped = io.stopSignal();

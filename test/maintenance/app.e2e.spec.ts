@@ -1,0 +1,241 @@
+/**
+ * DBServiceApp, the all-in-one set-up, configured the way the reference's is (futoin-database
+ * AutoConfig variables), on every database with a warehouse of another kind; and the same event
+ * lifecycle from the command line: `evtstream serve --dwh URL --discard`.
+ */
+import { expect } from 'chai';
+import type { L2Face, XferBuilder } from 'futoin-database';
+import { AdvancedCCM } from 'futoin-invoker';
+import { DBServiceApp } from '../../src/app/DBServiceApp';
+import type { DBGenFace } from '../../src/generation/DBGenFace';
+import { GenFace } from '../../src/generation/GenFace';
+import type { PollFace } from '../../src/delivery/poll/PollFace';
+import type { EventStore, StoredEvent } from '../../src/storage/store';
+import { registerFutoinDb } from '../../src/storage/futoin-db';
+import type { Dialect } from '../../src/storage/sql';
+import { ensureBuilt, killChildren, startCliServer } from '../support/cli';
+import { DbFixture, describeDatabases, futoinDbEnv, testLog } from '../support/db';
+import { clientCcm, steps, TEST_CREDENTIALS } from '../support/service';
+import { until } from './support';
+
+const MIXED: Record<Dialect, Dialect> = {
+  sqlite: 'postgresql',
+  postgresql: 'mysql',
+  mysql: 'sqlite',
+};
+const LAST_POSSIBLE_ID = '999999999999999999';
+
+const readAll = (store: EventStore, table: string): Promise<StoredEvent[]> =>
+  store.readEvents({ after: '0', upTo: LAST_POSSIBLE_ID, limit: 1_000_000, want: null, table });
+
+interface PolledEvent {
+  id: string;
+  type: string;
+  data: unknown;
+}
+
+/** A fresh database of `dialect` for one suite (the suite is skipped when there is no server). */
+function useDatabase(dialect: Dialect): DbFixture {
+  const wfx = new DbFixture(dialect);
+  before(async function () {
+    if (!wfx.available) {
+      if (process.env['CI'] === 'true') throw new Error(`No ${dialect} server (CI=true)`);
+      this.skip();
+    }
+    await wfx.create();
+  });
+  after(() => wfx.drop());
+  return wfx;
+}
+
+describeDatabases('DBServiceApp', (fx) => {
+  const wfx = useDatabase(MIXED[fx.dialect]);
+  let app: DBServiceApp | null = null;
+  let history: EventStore;
+
+  before(async function () {
+    this.timeout(60_000);
+    // As the reference takes its configuration: DB_EVT_* and DB_EVTDWH_*.
+    const databaseConfig: Record<string, string> = { ...futoinDbEnv(fx.config) };
+    for (const [k, v] of Object.entries(futoinDbEnv(wfx.config))) {
+      databaseConfig[k.replace(/^DB_EVT_/, 'DB_EVTDWH_')] = v;
+    }
+    app = await DBServiceApp.start({
+      databaseConfig,
+      enableArchiver: true,
+      // A long period: the test runs the passes itself.
+      enableDiscarder: true,
+      discarderOptions: { poll_period_ms: 3_600_000 },
+      log: testLog,
+    });
+    history = await wfx.openStore();
+  });
+  after(() => app?.close());
+
+  const call = <T>(body: (as: Parameters<Parameters<typeof steps>[0]>[0]) => void): Promise<T> =>
+    steps<T>(body);
+
+  let ids: string[] = [];
+
+  it('adds events with #evtgen, standalone and in the caller’s #db.evt transaction', async () => {
+    const ccm = app!.ccm();
+    await call((as) => ccm.iface<PollFace>('#evtpoll').registerConsumer(as, 'APP'));
+    const first = await call<string>((as) =>
+      ccm.iface<DBGenFace>('#evtgen').addEvent(as, 'ORDER_PLACED', { order: 1, total: '9.99' }),
+    );
+    await call((as) => {
+      const db = ccm.iface<L2Face>('#db.evt');
+      const xfer: XferBuilder = db.newXfer();
+      ccm.iface<DBGenFace>('#evtgen').addXferEvent(xfer, 'ORDER_PAID', { order: 1 });
+      xfer.execute(as);
+    });
+    const events = await readAll(app!.store!, 'evt_queue');
+    expect(events.map((e) => e.type)).to.deep.equal(['ORDER_PLACED', 'ORDER_PAID']);
+    expect(events[0]!.id).to.equal(first);
+    ids = events.map((e) => e.id);
+  });
+
+  it('serves them to a reliable consumer with #evtpoll', async () => {
+    const poll = app!.ccm().iface<PollFace>('#evtpoll');
+    const got = await call<PolledEvent[]>((as) => poll.pollEvents(as, 'APP', null, null));
+    expect(got.map((e) => [e.id, e.type, e.data])).to.deep.equal([
+      [ids[0], 'ORDER_PLACED', { order: 1, total: '9.99' }],
+      [ids[1], 'ORDER_PAID', { order: 1 }],
+    ]);
+  });
+
+  it('archives them to the warehouse of another kind', async function () {
+    this.timeout(60_000);
+    await until(
+      async () => (await readAll(history, 'evt_history')).length >= ids.length,
+      'the archiver to copy both events',
+    );
+    const copied = await readAll(history, 'evt_history');
+    expect(copied.map((e) => [e.id, e.type])).to.deep.equal([
+      [ids[0], 'ORDER_PLACED'],
+      [ids[1], 'ORDER_PAID'],
+    ]);
+  });
+
+  it('discards nothing a registered consumer has not acknowledged', async () => {
+    // APP polled from the start but acknowledged nothing yet (its pointer is still 0).
+    const pass = await app!.discarder!.runPass();
+    expect(pass.deleted).to.equal(0);
+    expect(await readAll(app!.store!, 'evt_queue')).to.have.length(2);
+  });
+
+  it('discards what every consumer acknowledged, keeping the newest event', async function () {
+    this.timeout(30_000);
+    const poll = app!.ccm().iface<PollFace>('#evtpoll');
+    // Polling after the last event acknowledges both.
+    const more = await call<PolledEvent[]>((as) => poll.pollEvents(as, 'APP', ids[1], null));
+    expect(more).to.deep.equal([]);
+    // The archiver acknowledges asynchronously, after its warehouse transaction committed.
+    let deleted = 0;
+    await until(async () => {
+      deleted += (await app!.discarder!.runPass()).deleted;
+      return deleted >= 1;
+    }, 'the discarder to delete the first event');
+    expect(deleted).to.equal(1);
+    expect((await readAll(app!.store!, 'evt_queue')).map((e) => e.id)).to.deep.equal([ids[1]]);
+    expect(await readAll(history, 'evt_history')).to.have.length(2);
+  });
+
+  it('close() stops everything once, and the databases can go', async function () {
+    this.timeout(30_000);
+    const a = app!;
+    const closing = a.close();
+    expect(a.close()).to.equal(closing);
+    await closing;
+    app = null;
+    await a.archiver!.whenStopped();
+    let failed = '';
+    await a
+      .store!.db.query('SELECT 1')
+      .catch((err: Error) => (failed = err.message || String(err)));
+    expect(failed, 'the store is closed').to.not.equal('');
+  });
+});
+
+describeDatabases('DBServiceApp on a CCM with #db.evt already registered', (fx) => {
+  let ccm: AdvancedCCM;
+  let app: DBServiceApp | undefined;
+
+  before(async function () {
+    this.timeout(60_000);
+    ccm = new AdvancedCCM();
+    await steps((as) => {
+      registerFutoinDb(as, ccm, 'evt', fx.config, testLog);
+      app = new DBServiceApp(as, { ccm, log: testLog });
+    });
+  });
+  after(() => app?.close());
+
+  it('serves on that database (migrating it) with gen and push/poll faces', async () => {
+    const id = await steps<string>((as) =>
+      ccm.iface<DBGenFace>('#evtgen').addEvent(as, 'HELLO', { n: 1 }),
+    );
+    const poll = ccm.iface<PollFace>('#evtpoll');
+    await steps((as) => poll.registerConsumer(as, 'C'));
+    const got = await steps<PolledEvent[]>((as) => poll.pollEvents(as, 'C', null, ['HELLO']));
+    expect(got.map((e) => [e.id, e.type, e.data])).to.deep.equal([[id, 'HELLO', { n: 1 }]]);
+  });
+
+  it('closes when the CCM closes', async function () {
+    this.timeout(30_000);
+    const executorClosed = new Promise<void>((resolve) => app!.executor().once('close', resolve));
+    ccm.close();
+    await executorClosed;
+    await app!.close();
+    app = undefined;
+  });
+});
+
+describeDatabases('evtstream serve --dwh --discard', (fx) => {
+  const wfx = useDatabase(MIXED[fx.dialect]);
+  before(ensureBuilt);
+  after(killChildren);
+
+  it('archives every event and discards what all consumers have', async function () {
+    this.timeout(120_000);
+    const server = await startCliServer(
+      ['--db', fx.url, '--dwh', wfx.url, '--discard', '--discard-every', '100ms'],
+      { env: { EVTSTREAM_USERS: TEST_CREDENTIALS, EVTSTREAM_LOG: 'info' } },
+    );
+    expect(server.child.stdout + server.child.stderr).to.match(
+      /archiving to .*discarding delivered events/,
+    );
+    const ccm = clientCcm();
+    try {
+      await steps((as) =>
+        GenFace.register(
+          as,
+          ccm,
+          'gen',
+          server.wsUrl.replace(/^ws/, 'secure+ws'),
+          TEST_CREDENTIALS,
+        ),
+      );
+      const gen = ccm.iface<GenFace>('gen');
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        ids.push(await steps<string>((as) => gen.addEvent(as, 'CLI_EV', { i })));
+      }
+      const history = await wfx.openStore();
+      const active = await fx.openStore();
+      // With the archiver as the only consumer, everything it copied goes but the newest event.
+      await until(
+        async () =>
+          (await readAll(history, 'evt_history')).length === ids.length &&
+          (await readAll(active, 'evt_queue')).length === 1,
+        'the archive to fill and the active store to shrink to one event',
+      );
+      expect((await readAll(history, 'evt_history')).map((e) => e.id)).to.deep.equal(ids);
+      expect((await readAll(active, 'evt_queue')).map((e) => e.id)).to.deep.equal([ids.at(-1)]);
+    } finally {
+      ccm.close();
+    }
+    const status = await server.child.stop('SIGTERM');
+    expect(status, server.child.describe()).to.deep.equal({ code: 0, signal: null });
+  });
+});
