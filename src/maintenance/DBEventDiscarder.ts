@@ -38,6 +38,8 @@ export interface DiscarderEvents {
   eventDiscard: (count: number, lastId: EventId) => void;
   /** A pass ignored a stale consumer (see DBEventDiscarder): its ident, pointer and last_time. */
   staleConsumer: (ident: string, pointer: EventId, lastTime: string) => void;
+  /** A pass ended (periodic or runPass()), also when it deleted nothing: what it did. */
+  passEnd: (result: DiscardResult) => void;
   /** A pass failed: FutoIn-style code, description, the exception. The next period retries. */
   workerError: (code: string, info?: string, exception?: Error) => void;
 }
@@ -47,6 +49,7 @@ type Listen = <K extends keyof DiscarderEvents>(event: K, handler: DiscarderEven
 const DISCARDER_EVENTS: readonly (keyof DiscarderEvents)[] = [
   'eventDiscard',
   'staleConsumer',
+  'passEnd',
   'workerError',
 ];
 
@@ -223,7 +226,13 @@ export class DBEventDiscarder {
   runPass(): Promise<DiscardResult> {
     const w = this.worker;
     if (!w) return Promise.reject(new Error('Not started'));
-    return this.passLock.run(() => this.pass(w));
+    return this.passLock.run(() => this.reportedPass(w));
+  }
+
+  private async reportedPass(w: Worker): Promise<DiscardResult> {
+    const result = await this.pass(w);
+    this.emit('passEnd', result);
+    return result;
   }
 
   private schedule(w: Worker, delayMs: number): void {
@@ -236,7 +245,7 @@ export class DBEventDiscarder {
 
   private runScheduled(w: Worker): void {
     w.running = this.passLock
-      .run(() => this.pass(w))
+      .run(() => this.reportedPass(w))
       .then(
         (r) =>
           r.batches >= BATCHES_PER_PASS

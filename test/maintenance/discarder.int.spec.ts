@@ -14,6 +14,7 @@ import {
   DBEventDiscarder,
   parseDuration,
   type DBEventDiscarderOptions,
+  type DiscardResult,
 } from '../../src/maintenance/DBEventDiscarder';
 import type { StreamService } from '../../src/app/service';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
@@ -200,6 +201,23 @@ describeDatabases('DBEventDiscarder', (fx) => {
       [1000, ids[999]],
       [1000, ids[1999]],
       [500, ids[2499]],
+    ]);
+  });
+
+  it('reports every pass with passEnd, also one that deleted nothing', async () => {
+    const ids = await add(4);
+    await consumer('u:A', ids[1]!);
+    const passes: DiscardResult[] = [];
+    const disc = new DBEventDiscarder();
+    discarder = disc;
+    disc.on('passEnd', (r) => passes.push(r));
+    disc.start(ccm, { store, poll_period_ms: HOUR });
+    const second = await disc.runPass();
+    expect(second).to.deep.include({ deleted: 0, lastId: null, batches: 0 });
+    await until('2 passEnd', () => passes.length >= 2);
+    expect(passes.map((r) => [r.deleted, r.lastId])).to.deep.equal([
+      [2, ids[1]],
+      [0, null],
     ]);
   });
 
