@@ -4,12 +4,12 @@
  * exactly what poll-consumer receives.
  */
 import { expect } from 'chai';
-import type { ConnectionConfig } from '../../src/storage/config';
 import { describeDatabases } from '../support/db';
 import path from 'path';
 import {
   Child,
   ROOT,
+  dbEvtEnv,
   ensureBuilt,
   killChildren,
   runExample,
@@ -19,19 +19,6 @@ import {
 } from '../support/cli';
 
 const USERS = 'alice:alice-secret';
-
-/** The DB_EVT_* variables futoin-database AutoConfig (and xfer-event) read for `config`. */
-function dbEvtEnv(config: ConnectionConfig): Record<string, string | undefined> {
-  if (config.dialect === 'sqlite') return { DB_EVT_TYPE: 'sqlite', DB_EVT_PORT: config.file };
-  return {
-    DB_EVT_TYPE: config.dialect,
-    DB_EVT_HOST: config.host,
-    DB_EVT_PORT: config.port === undefined ? undefined : String(config.port),
-    DB_EVT_USER: config.user,
-    DB_EVT_PASS: config.password,
-    DB_EVT_DB: config.database,
-  };
-}
 
 function expectSuccess(r: RunResult): void {
   expect(r.code, r.child.describe()).to.equal(0);
@@ -69,6 +56,7 @@ describeDatabases('examples against evtstream serve', (fx) => {
       'poll-consumer',
       'push-consumer',
       'live-consumer',
+      'archiver',
     ]) {
       const r = await runExample(name, { env: { EVTSTREAM_URL: clientEnv['EVTSTREAM_URL'] } });
       expect(r.code, r.child.describe()).to.equal(1);

@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import net from 'net';
 import path from 'path';
+import type { ConnectionConfig } from '../../src/storage/config';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'evtstream.js');
@@ -297,4 +298,17 @@ export async function rawCall(
     signal: AbortSignal.timeout(10_000),
   });
   return (await rsp.json()) as Record<string, unknown>;
+}
+
+/** The DB_EVT_* variables futoin-database AutoConfig (and the examples) read for `config`. */
+export function dbEvtEnv(config: ConnectionConfig): Record<string, string | undefined> {
+  if (config.dialect === 'sqlite') return { DB_EVT_TYPE: 'sqlite', DB_EVT_PORT: config.file };
+  return {
+    DB_EVT_TYPE: config.dialect,
+    DB_EVT_HOST: config.host,
+    DB_EVT_PORT: config.port === undefined ? undefined : String(config.port),
+    DB_EVT_USER: config.user,
+    DB_EVT_PASS: config.password,
+    DB_EVT_DB: config.database,
+  };
 }
