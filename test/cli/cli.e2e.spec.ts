@@ -129,7 +129,7 @@ describe('evtstream CLI: help and usage errors', function () {
     [['serve', '--dwh', 'oracle://x/y'], '--dwh: Unknown database scheme "oracle"'],
     [['serve', '--keep-for', '7d'], '--keep-for and --discard-every go with --discard'],
     [['serve', '--discard', '--keep-for', 'a week'], 'Invalid --keep-for: "a week"'],
-    [['serve', '--discard', '--discard-every', '-5m'], 'Invalid --discard-every: "-5m"'],
+    [['serve', '--discard', '--discard-every', 'often'], 'Invalid --discard-every: "often"'],
   ] as const) {
     it(`${args.join(' ')}: exits 2 with "${message}"`, async () => {
       const r = await runCli(args);
