@@ -233,7 +233,9 @@ export class DBServiceApp {
       // The CCM's close ends the #db.evt and #db.evtdwh connections; wait for them too, so
       // that a process exiting next leaves its databases cleanly (a SQLite WAL checkpointed).
       await withTimeout(futoinDbClosed(this.ccmRef), CLOSE_WAIT_MS);
-      await this.storeRef?.close().catch(() => undefined);
+      await this.storeRef
+        ?.close()
+        .catch((err: unknown) => this.log.warn(`closing the event store failed: ${String(err)}`));
       this.log.debug('DBServiceApp closed');
     })();
     if (done) void this.closing.then(done);

@@ -32,9 +32,13 @@ class Connection {
   /** Prepared (or preparing) statements, least recently used first. */
   private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
 
+  /** Set by close(): no statement is prepared after it, so nothing keeps the file open. */
+  private closed = false;
+
   constructor(readonly db: sqlite3.Database) {}
 
   private statement(sql: string): Promise<sqlite3.Statement> {
+    if (this.closed) return Promise.reject(new Error('The SQLite connection is closed'));
     let stmt = this.statements.get(sql);
     if (stmt) {
       this.statements.delete(sql); // re-inserted below: most recently used last
@@ -84,6 +88,9 @@ class Connection {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    // sqlite3_close refuses (SQLITE_BUSY) while a statement is not finalized, and a connection
+    // left open keeps the WAL file: finalize every one, each after its pending runs.
     const statements = await Promise.allSettled(this.statements.values());
     this.statements.clear();
     await Promise.all(
