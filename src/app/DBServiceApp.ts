@@ -19,6 +19,8 @@ import { futoinDbClosed, registerFutoinDb } from '../storage/futoin-db';
 import { migrate } from '../storage/migrate';
 import { EventStore } from '../storage/store';
 import { EvtNodeExecutor } from '../transport/executor';
+import { AdminCore } from '../ops/admin';
+import { AdminService } from '../ops/AdminService';
 
 /** A database as a URL (`sqlite:PATH`, `postgres://...`, `mysql://...`) or settings. */
 export type DatabaseSpec = string | ConnectionConfig;
@@ -48,6 +50,11 @@ export interface DBServiceAppOptions {
   archiverOptions?: ArchiverStartOptions;
   enableDiscarder?: boolean;
   discarderOptions?: DBEventDiscarderOptions;
+  /**
+   * Serve ftn18es.admin (default true when the app opens the active store): consumers, moves,
+   * statistics, event reads, for callers with the admin right only (see AdminService).
+   */
+  enableAdmin?: boolean;
   log?: Logger;
 }
 
@@ -87,6 +94,9 @@ export class DBServiceApp {
   private readonly executorRef: Executor;
   private readonly log: Logger;
   private storeRef: EventStore | null = null;
+  private adminRef: AdminCore | null = null;
+  /** A store on the warehouse, opened on the first admin call that needs it. */
+  private warehouseStore: Promise<EventStore | null> | null = null;
   private pushRef: DBPushService | null = null;
   private archiverRef: DBEventArchiver | null = null;
   private discarderRef: DBEventDiscarder | null = null;
@@ -150,6 +160,15 @@ export class DBServiceApp {
       DBGenFace.register(as, ccm, FACE_NAMES.gen, executor);
       PushFace.register(as, ccm, FACE_NAMES.push, executor);
       as.add((_as) => ccm.alias(FACE_NAMES.push, FACE_NAMES.poll));
+      if (this.storeRef && options.enableAdmin !== false) {
+        const push = this.pushRef;
+        const core = new AdminCore(this.storeRef, {
+          hub: async () => push.hub(),
+          warehouse: () => (this.warehouseStore ??= this.openWarehouse(warehouse ?? null, log)),
+        });
+        this.adminRef = core;
+        AdminService.serve(as, executor, core);
+      }
     });
 
     if (options.enableDiscarder) {
@@ -171,6 +190,14 @@ export class DBServiceApp {
       // In process: the archiver is the consumer `-internal:ARCHIVER`.
       as.add((_as) => archiver.start(executor, null, options.archiverOptions ?? {}));
     }
+  }
+
+  private async openWarehouse(
+    warehouse: ConnectionConfig | null,
+    log: Logger,
+  ): Promise<EventStore | null> {
+    if (!warehouse || this.closing) return null;
+    return EventStore.open(warehouse, { log });
   }
 
   /** Sets the application up; resolves once it serves. */
@@ -208,6 +235,11 @@ export class DBServiceApp {
     return this.pushRef;
   }
 
+  /** What ftn18es.admin serves (also for /metrics), when enabled. */
+  get admin(): AdminCore | null {
+    return this.adminRef;
+  }
+
   get archiver(): DBEventArchiver | null {
     return this.archiverRef;
   }
@@ -233,6 +265,8 @@ export class DBServiceApp {
       // The CCM's close ends the #db.evt and #db.evtdwh connections; wait for them too, so
       // that a process exiting next leaves its databases cleanly (a SQLite WAL checkpointed).
       await withTimeout(futoinDbClosed(this.ccmRef), CLOSE_WAIT_MS);
+      const warehouseStore = await this.warehouseStore?.catch(() => null);
+      await warehouseStore?.close().catch(() => undefined);
       await this.storeRef
         ?.close()
         .catch((err: unknown) => this.log.warn(`closing the event store failed: ${String(err)}`));

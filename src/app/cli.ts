@@ -1,4 +1,13 @@
+import {
+  CONSUMER_HELP,
+  consumerCommand,
+  CONSUMERS_HELP,
+  consumersCommand,
+  STATS_HELP,
+  statsCommand,
+} from './commands/admin';
 import { EVENTS_HELP, eventsCommand } from './commands/events';
+import { EvtError } from '../common/errors';
 import { MIGRATE_HELP, migrateCommand } from './commands/migrate';
 import { SERVE_HELP, serve } from './commands/serve';
 import { processIO, UsageError, VERSION, type CliIO } from './commands/common';
@@ -13,6 +22,9 @@ Commands:
   serve      run the service (HTTP and WebSocket), applying pending migrations first
   migrate    apply pending database migrations and exit
   events     list events of the active store or the warehouse (by ID, type, time)
+  consumers  list the reliable consumers with their lag and how they read
+  consumer   reset (move the pointer of), drop, or show the moves of a consumer
+  stats      stream statistics: newest event, sizes, events per second
   help       show help for a command: evtstream help serve
 
 Options for every command:
@@ -26,6 +38,9 @@ const COMMAND_HELP: Record<string, string> = {
   serve: SERVE_HELP,
   migrate: MIGRATE_HELP,
   events: EVENTS_HELP,
+  consumers: CONSUMERS_HELP,
+  consumer: CONSUMER_HELP,
+  stats: STATS_HELP,
 };
 
 /** Runs a command, naming it in usage errors (parseArgs' own included). */
@@ -68,6 +83,12 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         return await withCommand('migrate', () => migrateCommand(rest, io));
       case 'events':
         return await withCommand('events', () => eventsCommand(rest, io));
+      case 'consumers':
+        return await withCommand('consumers', () => consumersCommand(rest, io));
+      case 'consumer':
+        return await withCommand('consumer', () => consumerCommand(rest, io));
+      case 'stats':
+        return await withCommand('stats', () => statsCommand(rest, io));
       default:
         throw new UsageError(`Unknown command "${command}"`);
     }
@@ -77,7 +98,9 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       io.err(`Run "evtstream ${err.command ? `${err.command} ` : ''}--help" for usage.`);
       return 2;
     }
-    io.err(`evtstream: ${(err as Error).message ?? String(err)}`);
+    io.err(
+      `evtstream: ${err instanceof EvtError ? err.toString() : ((err as Error).message ?? String(err))}`,
+    );
     return 1;
   }
 }

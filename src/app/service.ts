@@ -12,12 +12,20 @@ import { UsersSecurityProvider, type Users } from '../transport/auth';
 import { EvtNodeExecutor } from '../transport/executor';
 import { createHttpServer, listen, serverUrl, type TlsFiles } from '../transport/server';
 import { DBServiceApp } from './DBServiceApp';
+import { serveMetrics, type MetricsAccess } from '../ops/metrics';
+import { serveConsole } from '../ops/console';
 
 export interface ServiceConfig {
   db: ConnectionConfig;
   host: string;
   port: number;
   users: Users;
+  /** Users with the admin right (ftn18es.admin, the console, /metrics). */
+  admins?: Users;
+  /** /metrics: for admins (HTTP Basic auth, the default), for anyone, or not served. */
+  metrics?: MetricsAccess;
+  /** Serve the web console at /console (default true). */
+  console?: boolean;
   log: Logger;
   tls?: TlsFiles;
   /** Trust X-Forwarded-Proto/-For from a reverse proxy (TLS terminated in front). */
@@ -77,7 +85,7 @@ export class StreamService {
       secureChannel: !!config.tls,
       trustProxy: config.trustProxy ?? false,
       secureLoopback: config.secureLoopback ?? false,
-      securityProvider: new UsersSecurityProvider(config.users),
+      securityProvider: new UsersSecurityProvider(config.users, config.admins),
       specDirs: SPEC_DIRS_ALL,
       // Responses are ours and checked by the tests; skip re-validating each one.
       prodMode: true,
@@ -102,6 +110,11 @@ export class StreamService {
         notExpectedHandler: (...args: unknown[]) => notExpected(args[0], args[1], args[2]),
         log,
       });
+      const metrics = config.metrics ?? 'admins';
+      if (metrics !== 'off') {
+        serveMetrics(executor, app, metrics === 'open' ? null : (config.admins ?? new Map()));
+      }
+      if (config.console !== false) serveConsole(executor);
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
       const service = new StreamService(

@@ -13,11 +13,17 @@ export const IFACE = {
   receiver: 'futoin.evt.receiver',
 } as const;
 
+/** Our own administration interface (never inside futoin.evt.*). */
+export const ADMIN_IFACE = 'ftn18es.admin';
+export const ADMIN_VERSION = '1.0';
+
 /** Table names the reference implementation uses; kept so its deployments can switch. */
 export const TABLES = {
   events: 'evt_queue',
   consumers: 'evt_consumers',
   history: 'evt_history',
+  /** Administrators' pointer moves and drops (ftn18es.admin). */
+  moves: 'evt_consumer_moves',
 } as const;
 
 /** CCM names FutoIn users know from the reference. */

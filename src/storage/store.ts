@@ -2,6 +2,7 @@ import { EventEmitter } from 'events';
 import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
 import { TABLES } from '../common/constants';
+import { countersOf } from '../ops/counters';
 import type { ConnectionConfig } from './config';
 import { createDialect, type NewEvent, type SqlDialect } from './dialects';
 import {
@@ -164,6 +165,7 @@ export class EventStore {
       false,
     );
     const last = ids[ids.length - 1];
+    countersOf(this).eventsAdded += ids.length;
     if (last) this.shared.bus.emit('committed', tableName ?? this.eventTable, last);
     return ids;
   }
@@ -251,18 +253,54 @@ export class EventStore {
     return rows[0]?.p ?? null;
   }
 
-  /** Moves a consumer's pointer forward to `to` (never back); true if it moved. */
-  async advanceConsumer(ident: string, to: EventId): Promise<boolean> {
+  /**
+   * The consumer's stored pointer and whether an administrator moved it since it last read
+   * (see consumerMoved); null when it is not registered. One round trip.
+   */
+  async consumerPosition(ident: string): Promise<{ pointer: EventId; moved: boolean } | null> {
+    const d = this.dialect;
+    const rows = await this.retry('consumerPosition', () =>
+      this.db.query<{ p: string; moved: unknown }>(
+        `SELECT ${d.idText('c.last_evt_id')} AS p, CASE WHEN EXISTS (SELECT 1 FROM` +
+          ` ${d.quote(TABLES.moves)} m WHERE m.ident = c.ident AND m.applied = 0) THEN 1 ELSE 0 END AS moved` +
+          ` FROM ${d.quote(this.consumerTable)} c WHERE c.ident = ?`,
+        [ident],
+      ),
+    );
+    const row = rows[0];
+    return row ? { pointer: row.p, moved: Number(row.moved) === 1 } : null;
+  }
+
+  /** The consumer has read from its moved pointer: its pending moves are applied. */
+  async consumerMoveApplied(ident: string): Promise<void> {
+    await this.retry('consumerMoveApplied', () =>
+      this.db.execute(
+        `UPDATE ${this.dialect.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0`,
+        [ident],
+      ),
+    );
+  }
+
+  /**
+   * Moves a consumer's pointer forward to `to` (never back); true if it moved. With `from`, only
+   * if the pointer is still `from`: a writer that knows what it stored last (a push session, a
+   * poll) must not undo a move an administrator made in between.
+   */
+  async advanceConsumer(ident: string, to: EventId, from?: EventId): Promise<boolean> {
     if (to === NO_EVENT) return false;
     const d = this.dialect;
+    const cas = from === undefined ? '' : ` AND last_evt_id = ${d.idParam}`;
     const res = await this.retry('advanceConsumer', () =>
       this.db.execute(
         `UPDATE ${d.quote(this.consumerTable)} SET last_evt_id = ${d.idParam}, last_time = ${d.nowUtc}` +
-          ` WHERE ident = ? AND last_evt_id < ${d.idParam}`,
-        [to, ident, to],
+          ` WHERE ident = ? AND last_evt_id < ${d.idParam}${cas}`,
+        from === undefined ? [to, ident, to] : [to, ident, to, from],
       ),
     );
-    return res.affected > 0;
+    if (res.affected > 0 || from === undefined) return res.affected > 0;
+    // Nothing changed: moved by someone else, or already `to` (a retry after a lost answer to
+    // the UPDATE that did apply).
+    return (await this.consumerPointer(ident)) === to;
   }
 
   /** Every registered consumer; `idleMs` flags those whose last_time is older than that. */

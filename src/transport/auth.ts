@@ -50,15 +50,25 @@ interface HmacSigner {
 }
 
 /**
- * FTN3 authentication against a fixed set of users, both forms futoin-invoker clients use:
+ * FTN3 authentication against a fixed set of users and admins, both forms futoin-invoker clients
+ * use:
  * basic (`sec: "user:secret"`) and message signatures (`-hmac:user:algo:sig`, the client's
  * `hmacKey` being the base64 of the secret; responses are signed back). The user name is the
  * caller's FTN8 local ID, so it names consumers (`user:component`) the same way after every
  * restart. A wrong or unknown user, secret or signature is a SecurityError.
+ *
+ * Users get the SafeOps security level; admins get PrivilegedOps, the admin right that
+ * ftn18es.admin requires (see AdminService), and can use everything a user can. A name in both
+ * sets is an admin with the admin's secret.
  */
 export class UsersSecurityProvider extends SecurityProvider {
-  constructor(private readonly users: Users) {
+  private readonly users: Users;
+  private readonly admins: ReadonlySet<string>;
+
+  constructor(users: Users, admins: Users = new Map()) {
     super();
+    this.users = new Map([...users, ...admins]);
+    this.admins = new Set(admins.keys());
   }
 
   override checkAuth(
@@ -102,7 +112,8 @@ export class UsersSecurityProvider extends SecurityProvider {
   }
 
   private setUser(as: AsyncSteps, reqinfo: RequestInfo, user: string): void {
-    this._setUser(as, reqinfo, RequestInfo.SL_SAFE_OPS, { local_id: user, global_id: user });
+    const level = this.admins.has(user) ? RequestInfo.SL_PRIVILEGED_OPS : RequestInfo.SL_SAFE_OPS;
+    this._setUser(as, reqinfo, level, { local_id: user, global_id: user });
   }
 
   override signAuto(

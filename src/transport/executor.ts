@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'http';
+import type { IncomingMessage, ServerResponse } from 'http';
 // NodeExecutor freezes Object.prototype (futoin's defence against prototype pollution,
 // CVE-2018-3721). A module loaded after that which assigns toString & co. on its own prototypes
 // throws; moment, which futoin-database's query drivers use, does. Load them first.
@@ -18,6 +18,23 @@ export interface EvtExecutorOptions extends NodeExecutorOptions {
 
 /** Settings kept outside the instance: NodeExecutor seals itself at the end of its constructor. */
 const secureLoopback = new WeakMap<object, boolean>();
+
+/** Serves a plain HTTP request (not FutoIn) on a path of its own. */
+export type HttpRoute = (req: IncomingMessage, rsp: ServerResponse) => void;
+
+/** Per executor: path → route (see EvtNodeExecutor.route). */
+const httpRoutes = new WeakMap<object, Map<string, HttpRoute>>();
+
+/** The route for `url`: its path equal to a route's, or below it ('/console/app.js'). */
+function findRoute(routes: Map<string, HttpRoute> | undefined, url: string): HttpRoute | null {
+  if (!routes || routes.size === 0) return null;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  for (const [prefix, route] of routes) {
+    if (path === prefix || path.startsWith(`${prefix}/`)) return route;
+  }
+  return null;
+}
 
 const isLoopback = (addr: string | undefined): boolean =>
   !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
@@ -68,6 +85,29 @@ export class EvtNodeExecutor extends NodeExecutor {
   constructor(ccm: SimpleCCM, opts: EvtExecutorOptions = {}) {
     super(ccm, opts);
     secureLoopback.set(this, opts.secureLoopback ?? false);
+    httpRoutes.set(this, new Map());
+  }
+
+  /**
+   * Serves `path` (and everything below it) with `route` instead of FutoIn's HTTP handling:
+   * /metrics, /console. Requests to other paths reach the FutoIn services as before.
+   */
+  route(path: string, route: HttpRoute): void {
+    httpRoutes.get(this)!.set(path.replace(/\/+$/, ''), route);
+  }
+
+  override handleHTTPRequest(req: IncomingMessage, rsp: ServerResponse): boolean {
+    const route = findRoute(httpRoutes.get(this), req.url ?? '/');
+    if (!route) return super.handleHTTPRequest(req, rsp);
+    req.on('error', () => this.emit('clientError', req, 'HTTP request failed'));
+    try {
+      route(req, rsp);
+    } catch (err) {
+      this.emit('clientError', req, `HTTP route failed: ${(err as Error).message}`);
+      if (!rsp.headersSent) rsp.writeHead(500);
+      rsp.end();
+    }
+    return true;
   }
 
   /**

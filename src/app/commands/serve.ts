@@ -31,6 +31,13 @@ ${DB_HELP}
                      authenticate with FTN3 credentials "name:secret"; a wrong secret is
                      a SecurityError. With no users at all, a user "demo" with a random
                      secret is created for this run and printed.
+  --admins FILE      admin users, "name:secret" lines as --users (also from
+                     EVTSTREAM_ADMINS="name:secret,..."): they may call ftn18es.admin
+                     (the console, the consumers/consumer/stats commands with --url) and
+                     read /metrics, and may do all a user can
+  --metrics-open     serve /metrics without credentials (default: admins only, HTTP
+                     Basic auth); for a Prometheus on a trusted network
+  --no-console       do not serve the web console at /console
   --tls-cert FILE    serve HTTPS/WSS with this PEM certificate (needs --tls-key)
   --tls-key FILE     the certificate's PEM private key
   --trust-proxy      TLS is terminated by a reverse proxy in front: trust its
@@ -64,6 +71,9 @@ const SERVE_OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   users: { type: 'string' },
+  admins: { type: 'string' },
+  'metrics-open': { type: 'boolean' },
+  'no-console': { type: 'boolean' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'trust-proxy': { type: 'boolean' },
@@ -75,16 +85,27 @@ const SERVE_OPTIONS = {
   'discard-every': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-function loadUsers(file: string | undefined, env: CliIO['env'], log: Logger, io: CliIO): Users {
+/** Users of a file and an environment variable (the variable's win). */
+function readUsers(file: string | undefined, fromEnv: string | undefined): Users {
   const users: Users = new Map();
   try {
     if (file) for (const [k, v] of readUsersFile(file)) users.set(k, v);
-    const fromEnv = env['EVTSTREAM_USERS'];
     if (fromEnv) for (const [k, v] of parseUsersEnv(fromEnv)) users.set(k, v);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (users.size === 0) {
+  return users;
+}
+
+function loadUsers(
+  file: string | undefined,
+  env: CliIO['env'],
+  log: Logger,
+  io: CliIO,
+  admins: Users,
+): Users {
+  const users = readUsers(file, env['EVTSTREAM_USERS']);
+  if (users.size === 0 && admins.size === 0) {
     const secret = crypto.randomBytes(12).toString('base64url');
     users.set('demo', secret);
     io.out(`No users configured: created user "demo" with secret "${secret}" for this run`);
@@ -124,7 +145,8 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
       throw new UsageError(`Cannot read TLS files: ${(err as Error).message}`);
     }
   }
-  const users = loadUsers(values.users, io.env, log, io);
+  const admins = readUsers(values.admins, io.env['EVTSTREAM_ADMINS']);
+  const users = loadUsers(values.users, io.env, log, io, admins);
   const trustProxy = values['trust-proxy'] ?? false;
 
   let warehouse: ConnectionConfig | undefined;
@@ -153,6 +175,9 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     host: values.host ?? '127.0.0.1',
     port,
     users,
+    admins,
+    metrics: values['metrics-open'] ? 'open' : 'admins',
+    console: !values['no-console'],
     log,
     ...(tls ? { tls } : {}),
     trustProxy,
@@ -166,6 +191,7 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
   io.out(
     `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`,
   );
+  if (admins.size === 0) log.info('No --admins: the admin interface and console refuse everyone');
   const signal = await stopped;
   log.info(`${signal}: stopping`);
   await service.close();

@@ -1,5 +1,6 @@
 import { ErrorCode, EvtError } from '../../common/errors';
 import { cmpIds, maxId, minId, NO_EVENT } from '../../common/ids';
+import { countersOf } from '../../ops/counters';
 import type { EventStore } from '../../storage/store';
 import { ChunkReader, toEvents } from '../reader';
 import type { Event, PollRequest } from './PollService';
@@ -25,25 +26,35 @@ export class StorePoller {
     const store = this.store;
     if (!req.reliable) {
       const chunk = await this.reader.next(req.lastId ?? NO_EVENT, req.want, req.limits);
+      countersOf(store).polled(req.ident, chunk.events.length);
       return toEvents(chunk.events);
     }
 
-    const pointer = await store.consumerPointer(req.ident);
-    if (pointer === null)
+    const position = await store.consumerPosition(req.ident);
+    if (position === null)
       throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
-    const after = req.lastId === null ? pointer : maxId(req.lastId, pointer);
+    let { pointer } = position;
+    // An administrator moved the pointer since the last read: read from there this once,
+    // whatever last_id says (it is from before the move).
+    const lastId = position.moved ? null : req.lastId;
+    if (position.moved) await store.consumerMoveApplied(req.ident);
+    const after = lastId === null ? pointer : maxId(lastId, pointer);
     const horizon = await store.horizonAbove(after, req.limits.maxEvents);
-    if (req.lastId !== null && cmpIds(req.lastId, pointer) > 0) {
-      const target = minId(req.lastId, horizon);
-      if (cmpIds(target, pointer) > 0) await store.advanceConsumer(req.ident, target);
+    // Pointer writes are conditional on the pointer read above, so that a move made meanwhile
+    // is never undone.
+    if (lastId !== null && cmpIds(lastId, pointer) > 0) {
+      const target = minId(lastId, horizon);
+      if (cmpIds(target, pointer) > 0 && (await store.advanceConsumer(req.ident, target, pointer)))
+        pointer = target;
     }
 
     const chunk = await this.reader.next(after, req.want, req.limits, horizon);
     if (chunk.events.length === 0 && req.want !== null && cmpIds(chunk.horizon, after) > 0) {
       // Nothing wanted up to the horizon: count the skipped events as delivered, so the next
       // poll does not scan them again.
-      await store.advanceConsumer(req.ident, chunk.horizon);
+      await store.advanceConsumer(req.ident, chunk.horizon, pointer);
     }
+    countersOf(store).polled(req.ident, chunk.events.length);
     return toEvents(chunk.events);
   }
 }

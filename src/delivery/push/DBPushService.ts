@@ -64,6 +64,11 @@ export class DBPushService extends PushService {
     return (await this.engine).hub.sessions;
   }
 
+  /** The push engine (sessions, their backlogs; ending a consumer's session). */
+  async hub(): Promise<PushHub> {
+    return (await this.engine).hub;
+  }
+
   protected override async _registerConsumer(ident: string): Promise<void> {
     await (await this.engine).poller.register(ident);
   }

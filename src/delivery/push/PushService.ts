@@ -168,5 +168,23 @@ function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: numb
           .execute();
       }),
     onClose: (cb) => channel.onInvokerAbort(() => cb()),
+    ...(wsOf(channel) ? { disconnect: (reason: string) => closeWs(channel, reason) } : {}),
   };
+}
+
+/** The `ws` connection of a futoin-executor 2.3 WebSocket channel (`_ws_conn`), if it is one. */
+function wsOf(channel: ChannelContext): { close(code: number, reason: string): void } | null {
+  if (channel.type() !== 'WS') return null;
+  const conn = (channel as unknown as { _ws_conn?: unknown })._ws_conn;
+  return conn && typeof (conn as { close?: unknown }).close === 'function'
+    ? (conn as { close(code: number, reason: string): void })
+    : null;
+}
+
+/** WebSocket close code for "start a new session" (4000-4999 are the application's). */
+const WS_CLOSE_RESTART = 4001;
+
+function closeWs(channel: ChannelContext, reason: string): void {
+  // A close reason is at most 123 bytes.
+  wsOf(channel)?.close(WS_CLOSE_RESTART, Buffer.from(reason).subarray(0, 120).toString());
 }

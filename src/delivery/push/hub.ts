@@ -1,9 +1,10 @@
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
+import { countersOf, type StreamCounters } from '../../ops/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
 import { ChunkReader } from '../reader';
-import { MAX_EVENTS_PER_LIST } from '../../common/constants';
+import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
 import {
   LiveSession,
   ReliableSession,
@@ -106,6 +107,7 @@ export class PushHub implements SessionHost {
   private readonly reader: ChunkReader;
   private readonly waker: Waker;
   private isClosed = false;
+  private readonly counters: StreamCounters;
 
   constructor(
     readonly store: EventStore,
@@ -114,6 +116,7 @@ export class PushHub implements SessionHost {
     private readonly events: HubEvents,
   ) {
     this.reader = new ChunkReader(store);
+    this.counters = countersOf(store);
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
     this.waker.start();
   }
@@ -123,15 +126,18 @@ export class PushHub implements SessionHost {
     return this.reliable.size + this.live.size;
   }
 
-  /** Starts pushing to a registered consumer from its stored pointer; null if not registered. */
+  /** Starts pushing to a registered consumer from its stored pointer; false if not registered. */
   async openReliable(
     ident: string,
     want: readonly string[] | null,
     target: PushTarget,
     limits: ChunkLimits,
   ): Promise<boolean> {
-    const pointer = await this.store.consumerPointer(ident);
-    if (pointer === null) return false;
+    const position = await this.store.consumerPosition(ident);
+    if (position === null) return false;
+    const { pointer } = position;
+    // A new session always starts from the stored pointer: a pending move is applied now.
+    if (position.moved) await this.store.consumerMoveApplied(ident);
     if (this.isClosed) return true;
     this.reliable.get(ident)?.close();
     const session = new ReliableSession(this, ident, want, target, pointer, {
@@ -183,11 +189,36 @@ export class PushHub implements SessionHost {
   }
 
   pushError(consumer: string, err: unknown): void {
+    this.counters.pushFailures++;
     this.events.pushError(consumer, err);
   }
 
+  pushed(consumer: string, events: number): void {
+    this.counters.pushed(consumer, events);
+  }
+
   queueOverflow(consumer: string, dropped: number): void {
+    if (consumer === LIVE_COMPONENT) this.counters.liveDropped += dropped;
+    else this.counters.queueOverflows++;
     this.events.queueOverflow(consumer, dropped);
+  }
+
+  /** Reliable consumers with a session here, with what each has queued and in flight. */
+  reliableSessions(): { consumer: string; queued: number; inFlight: number }[] {
+    return [...this.reliable.values()].map((s) => ({ consumer: s.consumer, ...s.backlog }));
+  }
+
+  /** LIVE sessions here. */
+  get liveSessions(): number {
+    return this.live.size;
+  }
+
+  /** Ends the consumer's session here, if any, closing its channel (see ReliableSession.end). */
+  endSession(ident: string, reason: string): boolean {
+    const session = this.reliable.get(ident);
+    if (!session) return false;
+    session.end(reason);
+    return true;
   }
 
   /** Reads new events for every channel; true if any had some (or some wait for writers). */

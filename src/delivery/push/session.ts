@@ -24,6 +24,11 @@ export interface PushTarget {
   send(seq: number, events: Event[]): Promise<void>;
   /** Calls `cb` once when the channel closes. */
   onClose(cb: () => void): void;
+  /**
+   * Closes the channel, so that the consumer connects again and starts a new session (absent
+   * for in-process channels, which have no connection to close).
+   */
+  disconnect?(reason: string): void;
 }
 
 export interface SessionOptions {
@@ -44,6 +49,8 @@ export interface SessionHost {
   readonly log: Logger;
   pushError(consumer: string, err: unknown): void;
   queueOverflow(consumer: string, dropped: number): void;
+  /** onEvents succeeded with `events` events. */
+  pushed(consumer: string, events: number): void;
   /** The channel of `want` (created at `startAt` if there is none yet). */
   channelOf(want: readonly string[] | null, startAt: EventId): TailChannel;
   closed(session: Session): void;
@@ -151,6 +158,29 @@ export class ReliableSession implements Session {
     this.leaveChannel();
     this.queue = [];
     this.host.closed(this);
+  }
+
+  /**
+   * Ends the session and closes its channel: the consumer's pointer was moved or the consumer
+   * dropped, and a new session (the receiver reconnects) starts from what is stored now. Batches
+   * in flight can no longer move the pointer (see writePointer). Unacknowledged batches cannot
+   * simply be replaced within this session: the receiver processes `seq` in order and may still
+   * be working on one.
+   */
+  end(reason: string): void {
+    if (this.isClosed) return;
+    this.close();
+    this.host.log.info(`${this.consumer}: session ended, ${reason}`);
+    if (this.target.disconnect) this.target.disconnect(reason);
+    else
+      this.host.log.warn(
+        `${this.consumer}: ${reason}; its in-process session ended, it resumes from the stored pointer at its next readyToReceive`,
+      );
+  }
+
+  /** The number of events queued in memory, and batches not yet acknowledged and stored. */
+  get backlog(): { queued: number; inFlight: number } {
+    return { queued: this.queue.length, inFlight: this.window.length };
   }
 
   offer(items: readonly Delivery[], coversUpTo: EventId): void {
@@ -261,6 +291,7 @@ export class ReliableSession implements Session {
     batch.state = 'sending';
     this.target.send(batch.seq, batch.events).then(
       () => {
+        this.host.pushed(this.consumer, batch.events.length);
         batch.state = 'acked';
         batch.events = [];
         void this.writePointer();
@@ -301,7 +332,14 @@ export class ReliableSession implements Session {
           target = b.coversUpTo;
         }
         if (target === null || cmpIds(target, this.written) <= 0) break;
-        await this.host.store.advanceConsumer(this.consumer, target);
+        if (this.isClosed) break;
+        // Only from the pointer this session stored: if it is not that any more, someone else
+        // moved it (an administrator, or a session of this consumer in another process).
+        const moved = !(await this.host.store.advanceConsumer(this.consumer, target, this.written));
+        if (moved) {
+          this.end('its pointer was moved elsewhere');
+          break;
+        }
         this.storeFailures = 0;
         this.written = target;
         const done = target;
@@ -388,6 +426,7 @@ export class LiveSession implements Session {
           seq,
           chunk.map((d) => d.event),
         )
+        .then(() => this.host.pushed(this.consumer, chunk.length))
         .catch((err: unknown) => {
           if (!this.isClosed) this.host.pushError(this.consumer, err);
         })

@@ -1,0 +1,381 @@
+import os from 'os';
+import { parseArgs, type ParseArgsConfig } from 'util';
+import $as from 'futoin-asyncsteps';
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import { AdvancedCCM } from 'futoin-invoker';
+import { isEventId } from '../../common/ids';
+import { consoleLogger } from '../../common/log';
+import {
+  AdminCore,
+  type ConsumerInfo,
+  type MoveRecord,
+  type MoveTarget,
+  type StreamStats,
+} from '../../ops/admin';
+import { AdminFace } from '../../ops/AdminFace';
+import { parseTime } from '../../storage/list';
+import { migrate } from '../../storage/migrate';
+import { EventStore } from '../../storage/store';
+import { COMMON_OPTIONS, DB_HELP, dbConfig, logLevel, UsageError, type CliIO } from './common';
+
+/**
+ * The operations commands: consumers, consumer reset/drop/moves, stats. Each works against a
+ * running service (--url, as an admin, through ftn18es.admin) or directly on the database
+ * (--db), with the same results.
+ */
+
+const TARGET_HELP = `
+Where to (--url, as an admin: EVTSTREAM_ADMIN="name:secret" or --admin):
+  --url URL          a running service (http://, https://, ws://, wss://); a loopback
+                     or TLS URL counts as the secure channel ftn18es.admin requires
+  --admin NAME:SECRET  the admin's credentials (default: $EVTSTREAM_ADMIN)
+or directly on the database (needs its credentials; moves are recorded as the OS user):
+${DB_HELP}
+  --json             JSON instead of a table`;
+
+export const CONSUMERS_HELP = `Usage: evtstream consumers [options]
+
+Lists the registered reliable consumers: ident (user:component), pointer (the last event
+acknowledged), lag in events and in time (the age of the oldest event it has not
+acknowledged), last activity, and how it reads (push, poll, idle; as the service sees it:
+directly on the database every consumer shows as idle).
+${TARGET_HELP}
+  --lag-limit N      count at most N lagging events per consumer (default 100000)
+`;
+
+export const CONSUMER_HELP = `Usage: evtstream consumer <reset|drop|moves> [NAME] [options]
+
+  consumer reset NAME --to WHERE [--reason TEXT]
+      moves the consumer's pointer; its next poll (whatever last_id it sends) or push
+      session reads from there. WHERE: start (every event again), newest (skip to now),
+      an event ID (the next event it gets is the one after), or a time (ISO 8601 or an
+      age such as 2h: the first event it gets is the first at or after that time).
+  consumer drop NAME [--reason TEXT]
+      unregisters the consumer: it no longer holds events back from the discarder.
+  consumer moves [NAME] [--limit N]
+      the recorded resets and drops, newest first.
+
+NAME is the consumer's ident, user:component (see evtstream consumers).
+${TARGET_HELP}
+`;
+
+export const STATS_HELP = `Usage: evtstream stats [options]
+
+Stream statistics: newest and oldest event IDs, the delivery horizon, active events,
+warehouse events (with a service that archives), new events per second recently,
+consumers, push sessions.
+${TARGET_HELP}
+`;
+
+const ADMIN_OPTIONS = {
+  ...COMMON_OPTIONS,
+  url: { type: 'string' },
+  admin: { type: 'string' },
+  json: { type: 'boolean' },
+  'lag-limit': { type: 'string' },
+  to: { type: 'string' },
+  reason: { type: 'string' },
+  limit: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof ADMIN_OPTIONS }>>['values'];
+
+/** What the commands need, remote or local. */
+interface Admin {
+  listConsumers(lagLimit: number): Promise<ConsumerInfo[]>;
+  moveConsumer(
+    ident: string,
+    to: MoveTarget,
+    at: { id?: string; time?: string; reason: string },
+  ): Promise<{ from: string; pointer: string }>;
+  dropConsumer(ident: string, reason: string): Promise<boolean>;
+  listMoves(ident: string | null, limit: number): Promise<MoveRecord[]>;
+  stats(): Promise<StreamStats>;
+  close(): Promise<void>;
+}
+
+/** Runs FutoIn steps; rejects with "Code: info". */
+function run<T>(body: (as: AsyncSteps) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    $as()
+      .add(
+        (as) => {
+          body(as);
+          as.add((_as, res: T) => resolve(res));
+        },
+        (as, err) => {
+          const info = String(as.state.error_info ?? '');
+          reject(Object.assign(new Error(info ? `${err}: ${info}` : err), { code: err }));
+        },
+      )
+      .execute();
+  });
+}
+
+const isLoopbackUrl = (u: URL): boolean =>
+  ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) || u.hostname.startsWith('127.');
+
+async function remoteAdmin(url: string, credentials: string): Promise<Admin> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url: not a URL: ${url}`);
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol))
+    throw new UsageError('--url must be http://, https://, ws:// or wss://');
+  if (!/^[^:]+:.+$/.test(credentials)) throw new UsageError('--admin must be NAME:SECRET');
+  const ccm = new AdvancedCCM();
+  const secure =
+    parsed.protocol === 'https:' || parsed.protocol === 'wss:' || isLoopbackUrl(parsed);
+  await run((as) =>
+    AdminFace.register(as, ccm, 'admin', url, credentials, { secureChannel: secure }),
+  );
+  const face = ccm.iface<AdminFace>('admin');
+  return {
+    listConsumers: async (lagLimit) =>
+      (await run<{ consumers: ConsumerInfo[] }>((as) => face.listConsumers(as, lagLimit)))
+        .consumers,
+    moveConsumer: (ident, to, at) =>
+      run((as) =>
+        face.moveConsumer(as, ident, to, {
+          id: at.id ?? null,
+          time: at.time ?? null,
+          reason: at.reason,
+        }),
+      ),
+    dropConsumer: async (ident, reason) =>
+      (await run<{ dropped: boolean }>((as) => face.dropConsumer(as, ident, reason))).dropped,
+    listMoves: async (ident, limit) =>
+      (await run<{ moves: MoveRecord[] }>((as) => face.listMoves(as, ident, limit))).moves,
+    stats: async () => (await run<{ stats: StreamStats }>((as) => face.stats(as))).stats,
+    close: async () => {
+      ccm.close();
+      await Promise.resolve();
+    },
+  };
+}
+
+async function localAdmin(values: Values, io: CliIO, writes: boolean): Promise<Admin> {
+  const log = consoleLogger(logLevel(values['log-level']));
+  const store = await EventStore.open(dbConfig(values.db, io.env), { log });
+  try {
+    // Moves are recorded in evt_consumer_moves: a store older than that table gets it first
+    // (as the service would at its start). Reading commands change nothing.
+    if (writes) await migrate(store.db, store.dialect, { kind: 'active', log });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const core = new AdminCore(store);
+  return {
+    listConsumers: (lagLimit) => core.listConsumers(lagLimit),
+    moveConsumer: (ident, to, at) => core.moveConsumer(ident, to, localUser(), at),
+    dropConsumer: (ident, reason) => core.dropConsumer(ident, localUser(), reason),
+    listMoves: (ident, limit) => core.listMoves(ident, limit),
+    stats: () => core.stats(),
+    close: () => store.close(),
+  };
+}
+
+/** Who made a local move, for the record. */
+function localUser(): string {
+  try {
+    return `os:${os.userInfo().username}`;
+  } catch {
+    return 'os:unknown';
+  }
+}
+
+function parse(argv: string[]): { values: Values; positionals: string[] } {
+  return parseArgs({ args: argv, options: ADMIN_OPTIONS, strict: true, allowPositionals: true });
+}
+
+async function withAdmin<T>(
+  values: Values,
+  io: CliIO,
+  work: (a: Admin) => Promise<T>,
+  writes = false,
+): Promise<T> {
+  if (values.url && values.db) throw new UsageError('--url and --db exclude each other');
+  if (!values.url && values.admin) throw new UsageError('--admin goes with --url');
+  let admin: Admin;
+  if (values.url) {
+    const credentials = values.admin ?? io.env['EVTSTREAM_ADMIN'];
+    if (!credentials) throw new UsageError('--url needs --admin NAME:SECRET or EVTSTREAM_ADMIN');
+    admin = await remoteAdmin(values.url, credentials);
+  } else {
+    admin = await localAdmin(values, io, writes);
+  }
+  try {
+    return await work(admin);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Left-aligned columns, the last one free. */
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line)];
+}
+
+/** 1234567 ms → "20m34s"; shortest form for people. */
+export function formatAge(ms: number): string {
+  if (ms <= 0) return '0s';
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return ms < 1000 ? `${ms}ms` : `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+function limitOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 1_000_000)
+    throw new UsageError(`--${name} must be an integer from 1 to 1000000`);
+  return n;
+}
+
+const IDENT_RE = /^[^\s:][^:]{0,46}:[A-Za-z0-9_]{1,16}$/;
+
+function identArg(name: string | undefined): string {
+  if (name === undefined) throw new UsageError('Name the consumer: user:component');
+  if (!IDENT_RE.test(name))
+    throw new UsageError(`"${name}" is not a consumer ident (user:component, see consumers)`);
+  return name;
+}
+
+export async function consumersCommand(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse(argv);
+  if (values.help) {
+    io.out(CONSUMERS_HELP);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  const lagLimit = limitOption('lag-limit', values['lag-limit'], 100_000);
+  const consumers = await withAdmin(values, io, (a) => a.listConsumers(lagLimit));
+  if (values.json) {
+    for (const c of consumers) io.out(JSON.stringify(c));
+    return 0;
+  }
+  if (consumers.length === 0) {
+    io.out('No registered consumers');
+    return 0;
+  }
+  for (const line of table(
+    ['CONSUMER', 'MODE', 'POINTER', 'LAG', 'LAG TIME', 'LAST ACTIVITY'],
+    consumers.map((c) => [
+      c.ident,
+      c.mode,
+      c.pointer,
+      `${c.lag_events}${c.lag_capped ? '+' : ''}`,
+      formatAge(c.lag_ms),
+      c.last_time,
+    ]),
+  ))
+    io.out(line);
+  return 0;
+}
+
+/** --to: start, newest, an event ID or a time. */
+function moveTarget(value: string | undefined): { to: MoveTarget; id?: string; time?: string } {
+  if (value === undefined) throw new UsageError('reset needs --to start|newest|ID|TIME');
+  if (value === 'start' || value === 'newest') return { to: value };
+  if (isEventId(value) && !/^\d+[smhd]$/.test(value)) return { to: 'id', id: value };
+  const sql = parseTime(value);
+  if (sql === null)
+    throw new UsageError(`--to must be start, newest, an event ID or a time (not "${value}")`);
+  return { to: 'time', time: `${sql.replace(' ', 'T')}Z` };
+}
+
+export async function consumerCommand(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse(argv);
+  if (values.help) {
+    io.out(CONSUMER_HELP);
+    return 0;
+  }
+  const [action, name, ...extra] = positionals;
+  if (extra.length) throw new UsageError(`Unexpected argument "${extra[0]}"`);
+  const reason = values.reason ?? '';
+  if (reason.length > 200) throw new UsageError('--reason takes at most 200 characters');
+  switch (action) {
+    case 'reset': {
+      const ident = identArg(name);
+      const target = moveTarget(values.to);
+      const moved = await withAdmin(
+        values,
+        io,
+        (a) => a.moveConsumer(ident, target.to, { ...target, reason }),
+        true,
+      );
+      if (values.json) io.out(JSON.stringify({ ident, ...moved }));
+      else io.out(`${ident}: pointer moved from ${moved.from} to ${moved.pointer}`);
+      return 0;
+    }
+    case 'drop': {
+      const ident = identArg(name);
+      const dropped = await withAdmin(values, io, (a) => a.dropConsumer(ident, reason), true);
+      if (values.json) io.out(JSON.stringify({ ident, dropped }));
+      else io.out(dropped ? `${ident}: dropped` : `${ident}: not registered`);
+      return dropped ? 0 : 1;
+    }
+    case 'moves': {
+      const ident = name === undefined ? null : identArg(name);
+      const limit = limitOption('limit', values.limit, 100);
+      const moves = await withAdmin(values, io, (a) => a.listMoves(ident, limit), true);
+      if (values.json) {
+        for (const m of moves) io.out(JSON.stringify(m));
+      } else if (moves.length === 0) {
+        io.out('No recorded moves');
+      } else {
+        for (const line of table(
+          ['AT', 'CONSUMER', 'ACTION', 'FROM', 'TO', 'BY', 'REASON'],
+          moves.map((m) => [m.at, m.ident, m.action, m.from, m.to ?? '-', m.by, m.reason]),
+        ))
+          io.out(line);
+      }
+      return 0;
+    }
+    case undefined:
+      throw new UsageError('consumer needs an action: reset, drop or moves');
+    default:
+      throw new UsageError(`Unknown consumer action "${action}" (reset, drop, moves)`);
+  }
+}
+
+export async function statsCommand(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse(argv);
+  if (values.help) {
+    io.out(STATS_HELP);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  const s = await withAdmin(values, io, (a) => a.stats());
+  if (values.json) {
+    io.out(JSON.stringify(s));
+    return 0;
+  }
+  const rows: [string, string][] = [
+    ['newest event', s.newest_id],
+    ['oldest event', s.oldest_id],
+    ['delivery horizon', s.horizon],
+    ['active events', String(s.active_events)],
+    ...(s.warehouse_events === undefined
+      ? []
+      : [['warehouse events', String(s.warehouse_events)] as [string, string]]),
+    ['events/s', `${s.events_per_sec} (over ${s.rate_window_s}s)`],
+    ['consumers', String(s.consumers)],
+    ['push sessions', String(s.push_sessions)],
+  ];
+  for (const [k, v] of rows) io.out(`${k.padEnd(17)} ${v}`);
+  return 0;
+}

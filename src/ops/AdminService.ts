@@ -1,0 +1,126 @@
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import { RequestInfo, type Executor } from 'futoin-executor';
+import PingService from 'futoin-executor/PingService';
+import { ADMIN_IFACE, ADMIN_VERSION, SPEC_DIRS_ALL } from '../common/constants';
+import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
+import { callerId } from '../common/identity';
+import type { AdminCore, MoveTarget } from './admin';
+
+/** Security levels (FTN3/FTN8, as futoin-executor sets them) that carry the admin right. */
+const ADMIN_LEVELS: ReadonlySet<string> = new Set([
+  RequestInfo.SL_PRIVILEGED_OPS,
+  RequestInfo.SL_EXCEPTIONAL_OPS,
+  RequestInfo.SL_SYSTEM,
+]);
+
+/** Whether the caller has the admin right (in-process calls have the System level). */
+export const hasAdminRight = (reqinfo: RequestInfo): boolean =>
+  reqinfo.info.USER_INFO !== null && ADMIN_LEVELS.has(reqinfo.info.SECURITY_LEVEL);
+
+/**
+ * ftn18es.admin on an AdminCore. Every call needs the admin right: users the security provider
+ * authenticates at PrivilegedOps or above (see UsersSecurityProvider's admins) and in-process
+ * callers; anybody else gets SecurityError, before anything is read.
+ */
+export class AdminService extends PingService {
+  constructor(private readonly core: () => Promise<AdminCore>) {
+    super();
+  }
+
+  /** Serves ftn18es.admin on `executor` (the core may be opened on first use). */
+  static serve(
+    as: AsyncSteps,
+    executor: Executor,
+    core: AdminCore | (() => Promise<AdminCore>),
+  ): AdminService {
+    const impl = new AdminService(typeof core === 'function' ? core : () => Promise.resolve(core));
+    executor.register(as, `${ADMIN_IFACE}:${ADMIN_VERSION}`, impl, SPEC_DIRS_ALL);
+    return impl;
+  }
+
+  /** Runs `work` for an admin caller; its result (an object of named results) is the answer. */
+  private run(
+    as: AsyncSteps,
+    reqinfo: RequestInfo,
+    work: (core: AdminCore, by: string) => Promise<Record<string, unknown>>,
+  ): void {
+    if (!hasAdminRight(reqinfo)) {
+      as.error(ErrorCode.SecurityError, 'The admin right is required');
+    }
+    const by = callerId(reqinfo);
+    awaitSteps(as, async () => {
+      const result = await work(await this.core(), by);
+      const out = reqinfo.result() as Record<string, unknown>;
+      for (const [k, v] of Object.entries(result)) out[k] = v;
+    });
+  }
+
+  listConsumers(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const { lag_limit } = reqinfo.params() as { lag_limit: number };
+    this.run(as, reqinfo, async (core) => ({ consumers: await core.listConsumers(lag_limit) }));
+  }
+
+  dropConsumer(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const { ident, reason } = reqinfo.params() as { ident: string; reason: string };
+    this.run(as, reqinfo, async (core, by) => ({
+      dropped: await core.dropConsumer(ident, by, reason),
+    }));
+  }
+
+  moveConsumer(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const p = reqinfo.params() as {
+      ident: string;
+      to: MoveTarget;
+      id: string | null;
+      time: string | null;
+      reason: string;
+    };
+    this.run(as, reqinfo, async (core, by) => {
+      const moved = await core.moveConsumer(p.ident, p.to, by, {
+        id: p.id,
+        time: p.time,
+        reason: p.reason,
+      });
+      return { from: moved.from, pointer: moved.pointer };
+    });
+  }
+
+  listMoves(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const { ident, limit } = reqinfo.params() as { ident: string | null; limit: number };
+    this.run(as, reqinfo, async (core) => ({ moves: await core.listMoves(ident, limit) }));
+  }
+
+  stats(as: AsyncSteps, reqinfo: RequestInfo): void {
+    this.run(as, reqinfo, async (core) => ({ stats: await core.stats() }));
+  }
+
+  readEvents(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const p = reqinfo.params() as {
+      source: 'active' | 'warehouse';
+      from_id: string | null;
+      to_id: string | null;
+      types: string[] | null;
+      since: string | null;
+      until: string | null;
+      limit: number;
+      last: boolean;
+    };
+    this.run(as, reqinfo, async (core) => {
+      if (p.from_id && p.to_id && BigInt(p.from_id) > BigInt(p.to_id)) {
+        throw new EvtError(ErrorCode.InvalidRequest, 'from_id is above to_id');
+      }
+      return {
+        events: await core.readEvents({
+          source: p.source,
+          fromId: p.from_id,
+          toId: p.to_id,
+          types: p.types,
+          since: p.since,
+          until: p.until,
+          limit: p.limit,
+          last: p.last,
+        }),
+      };
+    });
+  }
+}

@@ -1,0 +1,372 @@
+import { TABLES } from '../common/constants';
+import { ErrorCode, EvtError } from '../common/errors';
+import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
+import type { Event } from '../delivery/poll/PollService';
+import { toEvents } from '../delivery/reader';
+import type { PushHub } from '../delivery/push/hub';
+import { listEvents, HISTORY_TABLE } from '../storage/list';
+import type { EventStore } from '../storage/store';
+import { countersOf } from './counters';
+
+/** How the consumer reads now (as seen by this process). */
+export type DeliveryMode = 'push' | 'poll' | 'idle';
+
+export interface ConsumerInfo {
+  ident: string;
+  user: string;
+  component: string;
+  pointer: EventId;
+  /** Committed events after the pointer, counted up to the limit asked for. */
+  lag_events: number;
+  lag_capped: boolean;
+  /** Age of the oldest event not acknowledged yet, 0 when none. */
+  lag_ms: number;
+  last_time: string;
+  connected: boolean;
+  mode: DeliveryMode;
+}
+
+export type MoveTarget = 'start' | 'newest' | 'id' | 'time';
+
+export interface MoveRecord {
+  ident: string;
+  action: 'move' | 'drop';
+  from: EventId;
+  to?: EventId;
+  by: string;
+  reason: string;
+  at: string;
+  applied: boolean;
+}
+
+export interface StreamStats {
+  newest_id: EventId;
+  oldest_id: EventId;
+  horizon: EventId;
+  active_events: number;
+  warehouse_events?: number;
+  events_per_sec: number;
+  rate_window_s: number;
+  consumers: number;
+  push_sessions: number;
+  server_time: string;
+}
+
+export interface ReadQuery {
+  source: 'active' | 'warehouse';
+  fromId?: EventId | null;
+  toId?: EventId | null;
+  types?: readonly string[] | null;
+  /** ISO 8601 UTC times. */
+  since?: string | null;
+  until?: string | null;
+  limit: number;
+  last?: boolean;
+}
+
+export interface AdminCoreOptions {
+  /** The push engine of this process: sessions, and ending one when a consumer moves. */
+  hub?: () => Promise<PushHub | null>;
+  /** A store on the warehouse, for its size and its events (null: no warehouse). */
+  warehouse?: () => Promise<EventStore | null>;
+}
+
+/** A consumer polling within this long counts as connected (mode 'poll'). */
+export const POLL_ACTIVE_MS = 60_000;
+/** The rate of new events is measured over about this long. */
+const RATE_WINDOW_MS = 60_000;
+/** Without earlier samples, the rate is counted among at most this many newest events. */
+const RATE_SCAN_EVENTS = 1_000_000n;
+
+/** ISO 8601 UTC ('...T...Z', with or without milliseconds) as the SQL parameter form. */
+export function sqlTime(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw new EvtError(ErrorCode.InvalidRequest, `Invalid time: ${iso}`);
+  return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+const splitIdent = (ident: string): { user: string; component: string } => {
+  const at = ident.lastIndexOf(':');
+  return { user: ident.slice(0, at), component: ident.slice(at + 1) };
+};
+
+/**
+ * What the admin interface does, on the active store (and the warehouse): consumers with their
+ * lag, pointer moves and drops (recorded in evt_consumer_moves), statistics, event reads. Used by
+ * the ftn18es.admin service, by the CLI directly on a database, and by /metrics.
+ */
+export class AdminCore {
+  /** (time, newest ID) seen by stats(), for the rate of new events. */
+  private samples: { ms: number; newest: bigint }[] = [];
+
+  constructor(
+    readonly store: EventStore,
+    private readonly options: AdminCoreOptions = {},
+  ) {}
+
+  private async hub(): Promise<PushHub | null> {
+    return (await this.options.hub?.()) ?? null;
+  }
+
+  async listConsumers(lagLimit = 100_000): Promise<ConsumerInfo[]> {
+    const store = this.store;
+    const [consumers, horizon, hub] = await Promise.all([
+      store.consumers(),
+      store.horizon(),
+      this.hub(),
+    ]);
+    const pushing = new Set((hub?.reliableSessions() ?? []).map((s) => s.consumer));
+    const counters = countersOf(store);
+    const now = Date.now();
+    const out: ConsumerInfo[] = [];
+    for (const c of consumers.sort((a, b) => a.ident.localeCompare(b.ident))) {
+      const lag = await this.lag(c.pointer, horizon, lagLimit);
+      const lastPoll = counters.consumers.get(c.ident)?.lastPollMs ?? 0;
+      const mode: DeliveryMode = pushing.has(c.ident)
+        ? 'push'
+        : now - lastPoll < POLL_ACTIVE_MS
+          ? 'poll'
+          : 'idle';
+      out.push({
+        ident: c.ident,
+        ...splitIdent(c.ident),
+        pointer: c.pointer,
+        lag_events: lag.events,
+        lag_capped: lag.capped,
+        lag_ms: lag.oldestTs === null ? 0 : Math.max(0, now - Date.parse(lag.oldestTs)),
+        last_time: c.lastTime,
+        connected: mode !== 'idle',
+        mode,
+      });
+    }
+    return out;
+  }
+
+  /** Events after `pointer` up to the horizon (at most `limit` counted), and the oldest's time. */
+  private async lag(
+    pointer: EventId,
+    horizon: EventId,
+    limit: number,
+  ): Promise<{ events: number; capped: boolean; oldestTs: string | null }> {
+    if (cmpIds(horizon, pointer) <= 0) return { events: 0, capped: false, oldestTs: null };
+    const d = this.store.dialect;
+    const table = d.quote(this.store.eventTable);
+    const n = Math.max(1, Math.floor(limit));
+    const [count] = await this.store.db.query<{ n: unknown }>(
+      `SELECT COUNT(*) AS n FROM (SELECT e.id FROM ${table} e WHERE e.id > ${d.idParam}` +
+        ` AND e.id <= ${d.idParam} ORDER BY e.id LIMIT ${n + 1}) lagging`,
+      [pointer, horizon],
+    );
+    const [oldest] = await this.store.db.query<{ ts: string }>(
+      `SELECT ${d.tsText('e.ts')} AS ts FROM ${table} e WHERE e.id > ${d.idParam}` +
+        ` AND e.id <= ${d.idParam} ORDER BY e.id LIMIT 1`,
+      [pointer, horizon],
+    );
+    const events = Number(count?.n ?? 0);
+    return { events: Math.min(events, n), capped: events > n, oldestTs: oldest?.ts ?? null };
+  }
+
+  /**
+   * Moves a registered consumer's pointer and records the move. Its next poll reads from there
+   * (whatever last_id it sends), and its push session here, if any, ends so that the receiver
+   * starts a new one from there. The pointer never goes past the horizon.
+   */
+  async moveConsumer(
+    ident: string,
+    to: MoveTarget,
+    by: string,
+    options: { id?: EventId | null; time?: string | null; reason?: string } = {},
+  ): Promise<{ from: EventId; pointer: EventId }> {
+    const store = this.store;
+    const d = store.dialect;
+    const horizon = await store.horizon();
+    let pointer: EventId;
+    switch (to) {
+      case 'start':
+        pointer = NO_EVENT;
+        break;
+      case 'newest':
+        pointer = horizon;
+        break;
+      case 'id':
+        if (!options.id) throw new EvtError(ErrorCode.InvalidRequest, 'to "id" needs an id');
+        pointer = minId(options.id, horizon);
+        break;
+      case 'time': {
+        if (!options.time) throw new EvtError(ErrorCode.InvalidRequest, 'to "time" needs a time');
+        const [row] = await store.db.query<{ id: string | null }>(
+          `SELECT ${d.idText('MAX(e.id)')} AS id FROM ${d.quote(store.eventTable)} e` +
+            ` WHERE e.ts < ${d.tsParam} AND e.id <= ${d.idParam}`,
+          [sqlTime(options.time), horizon],
+        );
+        pointer = row?.id ?? NO_EVENT;
+        break;
+      }
+      default:
+        throw new EvtError(ErrorCode.InvalidRequest, `Unknown move target: ${String(to)}`);
+    }
+    const from = await store.db.transaction(async (tx) => {
+      const [row] = await tx.query<{ p: string }>(
+        `SELECT ${d.idText('last_evt_id')} AS p FROM ${d.quote(store.consumerTable)} WHERE ident = ?`,
+        [ident],
+      );
+      if (!row) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
+      await tx.execute(
+        `UPDATE ${d.quote(store.consumerTable)} SET last_evt_id = ${d.idParam}, last_time = ${d.nowUtc} WHERE ident = ?`,
+        [pointer, ident],
+      );
+      await tx.execute(
+        `INSERT INTO ${d.quote(TABLES.moves)} (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)` +
+          ` VALUES (?, 'move', ${d.idParam}, ${d.idParam}, ?, ?, ${d.nowUtc}, 0)`,
+        [ident, row.p, pointer, by, options.reason ?? ''],
+      );
+      return row.p;
+    });
+    (await this.hub())?.endSession(ident, 'its pointer was moved by an administrator');
+    return { from, pointer };
+  }
+
+  /**
+   * Unregisters a consumer (recorded): it no longer holds events back from the discarder. Its
+   * push session here, if any, ends. False if it was not registered.
+   */
+  async dropConsumer(ident: string, by: string, reason = ''): Promise<boolean> {
+    const store = this.store;
+    const d = store.dialect;
+    const dropped = await store.db.transaction(async (tx) => {
+      const [row] = await tx.query<{ p: string }>(
+        `SELECT ${d.idText('last_evt_id')} AS p FROM ${d.quote(store.consumerTable)} WHERE ident = ?`,
+        [ident],
+      );
+      if (!row) return false;
+      await tx.execute(`DELETE FROM ${d.quote(store.consumerTable)} WHERE ident = ?`, [ident]);
+      // Moves still pending no longer mean anything.
+      await tx.execute(
+        `UPDATE ${d.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0`,
+        [ident],
+      );
+      await tx.execute(
+        `INSERT INTO ${d.quote(TABLES.moves)} (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)` +
+          ` VALUES (?, 'drop', ${d.idParam}, NULL, ?, ?, ${d.nowUtc}, 1)`,
+        [ident, row.p, by, reason],
+      );
+      return true;
+    });
+    if (dropped) (await this.hub())?.endSession(ident, 'it was dropped by an administrator');
+    return dropped;
+  }
+
+  /** Recorded moves and drops, newest first. */
+  async listMoves(ident: string | null, limit = 100): Promise<MoveRecord[]> {
+    const d = this.store.dialect;
+    const rows = await this.store.db.query<{
+      ident: string;
+      action: string;
+      from_id: string;
+      to_id: string | null;
+      by_user: string;
+      reason: string;
+      at: string;
+      applied: unknown;
+    }>(
+      `SELECT m.ident, m.action, ${d.idText('m.from_evt_id')} AS from_id, ${d.idText('m.to_evt_id')} AS to_id,` +
+        ` m.by_user, m.reason, ${d.tsText('m.move_time')} AS at, m.applied FROM ${d.quote(TABLES.moves)} m` +
+        `${ident === null ? '' : ' WHERE m.ident = ?'} ORDER BY m.id DESC LIMIT ${Math.max(1, Math.floor(limit))}`,
+      ident === null ? [] : [ident],
+    );
+    return rows.map((r) => ({
+      ident: r.ident,
+      action: r.action === 'drop' ? 'drop' : 'move',
+      from: r.from_id,
+      ...(r.to_id === null ? {} : { to: r.to_id }),
+      by: r.by_user,
+      reason: r.reason,
+      at: r.at,
+      applied: Number(r.applied) === 1,
+    }));
+  }
+
+  async stats(): Promise<StreamStats> {
+    const store = this.store;
+    const d = store.dialect;
+    const table = d.quote(store.eventTable);
+    const [[range], horizon, consumers, hub, warehouse] = await Promise.all([
+      store.db.query<{ newest: string | null; oldest: string | null; n: unknown }>(
+        `SELECT ${d.idText('MAX(e.id)')} AS newest, ${d.idText('MIN(e.id)')} AS oldest, COUNT(*) AS n FROM ${table} e`,
+      ),
+      store.horizon(),
+      store.consumers(),
+      this.hub(),
+      this.options.warehouse?.() ?? Promise.resolve(null),
+    ]);
+    const newest = range?.newest ?? NO_EVENT;
+    let warehouseEvents: number | undefined;
+    if (warehouse) {
+      const [row] = await warehouse.db.query<{ n: unknown }>(
+        `SELECT COUNT(*) AS n FROM ${warehouse.dialect.quote(HISTORY_TABLE)}`,
+      );
+      warehouseEvents = Number(row?.n ?? 0);
+    }
+    const rate = await this.rate(BigInt(newest));
+    return {
+      newest_id: newest,
+      oldest_id: range?.oldest ?? NO_EVENT,
+      horizon,
+      active_events: Number(range?.n ?? 0),
+      ...(warehouseEvents === undefined ? {} : { warehouse_events: warehouseEvents }),
+      events_per_sec: rate.perSec,
+      rate_window_s: rate.windowS,
+      consumers: consumers.length,
+      push_sessions: hub?.sessions ?? 0,
+      server_time: new Date().toISOString(),
+    };
+  }
+
+  /**
+   * New event IDs per second: from the samples of earlier stats() calls when one is old enough
+   * (free), else by counting the recent events among the newest ones.
+   */
+  private async rate(newest: bigint): Promise<{ perSec: number; windowS: number }> {
+    const now = Date.now();
+    this.samples = this.samples.filter((s) => now - s.ms <= RATE_WINDOW_MS * 5);
+    const base = this.samples.find((s) => now - s.ms <= RATE_WINDOW_MS * 1.5);
+    this.samples.push({ ms: now, newest });
+    if (base && now - base.ms >= 1000) {
+      const windowS = (now - base.ms) / 1000;
+      const perSec = Number(newest > base.newest ? newest - base.newest : 0n) / windowS;
+      return { perSec: Math.round(perSec * 100) / 100, windowS: Math.round(windowS * 10) / 10 };
+    }
+    const d = this.store.dialect;
+    const floor = newest > RATE_SCAN_EVENTS ? newest - RATE_SCAN_EVENTS : 0n;
+    const [row] = await this.store.db.query<{ n: unknown }>(
+      `SELECT COUNT(*) AS n FROM ${d.quote(this.store.eventTable)} e` +
+        ` WHERE e.id > ${d.idParam} AND e.ts >= ${d.utcBeforeMs(RATE_WINDOW_MS)}`,
+      [floor.toString()],
+    );
+    const perSec = Number(row?.n ?? 0) / (RATE_WINDOW_MS / 1000);
+    return { perSec: Math.round(perSec * 100) / 100, windowS: RATE_WINDOW_MS / 1000 };
+  }
+
+  /** Events of the active store or the warehouse, oldest first (newest first with `last`). */
+  async readEvents(q: ReadQuery): Promise<Event[]> {
+    let store: EventStore = this.store;
+    let table = this.store.eventTable;
+    if (q.source === 'warehouse') {
+      const warehouse = await this.options.warehouse?.();
+      if (!warehouse) throw new EvtError(ErrorCode.InvalidRequest, 'This service has no warehouse');
+      store = warehouse;
+      table = HISTORY_TABLE;
+    }
+    const rows = await listEvents(store, {
+      table,
+      limit: q.limit,
+      descending: q.last ?? false,
+      ...(q.fromId ? { fromId: q.fromId } : {}),
+      ...(q.toId ? { toId: q.toId } : {}),
+      ...(q.types ? { types: q.types } : {}),
+      ...(q.since ? { since: sqlTime(q.since) } : {}),
+      ...(q.until ? { until: sqlTime(q.until) } : {}),
+    });
+    return toEvents(rows);
+  }
+}

@@ -1,0 +1,62 @@
+import type { EventStore } from '../storage/store';
+
+/** What one consumer received through this process. */
+export interface ConsumerCounts {
+  /** Events delivered: returned by pollEvents, or pushed and acknowledged. */
+  delivered: number;
+  /** pollEvents calls answered. */
+  polls: number;
+  /** When it last polled (ms since the epoch), 0 if never. */
+  lastPollMs: number;
+}
+
+/**
+ * Plain counters the event path bumps (a few additions per batch, nothing else), read only when
+ * someone looks: the admin interface and /metrics. One set per database connection, shared by
+ * the gen, poll and push services on it.
+ */
+export class StreamCounters {
+  /** Events stored by addEvents (addEvent and group commit) in this process. */
+  eventsAdded = 0;
+  /** onEvents calls that succeeded, and those that failed or timed out. */
+  pushCalls = 0;
+  pushFailures = 0;
+  /** Events dropped from LIVE consumers' queues (they fell too far behind). */
+  liveDropped = 0;
+  /** Events re-read from the store after a reliable session's queue overflowed. */
+  queueOverflows = 0;
+  readonly consumers = new Map<string, ConsumerCounts>();
+
+  consumer(ident: string): ConsumerCounts {
+    let c = this.consumers.get(ident);
+    if (!c) {
+      c = { delivered: 0, polls: 0, lastPollMs: 0 };
+      this.consumers.set(ident, c);
+    }
+    return c;
+  }
+
+  polled(ident: string, events: number): void {
+    const c = this.consumer(ident);
+    c.polls++;
+    c.delivered += events;
+    c.lastPollMs = Date.now();
+  }
+
+  pushed(ident: string, events: number): void {
+    this.pushCalls++;
+    this.consumer(ident).delivered += events;
+  }
+}
+
+const byConnection = new WeakMap<object, StreamCounters>();
+
+/** The counters of the store's connection (shared by its withTables views). */
+export function countersOf(store: EventStore): StreamCounters {
+  let c = byConnection.get(store.db);
+  if (!c) {
+    c = new StreamCounters();
+    byConnection.set(store.db, c);
+  }
+  return c;
+}
