@@ -58,7 +58,21 @@ export {
 } from './storage/config';
 export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './storage/migrate';
 
-export { EvtNodeExecutor, type EvtExecutorOptions } from './transport/executor';
+export { EvtNodeExecutor, type EvtExecutorOptions, type HttpRoute } from './transport/executor';
 export { UsersSecurityProvider, parseUsers, type Users } from './transport/auth';
 export { DBServiceApp, type DBServiceAppOptions, type DatabaseSpec } from './app/DBServiceApp';
 export { StreamService, type ServiceConfig } from './app/service';
+
+export {
+  AdminCore,
+  type AdminCoreOptions,
+  type ConsumerInfo,
+  type DeliveryMode,
+  type MoveRecord,
+  type MoveTarget,
+  type ReadQuery,
+  type StreamStats,
+} from './ops/admin';
+export { AdminService, hasAdminRight } from './ops/AdminService';
+export { AdminFace, type ReadEventsParams } from './ops/AdminFace';
+export { serveConsole, CONSOLE_PATH } from './ops/console';

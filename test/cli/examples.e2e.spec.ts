@@ -19,6 +19,7 @@ import {
 } from '../support/cli';
 
 const USERS = 'alice:alice-secret';
+const ADMINS = 'root:root-secret';
 
 function expectSuccess(r: RunResult): void {
   expect(r.code, r.child.describe()).to.equal(0);
@@ -39,7 +40,7 @@ describeDatabases('examples against evtstream serve', (fx) => {
     this.timeout(240_000);
     ensureBuilt();
     server = await startCliServer(['--db', fx.url], {
-      env: { EVTSTREAM_USERS: USERS, EVTSTREAM_LOG: 'warn' },
+      env: { EVTSTREAM_USERS: USERS, EVTSTREAM_ADMINS: ADMINS, EVTSTREAM_LOG: 'warn' },
     });
     clientEnv = {
       EVTSTREAM_URL: `secure+ws://127.0.0.1:${server.port}/`,
@@ -57,10 +58,11 @@ describeDatabases('examples against evtstream serve', (fx) => {
       'push-consumer',
       'live-consumer',
       'archiver',
+      'admin',
     ]) {
       const r = await runExample(name, { env: { EVTSTREAM_URL: clientEnv['EVTSTREAM_URL'] } });
       expect(r.code, r.child.describe()).to.equal(1);
-      expect(r.stderr).to.include('Set EVTSTREAM_CREDENTIALS to "user:secret"');
+      expect(r.stderr).to.match(/Set EVTSTREAM_CREDENTIALS to "(user|name):secret"/);
       expect(r.stdout).to.equal('');
     }
   });
@@ -143,6 +145,31 @@ describeDatabases('examples against evtstream serve', (fx) => {
     expectSuccess(r);
     expect(r.stdout).not.to.match(/^event /m);
     expect(r.stdout).to.include('stopped (no events for 1000 ms): 0 events, last_id none');
+  });
+
+  it('admin lists the consumer, moves it to the start, and poll-consumer gets it all again', async function () {
+    this.timeout(60_000);
+    const expected = [...added.USER_CREATED, ...added.ACCOUNT_OPENED];
+    const env = { ...clientEnv, EVTSTREAM_CREDENTIALS: ADMINS };
+    const r = await runExample('admin', {
+      env: { ...env, EVTSTREAM_RESET: 'alice:EXAMPLES', EVTSTREAM_RESET_TO: 'start' },
+    });
+    expectSuccess(r);
+    expect(r.stdout).to.match(new RegExp(`^newest event ${expected[3]}, \\d+ active events`, 'm'));
+    expect(r.stdout).to.include(`consumer alice:EXAMPLES poll at ${expected[3]}, 0 events behind`);
+    expect(r.stdout).to.include(`moved alice:EXAMPLES from ${expected[3]} to 0`);
+
+    const replay = await runExample('poll-consumer', {
+      env: { ...clientEnv, EVTSTREAM_COMPONENT: 'EXAMPLES', EVTSTREAM_MAX_EVENTS: '4' },
+    });
+    expectSuccess(replay);
+    const ids = [...replay.stdout.matchAll(/^event ([1-9]\d*) /gm)].map((m) => m[1]);
+    expect(ids).to.deep.equal(expected);
+
+    // A user without the admin right is refused.
+    const refused = await runExample('admin', { env: clientEnv });
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.include('failed: SecurityError');
   });
 
   it('push-consumer gets the same events pushed, in order, then stops', async function () {

@@ -371,7 +371,10 @@ describeDatabases('ftn18es.admin', (fx) => {
         await until('the replay', () => receiver.got.filter((e) => e.id === fresh[3]).length === 2);
         const replay = receiver.got.slice(receiver.got.findIndex((e) => e.id === fresh[3]) + 1);
         expect(replay.map((e) => e.id)).to.deep.equal(fresh.slice(1));
-        expect((await consumer(pushIdent))?.pointer).to.equal(fresh[3]);
+        await until(
+          'the pointer stored again',
+          async () => (await consumer(pushIdent))?.pointer === fresh[3],
+        );
       } finally {
         receiver.stop();
         receiverCcm.close();

@@ -116,9 +116,11 @@ const isLoopbackUrl = (u: URL): boolean =>
   ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) || u.hostname.startsWith('127.');
 
 async function remoteAdmin(url: string, credentials: string): Promise<Admin> {
+  // futoin-invoker's "secure+" prefix marks a channel secure; loopback and TLS are anyway.
+  const marked = url.startsWith('secure+');
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    parsed = new URL(marked ? url.slice('secure+'.length) : url);
   } catch {
     throw new UsageError(`--url: not a URL: ${url}`);
   }
@@ -127,7 +129,7 @@ async function remoteAdmin(url: string, credentials: string): Promise<Admin> {
   if (!/^[^:]+:.+$/.test(credentials)) throw new UsageError('--admin must be NAME:SECRET');
   const ccm = new AdvancedCCM();
   const secure =
-    parsed.protocol === 'https:' || parsed.protocol === 'wss:' || isLoopbackUrl(parsed);
+    marked || parsed.protocol === 'https:' || parsed.protocol === 'wss:' || isLoopbackUrl(parsed);
   await run((as) =>
     AdminFace.register(as, ccm, 'admin', url, credentials, { secureChannel: secure }),
   );

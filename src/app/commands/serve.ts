@@ -18,8 +18,10 @@ import {
 
 export const SERVE_HELP = `Usage: evtstream serve [options]
 
-Serves futoin.evt.gen and futoin.evt.poll (FTN18 1.0 and 1.1) over HTTP and WebSocket at
-the same URL. When ready it prints one line: "evtstream listening on <URL> ...".
+Serves futoin.evt.gen, futoin.evt.push and futoin.evt.poll (FTN18 1.0 and 1.1) and the admin
+interface ftn18es.admin:1.0 over HTTP and WebSocket at the same URL, the web console at
+<URL>console/ and Prometheus metrics at <URL>metrics. When ready it prints one line:
+"evtstream listening on <URL> ...".
 SIGINT or SIGTERM stop it cleanly (exit code 0).
 
 Options:
