@@ -112,7 +112,9 @@ export class StreamService {
       });
       const metrics = config.metrics ?? 'admins';
       if (metrics !== 'off') {
-        serveMetrics(executor, app, metrics === 'open' ? null : (config.admins ?? new Map()));
+        serveMetrics(executor, app, metrics === 'open' ? null : (config.admins ?? new Map()), {
+          log,
+        });
       }
       if (config.console !== false) serveConsole(executor);
       const addr = await listen(server, config.port, config.host);

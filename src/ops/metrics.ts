@@ -71,7 +71,12 @@ interface Snapshot {
   live: number;
 }
 
-/** Node's process metrics, shared by every app in the process (they describe the process). */
+/**
+ * Node's process metrics, one registry for the whole process: they describe the process, not an
+ * app, and collectDefaultMetrics installs process-wide observers (GC, event loop delay) that are
+ * never removed, so once per process rather than once per service started. Set up at the first
+ * scrape: process_cpu_* then count from there, which rate() does not mind.
+ */
 let processRegistry: Registry | null = null;
 
 function processMetrics(): Registry {
