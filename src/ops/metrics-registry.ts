@@ -1,0 +1,313 @@
+/**
+ * The registry behind /metrics (see metrics.ts): prom-client's counters and gauges for one app,
+ * filled when scraped. Loaded on the first scrape only, so a service nobody scrapes neither
+ * loads prom-client (about 10 MiB of memory) nor builds a registry.
+ *
+ * Nothing here runs on the event path. The services only bump plain numbers (StreamCounters);
+ * this module reads them, asks the database for consumer lag and the newest event, and looks at
+ * the push sessions, all when a scrape comes in.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { DBServiceApp } from '../app/DBServiceApp';
+import type { PushHub } from '../delivery/push/hub';
+import type { EventStore } from '../storage/store';
+import { AdminCore, type ConsumerInfo } from './admin';
+import { countersOf, type ConsumerCounts, type StreamCounters } from './counters';
+import { METRICS_LAG_LIMIT, METRICS_TIMEOUT_MS, type MetricsOptions } from './metrics';
+
+/** The metrics of one app: its registry, and a scrape that fills it and renders it. */
+export interface StreamMetrics {
+  /** Only this app's `evtstream_*` metrics (process metrics are added by `scrape`). */
+  readonly registry: Registry;
+  /**
+   * Reads everything and renders the exposition text. Concurrent calls share one reading, so a
+   * burst of scrapers costs the database one round of queries. Rejects when the store fails or
+   * has not answered within the timeout.
+   */
+  scrape(): Promise<string>;
+}
+
+/** What a scrape reads from the database and the push engine, in one go. */
+interface Snapshot {
+  consumers: ConsumerInfo[];
+  newestId: number;
+  activeEvents: number;
+  reliable: { consumer: string; queued: number; inFlight: number }[];
+  live: number;
+}
+
+/**
+ * Node's process metrics, one registry for the whole process: they describe the process, not an
+ * app, and collectDefaultMetrics installs process-wide observers (GC, event loop delay) that are
+ * never removed, so once per process rather than once per service started. Set up at the first
+ * scrape: process_cpu_* then count from there, which rate() does not mind.
+ */
+let processRegistry: Registry | null = null;
+
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** The newest event ID and how many events the active table holds (two aggregates, one query). */
+async function tableFigures(store: EventStore): Promise<{ newest: number; count: number }> {
+  const d = store.dialect;
+  const [row] = await store.db.query<{ newest: string | null; n: unknown }>(
+    `SELECT ${d.idText('MAX(e.id)')} AS newest, COUNT(*) AS n FROM ${d.quote(store.eventTable)} e`,
+  );
+  return { newest: Number(row?.newest ?? 0), count: Number(row?.n ?? 0) };
+}
+
+/** A total that StreamCounters keeps for the whole process. */
+interface TotalDef {
+  name: string;
+  help: string;
+  read: (c: StreamCounters) => number;
+}
+
+/** A total that StreamCounters keeps per consumer. */
+interface PerConsumerDef {
+  name: string;
+  help: string;
+  read: (c: ConsumerCounts) => number;
+}
+
+/** A gauge filled from a scrape's snapshot. */
+interface GaugeDef {
+  name: string;
+  help: string;
+  labels: readonly string[];
+  fill: (set: (labels: Record<string, string>, value: number) => void, s: Snapshot) => void;
+}
+
+const TOTALS: readonly TotalDef[] = [
+  {
+    name: 'evtstream_events_added_total',
+    help: 'Events stored by addEvent (and group commit) in this process.',
+    read: (c) => c.eventsAdded,
+  },
+  {
+    name: 'evtstream_push_calls_total',
+    help: 'onEvents calls to push receivers that succeeded.',
+    read: (c) => c.pushCalls,
+  },
+  {
+    name: 'evtstream_push_failures_total',
+    help: 'onEvents calls to push receivers that failed or timed out.',
+    read: (c) => c.pushFailures,
+  },
+  {
+    name: 'evtstream_live_events_dropped_total',
+    help: 'Events dropped from LIVE consumers that fell too far behind.',
+    read: (c) => c.liveDropped,
+  },
+  {
+    name: 'evtstream_queue_overflows_total',
+    help: "Reliable push sessions' queues that overflowed (the session re-reads the store).",
+    read: (c) => c.queueOverflows,
+  },
+];
+
+const PER_CONSUMER: readonly PerConsumerDef[] = [
+  {
+    name: 'evtstream_events_delivered_total',
+    help: 'Events delivered to a consumer by this process: polled, or pushed and acknowledged (all LIVE sessions as consumer "LIVE").',
+    read: (c) => c.delivered,
+  },
+  {
+    name: 'evtstream_polls_total',
+    help: 'pollEvents calls answered, per consumer.',
+    read: (c) => c.polls,
+  },
+];
+
+const perConsumer =
+  (value: (c: ConsumerInfo) => number): GaugeDef['fill'] =>
+  (set, s) => {
+    for (const c of s.consumers) set({ consumer: c.ident }, value(c));
+  };
+
+const gaugeDefs = (lagLimit: number): GaugeDef[] => [
+  {
+    name: 'evtstream_newest_event_id',
+    help: 'The highest event ID stored (a float: exact up to 2^53).',
+    labels: [],
+    fill: (set, s) => set({}, s.newestId),
+  },
+  {
+    name: 'evtstream_active_events',
+    help: 'Events in the active table (not discarded yet).',
+    labels: [],
+    fill: (set, s) => set({}, s.activeEvents),
+  },
+  {
+    name: 'evtstream_consumers',
+    help: 'Registered consumers.',
+    labels: [],
+    fill: (set, s) => set({}, s.consumers.length),
+  },
+  {
+    name: 'evtstream_consumer_lag_events',
+    help: `Committed events after the consumer's pointer, counted up to ${lagLimit}.`,
+    labels: ['consumer'],
+    fill: perConsumer((c) => c.lag_events),
+  },
+  {
+    name: 'evtstream_consumer_lag_capped',
+    help: '1 when the lag in events reached the count limit (the consumer is further behind).',
+    labels: ['consumer'],
+    fill: perConsumer((c) => (c.lag_capped ? 1 : 0)),
+  },
+  {
+    name: 'evtstream_consumer_lag_seconds',
+    help: 'Age of the oldest event the consumer has not acknowledged, 0 when none.',
+    labels: ['consumer'],
+    fill: perConsumer((c) => c.lag_ms / 1000),
+  },
+  {
+    name: 'evtstream_consumer_connected',
+    help: '1 when the consumer has a push session here or polled within a minute (mode push or poll), else 0 (mode idle).',
+    labels: ['consumer', 'mode'],
+    fill: (set, s) => {
+      for (const c of s.consumers) set({ consumer: c.ident, mode: c.mode }, c.connected ? 1 : 0);
+    },
+  },
+  {
+    name: 'evtstream_push_sessions',
+    help: 'Push sessions open in this process, by kind (reliable or live).',
+    labels: ['kind'],
+    fill: (set, s) => {
+      set({ kind: 'reliable' }, s.reliable.length);
+      set({ kind: 'live' }, s.live);
+    },
+  },
+  {
+    name: 'evtstream_push_queued_events',
+    help: "Events queued in memory for a reliable consumer's push session.",
+    labels: ['consumer'],
+    fill: (set, s) => {
+      for (const r of s.reliable) set({ consumer: r.consumer }, r.queued);
+    },
+  },
+  {
+    name: 'evtstream_push_in_flight_batches',
+    help: 'Batches pushed to a reliable consumer and not yet acknowledged and stored.',
+    labels: ['consumer'],
+    fill: (set, s) => {
+      for (const r of s.reliable) set({ consumer: r.consumer }, r.inFlight);
+    },
+  },
+];
+
+/**
+ * Builds the app's metrics on a registry of their own (never prom-client's global one, so two
+ * services in one process, as in the tests, do not clash). Needs the app's active store.
+ *
+ * Totals are prom-client counters read from StreamCounters in their collect callbacks: each
+ * scrape resets them and adds the current total, which only grows (until the process restarts,
+ * which Prometheus takes as a counter reset). Gauges come from one snapshot per scrape (lag from
+ * AdminCore.listConsumers, the newest ID and table size in one query, the push sessions).
+ */
+export function createMetrics(app: DBServiceApp, options: MetricsOptions = {}): StreamMetrics {
+  const store = app.store;
+  if (!store) throw new Error('Metrics need the app to have opened the active store');
+  const lagLimit = options.lagLimit ?? METRICS_LAG_LIMIT;
+  const timeoutMs = options.timeoutMs ?? METRICS_TIMEOUT_MS;
+  const hub = async (): Promise<PushHub | null> => (app.push ? app.push.hub() : null);
+  // The app's AdminCore when it serves ftn18es.admin; else one of our own on the same store.
+  const admin = app.admin ?? new AdminCore(store, { hub });
+  const counters = countersOf(store);
+  const registry = new Registry();
+  let snapshot: Snapshot | null = null;
+
+  for (const def of TOTALS) {
+    new Counter({
+      name: def.name,
+      help: def.help,
+      registers: [registry],
+      collect(this: Counter) {
+        this.reset();
+        this.inc(def.read(counters));
+      },
+    });
+  }
+  for (const def of PER_CONSUMER) {
+    new Counter<'consumer'>({
+      name: def.name,
+      help: def.help,
+      labelNames: ['consumer'],
+      registers: [registry],
+      collect(this: Counter<'consumer'>) {
+        this.reset();
+        for (const [consumer, c] of counters.consumers) this.inc({ consumer }, def.read(c));
+      },
+    });
+  }
+  for (const def of gaugeDefs(lagLimit)) {
+    new Gauge({
+      name: def.name,
+      help: def.help,
+      labelNames: def.labels,
+      registers: [registry],
+      collect(this: Gauge) {
+        this.reset();
+        if (snapshot) def.fill((labels, value) => this.set(labels, value), snapshot);
+      },
+    });
+  }
+
+  const withProcess = options.processMetrics ?? true;
+  let served: Registry | null = null;
+
+  const read = async (): Promise<string> => {
+    const [consumers, figures, pushHub] = await Promise.all([
+      admin.listConsumers(lagLimit),
+      tableFigures(store),
+      hub(),
+    ]);
+    snapshot = {
+      consumers,
+      newestId: figures.newest,
+      activeEvents: figures.count,
+      reliable: pushHub?.reliableSessions() ?? [],
+      live: pushHub?.liveSessions ?? 0,
+    };
+    // prom-client runs every collect callback synchronously when rendering starts, so this
+    // snapshot is what all the gauges show. Registry.merge registers the same metric objects in
+    // a new registry: built once.
+    served ??= withProcess ? Registry.merge([registry, processMetrics()]) : registry;
+    return served.metrics();
+  };
+
+  let running: { p: Promise<string>; since: number } | null = null;
+  return {
+    registry,
+    scrape(): Promise<string> {
+      // Concurrent scrapes share one reading; one stuck past the timeout is left behind, so a
+      // database that comes back is read again.
+      if (!running || Date.now() - running.since > timeoutMs) {
+        const job = { p: read(), since: Date.now() };
+        running = job;
+        void job.p
+          .finally(() => {
+            if (running === job) running = null;
+          })
+          .catch(() => undefined);
+      }
+      return within(running.p, timeoutMs);
+    },
+  };
+}
+
+/** Resolves with `p`, or rejects after `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
