@@ -308,8 +308,13 @@ export async function addEvents(
 }
 
 /** The no-op call: futoin.ping on the gen face (the same channel as addEvent). */
-export async function noop(client: BenchClient, total: number, callers: number): Promise<Outcome> {
-  const faces = await Promise.all(shares(total, callers).map(() => client.face('gen')));
+export async function noop(
+  client: BenchClient,
+  total: number,
+  callers: number,
+  transport: 'ws' | 'http' = 'ws',
+): Promise<Outcome> {
+  const faces = await Promise.all(shares(total, callers).map(() => client.face('gen', transport)));
   const counts = shares(total, callers);
   let wrong = 0;
   const t0 = performance.now();

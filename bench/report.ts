@@ -238,6 +238,13 @@ export const ROWS: RowDef[] = [
     get: m('noop', 'rate16'),
   },
   {
+    scenario: 'noop',
+    label: 'limit: no-op call (ping), 16 callers, HTTP',
+    unit: 'calls/s',
+    fmt: int,
+    get: m('noop', 'rate16http'),
+  },
+  {
     scenario: 'raw',
     label: 'limit: database insert from Node, 1 row/transaction',
     unit: 'rows/s',

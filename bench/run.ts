@@ -161,9 +161,14 @@ function serverScenarios(
     noop: async (c) => {
       const one = await noop(c, size('noop1'), 1);
       const many = await noop(c, size('noop16'), 16);
+      const manyHttp = await noop(c, size('noop16'), 16, 'http');
       return {
-        metrics: { rate1: one.metrics['rate'] ?? NaN, rate16: many.metrics['rate'] ?? NaN },
-        check: one.check.ok ? many.check : one.check,
+        metrics: {
+          rate1: one.metrics['rate'] ?? NaN,
+          rate16: many.metrics['rate'] ?? NaN,
+          rate16http: manyHttp.metrics['rate'] ?? NaN,
+        },
+        check: !one.check.ok ? one.check : !many.check.ok ? many.check : manyHttp.check,
       };
     },
   };
