@@ -11,7 +11,12 @@ import type { EventId } from '../../src/common/ids';
 import { PollFace } from '../../src/delivery/poll/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { DBEventDiscarder } from '../../src/maintenance/DBEventDiscarder';
-import type { ConsumerInfo, MoveRecord, StreamStats } from '../../src/ops/admin';
+import {
+  AdminCore,
+  type ConsumerInfo,
+  type MoveRecord,
+  type StreamStats,
+} from '../../src/ops/admin';
 import { AdminFace } from '../../src/ops/AdminFace';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import WebSocket from 'ws';
@@ -380,6 +385,55 @@ describeDatabases('ftn18es.admin', (fx) => {
         receiverCcm.close();
       }
     });
+  });
+
+  it('a move made directly on the database ends the push session at its next acknowledgement', async function () {
+    this.timeout(60_000);
+    const ident = `${TEST_USER}:ELSEWHERE`;
+    const receiverCcm = new AdvancedCCM();
+    const receiver = new Collecting(receiverCcm);
+    const ready: string[] = [];
+    receiver.on('ready', () => ready.push('ready'));
+    receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ELSEWHERE' });
+    const store = await fx.openStore();
+    try {
+      await until('ready', () => ready.length === 1);
+      const first = await add(3, 'ELSEWHERE');
+      await until('3 pushed and stored', async () => (await consumer(ident))?.pointer === first[2]);
+      // As `evtstream consumer reset --db` does: another AdminCore on its own connection, with
+      // no way to reach this service's session.
+      const core = new AdminCore(store);
+      await core.moveConsumer(ident, 'id', 'os:test', { id: first[0]! });
+      const next = await add(2, 'ELSEWHERE');
+      // The session pushes on from where it was, its pointer write fails, it ends; the receiver
+      // reconnects and gets everything after the new position.
+      await until('a second session', () => ready.length >= 2);
+      // (The old session may have pushed `next` first: wait for the replay itself.)
+      await until('the replay', () => {
+        const ids = receiver.got.map((e) => e.id);
+        return (
+          ids.lastIndexOf(first[1]!) > 1 && ids.lastIndexOf(next[1]!) > ids.lastIndexOf(first[1]!)
+        );
+      });
+      const replayFrom = receiver.got.map((e) => e.id).lastIndexOf(first[1]!);
+      expect(
+        replayFrom,
+        `first[1] came again: ${JSON.stringify({ first, next, got: receiver.got.map((e) => e.id), ready: ready.length })}`,
+      ).to.be.greaterThan(1);
+      expect(receiver.got.slice(replayFrom).map((e) => e.id)).to.deep.equal([
+        first[1],
+        first[2],
+        ...next,
+      ]);
+      await until(
+        'the pointer at the end',
+        async () => (await consumer(ident))?.pointer === next[1],
+      );
+    } finally {
+      receiver.stop();
+      receiverCcm.close();
+      await store.close();
+    }
   });
 
   describe('drops', () => {
