@@ -152,18 +152,14 @@ export class AdminCore {
     const d = this.store.dialect;
     const table = d.quote(this.store.eventTable);
     const n = Math.max(1, Math.floor(limit));
-    const [count] = await this.store.db.query<{ n: unknown }>(
-      `SELECT COUNT(*) AS n FROM (SELECT e.id FROM ${table} e WHERE e.id > ${d.idParam}` +
-        ` AND e.id <= ${d.idParam} ORDER BY e.id LIMIT ${n + 1}) lagging`,
+    // One query: the lagging events counted up to the limit, and the oldest time among them.
+    const [row] = await this.store.db.query<{ n: unknown; ts: string | null }>(
+      `SELECT COUNT(*) AS n, ${d.tsText('MIN(lagging.ts)')} AS ts FROM (SELECT e.id, e.ts FROM ${table} e` +
+        ` WHERE e.id > ${d.idParam} AND e.id <= ${d.idParam} ORDER BY e.id LIMIT ${n + 1}) lagging`,
       [pointer, horizon],
     );
-    const [oldest] = await this.store.db.query<{ ts: string }>(
-      `SELECT ${d.tsText('e.ts')} AS ts FROM ${table} e WHERE e.id > ${d.idParam}` +
-        ` AND e.id <= ${d.idParam} ORDER BY e.id LIMIT 1`,
-      [pointer, horizon],
-    );
-    const events = Number(count?.n ?? 0);
-    return { events: Math.min(events, n), capped: events > n, oldestTs: oldest?.ts ?? null };
+    const events = Number(row?.n ?? 0);
+    return { events: Math.min(events, n), capped: events > n, oldestTs: row?.ts ?? null };
   }
 
   /**
@@ -286,20 +282,34 @@ export class AdminCore {
     }));
   }
 
+  /** The newest and oldest event IDs of the active table and how many it holds: one query. */
+  async tableRange(): Promise<{ newest: EventId; oldest: EventId; count: number }> {
+    const d = this.store.dialect;
+    const [row] = await this.store.db.query<{
+      newest: string | null;
+      oldest: string | null;
+      n: unknown;
+    }>(
+      `SELECT ${d.idText('MAX(e.id)')} AS newest, ${d.idText('MIN(e.id)')} AS oldest, COUNT(*) AS n` +
+        ` FROM ${d.quote(this.store.eventTable)} e`,
+    );
+    return {
+      newest: row?.newest ?? NO_EVENT,
+      oldest: row?.oldest ?? NO_EVENT,
+      count: Number(row?.n ?? 0),
+    };
+  }
+
   async stats(): Promise<StreamStats> {
     const store = this.store;
-    const d = store.dialect;
-    const table = d.quote(store.eventTable);
-    const [[range], horizon, consumers, hub, warehouse] = await Promise.all([
-      store.db.query<{ newest: string | null; oldest: string | null; n: unknown }>(
-        `SELECT ${d.idText('MAX(e.id)')} AS newest, ${d.idText('MIN(e.id)')} AS oldest, COUNT(*) AS n FROM ${table} e`,
-      ),
+    const [range, horizon, consumers, hub, warehouse] = await Promise.all([
+      this.tableRange(),
       store.horizon(),
       store.consumers(),
       this.hub(),
       this.options.warehouse?.() ?? Promise.resolve(null),
     ]);
-    const newest = range?.newest ?? NO_EVENT;
+    const newest = range.newest;
     let warehouseEvents: number | undefined;
     if (warehouse) {
       const [row] = await warehouse.db.query<{ n: unknown }>(
@@ -310,9 +320,9 @@ export class AdminCore {
     const rate = await this.rate(BigInt(newest));
     return {
       newest_id: newest,
-      oldest_id: range?.oldest ?? NO_EVENT,
+      oldest_id: range.oldest,
       horizon,
-      active_events: Number(range?.n ?? 0),
+      active_events: range.count,
       ...(warehouseEvents === undefined ? {} : { warehouse_events: warehouseEvents }),
       events_per_sec: rate.perSec,
       rate_window_s: rate.windowS,

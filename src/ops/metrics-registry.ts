@@ -10,7 +10,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DBServiceApp } from '../app/DBServiceApp';
 import type { PushHub } from '../delivery/push/hub';
-import type { EventStore } from '../storage/store';
 import { AdminCore, type ConsumerInfo } from './admin';
 import { countersOf, type ConsumerCounts, type StreamCounters } from './counters';
 import { METRICS_LAG_LIMIT, METRICS_TIMEOUT_MS, type MetricsOptions } from './metrics';
@@ -50,15 +49,6 @@ function processMetrics(): Registry {
     collectDefaultMetrics({ register: processRegistry });
   }
   return processRegistry;
-}
-
-/** The newest event ID and how many events the active table holds (two aggregates, one query). */
-async function tableFigures(store: EventStore): Promise<{ newest: number; count: number }> {
-  const d = store.dialect;
-  const [row] = await store.db.query<{ newest: string | null; n: unknown }>(
-    `SELECT ${d.idText('MAX(e.id)')} AS newest, COUNT(*) AS n FROM ${d.quote(store.eventTable)} e`,
-  );
-  return { newest: Number(row?.newest ?? 0), count: Number(row?.n ?? 0) };
 }
 
 /** A total that StreamCounters keeps for the whole process. */
@@ -265,12 +255,12 @@ export function createMetrics(app: DBServiceApp, options: MetricsOptions = {}): 
   const read = async (): Promise<string> => {
     const [consumers, figures, pushHub] = await Promise.all([
       admin.listConsumers(lagLimit),
-      tableFigures(store),
+      admin.tableRange(),
       hub(),
     ]);
     snapshot = {
       consumers,
-      newestId: figures.newest,
+      newestId: Number(figures.newest),
       activeEvents: figures.count,
       reliable: pushHub?.reliableSessions() ?? [],
       live: pushHub?.liveSessions ?? 0,

@@ -254,31 +254,32 @@ export class EventStore {
   }
 
   /**
-   * The consumer's stored pointer and whether an administrator moved it since it last read
-   * (see consumerMoved); null when it is not registered. One round trip.
+   * Where a reliable consumer reads from now: its stored pointer, and whether an administrator
+   * moved it since it last read (then it reads from the pointer once, whatever last_id it sends).
+   * The moves seen are marked applied, only those: one made in between stays pending for the
+   * next read. Null when the consumer is not registered.
    */
   async consumerPosition(ident: string): Promise<{ pointer: EventId; moved: boolean } | null> {
     const d = this.dialect;
     const rows = await this.retry('consumerPosition', () =>
-      this.db.query<{ p: string; moved: unknown }>(
-        `SELECT ${d.idText('c.last_evt_id')} AS p, CASE WHEN EXISTS (SELECT 1 FROM` +
-          ` ${d.quote(TABLES.moves)} m WHERE m.ident = c.ident AND m.applied = 0) THEN 1 ELSE 0 END AS moved` +
+      this.db.query<{ p: string; move: string | null }>(
+        `SELECT ${d.idText('c.last_evt_id')} AS p, (SELECT ${d.idText('MAX(m.id)')} FROM` +
+          ` ${d.quote(TABLES.moves)} m WHERE m.ident = c.ident AND m.applied = 0) AS move` +
           ` FROM ${d.quote(this.consumerTable)} c WHERE c.ident = ?`,
         [ident],
       ),
     );
     const row = rows[0];
-    return row ? { pointer: row.p, moved: Number(row.moved) === 1 } : null;
-  }
-
-  /** The consumer has read from its moved pointer: its pending moves are applied. */
-  async consumerMoveApplied(ident: string): Promise<void> {
-    await this.retry('consumerMoveApplied', () =>
-      this.db.execute(
-        `UPDATE ${this.dialect.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0`,
-        [ident],
-      ),
-    );
+    if (!row) return null;
+    if (row.move !== null) {
+      await this.retry('consumerPosition', () =>
+        this.db.execute(
+          `UPDATE ${d.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0 AND id <= ${d.idParam}`,
+          [ident, row.move],
+        ),
+      );
+    }
+    return { pointer: row.p, moved: row.move !== null };
   }
 
   /**

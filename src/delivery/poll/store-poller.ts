@@ -37,7 +37,6 @@ export class StorePoller {
     // An administrator moved the pointer since the last read: read from there this once,
     // whatever last_id says (it is from before the move).
     const lastId = position.moved ? null : req.lastId;
-    if (position.moved) await store.consumerMoveApplied(req.ident);
     const after = lastId === null ? pointer : maxId(lastId, pointer);
     const horizon = await store.horizonAbove(after, req.limits.maxEvents);
     // Pointer writes are conditional on the pointer read above, so that a move made meanwhile

@@ -135,9 +135,8 @@ export class PushHub implements SessionHost {
   ): Promise<boolean> {
     const position = await this.store.consumerPosition(ident);
     if (position === null) return false;
+    // A new session always starts from the stored pointer (a pending move is applied by that).
     const { pointer } = position;
-    // A new session always starts from the stored pointer: a pending move is applied now.
-    if (position.moved) await this.store.consumerMoveApplied(ident);
     if (this.isClosed) return true;
     this.reliable.get(ident)?.close();
     const session = new ReliableSession(this, ident, want, target, pointer, {
