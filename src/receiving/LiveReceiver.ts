@@ -281,6 +281,9 @@ export class LiveReceiver {
       const pusher = ccm.iface<PushFace>(PUSHER);
       if (target) target.once('close', lose);
       else pusher.on('disconnect', lose);
+      // In process, a service that ends the session (its pointer was moved) closes this
+      // session's executor: the same as a lost connection.
+      executor.once('close', lose);
       if (lost) as.error(COMM_ERROR, 'Lost connection');
       // futoin-invoker leaves a call waiting for a connection that failed to open until the call
       // times out: the loss of the connection ends the calls at once instead.

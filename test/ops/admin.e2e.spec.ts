@@ -387,6 +387,29 @@ describeDatabases('ftn18es.admin', (fx) => {
     });
   });
 
+  it('an in-process receiver follows a move too: its session executor closes, it reconnects', async function () {
+    this.timeout(60_000);
+    const ident = `-internal:INPROC`;
+    const receiverCcm = new AdvancedCCM();
+    const receiver = new Collecting(receiverCcm);
+    const ready: string[] = [];
+    receiver.on('ready', () => ready.push('ready'));
+    receiver.start(service.executor, null, { component: 'INPROC' });
+    try {
+      await until('ready', () => ready.length === 1);
+      const fresh = await add(3, 'INPROC');
+      await until('3 pushed and stored', async () => (await consumer(ident))?.pointer === fresh[2]);
+      await admin((as, f) => f.moveConsumer(as, ident, 'id', { id: fresh[0] }));
+      await until('a second session', () => ready.length >= 2);
+      await until('the replay', () => receiver.got.filter((e) => e.id === fresh[2]).length === 2);
+      const replay = receiver.got.slice(receiver.got.findIndex((e) => e.id === fresh[2]) + 1);
+      expect(replay.map((e) => e.id)).to.deep.equal(fresh.slice(1));
+    } finally {
+      receiver.stop();
+      receiverCcm.close();
+    }
+  });
+
   it('a move made directly on the database ends the push session at its next acknowledgement', async function () {
     this.timeout(60_000);
     const ident = `${TEST_USER}:ELSEWHERE`;

@@ -168,8 +168,24 @@ function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: numb
           .execute();
       }),
     onClose: (cb) => channel.onInvokerAbort(() => cb()),
-    ...(wsOf(channel) ? { disconnect: (reason: string) => closeWs(channel, reason) } : {}),
+    ...disconnectOf(channel),
   };
+}
+
+/**
+ * How to make the consumer of a channel start over: close its WebSocket; in process, close the
+ * receiver's executor behind the channel (what a lost connection is there: LiveReceiver then
+ * reconnects, as the channel's onInvokerAbort ends the session here).
+ */
+function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect'> {
+  if (wsOf(channel)) return { disconnect: (reason: string) => closeWs(channel, reason) };
+  if (channel.type() === 'INTERNAL') {
+    const invoker = (channel as unknown as { _invoker_executor?: { close(): void } | null })
+      ._invoker_executor;
+    if (invoker && typeof invoker.close === 'function')
+      return { disconnect: () => invoker.close() };
+  }
+  return {};
 }
 
 /** The `ws` connection of a futoin-executor 2.3 WebSocket channel (`_ws_conn`), if it is one. */

@@ -174,7 +174,7 @@ export class ReliableSession implements Session {
     if (this.target.disconnect) this.target.disconnect(reason);
     else
       this.host.log.warn(
-        `${this.consumer}: ${reason}; its in-process session ended, it resumes from the stored pointer at its next readyToReceive`,
+        `${this.consumer}: ${reason}; its channel cannot be closed from here, it resumes from the stored pointer at its next readyToReceive`,
       );
   }
 
