@@ -48,22 +48,14 @@ function migrationFiles(dir: string): string[] {
 }
 
 async function ensureTable(db: SqlClient, dialect: SqlDialect): Promise<void> {
-  const create = (): Promise<unknown> =>
-    db.execute(
+  // Under the migration lock: PostgreSQL's IF NOT EXISTS is not atomic, two connections creating
+  // the table at once can fail on the catalog ('type "..." already exists').
+  await db.transaction(async (tx) => {
+    await dialect.lockForMigration(tx);
+    await tx.execute(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name VARCHAR(191) NOT NULL PRIMARY KEY, applied_at VARCHAR(32) NOT NULL)`,
     );
-  try {
-    await create();
-  } catch (err) {
-    // Two connections creating it at once: PostgreSQL's IF NOT EXISTS is not atomic, and the
-    // loser fails on the catalog (a duplicate key, or 'type "..." already exists'). Once the
-    // winner has committed, the statement succeeds.
-    const raced =
-      dialect.errorKind(err) === 'duplicate' || /already exists/i.test((err as Error).message);
-    if (!raced) throw err;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await create();
-  }
+  });
 }
 
 async function isApplied(tx: SqlRunner, name: string): Promise<boolean> {
