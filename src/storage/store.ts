@@ -254,12 +254,11 @@ export class EventStore {
   }
 
   /**
-   * Where a reliable consumer reads from now: its stored pointer, and whether an administrator
-   * moved it since it last read (then it reads from the pointer once, whatever last_id it sends).
-   * The moves seen are marked applied, only those: one made in between stays pending for the
-   * next read. Null when the consumer is not registered.
+   * Where a reliable consumer reads from now: its stored pointer, and the newest move an
+   * administrator made since it last read (`move`, null if none: then it reads from the pointer
+   * once, whatever last_id it sends). Null when the consumer is not registered.
    */
-  async consumerPosition(ident: string): Promise<{ pointer: EventId; moved: boolean } | null> {
+  async consumerPosition(ident: string): Promise<{ pointer: EventId; move: string | null } | null> {
     const d = this.dialect;
     const rows = await this.retry('consumerPosition', () =>
       this.db.query<{ p: string; move: string | null }>(
@@ -270,16 +269,21 @@ export class EventStore {
       ),
     );
     const row = rows[0];
-    if (!row) return null;
-    if (row.move !== null) {
-      await this.retry('consumerPosition', () =>
-        this.db.execute(
-          `UPDATE ${d.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0 AND id <= ${d.idParam}`,
-          [ident, row.move],
-        ),
-      );
-    }
-    return { pointer: row.p, moved: row.move !== null };
+    return row ? { pointer: row.p, move: row.move } : null;
+  }
+
+  /**
+   * The consumer has read from its moved pointer: the moves up to `move` (as consumerPosition
+   * gave it) are applied; one made since stays pending for its next read.
+   */
+  async consumerMovesApplied(ident: string, move: string): Promise<void> {
+    const d = this.dialect;
+    await this.retry('consumerMovesApplied', () =>
+      this.db.execute(
+        `UPDATE ${d.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0 AND id <= ${d.idParam}`,
+        [ident, move],
+      ),
+    );
   }
 
   /**

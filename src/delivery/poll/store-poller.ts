@@ -36,7 +36,7 @@ export class StorePoller {
     let { pointer } = position;
     // An administrator moved the pointer since the last read: read from there this once,
     // whatever last_id says (it is from before the move).
-    const lastId = position.moved ? null : req.lastId;
+    const lastId = position.move === null ? req.lastId : null;
     const after = lastId === null ? pointer : maxId(lastId, pointer);
     const horizon = await store.horizonAbove(after, req.limits.maxEvents);
     // Pointer writes are conditional on the pointer read above, so that a move made meanwhile
@@ -53,6 +53,9 @@ export class StorePoller {
       // poll does not scan them again.
       await store.advanceConsumer(req.ident, chunk.horizon, pointer);
     }
+    // Only once the read from the moved pointer has succeeded (a failed poll leaves the move
+    // pending; an answer lost on the way is not seen here).
+    if (position.move !== null) await store.consumerMovesApplied(req.ident, position.move);
     countersOf(store).polled(req.ident, chunk.events.length);
     return toEvents(chunk.events);
   }

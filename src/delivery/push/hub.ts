@@ -135,8 +135,9 @@ export class PushHub implements SessionHost {
   ): Promise<boolean> {
     const position = await this.store.consumerPosition(ident);
     if (position === null) return false;
-    // A new session always starts from the stored pointer (a pending move is applied by that).
+    // A new session always starts from the stored pointer: a pending move is applied by that.
     const { pointer } = position;
+    if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
     if (this.isClosed) return true;
     this.reliable.get(ident)?.close();
     const session = new ReliableSession(this, ident, want, target, pointer, {
