@@ -171,6 +171,14 @@ export class DBServiceApp {
       }
     });
 
+    if (options.enableArchiver && options.enableDiscarder) {
+      // The in-process archiver registers itself only once its warehouse is open; until then
+      // the discarder must already wait for it, or it would delete what was never archived.
+      const component = options.archiverOptions?.component ?? DBEventArchiver.COMPONENT;
+      as.add((as) => {
+        if (this.storeRef) as.await(this.storeRef.registerConsumer(`-internal:${component}`));
+      });
+    }
     if (options.enableDiscarder) {
       const discarder = new DBEventDiscarder();
       discarder.on('workerError', notExpected);

@@ -4,6 +4,8 @@
  * lifecycle from the command line: `evtstream serve --dwh URL --discard`.
  */
 import { expect } from 'chai';
+import os from 'os';
+import path from 'path';
 import type { L2Face, XferBuilder } from 'futoin-database';
 import { AdvancedCCM } from 'futoin-invoker';
 import { DBServiceApp } from '../../src/app/DBServiceApp';
@@ -241,3 +243,41 @@ describeDatabases('evtstream serve --dwh --discard', (fx) => {
     expect(status, server.child.describe()).to.deep.equal({ code: 0, signal: null });
   });
 });
+
+describeDatabases(
+  'DBServiceApp with the warehouse down at start',
+  (fx) => {
+    it('the discarder deletes nothing the archiver has not archived yet', async function () {
+      this.timeout(60_000);
+      // Delivered to the only other consumer: without the archiver, all but the newest would go.
+      const store = await fx.openStore();
+      const ids = await store.addEvents(
+        Array.from({ length: 5 }, (_v, i) => ({ type: 'KEEP_ME', data: String(i) })),
+      );
+      await store.registerConsumer('u:DONE');
+      await store.advanceConsumer('u:DONE', ids[4]!);
+      const app = await DBServiceApp.start({
+        database: fx.config,
+        // Cannot be opened: the archiver keeps retrying and never registers by itself.
+        warehouse: {
+          dialect: 'sqlite',
+          file: path.join(os.tmpdir(), `evt-missing-${process.pid}`, 'no', 'warehouse.sqlite'),
+        },
+        enableArchiver: true,
+        enableDiscarder: true,
+        discarderOptions: { poll_period_ms: 3_600_000 },
+        log: { ...testLog, warn: () => undefined, error: () => undefined },
+        notExpectedHandler: () => undefined,
+      });
+      try {
+        const pass = await app.discarder!.runPass();
+        expect(pass.deleted).to.equal(0);
+        expect((await readAll(store, 'evt_queue')).map((e) => e.id)).to.deep.equal(ids);
+        expect(await store.consumerPointer('-internal:ARCHIVER')).to.equal('0');
+      } finally {
+        await app.close();
+      }
+    });
+  },
+  ['sqlite'],
+);
