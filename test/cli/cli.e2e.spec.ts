@@ -130,6 +130,7 @@ describe('evtstream CLI: help and usage errors', function () {
     [['serve', '--keep-for', '7d'], '--keep-for and --discard-every go with --discard'],
     [['serve', '--discard', '--keep-for', 'a week'], 'Invalid --keep-for: "a week"'],
     [['serve', '--discard', '--discard-every', 'often'], 'Invalid --discard-every: "often"'],
+    [['serve', '--discard', '--discard-every', '0'], '--discard-every must be above 0'],
   ] as const) {
     it(`${args.join(' ')}: exits 2 with "${message}"`, async () => {
       const r = await runCli(args);

@@ -170,6 +170,7 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    if (discard.poll_period_ms === 0) throw new UsageError('--discard-every must be above 0');
   }
 
   const service = await StreamService.start({
