@@ -50,12 +50,12 @@ function migrationFiles(dir: string): string[] {
 async function ensureTable(db: SqlClient, dialect: SqlDialect): Promise<void> {
   // Under the migration lock: PostgreSQL's IF NOT EXISTS is not atomic, two connections creating
   // the table at once can fail on the catalog ('type "..." already exists').
-  await db.transaction(async (tx) => {
-    await dialect.lockForMigration(tx);
-    await tx.execute(
-      `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name VARCHAR(191) NOT NULL PRIMARY KEY, applied_at VARCHAR(32) NOT NULL)`,
-    );
-  });
+  // A script, as migrations run: one transaction (where DDL is transactional) holding the lock,
+  // which MySQL's named lock needs released from its pooled session afterwards.
+  await db.script(
+    `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name VARCHAR(191) NOT NULL PRIMARY KEY, applied_at VARCHAR(32) NOT NULL);`,
+    { before: (tx) => dialect.lockForMigration(tx) },
+  );
 }
 
 async function isApplied(tx: SqlRunner, name: string): Promise<boolean> {
