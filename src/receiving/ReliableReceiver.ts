@@ -10,6 +10,11 @@ import { ReliableReceiverService } from './ReliableReceiverService';
  * start() or as a subclass's static COMPONENT): every event, in order, at least once. The
  * service keeps the consumer's position, so after a reconnection delivery resumes after the
  * last group this receiver acknowledged; only a group whose answer was lost can come twice.
+ *
+ * For at-least-once processing, override `_onEvents`: a group is acknowledged only once the
+ * steps it adds complete, and a failure there has it delivered again. Without an override the
+ * group is acknowledged as soon as 'newEvents' is emitted (futoin-asyncevent calls listeners
+ * afterwards): a listener that fails does not get it again.
  */
 export class ReliableReceiver extends LiveReceiver {
   static override get COMPONENT(): string | null {
