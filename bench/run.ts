@@ -61,6 +61,10 @@ Options:
   --only SIDE        ours or reference: run one side only (debugging)
   --out FILE         write the report as markdown to FILE and as JSON beside it
   --save             write them to bench/results/<date>-<db>.md (and .json)
+  --cpu-prof DIR     run each server under node --cpu-prof, one profile per run in DIR
+                     (<db>-<scenario>-<side>-<run>.cpuprofile); summarise them with
+                     npx tsx bench/profile.ts DIR/*.cpuprofile. Profiling slows the
+                     servers down: don't compare its figures with unprofiled ones
   -h, --help         show this help
 
 Exit code: 0 when every run delivered exactly the expected events in order (targets missed
@@ -72,6 +76,8 @@ class UsageError extends Error {}
 interface Options {
   settings: Settings;
   out: string | null;
+  /** Where each server writes its CPU profile, or null. */
+  cpuProfDir: string | null;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -85,6 +91,7 @@ function parseOptions(argv: string[]): Options | null {
       only: { type: 'string' },
       out: { type: 'string' },
       save: { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -123,6 +130,7 @@ function parseOptions(argv: string[]): Options | null {
   const n = (base: number, min: number): number => Math.max(min, Math.round(base * scale));
   return {
     out,
+    cpuProfDir: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : null,
     settings: {
       dbs: kinds,
       scenarios: ALL_SCENARIOS.filter((s) => scenarios.includes(s)),
@@ -193,6 +201,7 @@ async function runOnServer(
   scenario: ScenarioKey,
   side: Side,
   body: ServerScenario,
+  cpuProfDir: string | null,
 ): Promise<RunRecord> {
   const started = performance.now();
   const record = (
@@ -217,7 +226,16 @@ async function runOnServer(
   let server: ServerProcess | null = null;
   let client: BenchClient | null = null;
   try {
-    server = await startServer(side, db);
+    const nodeArgs = cpuProfDir
+      ? [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          cpuProfDir,
+          '--cpu-prof-name',
+          `${kind}-${scenario}-${side}-${run}.cpuprofile`,
+        ]
+      : [];
+    server = await startServer(side, db, nodeArgs);
     client = new BenchClient(server);
     let outcome: Outcome;
     try {
@@ -332,7 +350,14 @@ async function main(): Promise<number> {
         // Alternate which side goes first, so slow drift of the machine hits both alike.
         const order = run % 2 ? sides : [...sides].reverse();
         for (const side of order) {
-          const r = await runOnServer(kind, run, scenario, side, scenarios[scenario]!);
+          const r = await runOnServer(
+            kind,
+            run,
+            scenario,
+            side,
+            scenarios[scenario]!,
+            options.cpuProfDir,
+          );
           records.push(r);
           console.log(progress(r));
         }

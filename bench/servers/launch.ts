@@ -45,7 +45,10 @@ const schemaDir = (kind: DbKind): string =>
     kind,
   );
 
-export function startReference(db: FreshDb): Promise<ServerProcess> {
+export function startReference(
+  db: FreshDb,
+  nodeArgs: readonly string[] = [],
+): Promise<ServerProcess> {
   return ServerProcess.start(
     'reference',
     [buildReference()],
@@ -54,9 +57,15 @@ export function startReference(db: FreshDb): Promise<ServerProcess> {
       BENCH_USERS: CREDENTIALS,
       BENCH_SCHEMA_DIR: schemaDir(db.kind),
     }),
+    nodeArgs,
   );
 }
 
-export function startServer(side: Side, db: FreshDb): Promise<ServerProcess> {
-  return side === 'ours' ? startOurs(db) : startReference(db);
+/** `nodeArgs` go to `node` before the script (e.g. --cpu-prof). */
+export function startServer(
+  side: Side,
+  db: FreshDb,
+  nodeArgs: readonly string[] = [],
+): Promise<ServerProcess> {
+  return side === 'ours' ? startOurs(db, nodeArgs) : startReference(db, nodeArgs);
 }

@@ -37,7 +37,7 @@ export function ensureBuilt(say: (line: string) => void): void {
   if (res.status !== 0) throw new Error('The build failed: fix it or run npm run build');
 }
 
-export function startOurs(db: FreshDb): Promise<ServerProcess> {
+export function startOurs(db: FreshDb, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
   const args = [
     path.join(ROOT, 'bin', 'evtstream.js'),
     'serve',
@@ -50,5 +50,5 @@ export function startOurs(db: FreshDb): Promise<ServerProcess> {
     '--log-level',
     'warn',
   ];
-  return ServerProcess.start('ours', args, childEnv({ EVTSTREAM_USERS: CREDENTIALS }));
+  return ServerProcess.start('ours', args, childEnv({ EVTSTREAM_USERS: CREDENTIALS }), nodeArgs);
 }

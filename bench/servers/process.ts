@@ -34,9 +34,17 @@ export class ServerProcess implements Endpoint {
     readonly wsUrl: string,
   ) {}
 
-  /** Starts `node args...` and waits for its ready line. */
-  static start(side: Side, args: string[], env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts `node nodeArgs... args...` and waits for its ready line. */
+  static start(
+    side: Side,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    nodeArgs: readonly string[] = [],
+  ): Promise<ServerProcess> {
+    const child = spawn(process.execPath, [...nodeArgs, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const tail: string[] = [];
     const keep = (chunk: Buffer): void => {
       tail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
