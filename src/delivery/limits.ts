@@ -8,6 +8,8 @@ import {
 
 /** Response envelope (rid, r, a signature) and JSON punctuation around the event list. */
 const ENVELOPE_BYTES = 1024;
+/** The largest event (bytes of JSON in a list) an FTN18 1.1 message carries. */
+export const FTN18_1_1_EVENT_ROOM = FTN18_1_1_MESSAGE_LIMIT - ENVELOPE_BYTES;
 /** In-process calls are not serialised; bound them anyway, to bound memory per call. */
 export const INTERNAL_CHUNK_BYTES = 16 * 1024 * 1024;
 

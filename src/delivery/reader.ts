@@ -1,7 +1,7 @@
 import { ErrorCode, EvtError } from '../common/errors';
 import type { EventId } from '../common/ids';
 import type { EventStore, StoredEvent } from '../storage/store';
-import { eventBytes, type ChunkLimits } from './limits';
+import { eventBytes, FTN18_1_1_EVENT_ROOM, type ChunkLimits } from './limits';
 
 export interface Chunk {
   events: StoredEvent[];
@@ -16,7 +16,8 @@ export interface Chunk {
  * Reads the next chunk of events after `after`, up to the gap-safe horizon, sized to `limits`.
  * Row sizes are learned as reads go, so a read of large events does not fetch far more rows than
  * one message can carry. An event that alone exceeds the caller's message limit is an error that
- * says so: skipping it would lose it, and sending it would fail on every retry.
+ * says so (EventTooLarge): skipping it would lose it, and sending it would fail on every retry.
+ * Push sessions catch it and wait on the event (see ReliableSession).
  */
 export class ChunkReader {
   /** Moving average of an event's bytes in a list. */
@@ -60,13 +61,32 @@ export class ChunkReader {
   }
 }
 
-function tooLarge(row: StoredEvent, size: number, limits: ChunkLimits): EvtError {
-  return new EvtError(
-    limits.version === '1.0' ? ErrorCode.NotSupportedVersion : ErrorCode.InternalError,
-    `Event ${row.id} takes ${size} bytes, more than one message of this channel carries (${limits.maxBytes});` +
-      (limits.version === '1.0' ? ' use FTN18 1.1 (8 MiB messages)' : ' lower max_event_bytes'),
-  );
+/**
+ * One event alone is larger than a message of the caller's channel carries (`limit`: bytes of
+ * JSON the event list may take). Its code is NotSupportedVersion when an FTN18 1.1 message would
+ * carry it and the caller speaks 1.0, InternalError when no FTN18 message carries it.
+ */
+export class EventTooLarge extends EvtError {
+  constructor(
+    readonly eventId: EventId,
+    readonly bytes: number,
+    readonly limit: number,
+    readonly version: string,
+  ) {
+    const upgrade = version === '1.0' && bytes <= FTN18_1_1_EVENT_ROOM;
+    super(
+      upgrade ? ErrorCode.NotSupportedVersion : ErrorCode.InternalError,
+      `Event ${eventId} takes ${bytes} bytes, more than one message of this channel carries (${limit});` +
+        (upgrade
+          ? ' use FTN18 1.1 (8 MiB messages)'
+          : ' no FTN18 message carries it (8 MiB at most)'),
+    );
+    this.name = 'EventTooLarge';
+  }
 }
+
+const tooLarge = (row: StoredEvent, size: number, limits: ChunkLimits): EventTooLarge =>
+  new EventTooLarge(row.id, size, limits.maxBytes, limits.version);
 
 /** Stored rows as FTN18 events: the JSON text of data parsed for the response. */
 export const toEvents = (

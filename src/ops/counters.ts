@@ -18,10 +18,13 @@ export interface ConsumerCounts {
 export class StreamCounters {
   /** Events stored by addEvents (addEvent and group commit) in this process. */
   eventsAdded = 0;
-  /** onEvents calls that succeeded, and those that failed or timed out. */
+  /**
+   * onEvents calls that succeeded, and those that failed or timed out (plus attempts at an event
+   * larger than one message of the receiver carries, which no call can send).
+   */
   pushCalls = 0;
   pushFailures = 0;
-  /** Events dropped from LIVE consumers' queues (they fell too far behind). */
+  /** Events dropped for LIVE consumers: they fell too far behind, or the event was too large. */
   liveDropped = 0;
   /** Events re-read from the store after a reliable session's queue overflowed. */
   queueOverflows = 0;

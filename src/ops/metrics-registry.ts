@@ -86,12 +86,12 @@ const TOTALS: readonly TotalDef[] = [
   },
   {
     name: 'evtstream_push_failures_total',
-    help: 'onEvents calls to push receivers that failed or timed out.',
+    help: 'onEvents calls to push receivers that failed or timed out, and attempts at an event larger than a receiver takes.',
     read: (c) => c.pushFailures,
   },
   {
     name: 'evtstream_live_events_dropped_total',
-    help: 'Events dropped from LIVE consumers that fell too far behind.',
+    help: 'Events dropped from LIVE consumers that fell too far behind, or larger than their receiver takes.',
     read: (c) => c.liveDropped,
   },
   {

@@ -3,7 +3,8 @@ import type { Logger } from '../../common/log';
 import { countersOf, type StreamCounters } from '../../ops/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
-import { ChunkReader } from '../reader';
+import { ChunkReader, type EventTooLarge } from '../reader';
+import { ErrorCode } from '../../common/errors';
 import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
 import {
   LiveSession,
@@ -108,6 +109,8 @@ export class PushHub implements SessionHost {
   private readonly waker: Waker;
   private isClosed = false;
   private readonly counters: StreamCounters;
+  /** Per consumer, the event too large for its channel that was logged last (logged once). */
+  private readonly tooLargeLogged = new Map<string, EventId>();
 
   constructor(
     readonly store: EventStore,
@@ -190,6 +193,48 @@ export class PushHub implements SessionHost {
 
   pushError(consumer: string, err: unknown): void {
     this.counters.pushFailures++;
+    this.events.pushError(consumer, err);
+  }
+
+  /**
+   * An event larger than one message of the consumer's channel carries. Each attempt (each
+   * skipped event for LIVE) counts as a push failure and emits 'pushError' with the FutoIn
+   * error (NotSupportedVersion when FTN18 1.1 would carry it); a skipped LIVE event counts as
+   * dropped too. The log gets one line per consumer and event, not one per attempt: an error
+   * for a reliable consumer, which waits on the event until it gets past it, a warning for LIVE.
+   */
+  eventTooLarge(consumer: string, err: EventTooLarge): void {
+    const live = consumer === LIVE_COMPONENT;
+    this.counters.pushFailures++;
+    if (live) this.counters.liveDropped++;
+    if (this.tooLargeLogged.get(consumer) !== err.eventId) {
+      this.tooLargeLogged.set(consumer, err.eventId);
+      const what =
+        `event ${err.eventId} (${err.bytes} bytes) is larger than one onEvents call to a` +
+        ` futoin.evt.receiver ${err.version} carries (${err.limit} bytes of events)`;
+      if (live) {
+        this.log.warn(
+          `LIVE: ${what}; skipped for LIVE consumers (counted as dropped; their seq skips a number).` +
+            (err.code === ErrorCode.NotSupportedVersion
+              ? ' futoin.evt.receiver 1.1 receives events up to 8 MiB.'
+              : ''),
+        );
+      } else {
+        const skip = `evtstream consumer reset ${consumer} --to ${err.eventId}`;
+        this.log.error(
+          `${consumer}: ${what}; push delivery waits on it, never skips it, and tries again` +
+            ` backing off (each attempt emits pushError). ` +
+            (err.code === ErrorCode.NotSupportedVersion
+              ? `To deliver it, connect the consumer with futoin.evt.push 1.1 (its` +
+                ` futoin.evt.receiver 1.1 takes 8 MiB messages), or fetch it with` +
+                ` futoin.evt.poll 1.1 pollEvents (8 MiB responses)` +
+                ` and acknowledge it with the next poll's last_id; push then goes on after it.` +
+                ` To skip it: ${skip}`
+              : `No FTN18 message carries it (8 MiB at most): read it with evtstream events` +
+                ` --from ${err.eventId} --to ${err.eventId} --json, then skip it: ${skip}`),
+        );
+      }
+    }
     this.events.pushError(consumer, err);
   }
 

@@ -4,7 +4,7 @@ import { sleep } from '../../storage/retry';
 import type { EventStore } from '../../storage/store';
 import type { ChunkLimits } from '../limits';
 import type { Event } from '../poll/PollService';
-import { ChunkReader, toEvents } from '../reader';
+import { ChunkReader, EventTooLarge, toEvents } from '../reader';
 import { eventBytes } from '../limits';
 
 /** An event ready to push, parsed once and shared by every session it goes to. */
@@ -48,6 +48,11 @@ export interface SessionHost {
   readonly store: EventStore;
   readonly log: Logger;
   pushError(consumer: string, err: unknown): void;
+  /**
+   * The next event for `consumer` is larger than one message of its channel carries: reported
+   * at each attempt (reliable) or for each skipped event (LIVE).
+   */
+  eventTooLarge(consumer: string, err: EventTooLarge): void;
   queueOverflow(consumer: string, dropped: number): void;
   /** onEvents succeeded with `events` events. */
   pushed(consumer: string, events: number): void;
@@ -105,7 +110,8 @@ interface Batch {
  * batches are delivered again. The stored pointer moves only past batches whose onEvents
  * returned success, in order. A failed batch is sent again as it was (same seq, same events)
  * after a growing, jittered delay, while nothing new is sent: a reliable receiver holds the later
- * batches until that one succeeds, so it must not wait for them.
+ * batches until that one succeeds, so it must not wait for them. An event larger than one
+ * message of the channel carries is never skipped: the session waits on it (waitOnTooLarge).
  */
 export class ReliableSession implements Session {
   private seq = 0;
@@ -126,6 +132,8 @@ export class ReliableSession implements Session {
   private failed = 0;
   /** Consecutive failures to read or write the store: the pause before trying again doubles. */
   private storeFailures = 0;
+  /** Attempts at an event too large for this channel: the pause before the next doubles. */
+  private tooLargeAttempts = 0;
   private isClosed = false;
   private readonly reader: ChunkReader;
 
@@ -226,6 +234,12 @@ export class ReliableSession implements Session {
         return;
       }
       if (this.queue.length > 0) {
+        if (this.queue[0]!.bytes > this.options.limits.maxBytes) {
+          // It cannot be sent on this channel: wait on it reading the store (readBacklog), not
+          // queueing new events behind it in memory.
+          this.backToCatchup();
+          continue;
+        }
         const chunk = takeChunk(this.queue, this.options.limits);
         for (const d of chunk) this.queueBytes -= d.bytes;
         const lastId = chunk[chunk.length - 1]!.event.id;
@@ -244,6 +258,7 @@ export class ReliableSession implements Session {
     try {
       const chunk = await this.reader.next(this.sentUpTo, this.want, this.options.limits);
       this.storeFailures = 0;
+      this.tooLargeAttempts = 0;
       if (this.isClosed || this.mode !== 'catchup') return;
       const covers = chunk.complete ? chunk.horizon : chunk.events[chunk.events.length - 1]?.id;
       if (chunk.events.length > 0 || (covers !== undefined && cmpIds(covers, this.sentUpTo) > 0)) {
@@ -251,12 +266,45 @@ export class ReliableSession implements Session {
       }
       if (chunk.complete) this.tryJoinTail(chunk.horizon);
     } catch (err) {
-      this.host.log.warn(`${this.consumer}: reading events failed: ${(err as Error).message}`);
-      await sleep(this.retryDelay(++this.storeFailures));
+      if (err instanceof EventTooLarge) {
+        await this.waitOnTooLarge(err);
+      } else {
+        this.host.log.warn(`${this.consumer}: reading events failed: ${String(err)}`);
+        await sleep(this.retryDelay(++this.storeFailures));
+      }
     } finally {
       this.reading = false;
     }
     this.pump();
+  }
+
+  /**
+   * The next event is larger than one onEvents message of this channel carries (a
+   * futoin.evt.receiver 1.0 takes 64 KiB; events this large come from addXferEvent or an
+   * in-process addEvent). Skipping it would lose a committed event, and sending it fails every
+   * time, so the session waits on it: the hub reports each attempt ('pushError',
+   * evtstream_push_failures_total) and logs one error line per consumer and event, saying how to
+   * get past it; attempts back off like failed calls (retry_min_ms doubling to retry_max_ms).
+   * Between attempts the session checks the stored pointer: once someone moved it (an
+   * administrator's move, or the consumer acknowledging the event with a futoin.evt.poll 1.1
+   * pollEvents, whose responses carry 8 MiB), the session ends and the receiver's next one
+   * starts from there. A receiver that connects again with futoin.evt.receiver 1.1 gets a new
+   * session, with 8 MiB messages.
+   */
+  private async waitOnTooLarge(err: EventTooLarge): Promise<void> {
+    const attempt = ++this.tooLargeAttempts;
+    this.host.eventTooLarge(this.consumer, err);
+    await sleep(this.retryDelay(attempt));
+    // Batches before the event still unconfirmed: their pointer write notices a move itself.
+    if (this.isClosed || this.window.length > 0) return;
+    try {
+      const position = await this.host.store.consumerPosition(this.consumer);
+      if (position === null) this.end('it is no longer registered');
+      else if (position.move !== null || position.pointer !== this.written)
+        this.end('its pointer was moved elsewhere');
+    } catch (e) {
+      this.host.log.warn(`${this.consumer}: reading the pointer failed: ${String(e)}`);
+    }
   }
 
   /** Caught up to `horizon`: join the channel if it has not read past it yet. */
@@ -360,7 +408,8 @@ export class ReliableSession implements Session {
 /**
  * A LIVE consumer's push session: new events only, best effort, no state stored. When the
  * consumer falls behind by more than the queue holds, the oldest queued events are dropped and
- * the next `seq` skips a number to show the gap.
+ * the next `seq` skips a number to show the gap. An event larger than one message of the channel
+ * carries is dropped the same way (reported: see PushHub.eventTooLarge).
  */
 export class LiveSession implements Session {
   readonly consumer = 'LIVE';
@@ -413,6 +462,18 @@ export class LiveSession implements Session {
 
   private pump(): void {
     while (!this.isClosed && this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const { maxBytes, version } = this.options.limits;
+      if (head.bytes > maxBytes) {
+        this.queue.shift();
+        this.queueBytes -= head.bytes;
+        this.gap = true;
+        this.host.eventTooLarge(
+          this.consumer,
+          new EventTooLarge(head.event.id, head.bytes, maxBytes, version),
+        );
+        continue;
+      }
       const chunk = takeChunk(this.queue, this.options.limits);
       for (const d of chunk) this.queueBytes -= d.bytes;
       if (this.gap) {
