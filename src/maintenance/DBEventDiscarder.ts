@@ -144,7 +144,9 @@ function settingsOf(options: DBEventDiscarderOptions): Settings {
  * events 'eventDiscard' and 'workerError'; closing the CCM stops it.
  *
  * What it deletes: only events every registered consumer has acknowledged, i.e. IDs up to the
- * lowest `last_evt_id` in evt_consumers, and never above the gap-safe horizon.
+ * lowest `last_evt_id` in evt_consumers, and never above the gap-safe horizon. Each DELETE reads
+ * the pointers itself, so a pointer moved back (AdminCore.moveConsumer) or a consumer registered
+ * while a pass runs holds its events from the moment that commits.
  * - No registered consumer: nothing is deleted, as nothing tells that any event was delivered.
  *   A consumer removed from evt_consumers no longer holds events back.
  * - `keep_for`: nothing younger than that (by `ts`, on the database's UTC clock) is deleted.
@@ -159,8 +161,9 @@ function settingsOf(options: DBEventDiscarderOptions): Settings {
  *   at the head for days is not stale the moment a new event arrives). A stale consumer does not
  *   hold events back, never silently: each pass that ignores it logs a warning naming it and
  *   emits 'staleConsumer'. It stays registered; if it comes back, it resumes after its pointer,
- *   without the events deleted meanwhile. When every consumer is stale nothing is deleted, as
- *   with none. A consumer with nothing to read is never stale.
+ *   without the events deleted meanwhile. Once it moves (it acknowledges, or an administrator
+ *   moves it), it holds events back again, also in the middle of a pass. When every consumer is
+ *   stale nothing is deleted, as with none. A consumer with nothing to read is never stale.
  * - LIVE consumers hold nothing back: one reading behind the deleted range misses those events.
  *
  * Each pass deletes in batches of `limit_at_once` events, one statement (one short transaction)
@@ -289,14 +292,17 @@ export class DBEventDiscarder {
     const eventTable = s.eventTable ?? store.eventTable;
     const consumerTable = s.consumerTable ?? store.consumerTable;
 
-    // Why the lowest pointer is a safe bound, also with concurrent writers: a reliable pointer
-    // moves only forward, only to events its consumer acknowledged, and never past the horizon
-    // (StorePoller), below which every ID has committed or never will. So no event can still
-    // commit at or below the lowest pointer, and everything there reached every consumer
-    // counted. Pointers read before a DELETE can only be lower than by then: still safe. The
-    // horizon bounds deletion too, for pointers moved by others (the reference's services move
-    // them to any last_id, a manual UPDATE): deletion never runs ahead of what readers know
-    // to be final.
+    // Why the lowest pointer is a safe bound, also with concurrent writers: a reliable consumer
+    // moves its own pointer only forward, only to events it acknowledged, and never past the
+    // horizon (StorePoller), below which every ID has committed or never will. So no event can
+    // still commit at or below the lowest pointer, and everything there reached every consumer
+    // counted. The horizon bounds deletion too, for pointers moved by others (the reference's
+    // services move them to any last_id, a manual UPDATE): deletion never runs ahead of what
+    // readers know to be final.
+    // Pointers do not only grow, though: an administrator moves one back to replay
+    // (AdminCore.moveConsumer), a new consumer starts at 0. So the pointers read here only pick
+    // the events to try; the DELETE itself never goes past the lowest pointer as it reads them
+    // (deleteEventsUpTo), so a move or registration that commits before it holds its events.
     const horizon = await store.horizon(eventTable);
     const newest = await store.newestEventId(eventTable);
     const upper = minId(
@@ -305,18 +311,22 @@ export class DBEventDiscarder {
     );
     if (cmpIds(upper, NO_EVENT) <= 0) return result;
 
-    let stale: Set<string> | null = null;
+    let stale: ConsumerState[] | null = null;
+    // A stale consumer is ignored only while it is as staleOf saw it: once it acknowledges or
+    // is moved (a new pointer, or a new last_time), it holds events back again at once.
+    const isStale = (c: ConsumerState): boolean =>
+      c.idle && (stale ?? []).some((s) => s.ident === c.ident && s.pointer === c.pointer);
     while (!w.stopped && result.batches < BATCHES_PER_PASS) {
-      // Read again for each batch: pointers only grow, but a consumer registered meanwhile
+      // Read again for each batch: a pointer moved back or a consumer registered meanwhile
       // (pointer 0) must stop the rest of the pass.
       const consumers = await store.consumers(s.staleMs, consumerTable);
       if (stale === null) {
-        result.stale = await this.staleOf(w, store, consumers, horizon, eventTable);
-        stale = new Set(result.stale.map((c) => c.ident));
+        stale = await this.staleOf(w, store, consumers, horizon, eventTable);
+        result.stale = stale;
       }
       let bound: EventId | null = null;
       for (const c of consumers) {
-        if (!stale.has(c.ident)) bound = minId(bound ?? upper, c.pointer);
+        if (!isStale(c)) bound = minId(bound ?? upper, c.pointer);
       }
       if (bound === null || cmpIds(bound, NO_EVENT) <= 0) break;
 
@@ -335,16 +345,27 @@ export class DBEventDiscarder {
         old++;
       }
       if (end === null) break;
-      // Nothing can appear at or below `end` (it is below the horizon), so this deletes
-      // exactly the events just read: `old` of them, at most `limit`.
-      const deleted = await store.deleteEventsUpTo(end, s.limit, eventTable);
+      // Nothing can appear at or below `end` (it is below the horizon), so this deletes the
+      // lowest of the events just read: all `old` of them, at most `limit`, unless a pointer
+      // went back (or a consumer came) since they were read: the statement stops at the lowest
+      // pointer it reads itself.
+      const deleted = await store.deleteEventsUpTo(end, s.limit, {
+        table: eventTable,
+        consumerTable,
+        ...(s.staleMs !== undefined && stale.length > 0
+          ? { ignoring: { consumers: stale, idleMs: s.staleMs } }
+          : {}),
+      });
       result.batches++;
       if (deleted > 0) {
+        // Lowest first: the `deleted` lowest of those read (unless another discarder deleted
+        // some of them meanwhile).
+        const last = deleted >= old ? end : ages[deleted - 1]!.id;
         result.deleted += deleted;
-        result.lastId = end;
-        this.emit('eventDiscard', deleted, end);
+        result.lastId = last;
+        this.emit('eventDiscard', deleted, last);
       }
-      if (old < ages.length || ages.length < s.limit) break;
+      if (deleted < old || old < ages.length || ages.length < s.limit) break;
     }
     return result;
   }

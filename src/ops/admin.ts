@@ -166,6 +166,15 @@ export class AdminCore {
    * Moves a registered consumer's pointer and records the move. Its next poll reads from there
    * (whatever last_id it sends), and its push session here, if any, ends so that the receiver
    * starts a new one from there. The pointer never goes past the horizon.
+   *
+   * A move back replays only what the active table still holds when the move commits: events
+   * the discarder deleted before are in the warehouse only (and a move to a `time` looks among
+   * the events still held: with none older, it moves to the start). From the commit on, the
+   * discarder deletes none after the new pointer (while the consumer counts, see its
+   * stale_consumer_ms): each of its DELETEs reads the pointers itself, with a locking read, so
+   * it either sees the move or the move waits for it to end. `from` and
+   * `pointer` are the stored pointer before and after, nothing more: they do not tell whether
+   * events after `pointer` were already gone (stats() gives the oldest event still held).
    */
   async moveConsumer(
     ident: string,

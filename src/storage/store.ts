@@ -368,14 +368,45 @@ export class EventStore {
 
   /**
    * Deletes at most `limit` events with IDs up to `upTo`, lowest first, in one statement (its
-   * own transaction); resolves with the number deleted. Retried after a lost connection: it
-   * deletes nothing above `upTo` whichever way the first attempt ended.
+   * own transaction); resolves with the number deleted. Never past what every counted consumer
+   * has acknowledged, as the statement itself reads the pointers (a locking read, see
+   * lockedMinSql): nothing above the lowest `last_evt_id` in the consumer table, and nothing at
+   * all when no consumer counts. So a pointer moved back, or a consumer registered, after the
+   * caller read the pointers still holds its events. Consumers in `ignoring` (the discarder's
+   * stale ones) do not count, but each only while its row is as it was: still at `pointer` and
+   * last_time still older than `idleMs` (a move resets last_time). Retried after a lost
+   * connection: it deletes nothing above `upTo` whichever way the first attempt ended.
    */
-  async deleteEventsUpTo(upTo: EventId, limit: number, tableName?: string): Promise<number> {
+  async deleteEventsUpTo(
+    upTo: EventId,
+    limit: number,
+    options: {
+      table?: string;
+      consumerTable?: string;
+      ignoring?: { consumers: readonly { ident: string; pointer: EventId }[]; idleMs: number };
+    } = {},
+  ): Promise<number> {
     if (cmpIds(upTo, NO_EVENT) <= 0 || limit <= 0) return 0;
     const d = this.dialect;
-    const sql = d.deleteFirstSql(this.table(tableName), `id <= ${d.idParam}`, limit);
-    const res = await this.retry('deleteEventsUpTo', () => this.db.execute(sql, [upTo]));
+    const params: SqlValue[] = [upTo];
+    let counted = '';
+    const ignored = options.ignoring?.consumers ?? [];
+    if (options.ignoring && ignored.length > 0) {
+      const rows = ignored.map((c) => {
+        params.push(c.ident, c.pointer);
+        return `(c.ident = ? AND c.last_evt_id = ${d.idParam})`;
+      });
+      counted = `NOT (c.last_time < ${d.utcBeforeMs(options.ignoring.idleMs)} AND (${rows.join(' OR ')}))`;
+    }
+    const consumers = `${d.quote(assertIdentifier(options.consumerTable ?? this.consumerTable))} c`;
+    const lowest = d.lockedMinSql('c.last_evt_id', consumers, counted);
+    // NULL when no consumer counts: `id <= NULL` holds for no row.
+    const sql = d.deleteFirstSql(
+      this.table(options.table),
+      `id <= ${d.idParam} AND id <= ${lowest}`,
+      limit,
+    );
+    const res = await this.retry('deleteEventsUpTo', () => this.db.execute(sql, params));
     return res.affected;
   }
 

@@ -1,7 +1,8 @@
 /**
  * DBEventDiscarder on real databases: it deletes only what every registered consumer has
  * acknowledged, honours keep_for and stale_consumer_ms, works in bounded batches, keeps running
- * after errors, and never takes an event from a consumer under concurrent writers.
+ * after errors, and never takes an event from a consumer under concurrent writers, nor one a
+ * pointer moved back (or a consumer registered) while a pass runs holds again.
  */
 import { expect } from 'chai';
 import { AdvancedCCM } from 'futoin-invoker';
@@ -18,6 +19,7 @@ import {
 } from '../../src/maintenance/DBEventDiscarder';
 import type { StreamService } from '../../src/app/service';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
+import { AdminCore } from '../../src/ops/admin';
 import type { EventStore } from '../../src/storage/store';
 import { describeDatabases, testLog } from '../support/db';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
@@ -102,10 +104,10 @@ describeDatabases('DBEventDiscarder', (fx) => {
   const add = (n: number): Promise<EventId[]> =>
     store.addEvents(Array.from({ length: n }, (_v, i) => ({ type: 'T', data: String(i) })));
 
-  const remaining = async (): Promise<EventId[]> =>
+  const remaining = async (on: EventStore = store): Promise<EventId[]> =>
     (
-      await store.db.query<{ id: string }>(
-        `SELECT ${store.dialect.idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
+      await on.db.query<{ id: string }>(
+        `SELECT ${on.dialect.idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
       )
     ).map((r) => r.id);
 
@@ -352,6 +354,180 @@ describeDatabases('DBEventDiscarder', (fx) => {
     disc.start(ccm, { store, poll_period_ms: 20, event_table: 'evt_nowhere', log: recordingLog() });
     await until('workerErrors', () => errors.length >= 2);
     expect(errors[0]).to.match(/evt_nowhere/);
+  });
+
+  /**
+   * Runs `between` once, right after a pass of the discarder has read the consumers' pointers
+   * (before it reads the events and deletes): the interleaving of a move or a registration that
+   * commits while a pass is under way, made deterministic. The database stays real.
+   */
+  function afterPointersRead(between: () => Promise<unknown>): { restore: () => void } {
+    const read = store.consumers.bind(store);
+    let armed = true;
+    store.consumers = async (idleMs?: number, consumerTable?: string) => {
+      const pointers = await read(idleMs, consumerTable);
+      if (armed) {
+        armed = false;
+        await between();
+      }
+      return pointers;
+    };
+    return { restore: () => delete (store as { consumers?: unknown }).consumers };
+  }
+
+  /** What a consumer at `pointer` gets now: the IDs after it in the active table. */
+  const replay = async (pointer: EventId): Promise<EventId[]> =>
+    (await store.readEvents({ after: pointer, upTo: '999999999', limit: 1000, want: null })).map(
+      (e) => e.id,
+    );
+
+  it('keeps every event after a pointer moved back while a pass runs (the move commits between its read and its DELETE)', async () => {
+    const ids = await add(10);
+    await consumer('u:A', ids[6]!);
+    await consumer('u:B', ids[8]!);
+    const moved: { from: EventId; pointer: EventId }[] = [];
+    const hook = afterPointersRead(async () =>
+      moved.push(await new AdminCore(store).moveConsumer('u:A', 'start', 'os:test')),
+    );
+    try {
+      // start()'s own first pass reads the pointers (u:A at ids[6]), then u:A moves to the start.
+      await startIdle();
+    } finally {
+      hook.restore();
+    }
+    expect(moved).to.deep.equal([{ from: ids[6], pointer: '0' }]);
+    expect(await store.consumerPointer('u:A')).to.equal('0');
+    expect(await remaining(), 'nothing deleted after the moved pointer').to.deep.equal(ids);
+    expect(await replay('0')).to.deep.equal(ids);
+
+    // Later passes go on from the new pointer.
+    await store.advanceConsumer('u:A', ids[2]!);
+    const r = await discarder!.runPass();
+    expect(r).to.include({ deleted: 3, lastId: ids[2] });
+    expect(await remaining()).to.deep.equal(ids.slice(3));
+  });
+
+  it('keeps every event for a consumer registered while a pass runs (between its read and its DELETE)', async () => {
+    const ids = await add(10);
+    await consumer('u:A', ids[8]!);
+    const passes: DiscardResult[] = [];
+    const hook = afterPointersRead(() => store.registerConsumer('u:NEW'));
+    const disc = new DBEventDiscarder();
+    discarder = disc;
+    disc.on('passEnd', (r) => passes.push(r));
+    try {
+      disc.start(ccm, { store, poll_period_ms: HOUR });
+      await disc.runPass();
+    } finally {
+      hook.restore();
+    }
+    // The first pass read u:A alone (at ids[8]), but its DELETE saw u:NEW, at 0.
+    expect(passes[0]).to.deep.include({ deleted: 0, lastId: null, batches: 1 });
+    expect(await store.consumerPointer('u:NEW')).to.equal('0');
+    expect(await remaining()).to.deep.equal(ids);
+    expect(await replay('0')).to.deep.equal(ids);
+  });
+
+  it('counts a stale consumer again at once when it is moved during a pass', async () => {
+    const ids = await add(10);
+    await consumer('u:A', ids[8]!);
+    await consumer('u:IDLE', ids[4]!);
+    await ageEvents(ids[9]!, 2 * HOUR);
+    await ageConsumer('u:IDLE', 2 * HOUR);
+    // Moved back to where it is (a move resets last_time): no longer idle, so not stale.
+    const hook = afterPointersRead(() =>
+      new AdminCore(store).moveConsumer('u:IDLE', 'id', 'os:test', { id: ids[4]! }),
+    );
+    const passes: DiscardResult[] = [];
+    const disc = new DBEventDiscarder();
+    discarder = disc;
+    disc.on('passEnd', (r) => passes.push(r));
+    try {
+      disc.start(ccm, {
+        store,
+        poll_period_ms: HOUR,
+        stale_consumer_ms: '1h',
+        log: recordingLog(),
+      });
+      await disc.runPass();
+    } finally {
+      hook.restore();
+    }
+    // The first pass had found it stale, but its DELETE stopped at its pointer.
+    expect(passes[0]!.stale.map((c) => c.ident)).to.deep.equal(['u:IDLE']);
+    expect(passes[0]).to.deep.include({ deleted: 5, lastId: ids[4] });
+    expect(await remaining()).to.deep.equal(ids.slice(5));
+    expect(passes[1]).to.deep.include({ deleted: 0, stale: [] });
+  });
+
+  /**
+   * Statements of this test database whose text starts with `verb` and that wait for a lock
+   * (PostgreSQL), or are under way (MySQL: its INNODB_TRX does not list them in time).
+   */
+  async function lockWaits(verb: 'DELETE' | 'UPDATE'): Promise<number> {
+    const [row] = await store.db.query<{ n: unknown }>(
+      store.dialect.name === 'postgresql'
+        ? `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'` +
+            ` AND datname = current_database() AND query LIKE ?`
+        : `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE ?`,
+      [`${verb}%`],
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  it('a move committing while the DELETE runs is either seen by it or answers after it', async function () {
+    // SQLite runs one write transaction at a time: a move is wholly before or after a DELETE.
+    if (fx.dialect === 'sqlite') this.skip();
+    const ids = await add(10);
+    await consumer('u:A', ids[6]!);
+    // Known final before the lock below: MySQL's horizon would wait for the locking transaction.
+    expect(await store.horizon()).to.equal(ids[9]);
+    const holder = await fx.openStore();
+    const mover = await fx.openStore();
+    const d = store.dialect;
+    // Another transaction holds the row of ids[0]: the DELETE (past its read of the pointers)
+    // waits for it, so the move commits while the DELETE is under way.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holding = holder.db.transaction(async (tx) => {
+      await tx.query(`SELECT id FROM evt_queue WHERE id = ${d.idParam} FOR UPDATE`, [ids[0]!]);
+      locked();
+      await released;
+    });
+    await isLocked;
+    const passes: DiscardResult[] = [];
+    const disc = new DBEventDiscarder();
+    discarder = disc;
+    disc.on('passEnd', (r) => passes.push(r));
+    disc.start(ccm, { store, poll_period_ms: HOUR });
+    let atAnswer: EventId[] | null = null;
+    try {
+      await until('the DELETE waiting', async () => (await lockWaits('DELETE')) > 0);
+      // What AdminCore.moveConsumer commits, to the start.
+      const move = mover.db
+        .execute(
+          `UPDATE evt_consumers SET last_evt_id = 0, last_time = ${d.nowUtc} WHERE ident = ?`,
+          ['u:A'],
+        )
+        .then(async () => (atAnswer = await remaining(mover)));
+      await until(
+        'the move answered, or waiting for the DELETE',
+        async () => atAnswer !== null || (await lockWaits('UPDATE')) > 0,
+      );
+      release();
+      await holding;
+      await move;
+    } finally {
+      release();
+    }
+    await until('passEnd', () => passes.length > 0);
+    expect(await store.consumerPointer('u:A')).to.equal('0');
+    // Nothing it could replay when it answered is deleted afterwards.
+    expect(atAnswer, 'the events when the move answered').to.not.equal(null);
+    expect(await remaining(), 'nothing deleted after the move answered').to.deep.equal(atAnswer);
+    expect(passes[0]!.deleted).to.equal(ids.length - atAnswer!.length);
   });
 
   it('works the FutoIn way: the store of #db.evt from futoin-database; CCM close stops it', async () => {

@@ -93,6 +93,14 @@ export interface SqlDialect {
    * first, so a big clean-up runs as many small transactions.
    */
   deleteFirstSql(table: string, where: string, limit: number): string;
+  /**
+   * A scalar subquery for use inside a write statement: the lowest `column` among the rows of
+   * `table` matching `where` (may use `?`; '' for all rows), NULL when none matches. It reads
+   * those rows as a locking read: it waits for a transaction that is changing one of them and
+   * sees what that one committed, and no such change commits until the statement's transaction
+   * ends (SQLite: the statement's write transaction already excludes every other writer).
+   */
+  lockedMinSql(column: string, table: string, where: string): string;
 }
 
 /** Sorts decimal-string IDs ascending. */

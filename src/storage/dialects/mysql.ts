@@ -128,6 +128,11 @@ export function mysqlDialect(): SqlDialect {
     deleteFirstSql: (table, where, limit) =>
       `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)}`,
 
+    // LOCK IN SHARE MODE (MySQL and MariaDB): InnoDB's locking reads see the newest committed
+    // rows, not the statement's read view, whatever the isolation level.
+    lockedMinSql: (column, table, where) =>
+      `(SELECT MIN(${column}) FROM ${table}${where ? ` WHERE ${where}` : ''} LOCK IN SHARE MODE)`,
+
     errorKind: mysqlErrorKind,
   };
 }

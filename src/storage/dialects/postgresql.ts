@@ -88,6 +88,12 @@ export const postgresqlDialect: SqlDialect = {
   deleteFirstSql: (table, where, limit) =>
     `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)})`,
 
+  // Aggregates cannot lock rows, so the rows are locked below MIN: FOR SHARE waits for a
+  // transaction changing one of them, then reads it as that one committed (READ COMMITTED
+  // re-checks the newest version of a locked row).
+  lockedMinSql: (column, table, where) =>
+    `(SELECT MIN(m.v) FROM (SELECT ${column} AS v FROM ${table}${where ? ` WHERE ${where}` : ''} FOR SHARE) m)`,
+
   errorKind: pgErrorKind,
 
   async listen(db, table, onNotify) {

@@ -51,5 +51,9 @@ export const sqliteDialect: SqlDialect = {
   deleteFirstSql: (table, where, limit) =>
     `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)})`,
 
+  // A write transaction excludes every other writer: what it reads is what is committed.
+  lockedMinSql: (column, table, where) =>
+    `(SELECT MIN(${column}) FROM ${table}${where ? ` WHERE ${where}` : ''})`,
+
   errorKind: sqliteErrorKind,
 };
