@@ -7,7 +7,7 @@ import { LIVE_COMPONENT, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
 import type { Event } from '../delivery/poll/PollService';
 import { PushFace } from '../delivery/push/PushFace';
-import { Backoff } from './backoff';
+import { Backoff } from '../common/backoff';
 import { ReceiverService } from './ReceiverService';
 
 /** Options of `start()`; the rest go to `PushFace.register()` (CCM options). */

@@ -20,4 +20,4 @@ export {
 export { ReliableReceiverService } from './ReliableReceiverService';
 export { LiveReceiver, type ReceiverEvents, type ReceiverStartOptions } from './LiveReceiver';
 export { ReliableReceiver } from './ReliableReceiver';
-export { Backoff } from './backoff';
+export { Backoff } from '../common/backoff';

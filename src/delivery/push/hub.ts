@@ -1,3 +1,4 @@
+import { checkBackoffRange } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import { countersOf, type StreamCounters } from '../../ops/counters';
@@ -118,6 +119,8 @@ export class PushHub implements SessionHost {
     private readonly options: PushHubOptions,
     private readonly events: HubEvents,
   ) {
+    // Bad options fail here, when the service starts, not at a consumer's readyToReceive.
+    checkBackoffRange(options.session.retryMinMs, options.session.retryMaxMs);
     this.reader = new ChunkReader(store);
     this.counters = countersOf(store);
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);

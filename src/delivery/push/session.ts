@@ -1,3 +1,4 @@
+import { Backoff } from '../../common/backoff';
 import { cmpIds, maxId, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import { sleep } from '../../storage/retry';
@@ -136,6 +137,8 @@ export class ReliableSession implements Session {
   private tooLargeAttempts = 0;
   private isClosed = false;
   private readonly reader: ChunkReader;
+  /** Retry delays: failed calls, store errors, an event too large. */
+  private readonly retry: Backoff;
 
   constructor(
     private readonly host: SessionHost,
@@ -149,6 +152,7 @@ export class ReliableSession implements Session {
     this.written = pointer;
     this.tailCovers = pointer;
     this.reader = new ChunkReader(host.store);
+    this.retry = new Backoff(options.retryMinMs, options.retryMaxMs);
     target.onClose(() => this.close());
   }
 
@@ -270,7 +274,7 @@ export class ReliableSession implements Session {
         await this.waitOnTooLarge(err);
       } else {
         this.host.log.warn(`${this.consumer}: reading events failed: ${String(err)}`);
-        await sleep(this.retryDelay(++this.storeFailures));
+        await sleep(this.retry.delay(++this.storeFailures));
       }
     } finally {
       this.reading = false;
@@ -294,7 +298,7 @@ export class ReliableSession implements Session {
   private async waitOnTooLarge(err: EventTooLarge): Promise<void> {
     const attempt = ++this.tooLargeAttempts;
     this.host.eventTooLarge(this.consumer, err);
-    await sleep(this.retryDelay(attempt));
+    await sleep(this.retry.delay(attempt));
     // Batches before the event still unconfirmed: their pointer write notices a move itself.
     if (this.isClosed || this.window.length > 0) return;
     try {
@@ -353,19 +357,9 @@ export class ReliableSession implements Session {
         setTimeout(() => {
           this.failed--;
           if (!this.isClosed) this.transmit(batch);
-        }, this.retryDelay(++batch.failures)).unref();
+        }, this.retry.delay(++batch.failures)).unref();
       },
     );
-  }
-
-  /** The pause before retry `n` (1, 2, ...): doubling from retryMinMs, jittered to half. */
-  private retryDelay(n: number): number {
-    const delay = Math.min(
-      this.options.retryMinMs * 2 ** Math.min(n - 1, 30),
-      this.options.retryMaxMs,
-    );
-    // Jitter, so consumers that failed together do not retry in step.
-    return delay / 2 + Math.random() * (delay / 2);
   }
 
   /** Stores the pointer past the acknowledged prefix of the window, one write at a time. */
@@ -397,7 +391,7 @@ export class ReliableSession implements Session {
       }
     } catch (err) {
       this.host.log.warn(`${this.consumer}: storing the pointer failed: ${(err as Error).message}`);
-      setTimeout(() => void this.writePointer(), this.retryDelay(++this.storeFailures)).unref();
+      setTimeout(() => void this.writePointer(), this.retry.delay(++this.storeFailures)).unref();
     } finally {
       this.writing = false;
     }

@@ -1,3 +1,4 @@
+import { Backoff } from '../../common/backoff';
 import type { Logger } from '../../common/log';
 import type { Listener } from '../../storage/dialects';
 import { sleep } from '../../storage/retry';
@@ -78,6 +79,8 @@ export class Waker {
     } catch (err) {
       this.log.debug(`push wake-up failed: ${(err as Error).message}`);
     }
+    // A pace, not a retry after failures (that is Backoff): no jitter, which would only make
+    // the idle polls more frequent.
     this.interval = busy
       ? this.options.pollMinMs
       : Math.min(this.interval * 2, this.options.pollMaxMs);
@@ -86,24 +89,28 @@ export class Waker {
 
   private async listenLoop(): Promise<void> {
     const dialect = this.store.dialect;
-    let delay = 100;
+    // Jittered, so that the processes that lost their connections together (a database restart)
+    // do not all reconnect at the same moments.
+    const reconnect = new Backoff(100, 10_000);
     while (!this.stopped && dialect.listen) {
+      let failure: Error | null = null;
       try {
         this.listener = await dialect.listen(this.store.db, this.table, () => this.wakeNow());
         if (this.stopped) {
           await this.listener.close();
           return;
         }
-        delay = 100;
+        reconnect.reset();
         this.wakeNow(); // whatever was notified while we were not listening
         const err = await this.listener.closed;
         if (this.stopped) return;
         this.log.warn(`LISTEN connection lost${err ? `: ${err.message}` : ''}; reconnecting`);
       } catch (err) {
-        this.log.debug(`LISTEN failed: ${(err as Error).message}; retrying in ${delay} ms`);
+        failure = err as Error;
       }
+      const delay = reconnect.next();
+      if (failure) this.log.debug(`LISTEN failed: ${failure.message}; retrying in ${delay} ms`);
       await sleep(delay);
-      delay = Math.min(delay * 2, 10_000);
     }
   }
 }
