@@ -56,13 +56,19 @@ function closingService(
   ccm: SimpleCCM,
   log: Logger,
 ): typeof L2Service {
-  let reportClosed!: (done: Promise<void>) => void;
-  const list = closings.get(ccm) ?? [];
-  closings.set(ccm, list);
-  list.push(new Promise<void>((resolve) => (reportClosed = (done) => void done.then(resolve))));
   return class ClosingService extends Base {
+    private readonly reportClosed: (done: Promise<void>) => void;
+
     constructor(options: ConstructorParameters<typeof L2Service>[0]) {
       super(options);
+      // Counted once it exists, not before: a set-up that fails before this service is made
+      // (the active store unreachable, say) has no connections here, and futoinDbClosed must
+      // not wait for a close that never comes.
+      let report!: (done: Promise<void>) => void;
+      const list = closings.get(ccm) ?? [];
+      closings.set(ccm, list);
+      list.push(new Promise<void>((resolve) => (report = (done) => void done.then(resolve))));
+      this.reportClosed = report;
       if (dialect === 'postgresql') {
         (this as unknown as ServiceInternals)._pool.on('error', (err: Error) =>
           log.warn(`futoin-database PostgreSQL connection lost: ${err.message}`),
@@ -71,7 +77,7 @@ function closingService(
     }
 
     protected override _close(): void {
-      reportClosed(endConnections(dialect, this as unknown as ServiceInternals));
+      this.reportClosed(endConnections(dialect, this as unknown as ServiceInternals));
     }
   };
 }

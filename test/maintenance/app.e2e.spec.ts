@@ -14,9 +14,10 @@ import { GenFace } from '../../src/generation/GenFace';
 import type { PollFace } from '../../src/delivery/poll/PollFace';
 import type { EventStore, StoredEvent } from '../../src/storage/store';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
+import { loadDatabaseModules } from '../../src/storage/preload';
 import type { Dialect } from '../../src/storage/sql';
 import { ensureBuilt, killChildren, startCliServer } from '../support/cli';
-import { DbFixture, describeDatabases, futoinDbEnv, testLog } from '../support/db';
+import { DbFixture, describeDatabases, futoinDbEnv, hangingUpServer, testLog } from '../support/db';
 import { clientCcm, steps, TEST_CREDENTIALS } from '../support/service';
 import { until } from './support';
 
@@ -281,3 +282,36 @@ describeDatabases(
   },
   ['sqlite'],
 );
+
+describeDatabases('DBServiceApp failing to start', (fx) => {
+  // Loaded already, as in a running process.
+  before(() => loadDatabaseModules('postgresql', fx.dialect));
+
+  it('rejects, everything closed, at once when the active database fails (a warehouse configured)', async function () {
+    this.timeout(30_000);
+    // The active store fails 0.3 s in; the warehouse's connection, to be made after it, never
+    // is. close() used to wait for that one as well, until its limit of 5 s.
+    const server = await hangingUpServer(300);
+    let failure = '';
+    let ms = 0;
+    try {
+      const startedAt = Date.now();
+      await DBServiceApp.start({
+        database: { dialect: 'postgresql', host: '127.0.0.1', port: server.port, user: 'u' },
+        warehouse: fx.config,
+        enableArchiver: true,
+        log: { ...testLog, warn: () => undefined, error: () => undefined },
+        notExpectedHandler: () => undefined,
+      }).then(
+        (app) => app.close(),
+        (err: Error) => (failure = String(err)),
+      );
+      ms = Date.now() - startedAt;
+    } finally {
+      await server.close();
+    }
+    // A failed start takes some 0.3 s; the old wait took 5 s at least. Room for a slow machine.
+    expect(ms, 'ms from start() to its rejection (close included)').to.be.below(2_500);
+    expect(failure, 'the failure').to.not.equal('');
+  });
+});

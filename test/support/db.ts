@@ -4,6 +4,7 @@
  */
 import crypto from 'crypto';
 import fs from 'fs';
+import net from 'net';
 import os from 'os';
 import path from 'path';
 import mysql from 'mysql2/promise';
@@ -145,4 +146,31 @@ export function futoinDbEnv(config: ConnectionConfig, connLimit = 4): Record<str
   if (config.password) env['DB_EVT_PASS'] = config.password;
   if (config.database) env['DB_EVT_DB'] = config.database;
   return env;
+}
+
+/**
+ * A "database server" on 127.0.0.1 that accepts connections and hangs up on each after `ms`:
+ * a database that fails, but only after a while (a refused connection fails at once).
+ */
+export async function hangingUpServer(
+  ms: number,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => socket.destroy(), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      sockets.delete(socket);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
