@@ -77,7 +77,10 @@ export function runSteps<T>(
           as.add((_as, result: T) => resolve(result));
         },
         (as, err) => {
-          const info = as.state.error_info ?? '';
+          // A rejected promise inside (as.await) fails its step as 'PromiseReject', its error
+          // only in last_exception: keep what it says.
+          const e = as.state.last_exception;
+          const info = as.state.error_info || (e && e.message !== err ? e.message : '');
           reject(new EvtError(err as ErrorCode, String(info)));
         },
       )

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { describeDatabases } from '../support/db';
+import { describeDatabases, hangingUpServer } from '../support/db';
 import {
   BIN,
   Child,
@@ -187,6 +187,32 @@ describe('evtstream serve: users, database settings, signals [sqlite]', function
   const tmp = tempDir();
   before(ensureBuilt);
   after(killChildren);
+
+  it('a database that fails at start: exits 1 at once, saying why', async () => {
+    // The warehouse is set up after the failing store, so it never connects: the exit once
+    // waited for it until the event loop ran dry ("stopped before the command finished").
+    const server = await hangingUpServer(300);
+    try {
+      const startedAt = Date.now();
+      const r = await runCli([
+        'serve',
+        '--port',
+        '0',
+        '--db',
+        `postgres://u@127.0.0.1:${server.port}/d`,
+        '--dwh',
+        `sqlite:${path.join(tmp.path, 'failed-start-dwh.sqlite')}`,
+      ]);
+      const ms = Date.now() - startedAt;
+      expect(r.code, r.child.describe()).to.equal(1);
+      expect(r.stderr, r.child.describe()).to.match(/^evtstream: .*Connection terminated/m);
+      expect(r.stderr).not.to.include('stopped before the command finished');
+      // Node's start-up included; the failure itself comes 0.3 s in.
+      expect(ms, 'ms to the exit').to.be.below(5_000);
+    } finally {
+      await server.close();
+    }
+  });
 
   it('--users FILE authenticates its users; a wrong secret is a SecurityError', async () => {
     const users = path.join(tmp.path, 'users');
