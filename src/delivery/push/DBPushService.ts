@@ -33,6 +33,7 @@ export class DBPushService extends PushService {
             queueMaxBytes: options.queue_max_bytes ?? 16 * 1024 * 1024,
             retryMinMs: options.retry_min_ms ?? 100,
             retryMaxMs: options.retry_max_ms ?? 10_000,
+            skipStoreMs: options.skip_store_ms ?? 1_000,
           },
           waker: {
             pollMinMs: options.poll_min_ms ?? WAKER_DEFAULTS.pollMinMs,

@@ -29,6 +29,13 @@ export interface PushServiceOptions extends PollServiceOptions {
   /** Retry delays after a failed push: first and longest (default 100 ms and 10 s). */
   retry_min_ms?: number;
   retry_max_ms?: number;
+  /**
+   * How often at most a reliable consumer's pointer is stored when it moved past events its
+   * `want` filters out only (default 1 s; 0: at each move). A pointer write for an acknowledged
+   * batch stores everything before it at once; storing such a move late only makes a new session
+   * filter those events out again.
+   */
+  skip_store_ms?: number;
   /** Backstop polling for new events: fastest and slowest pace (default 5 ms and 500 ms). */
   poll_min_ms?: number;
   poll_max_ms?: number;

@@ -121,6 +121,8 @@ export class PushHub implements SessionHost {
   ) {
     // Bad options fail here, when the service starts, not at a consumer's readyToReceive.
     checkBackoffRange(options.session.retryMinMs, options.session.retryMaxMs);
+    if (!(options.session.skipStoreMs >= 0))
+      throw new RangeError(`Invalid skip_store_ms: ${options.session.skipStoreMs}`);
     this.reader = new ChunkReader(store);
     this.counters = countersOf(store);
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);

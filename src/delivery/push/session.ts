@@ -41,6 +41,11 @@ export interface SessionOptions {
   /** Retry delays after a failed push: from the first, doubling up to the last. */
   retryMinMs: number;
   retryMaxMs: number;
+  /**
+   * A reliable consumer's pointer moved past filtered-out events only (nothing to acknowledge)
+   * is stored at most this often; a pointer write for an acknowledged batch stores it at once.
+   */
+  skipStoreMs: number;
   limits: ChunkLimits;
 }
 
@@ -91,7 +96,10 @@ function takeChunk(queue: Delivery[], limits: ChunkLimits): Delivery[] {
 }
 
 interface Batch {
-  /** -1 for a batch of filtered-out events only, which is never sent. */
+  /**
+   * -1 for a marker of filtered-out events only, which is never sent: it is acknowledged from
+   * the start, does not count against maxInFlight, and is merged into a marker right before it.
+   */
   seq: number;
   /** Kept until acknowledged, to send the batch again as it was. */
   events: Event[];
@@ -113,6 +121,10 @@ interface Batch {
  * after a growing, jittered delay, while nothing new is sent: a reliable receiver holds the later
  * batches until that one succeeds, so it must not wait for them. An event larger than one
  * message of the channel carries is never skipped: the session waits on it (waitOnTooLarge).
+ *
+ * Events the consumer's `want` filters out move the pointer too, but storing each such move
+ * would cost a write transaction per group commit for a consumer of rare types: a move past
+ * filtered-out events only is stored at most every skipStoreMs (see writePointer).
  */
 export class ReliableSession implements Session {
   private seq = 0;
@@ -139,6 +151,10 @@ export class ReliableSession implements Session {
   private readonly reader: ChunkReader;
   /** Retry delays: failed calls, store errors, an event too large. */
   private readonly retry: Backoff;
+  /** When the last pointer write started (performance.now()). */
+  private lastWriteAt = -Infinity;
+  /** The deferred write of a move past filtered-out events only. */
+  private skipTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly host: SessionHost,
@@ -164,9 +180,17 @@ export class ReliableSession implements Session {
     this.pump();
   }
 
+  /**
+   * Stops the session. A pending move past filtered-out events only is dropped, not written: the
+   * session that replaces this one (a second readyToReceive) starts from the pointer stored now,
+   * and a write from here would make its own compare-and-set fail and end it; at shutdown the
+   * store may be closing. Dropping it costs only re-reading and filtering those events again.
+   */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    if (this.skipTimer) clearTimeout(this.skipTimer);
+    this.skipTimer = null;
     this.leaveChannel();
     this.queue = [];
     this.host.closed(this);
@@ -190,9 +214,16 @@ export class ReliableSession implements Session {
       );
   }
 
-  /** The number of events queued in memory, and batches not yet acknowledged and stored. */
+  /** The number of events queued in memory, and batches sent and not yet acknowledged and stored. */
   get backlog(): { queued: number; inFlight: number } {
-    return { queued: this.queue.length, inFlight: this.window.length };
+    return { queued: this.queue.length, inFlight: this.inFlight };
+  }
+
+  /** Batches sent and not yet acknowledged and stored (markers of filtered-out events aside). */
+  private get inFlight(): number {
+    let n = 0;
+    for (const b of this.window) if (b.seq >= 0) n++;
+    return n;
   }
 
   offer(items: readonly Delivery[], coversUpTo: EventId): void {
@@ -232,7 +263,7 @@ export class ReliableSession implements Session {
 
   /** Starts whatever can start now: batches while the window has room, or a catch-up read. */
   private pump(): void {
-    while (!this.isClosed && this.failed === 0 && this.window.length < this.options.maxInFlight) {
+    while (!this.isClosed && this.failed === 0 && this.inFlight < this.options.maxInFlight) {
       if (this.mode === 'catchup') {
         if (!this.reading) void this.readBacklog();
         return;
@@ -299,7 +330,8 @@ export class ReliableSession implements Session {
     const attempt = ++this.tooLargeAttempts;
     this.host.eventTooLarge(this.consumer, err);
     await sleep(this.retry.delay(attempt));
-    // Batches before the event still unconfirmed: their pointer write notices a move itself.
+    // Batches before the event still unconfirmed (or a move past filtered-out events not stored
+    // yet, at most skipStoreMs): their pointer write notices a move itself.
     if (this.isClosed || this.window.length > 0) return;
     try {
       const position = await this.host.store.consumerPosition(this.consumer);
@@ -324,7 +356,10 @@ export class ReliableSession implements Session {
   private send(chunk: readonly Delivery[], coversUpTo: EventId): void {
     this.sentUpTo = coversUpTo;
     if (chunk.length === 0) {
-      this.window.push({ seq: -1, events: [], failures: 0, coversUpTo, state: 'acked' });
+      // Markers in a row are one: a pile of them must not grow with every commit.
+      const prev = this.window[this.window.length - 1];
+      if (prev && prev.seq < 0 && prev.state === 'acked') prev.coversUpTo = coversUpTo;
+      else this.window.push({ seq: -1, events: [], failures: 0, coversUpTo, state: 'acked' });
       void this.writePointer();
       return;
     }
@@ -362,19 +397,28 @@ export class ReliableSession implements Session {
     );
   }
 
-  /** Stores the pointer past the acknowledged prefix of the window, one write at a time. */
+  /**
+   * Stores the pointer past the acknowledged prefix of the window, one write at a time: at once
+   * when that prefix holds an acknowledged batch (the write takes the filtered-out events after
+   * it along), and when it holds only markers of filtered-out events, at most every skipStoreMs
+   * (see deferSkipWrite). Never past a batch not acknowledged yet.
+   */
   private async writePointer(): Promise<void> {
     if (this.writing) return;
     this.writing = true;
     try {
       for (;;) {
         let target: EventId | null = null;
+        let batchAcked = false;
         for (const b of this.window) {
           if (b.state !== 'acked') break;
           target = b.coversUpTo;
+          if (b.seq >= 0) batchAcked = true;
         }
         if (target === null || cmpIds(target, this.written) <= 0) break;
         if (this.isClosed) break;
+        if (!batchAcked && this.deferSkipWrite()) break;
+        this.lastWriteAt = performance.now();
         // Only from the pointer this session stored: if it is not that any more, someone else
         // moved it (an administrator, or a session of this consumer in another process).
         const moved = !(await this.host.store.advanceConsumer(this.consumer, target, this.written));
@@ -396,6 +440,25 @@ export class ReliableSession implements Session {
       this.writing = false;
     }
     this.pump();
+  }
+
+  /**
+   * A move past filtered-out events only: true if it must wait (skipStoreMs since the last write
+   * has not passed yet), with a timer set to write it then; false if it is due now. Storing it
+   * late is harmless: a new session starts from the older pointer and filters those events out
+   * again, and the discarder keeps them that much longer.
+   */
+  private deferSkipWrite(): boolean {
+    const wait = this.lastWriteAt + this.options.skipStoreMs - performance.now();
+    if (wait <= 0) return false;
+    if (!this.skipTimer) {
+      this.skipTimer = setTimeout(() => {
+        this.skipTimer = null;
+        void this.writePointer();
+      }, Math.ceil(wait));
+      this.skipTimer.unref();
+    }
+    return true;
   }
 }
 
