@@ -9,6 +9,8 @@ export const ErrorCode = {
   NotSupportedVersion: 'NotSupportedVersion',
   InternalError: 'InternalError',
   NotImplemented: 'NotImplemented',
+  /** Set up so that it cannot work (a missing table, say): retrying cannot help. Not on the wire. */
+  InvalidConfig: 'InvalidConfig',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -122,7 +122,9 @@ interface Run {
  *
  * Emits 'ready' (receiving), 'newEvents' (a batch arrived), 'processedEvents' (it is archived),
  * 'receiverError' (archiving a batch failed: it comes again) and 'workerError' (connecting,
- * the warehouse at start, or a lost connection).
+ * the warehouse at start, or a lost connection). One failure is not retried: a history table
+ * that the warehouse does not have (or without the columns id, type, data, ts). That is
+ * 'workerError' InvalidConfig, also logged as an error, and the archiver stops by itself.
  */
 export class DBEventArchiver extends ReliableReceiver {
   static override get COMPONENT(): string | null {
@@ -151,7 +153,8 @@ export class DBEventArchiver extends ReliableReceiver {
   /**
    * Starts archiving from `endpoint`: a ws(s):// or http(s):// URL (`secure+` marks a loopback
    * channel secure) or an in-process Executor. Throws when already started or when the options
-   * cannot work; everything else is retried (see 'workerError').
+   * cannot work; everything else is retried (see 'workerError'), except a history table missing
+   * in the warehouse, found once it answers: 'workerError' InvalidConfig, and the archiver stops.
    */
   override start(
     endpoint: unknown,
@@ -270,30 +273,55 @@ export class DBEventArchiver extends ReliableReceiver {
     return task;
   }
 
-  /** Opens and migrates the warehouse (again and again while it fails), then receives. */
+  /**
+   * Opens and migrates the warehouse (again and again while it fails), then receives. A history
+   * table that is not there (InvalidConfig) stops the archiver instead: see misconfigured().
+   */
   private prepare(run: Run, how: 'push' | 'poll'): AsyncSteps {
     const worker = $as();
+    let invalid: { info: string; e: Error | undefined } | null = null;
     worker.loop((as) => {
       as.add(
         (as) => awaitSteps(as, () => this.track(run, this.openWarehouse(run))),
         (as, err) => {
           const e = as.state.last_exception;
-          this.emit('workerError', err, `Warehouse unavailable: ${errorText(e ?? err)}`, e);
+          if (err === ErrorCode.InvalidConfig) {
+            invalid = { info: as.state.error_info ?? '', e };
+          } else {
+            this.emit('workerError', err, `Warehouse unavailable: ${errorText(e ?? err)}`, e);
+          }
           as.success(null);
         },
       );
       as.add((as, writer: HistoryWriter | null) => {
-        if (writer) as.break();
+        if (writer || invalid) as.break();
         sleep(as, run.reconnect.next());
       });
     });
     worker.add((_as) => {
-      run.reconnect.reset();
       run.worker = null;
+      if (invalid) {
+        this.misconfigured(run, invalid.info, invalid.e);
+        return;
+      }
+      run.reconnect.reset();
       this.receive(run, how);
     });
     worker.execute();
     return worker;
+  }
+
+  /**
+   * The warehouse answered, but archiving there cannot work until someone changes it or the
+   * options: retrying would only fail each batch for ever. Reported once — logged as an error
+   * and emitted as workerError InvalidConfig — and the archiver stops (as stop() does), having
+   * received and acknowledged nothing; start() may follow once it is fixed.
+   */
+  private misconfigured(run: Run, info: string, e: Error | undefined): void {
+    if (this.run !== run) return;
+    this.log.error(`Archiver: ${info}. Archiving stopped; start the archiver again once fixed`);
+    this.stop();
+    this.emit('workerError', ErrorCode.InvalidConfig, info, e);
   }
 
   private async openWarehouse(run: Run): Promise<HistoryWriter> {

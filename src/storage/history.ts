@@ -1,6 +1,7 @@
 import { TABLES } from '../common/constants';
+import { ErrorCode, EvtError } from '../common/errors';
 import type { Logger } from '../common/log';
-import type { ConnectionConfig } from './config';
+import { describeConnection, type ConnectionConfig } from './config';
 import { createDialect, type SqlDialect } from './dialects';
 import { migrate } from './migrate';
 import { openClient } from './open';
@@ -15,6 +16,9 @@ export interface HistoryEvent {
   data: unknown;
   ts: string;
 }
+
+/** The columns of a history table that the archive writes. */
+export const HISTORY_COLUMNS: readonly string[] = ['id', 'type', 'data', 'ts'];
 
 /** Rows per INSERT at most: far below every dialect's parameter limit (PostgreSQL: 65535). */
 export const HISTORY_ROWS_PER_INSERT = 500;
@@ -63,7 +67,7 @@ export function historyStatements(
   maxBytes = dialect.maxStatementBytes / 2,
 ): HistoryStatement[] {
   const out: HistoryStatement[] = [];
-  const columns = ['id', 'type', 'data', 'ts'];
+  const columns = HISTORY_COLUMNS;
   const row = `(${dialect.idParam}, ?, ?, ?)`;
   let params: SqlValue[] = [];
   let ids: string[] = [];
@@ -87,6 +91,34 @@ export function historyStatements(
   }
   flush();
   return out;
+}
+
+/**
+ * Fails with InvalidConfig, naming the table and `where` (the warehouse), unless `table` exists
+ * there with the columns the archive writes. The migrations create only evt_history: any other
+ * table is the user's to create, and a misspelt name would fail every batch, for ever.
+ */
+export async function checkHistoryTable(
+  db: SqlRunner,
+  dialect: SqlDialect,
+  table: string,
+  where: string,
+): Promise<void> {
+  const columns = new Set((await dialect.tableColumns(db, table)).map((c) => c.toLowerCase()));
+  const needed = `${HISTORY_COLUMNS.join(', ')}, like ${TABLES.history}`;
+  if (columns.size === 0) {
+    throw new EvtError(
+      ErrorCode.InvalidConfig,
+      `The history table "${table}" does not exist in ${where}: create it (columns ${needed}), or archive to another table`,
+    );
+  }
+  const missing = HISTORY_COLUMNS.filter((c) => !columns.has(c));
+  if (missing.length > 0) {
+    throw new EvtError(
+      ErrorCode.InvalidConfig,
+      `The history table "${table}" in ${where} has no column ${missing.join(', ')}: it needs ${needed}`,
+    );
+  }
 }
 
 export interface HistoryWriterOptions {
@@ -117,8 +149,9 @@ export class HistoryWriter {
   }
 
   /**
-   * Connects (unless given an open client, which stays the caller's to close) and brings the
-   * warehouse schema up to date.
+   * Connects (unless given an open client, which stays the caller's to close), brings the
+   * warehouse schema up to date and checks the table: an EvtError InvalidConfig when it does
+   * not exist or lacks a column (see checkHistoryTable); other failures are the database's.
    */
   static async open(
     source: WarehouseSource,
@@ -131,6 +164,8 @@ export class HistoryWriter {
     const dialect = createDialect(db.dialect);
     try {
       if (options.migrate !== false) await migrate(db, dialect, { kind: 'dwh', log });
+      const where = isClient(source) ? `the ${db.dialect} warehouse` : describeConnection(source);
+      await checkHistoryTable(db, dialect, table, where);
     } catch (err) {
       if (owned) await db.close().catch(() => undefined);
       throw err;

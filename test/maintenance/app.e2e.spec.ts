@@ -283,6 +283,55 @@ describeDatabases(
   ['sqlite'],
 );
 
+describeDatabases('DBServiceApp with a history table the warehouse lacks', (fx) => {
+  const wfx = useDatabase(MIXED[fx.dialect]);
+
+  it('serves on; the archiver reports InvalidConfig once and stops; the discarder keeps events for it', async function () {
+    this.timeout(60_000);
+    const reported: string[] = [];
+    const app = await DBServiceApp.start({
+      database: fx.config,
+      warehouse: wfx.config,
+      enableArchiver: true,
+      // A retry loop would show many errors at once.
+      archiverOptions: { history_table: 'evt_archive', reconnectMinMS: 10, reconnectMaxMS: 20 },
+      enableDiscarder: true,
+      discarderOptions: { poll_period_ms: 3_600_000 },
+      log: { ...testLog, error: () => undefined },
+      notExpectedHandler: (code, info) => reported.push(`${String(code)}: ${String(info)}`),
+    });
+    try {
+      await until(() => reported.length > 0, "the archiver's error", 20_000);
+      await app.archiver!.whenStopped();
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(reported).to.have.length(1);
+      expect(reported[0]).to.match(
+        /^InvalidConfig: The history table "evt_archive" does not exist/,
+      );
+
+      const ccm = app.ccm();
+      const poll = ccm.iface<PollFace>('#evtpoll');
+      await steps((as) => poll.registerConsumer(as, 'ON'));
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(
+          await steps<string>((as) =>
+            ccm.iface<DBGenFace>('#evtgen').addEvent(as, 'STILL_SERVING', { i }),
+          ),
+        );
+      }
+      const got = await steps<PolledEvent[]>((as) => poll.pollEvents(as, 'ON', null, null));
+      expect(got.map((e) => e.id)).to.deep.equal(ids);
+      // ON has them all; the archiver, registered at start, has none: nothing goes.
+      await steps((as) => poll.pollEvents(as, 'ON', ids[2], null));
+      expect((await app.discarder!.runPass()).deleted).to.equal(0);
+      expect((await readAll(app.store!, 'evt_queue')).map((e) => e.id)).to.deep.equal(ids);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describeDatabases('DBServiceApp failing to start', (fx) => {
   // Loaded already, as in a running process.
   before(() => loadDatabaseModules('postgresql', fx.dialect));

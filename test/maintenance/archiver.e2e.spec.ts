@@ -18,7 +18,8 @@ import type { StreamService } from '../../src/app/service';
 import { SPEC_DIRS_ALL } from '../../src/common/constants';
 import { DBPollService } from '../../src/delivery/poll/DBPollService';
 import { DBEventArchiver, type ArchiverStartOptions } from '../../src/maintenance/DBEventArchiver';
-import type { ConnectionConfig } from '../../src/storage/config';
+import type { Logger } from '../../src/common/log';
+import { describeConnection, type ConnectionConfig } from '../../src/storage/config';
 import type { WarehouseSource } from '../../src/storage/history';
 import { openClient } from '../../src/storage/open';
 import type { Dialect } from '../../src/storage/sql';
@@ -41,6 +42,20 @@ const NETWORKED: Record<Dialect, 'postgresql' | 'mysql'> = {
 };
 
 const LAST_POSSIBLE_ID = '999999999999999999';
+
+/** A history table of the user's own, made as the migrations make evt_history. */
+const ARCHIVE_TABLE_DDL: Record<Dialect, string> = {
+  sqlite:
+    'CREATE TABLE evt_archive (id INTEGER NOT NULL PRIMARY KEY, type VARCHAR(16) NOT NULL, ' +
+    'data TEXT NOT NULL, ts TIMESTAMP NOT NULL)',
+  postgresql:
+    'CREATE TABLE evt_archive (id BIGINT NOT NULL PRIMARY KEY, type VARCHAR(16) NOT NULL, ' +
+    'data JSON NOT NULL, ts TIMESTAMP NOT NULL)',
+  mysql:
+    'CREATE TABLE evt_archive (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, ' +
+    'type VARCHAR(16) NOT NULL, data LONGTEXT NOT NULL, ts DATETIME NOT NULL) ' +
+    'ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci',
+};
 
 /** Deferred clean-ups of one test, run after it (last first), also when it failed. */
 function useCleanup(): (fn: () => unknown) => void {
@@ -156,9 +171,10 @@ describeDatabases('DBEventArchiver', (fx) => {
   function archiverOn(
     warehouse: WarehouseSource | null,
     ccm = new AdvancedCCM(),
+    log: Logger = testLog,
   ): { archiver: DBEventArchiver; seen: Seen } {
     const archiver = new DBEventArchiver(ccm, {
-      log: testLog,
+      log,
       ...(warehouse ? { warehouse } : {}),
     });
     const seen = watch(archiver);
@@ -346,6 +362,79 @@ describeDatabases('DBEventArchiver', (fx) => {
     await expectExactCopy(history);
     const last = (await idsOf(service.store, 'evt_queue')).pop();
     await until(async () => (await pointer('ARCH_DOWN')) === last, 'the pointer to catch up');
+  });
+
+  it('a history table the warehouse lacks is one clear InvalidConfig, not retried, nothing acknowledged; it archives once the table is there', async function () {
+    this.timeout(180_000);
+    const wfx = await warehouseDb(this, MIXED[fx.dialect]);
+    const history = await reader(wfx);
+    const where = describeConnection(wfx.config);
+    let ids = await addEvents(30, 10, 'ARCH_NOTAB');
+    const logged: string[] = [];
+    const { archiver, seen } = archiverOn(wfx.config, undefined, {
+      ...testLog,
+      error: (msg: string) => logged.push(msg),
+    });
+    const options: ArchiverStartOptions = {
+      component: 'ARCH_NOTAB',
+      history_table: 'evt_archive',
+      want: ['ARCH_NOTAB', 'ARCH_NOTAB_B'],
+      // A retry loop would show many errors at once.
+      reconnectMinMS: 10,
+      reconnectMaxMS: 20,
+    };
+    /** Starts the archiver and waits until it reports its next workerError and stops. */
+    const failedStart = async (): Promise<string> => {
+      const before = seen.workerErrors.length;
+      archiver.start(service.wsUrl, TEST_CREDENTIALS, options);
+      await until(
+        () => seen.workerErrors.length > before,
+        () => `a workerError (${JSON.stringify(seen)})`,
+        30_000,
+      );
+      // It stops by itself; any retry would add errors meanwhile.
+      await archiver.whenStopped();
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(seen.workerErrors, 'workerErrors').to.have.length(before + 1);
+      expect(logged, 'errors logged').to.have.length(before + 1);
+      expect(logged[before]).to.include(seen.workerErrors[before]!.replace(/^InvalidConfig: /, ''));
+      return seen.workerErrors[before]!;
+    };
+
+    // 1. No such table.
+    expect(await failedStart()).to.equal(
+      `InvalidConfig: The history table "evt_archive" does not exist in ${where}: ` +
+        'create it (columns id, type, data, ts, like evt_history), or archive to another table',
+    );
+    expect(seen.ready, 'ready').to.equal(0);
+    expect(seen.newEvents, 'events received').to.equal(0);
+    expect(seen.receiverErrors).to.deep.equal([]);
+    expect(await pointer('ARCH_NOTAB'), 'the consumer, never registered').to.equal(null);
+    expect(await count(history, 'evt_history'), 'rows in evt_history').to.equal(0);
+    // The service serves on.
+    ids = [...ids, ...(await addEvents(30, 10, 'ARCH_NOTAB'))];
+
+    // 2. A table without all the columns.
+    await history.db.execute(
+      'CREATE TABLE evt_archive (id BIGINT NOT NULL PRIMARY KEY, type VARCHAR(16) NOT NULL)',
+    );
+    expect(await failedStart()).to.equal(
+      `InvalidConfig: The history table "evt_archive" in ${where} has no column data, ts: ` +
+        'it needs id, type, data, ts, like evt_history',
+    );
+    expect(await count(history, 'evt_archive'), 'rows in evt_archive').to.equal(0);
+
+    // 3. Created as it must be: started again, the archiver copies everything.
+    await history.db.execute('DROP TABLE evt_archive');
+    await history.db.execute(ARCHIVE_TABLE_DDL[wfx.dialect]);
+    archiver.start(service.wsUrl, TEST_CREDENTIALS, options);
+    await until(
+      async () => (await count(history, 'evt_archive')) >= ids.length,
+      () => `evt_archive to fill (${JSON.stringify(seen)})`,
+    );
+    expect(await idsOf(history, 'evt_archive')).to.deep.equal(ids);
+    expect(seen.workerErrors, 'no more errors').to.have.length(2);
+    expect(seen.receiverErrors).to.deep.equal([]);
   });
 
   it('polls when the endpoint is HTTP (no bi-directional channel) and archives everything', async function () {

@@ -101,6 +101,11 @@ export interface SqlDialect {
    * ends (SQLite: the statement's write transaction already excludes every other writer).
    */
   lockedMinSql(column: string, table: string, where: string): string;
+  /**
+   * The column names of `table` (unquoted, as given to the statements), as the connection's
+   * statements would resolve it; none when there is no such table.
+   */
+  tableColumns(db: SqlRunner, table: string): Promise<string[]>;
 }
 
 /** Sorts decimal-string IDs ascending. */

@@ -134,5 +134,14 @@ export function mysqlDialect(): SqlDialect {
       `(SELECT MIN(${column}) FROM ${table}${where ? ` WHERE ${where}` : ''} LOCK IN SHARE MODE)`,
 
     errorKind: mysqlErrorKind,
+
+    async tableColumns(db, table) {
+      const rows = await db.query<{ name: string }>(
+        `SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS
+          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`,
+        [table],
+      );
+      return rows.map((r) => r.name);
+    },
   };
 }

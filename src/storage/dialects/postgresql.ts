@@ -96,6 +96,16 @@ export const postgresqlDialect: SqlDialect = {
 
   errorKind: pgErrorKind,
 
+  async tableColumns(db, table) {
+    // to_regclass finds the table as a statement naming it would (search_path), or gives NULL.
+    const rows = await db.query<{ name: string }>(
+      `SELECT attname AS name FROM pg_catalog.pg_attribute
+        WHERE attrelid = to_regclass(CAST(? AS TEXT)) AND attnum > 0 AND NOT attisdropped`,
+      [this.quote(table)],
+    );
+    return rows.map((r) => r.name);
+  },
+
   async listen(db, table, onNotify) {
     const client = (db as PostgresClient).newClient();
     let resolveClosed!: (err: Error | undefined) => void;

@@ -56,4 +56,9 @@ export const sqliteDialect: SqlDialect = {
     `(SELECT MIN(${column}) FROM ${table}${where ? ` WHERE ${where}` : ''})`,
 
   errorKind: sqliteErrorKind,
+
+  async tableColumns(db, table) {
+    const rows = await db.query<{ name: string }>('SELECT name FROM pragma_table_info(?)', [table]);
+    return rows.map((r) => r.name);
+  },
 };
