@@ -179,8 +179,15 @@ export class SqliteClient implements SqlClient {
   }
 
   async close(): Promise<void> {
-    await this.lock.run(() =>
-      Promise.all([this.writer.close(), this.reader.close()]).then(() => undefined),
-    );
+    await this.lock.run(async () => {
+      // One after the other, the writer last: SQLite deletes the WAL file when the last
+      // connection to the file closes, and two closing at once (each on a libuv thread) can each
+      // see the other still open, so that neither does and the file stays behind.
+      try {
+        await this.reader.close();
+      } finally {
+        await this.writer.close();
+      }
+    });
   }
 }
