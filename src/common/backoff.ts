@@ -13,7 +13,8 @@ export function checkBackoffRange(minMs: number, maxMs: number): void {
  * failure up to `maxMs`; each delay is drawn from the upper half of the ceiling, so even the
  * unluckiest draw waits at least half of it (never a tight loop) and many clients that failed
  * together do not retry in lockstep. The one implementation of this rule: the receivers'
- * reconnects, the push sessions' retries and the push waker's LISTEN reconnects all use it.
+ * reconnects, the push sessions' retries, the push waker's LISTEN reconnects and the store's
+ * retries of transient database errors (withRetry) all use it.
  */
 export class Backoff {
   private failures = 0;

@@ -1,3 +1,4 @@
+import { Backoff } from '../common/backoff';
 import type { Logger } from '../common/log';
 import type { ErrorKind } from './sql';
 
@@ -41,7 +42,7 @@ export async function withRetry<T>(
   idempotent: boolean,
   options: RetryOptions = RETRY_DEFAULTS,
 ): Promise<T> {
-  let delay = options.firstDelayMs;
+  const backoff = new Backoff(options.firstDelayMs, options.maxDelayMs);
   for (let attempt = 1; ; attempt++) {
     try {
       return await work();
@@ -51,9 +52,9 @@ export async function withRetry<T>(
         kind === 'lost' || (typeof err === 'object' && err !== null && COMMIT_UNKNOWN in err);
       const again = kind === 'transient' || (idempotent && unknownOutcome);
       if (attempt >= options.attempts || !again) throw err;
+      const delay = backoff.next();
       log.debug(`${what}: ${(err as Error).message}; retry ${attempt} in ${delay} ms`);
-      await sleep(delay / 2 + Math.random() * (delay / 2));
-      delay = Math.min(delay * 2, options.maxDelayMs);
+      await sleep(delay);
     }
   }
 }
