@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'util';
 import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
+import { runSteps } from '../../common/errors';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
 import {
@@ -94,23 +95,8 @@ interface Admin {
   close(): Promise<void>;
 }
 
-/** Runs FutoIn steps; rejects with "Code: info". */
-function run<T>(body: (as: AsyncSteps) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    $as()
-      .add(
-        (as) => {
-          body(as);
-          as.add((_as, res: T) => resolve(res));
-        },
-        (as, err) => {
-          const info = String(as.state.error_info ?? '');
-          reject(Object.assign(new Error(info ? `${err}: ${info}` : err), { code: err }));
-        },
-      )
-      .execute();
-  });
-}
+/** Runs FutoIn steps; rejects with an EvtError (printed "Code: info"). */
+const run = <T>(body: (as: AsyncSteps) => void): Promise<T> => runSteps<T>(() => $as(), body);
 
 const isLoopbackUrl = (u: URL): boolean =>
   ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) || u.hostname.startsWith('127.');
