@@ -6,7 +6,6 @@ import { toEvents } from '../delivery/reader';
 import type { PushHub } from '../delivery/push/hub';
 import { listEvents, HISTORY_TABLE } from '../storage/list';
 import type { EventStore } from '../storage/store';
-import { countersOf } from './counters';
 
 /** How the consumer reads now (as seen by this process). */
 export type DeliveryMode = 'push' | 'poll' | 'idle';
@@ -116,7 +115,7 @@ export class AdminCore {
       this.hub(),
     ]);
     const pushing = new Set((hub?.reliableSessions() ?? []).map((s) => s.consumer));
-    const counters = countersOf(store);
+    const counters = store.counters;
     const now = Date.now();
     const out: ConsumerInfo[] = [];
     for (const c of consumers.sort((a, b) => a.ident.localeCompare(b.ident))) {

@@ -10,8 +10,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DBServiceApp } from '../app/DBServiceApp';
 import type { PushHub } from '../delivery/push/hub';
+import type { ConsumerCounts, StreamCounters } from '../storage/counters';
 import { AdminCore, type ConsumerInfo } from './admin';
-import { countersOf, type ConsumerCounts, type StreamCounters } from './counters';
 import { METRICS_LAG_LIMIT, METRICS_TIMEOUT_MS, type MetricsOptions } from './metrics';
 
 /** The metrics of one app: its registry, and a scrape that fills it and renders it. */
@@ -209,7 +209,7 @@ export function createMetrics(app: DBServiceApp, options: MetricsOptions = {}): 
   const hub = async (): Promise<PushHub | null> => (app.push ? app.push.hub() : null);
   // The app's AdminCore when it serves ftn18es.admin; else one of our own on the same store.
   const admin = app.admin ?? new AdminCore(store, { hub });
-  const counters = countersOf(store);
+  const counters = store.counters;
   const registry = new Registry();
   let snapshot: Snapshot | null = null;
 

@@ -2,8 +2,8 @@ import { EventEmitter } from 'events';
 import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
 import { TABLES } from '../common/constants';
-import { countersOf } from '../ops/counters';
 import type { ConnectionConfig } from './config';
+import { StreamCounters } from './counters';
 import { createDialect, type NewEvent, type SqlDialect } from './dialects';
 import {
   HORIZON_DEFAULTS,
@@ -87,9 +87,14 @@ export class EventStore {
     readonly dialect: SqlDialect,
     options: StoreOptions = {},
     /** Shared with stores of other tables on the same connection (see withTables). */
-    private readonly shared: { horizons: Map<string, Horizon>; bus: EventEmitter<StoreEvents> } = {
+    private readonly shared: {
+      horizons: Map<string, Horizon>;
+      bus: EventEmitter<StoreEvents>;
+      counters: StreamCounters;
+    } = {
       horizons: new Map(),
       bus: new EventEmitter<StoreEvents>(),
+      counters: new StreamCounters(),
     },
     /** Whether close() closes the connection (false for withTables views). */
     private readonly ownsConnection = true,
@@ -123,6 +128,11 @@ export class EventStore {
   off<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this {
     this.shared.bus.off(event, listener as never);
     return this;
+  }
+
+  /** What the event path counted on this connection (shared by withTables views). */
+  get counters(): StreamCounters {
+    return this.shared.counters;
   }
 
   private get horizons(): Map<string, Horizon> {
@@ -165,7 +175,7 @@ export class EventStore {
       false,
     );
     const last = ids[ids.length - 1];
-    countersOf(this).eventsAdded += ids.length;
+    this.counters.eventsAdded += ids.length;
     if (last) this.shared.bus.emit('committed', tableName ?? this.eventTable, last);
     return ids;
   }

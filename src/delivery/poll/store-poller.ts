@@ -1,6 +1,5 @@
 import { ErrorCode, EvtError } from '../../common/errors';
 import { cmpIds, maxId, minId, NO_EVENT } from '../../common/ids';
-import { countersOf } from '../../ops/counters';
 import type { EventStore } from '../../storage/store';
 import { ChunkReader, toEvents } from '../reader';
 import type { Event, PollRequest } from './PollService';
@@ -26,7 +25,7 @@ export class StorePoller {
     const store = this.store;
     if (!req.reliable) {
       const chunk = await this.reader.next(req.lastId ?? NO_EVENT, req.want, req.limits);
-      countersOf(store).polled(req.ident, chunk.events.length);
+      store.counters.polled(req.ident, chunk.events.length);
       return toEvents(chunk.events);
     }
 
@@ -56,7 +55,7 @@ export class StorePoller {
     // Only once the read from the moved pointer has succeeded (a failed poll leaves the move
     // pending; an answer lost on the way is not seen here).
     if (position.move !== null) await store.consumerMovesApplied(req.ident, position.move);
-    countersOf(store).polled(req.ident, chunk.events.length);
+    store.counters.polled(req.ident, chunk.events.length);
     return toEvents(chunk.events);
   }
 }

@@ -1,7 +1,7 @@
 import { checkBackoffRange } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
-import { countersOf, type StreamCounters } from '../../ops/counters';
+import type { StreamCounters } from '../../storage/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
 import { ChunkReader, type EventTooLarge } from '../reader';
@@ -124,7 +124,7 @@ export class PushHub implements SessionHost {
     if (!(options.session.skipStoreMs >= 0))
       throw new RangeError(`Invalid skip_store_ms: ${options.session.skipStoreMs}`);
     this.reader = new ChunkReader(store);
-    this.counters = countersOf(store);
+    this.counters = store.counters;
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
     this.waker.start();
   }

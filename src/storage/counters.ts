@@ -1,5 +1,3 @@
-import type { EventStore } from '../storage/store';
-
 /** What one consumer received through this process. */
 export interface ConsumerCounts {
   /** Events delivered: returned by pollEvents, or pushed and acknowledged. */
@@ -12,8 +10,8 @@ export interface ConsumerCounts {
 
 /**
  * Plain counters the event path bumps (a few additions per batch, nothing else), read only when
- * someone looks: the admin interface and /metrics. One set per database connection, shared by
- * the gen, poll and push services on it.
+ * someone looks: the admin interface and /metrics. One set per store connection (`store.counters`,
+ * shared by its withTables views), so by the gen, poll and push services on it.
  */
 export class StreamCounters {
   /** Events stored by addEvents (addEvent and group commit) in this process. */
@@ -50,16 +48,4 @@ export class StreamCounters {
     this.pushCalls++;
     this.consumer(ident).delivered += events;
   }
-}
-
-const byConnection = new WeakMap<object, StreamCounters>();
-
-/** The counters of the store's connection (shared by its withTables views). */
-export function countersOf(store: EventStore): StreamCounters {
-  let c = byConnection.get(store.db);
-  if (!c) {
-    c = new StreamCounters();
-    byConnection.set(store.db, c);
-  }
-  return c;
 }
