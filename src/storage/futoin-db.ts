@@ -7,6 +7,7 @@ import L2Face from 'futoin-database/L2Face';
 import type L2Service from 'futoin-database/L2Service';
 import type { Logger } from '../common/log';
 import type { ConnectionConfig } from './config';
+import { loadFutoinDbService } from './preload';
 
 /** Per CCM: promises of its futoin-database services having closed their connections. */
 const closings = new WeakMap<SimpleCCM, Promise<void>[]>();
@@ -111,18 +112,7 @@ export function registerFutoinDb(
   let Service: typeof L2Service | undefined;
   as.await(
     (async () => {
-      switch (config.dialect) {
-        case 'sqlite':
-          Service = (await import('futoin-database/SQLiteService')).default;
-          break;
-        case 'postgresql':
-          Service = (await import('futoin-database/PostgreSQLService')).default;
-          break;
-        case 'mysql':
-          Service = (await import('futoin-database/MySQLService')).default;
-          break;
-      }
-      Service = closingService(config.dialect, Service, ccm, log);
+      Service = closingService(config.dialect, await loadFutoinDbService(config.dialect), ccm, log);
     })(),
   );
   as.add((as) => {
