@@ -34,11 +34,8 @@ const log = consoleLogger('warn', 'bench');
 
 /** The store as the reference reads: up to the newest visible ID, no matter who is still writing. */
 class NaiveStore extends EventStore {
-  override async horizon(): Promise<EventId> {
-    const [row] = await this.db.query<{ n: string | null }>(
-      `SELECT ${this.dialect.idText('MAX(id)')} AS n FROM ${this.dialect.quote(this.eventTable)}`,
-    );
-    return row?.n ?? '0';
+  override horizon(): Promise<EventId> {
+    return this.newestEventId();
   }
 }
 
@@ -56,7 +53,7 @@ class QuietStore extends EventStore {
       query: (s, p) => this.db.query(s, p),
       execute: (s, p) => this.db.execute(s, p),
     };
-    return this.dialect.insertEvents(runner, this.dialect.quote(this.eventTable), events);
+    return this.insertEventsInTx(runner, events);
   }
 }
 
@@ -89,12 +86,10 @@ async function groupCommit(store: EventStore, perCaller: number): Promise<number
 
 /** 16 writers, `perWriter` single-event statements each, a reader following; events/s. */
 async function writers(store: EventStore, perWriter: number, notify: boolean): Promise<number> {
-  const table = store.dialect.quote(store.eventTable);
-  // A runner without `transaction` makes insertEvents write the plain single statement (no
-  // NOTIFY); the client itself makes it notify on PostgreSQL.
-  const runner: SqlRunner = notify
-    ? store.db
-    : { query: (s, p) => store.db.query(s, p), execute: (s, p) => store.db.execute(s, p) };
+  // addEvents notifies on PostgreSQL; insertEventsInTx outside a transaction writes the plain
+  // single statement (no NOTIFY).
+  const insert = (events: { type: string; data: string }[]): Promise<EventId[]> =>
+    notify ? store.addEvents(events) : store.insertEventsInTx(store.db, events);
   let done = false;
   let readerLast: EventId = '0';
   const reader = (async () => {
@@ -109,9 +104,7 @@ async function writers(store: EventStore, perWriter: number, notify: boolean): P
   await Promise.all(
     Array.from({ length: WRITERS }, async (_v, w) => {
       for (let i = 0; i < perWriter; i++) {
-        await store.dialect.insertEvents(runner, table, [
-          { type: 'COST', data: JSON.stringify({ w, i }) },
-        ]);
+        await insert([{ type: 'COST', data: JSON.stringify({ w, i }) }]);
       }
     }),
   );

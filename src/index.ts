@@ -45,8 +45,13 @@ export {
   type DiscardResult,
 } from './maintenance/DBEventDiscarder';
 
-export { EventStore, type StoreOptions, type StoredEvent } from './storage/store';
-export { listEvents, type ListQuery } from './storage/list';
+export {
+  EventStore,
+  type ListQuery,
+  type MoveRecord,
+  type StoreOptions,
+  type StoredEvent,
+} from './storage/store';
 export { loadDatabaseModules } from './storage/preload';
 export { bindStore, resolveStore } from './storage/ccm';
 export { registerFutoinDb } from './storage/futoin-db';
@@ -68,7 +73,6 @@ export {
   type AdminCoreOptions,
   type ConsumerInfo,
   type DeliveryMode,
-  type MoveRecord,
   type MoveTarget,
   type ReadQuery,
   type StreamStats,

@@ -11,7 +11,7 @@ import { Backoff } from '../receiving/backoff';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
-import { HistoryWriter, type WarehouseSource } from '../storage/history';
+import { HistoryWriter, historySource, type WarehouseSource } from '../storage/history';
 import { assertIdentifier } from '../storage/store';
 
 /** How events reach the archiver: pushed, polled, or pushed when the service offers it. */
@@ -325,7 +325,7 @@ export class DBEventArchiver extends ReliableReceiver {
   }
 
   private async openWarehouse(run: Run): Promise<HistoryWriter> {
-    const writer = await HistoryWriter.open(this.warehouse, {
+    const writer = await HistoryWriter.open(historySource(this.warehouse), {
       table: run.table,
       migrate: this.migrate,
       log: this.log,

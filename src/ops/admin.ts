@@ -1,11 +1,10 @@
-import { TABLES } from '../common/constants';
 import { ErrorCode, EvtError } from '../common/errors';
-import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
+import { minId, NO_EVENT, type EventId } from '../common/ids';
 import type { Event } from '../delivery/poll/PollService';
 import { toEvents } from '../delivery/reader';
 import type { PushHub } from '../delivery/push/hub';
-import { listEvents, HISTORY_TABLE } from '../storage/list';
-import type { EventStore } from '../storage/store';
+import { HISTORY_TABLE } from '../storage/list';
+import type { EventStore, MoveRecord } from '../storage/store';
 
 /** How the consumer reads now (as seen by this process). */
 export type DeliveryMode = 'push' | 'poll' | 'idle';
@@ -27,16 +26,7 @@ export interface ConsumerInfo {
 
 export type MoveTarget = 'start' | 'newest' | 'id' | 'time';
 
-export interface MoveRecord {
-  ident: string;
-  action: 'move' | 'drop';
-  from: EventId;
-  to?: EventId;
-  by: string;
-  reason: string;
-  at: string;
-  applied: boolean;
-}
+export type { MoveRecord } from '../storage/store';
 
 export interface StreamStats {
   newest_id: EventId;
@@ -119,7 +109,7 @@ export class AdminCore {
     const now = Date.now();
     const out: ConsumerInfo[] = [];
     for (const c of consumers.sort((a, b) => a.ident.localeCompare(b.ident))) {
-      const lag = await this.lag(c.pointer, horizon, lagLimit);
+      const lag = await store.eventsBehind(c.pointer, horizon, lagLimit);
       const lastPoll = counters.consumers.get(c.ident)?.lastPollMs ?? 0;
       const mode: DeliveryMode = pushing.has(c.ident)
         ? 'push'
@@ -139,26 +129,6 @@ export class AdminCore {
       });
     }
     return out;
-  }
-
-  /** Events after `pointer` up to the horizon (at most `limit` counted), and the oldest's time. */
-  private async lag(
-    pointer: EventId,
-    horizon: EventId,
-    limit: number,
-  ): Promise<{ events: number; capped: boolean; oldestTs: string | null }> {
-    if (cmpIds(horizon, pointer) <= 0) return { events: 0, capped: false, oldestTs: null };
-    const d = this.store.dialect;
-    const table = d.quote(this.store.eventTable);
-    const n = Math.max(1, Math.floor(limit));
-    // One query: the lagging events counted up to the limit, and the oldest time among them.
-    const [row] = await this.store.db.query<{ n: unknown; ts: string | null }>(
-      `SELECT COUNT(*) AS n, ${d.tsText('MIN(lagging.ts)')} AS ts FROM (SELECT e.id, e.ts FROM ${table} e` +
-        ` WHERE e.id > ${d.idParam} AND e.id <= ${d.idParam} ORDER BY e.id LIMIT ${n + 1}) lagging`,
-      [pointer, horizon],
-    );
-    const events = Number(row?.n ?? 0);
-    return { events: Math.min(events, n), capped: events > n, oldestTs: row?.ts ?? null };
   }
 
   /**
@@ -182,7 +152,6 @@ export class AdminCore {
     options: { id?: EventId | null; time?: string | null; reason?: string } = {},
   ): Promise<{ from: EventId; pointer: EventId }> {
     const store = this.store;
-    const d = store.dialect;
     const horizon = await store.horizon();
     let pointer: EventId;
     switch (to) {
@@ -198,34 +167,14 @@ export class AdminCore {
         break;
       case 'time': {
         if (!options.time) throw new EvtError(ErrorCode.InvalidRequest, 'to "time" needs a time');
-        const [row] = await store.db.query<{ id: string | null }>(
-          `SELECT ${d.idText('MAX(e.id)')} AS id FROM ${d.quote(store.eventTable)} e` +
-            ` WHERE e.ts < ${d.tsParam} AND e.id <= ${d.idParam}`,
-          [sqlTime(options.time), horizon],
-        );
-        pointer = row?.id ?? NO_EVENT;
+        pointer = await store.newestBefore(sqlTime(options.time), horizon);
         break;
       }
       default:
         throw new EvtError(ErrorCode.InvalidRequest, `Unknown move target: ${String(to)}`);
     }
-    const from = await store.db.transaction(async (tx) => {
-      const [row] = await tx.query<{ p: string }>(
-        `SELECT ${d.idText('last_evt_id')} AS p FROM ${d.quote(store.consumerTable)} WHERE ident = ?`,
-        [ident],
-      );
-      if (!row) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
-      await tx.execute(
-        `UPDATE ${d.quote(store.consumerTable)} SET last_evt_id = ${d.idParam}, last_time = ${d.nowUtc} WHERE ident = ?`,
-        [pointer, ident],
-      );
-      await tx.execute(
-        `INSERT INTO ${d.quote(TABLES.moves)} (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)` +
-          ` VALUES (?, 'move', ${d.idParam}, ${d.idParam}, ?, ?, ${d.nowUtc}, 0)`,
-        [ident, row.p, pointer, by, options.reason ?? ''],
-      );
-      return row.p;
-    });
+    const from = await store.moveConsumer(ident, pointer, by, options.reason ?? '');
+    if (from === null) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
     (await this.hub())?.endSession(ident, 'its pointer was moved by an administrator');
     return { from, pointer };
   }
@@ -235,77 +184,19 @@ export class AdminCore {
    * push session here, if any, ends. False if it was not registered.
    */
   async dropConsumer(ident: string, by: string, reason = ''): Promise<boolean> {
-    const store = this.store;
-    const d = store.dialect;
-    const dropped = await store.db.transaction(async (tx) => {
-      const [row] = await tx.query<{ p: string }>(
-        `SELECT ${d.idText('last_evt_id')} AS p FROM ${d.quote(store.consumerTable)} WHERE ident = ?`,
-        [ident],
-      );
-      if (!row) return false;
-      await tx.execute(`DELETE FROM ${d.quote(store.consumerTable)} WHERE ident = ?`, [ident]);
-      // Moves still pending no longer mean anything.
-      await tx.execute(
-        `UPDATE ${d.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0`,
-        [ident],
-      );
-      await tx.execute(
-        `INSERT INTO ${d.quote(TABLES.moves)} (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)` +
-          ` VALUES (?, 'drop', ${d.idParam}, NULL, ?, ?, ${d.nowUtc}, 1)`,
-        [ident, row.p, by, reason],
-      );
-      return true;
-    });
+    const dropped = await this.store.dropConsumer(ident, by, reason);
     if (dropped) (await this.hub())?.endSession(ident, 'it was dropped by an administrator');
     return dropped;
   }
 
   /** Recorded moves and drops, newest first. */
   async listMoves(ident: string | null, limit = 100): Promise<MoveRecord[]> {
-    const d = this.store.dialect;
-    const rows = await this.store.db.query<{
-      ident: string;
-      action: string;
-      from_id: string;
-      to_id: string | null;
-      by_user: string;
-      reason: string;
-      at: string;
-      applied: unknown;
-    }>(
-      `SELECT m.ident, m.action, ${d.idText('m.from_evt_id')} AS from_id, ${d.idText('m.to_evt_id')} AS to_id,` +
-        ` m.by_user, m.reason, ${d.tsText('m.move_time')} AS at, m.applied FROM ${d.quote(TABLES.moves)} m` +
-        `${ident === null ? '' : ' WHERE m.ident = ?'} ORDER BY m.id DESC LIMIT ${Math.max(1, Math.floor(limit))}`,
-      ident === null ? [] : [ident],
-    );
-    return rows.map((r) => ({
-      ident: r.ident,
-      action: r.action === 'drop' ? 'drop' : 'move',
-      from: r.from_id,
-      ...(r.to_id === null ? {} : { to: r.to_id }),
-      by: r.by_user,
-      reason: r.reason,
-      at: r.at,
-      applied: Number(r.applied) === 1,
-    }));
+    return this.store.listMoves(ident, limit);
   }
 
   /** The newest and oldest event IDs of the active table and how many it holds: one query. */
-  async tableRange(): Promise<{ newest: EventId; oldest: EventId; count: number }> {
-    const d = this.store.dialect;
-    const [row] = await this.store.db.query<{
-      newest: string | null;
-      oldest: string | null;
-      n: unknown;
-    }>(
-      `SELECT ${d.idText('MAX(e.id)')} AS newest, ${d.idText('MIN(e.id)')} AS oldest, COUNT(*) AS n` +
-        ` FROM ${d.quote(this.store.eventTable)} e`,
-    );
-    return {
-      newest: row?.newest ?? NO_EVENT,
-      oldest: row?.oldest ?? NO_EVENT,
-      count: Number(row?.n ?? 0),
-    };
+  tableRange(): Promise<{ newest: EventId; oldest: EventId; count: number }> {
+    return this.store.tableRange();
   }
 
   async stats(): Promise<StreamStats> {
@@ -318,13 +209,7 @@ export class AdminCore {
       this.options.warehouse?.() ?? Promise.resolve(null),
     ]);
     const newest = range.newest;
-    let warehouseEvents: number | undefined;
-    if (warehouse) {
-      const [row] = await warehouse.db.query<{ n: unknown }>(
-        `SELECT COUNT(*) AS n FROM ${warehouse.dialect.quote(HISTORY_TABLE)}`,
-      );
-      warehouseEvents = Number(row?.n ?? 0);
-    }
+    const warehouseEvents = warehouse ? await warehouse.countEvents(HISTORY_TABLE) : undefined;
     const rate = await this.rate(BigInt(newest));
     return {
       newest_id: newest,
@@ -354,14 +239,9 @@ export class AdminCore {
       const perSec = Number(newest > base.newest ? newest - base.newest : 0n) / windowS;
       return { perSec: Math.round(perSec * 100) / 100, windowS: Math.round(windowS * 10) / 10 };
     }
-    const d = this.store.dialect;
     const floor = newest > RATE_SCAN_EVENTS ? newest - RATE_SCAN_EVENTS : 0n;
-    const [row] = await this.store.db.query<{ n: unknown }>(
-      `SELECT COUNT(*) AS n FROM ${d.quote(this.store.eventTable)} e` +
-        ` WHERE e.id > ${d.idParam} AND e.ts >= ${d.utcBeforeMs(RATE_WINDOW_MS)}`,
-      [floor.toString()],
-    );
-    const perSec = Number(row?.n ?? 0) / (RATE_WINDOW_MS / 1000);
+    const recent = await this.store.countRecentEvents(floor.toString(), RATE_WINDOW_MS);
+    const perSec = recent / (RATE_WINDOW_MS / 1000);
     return { perSec: Math.round(perSec * 100) / 100, windowS: RATE_WINDOW_MS / 1000 };
   }
 
@@ -375,7 +255,7 @@ export class AdminCore {
       store = warehouse;
       table = HISTORY_TABLE;
     }
-    const rows = await listEvents(store, {
+    const rows = await store.listEvents({
       table,
       limit: q.limit,
       descending: q.last ?? false,

@@ -26,10 +26,16 @@ export const HISTORY_ROWS_PER_INSERT = 500;
 /** Bytes one row adds to a statement besides its data (ID, type, timestamp, punctuation). */
 const ROW_OVERHEAD_BYTES = 96;
 
-/** The warehouse's connection: settings to open it with, or a client someone else owns. */
+/** The warehouse's connection as the archiver's option takes it: settings, or an open client. */
 export type WarehouseSource = ConnectionConfig | SqlClient;
 
-const isClient = (source: WarehouseSource): source is SqlClient => 'transaction' in source;
+/** Where HistoryWriter.open finds the warehouse: settings to connect with, or a client someone else owns. */
+export type HistorySource =
+  { kind: 'connect'; config: ConnectionConfig } | { kind: 'client'; client: SqlClient };
+
+/** The archiver's option as a HistorySource: only an SqlClient has transactions. */
+export const historySource = (w: WarehouseSource): HistorySource =>
+  'transaction' in w ? { kind: 'client', client: w } : { kind: 'connect', config: w };
 
 const FTN18_TS_RE = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z$/;
 
@@ -55,9 +61,9 @@ export interface HistoryStatement {
 }
 
 /**
- * The INSERTs that copy `events` into `table` (quoted), skipping IDs already there: at most
- * `maxRows` rows per statement, and no more than `maxBytes` of parameters unless a single row
- * is bigger (it then goes alone).
+ * The INSERTs that copy `events` into `table`, skipping IDs already there: at most `maxRows`
+ * rows per statement, and no more than `maxBytes` of parameters unless a single row is bigger
+ * (it then goes alone).
  */
 export function historyStatements(
   dialect: SqlDialect,
@@ -67,15 +73,13 @@ export function historyStatements(
   maxBytes = dialect.maxStatementBytes / 2,
 ): HistoryStatement[] {
   const out: HistoryStatement[] = [];
-  const columns = HISTORY_COLUMNS;
-  const row = `(${dialect.idParam}, ?, ?, ?)`;
+  const sql = dialect.queries.events(table);
   let params: SqlValue[] = [];
   let ids: string[] = [];
   let bytes = 0;
   const flush = (): void => {
     if (ids.length === 0) return;
-    const rows = new Array<string>(ids.length).fill(row).join(', ');
-    out.push({ sql: dialect.insertIgnoringDuplicatesSql(table, columns, rows), params, ids });
+    out.push({ sql: sql.copy(ids.length), params, ids });
     params = [];
     ids = [];
     bytes = 0;
@@ -134,37 +138,31 @@ export interface HistoryWriterOptions {
  * transaction, all or nothing, so a batch that failed midway can simply be written again.
  */
 export class HistoryWriter {
-  readonly table: string;
-  private readonly quoted: string;
-
   private constructor(
     readonly db: SqlClient,
     readonly dialect: SqlDialect,
     private readonly owned: boolean,
-    table: string,
+    readonly table: string,
     private readonly log: Logger,
-  ) {
-    this.table = table;
-    this.quoted = dialect.quote(table);
-  }
+  ) {}
 
   /**
    * Connects (unless given an open client, which stays the caller's to close), brings the
    * warehouse schema up to date and checks the table: an EvtError InvalidConfig when it does
    * not exist or lacks a column (see checkHistoryTable); other failures are the database's.
    */
-  static async open(
-    source: WarehouseSource,
-    options: HistoryWriterOptions,
-  ): Promise<HistoryWriter> {
+  static async open(source: HistorySource, options: HistoryWriterOptions): Promise<HistoryWriter> {
     const { log } = options;
     const table = assertIdentifier(options.table ?? TABLES.history);
-    const owned = !isClient(source);
-    const db = isClient(source) ? source : await openClient(source, log);
+    const owned = source.kind === 'connect';
+    const db = source.kind === 'client' ? source.client : await openClient(source.config, log);
     const dialect = createDialect(db.dialect);
     try {
       if (options.migrate !== false) await migrate(db, dialect, { kind: 'dwh', log });
-      const where = isClient(source) ? `the ${db.dialect} warehouse` : describeConnection(source);
+      const where =
+        source.kind === 'client'
+          ? `the ${db.dialect} warehouse`
+          : describeConnection(source.config);
       await checkHistoryTable(db, dialect, table, where);
     } catch (err) {
       if (owned) await db.close().catch(() => undefined);
@@ -181,7 +179,7 @@ export class HistoryWriter {
    */
   async write(events: readonly HistoryEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const statements = historyStatements(this.dialect, this.quoted, events);
+    const statements = historyStatements(this.dialect, this.table, events);
     await withRetry(
       () => this.db.transaction((tx) => this.insert(tx, statements)),
       (e) => this.dialect.errorKind(e),

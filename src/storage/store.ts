@@ -13,8 +13,9 @@ import {
   type HorizonOptions,
 } from './horizon';
 import { openClient } from './open';
+import { cacheShapes, wholeMs, type ConsumerSql, type EventSql } from './queries';
 import { withRetry } from './retry';
-import type { SqlClient, SqlValue } from './sql';
+import type { SqlClient, SqlRunner, SqlValue } from './sql';
 
 /** An event as stored: data is its JSON text, ts is YYYY-MM-DDTHH:MM:SSZ. */
 export interface StoredEvent {
@@ -51,6 +52,33 @@ export interface EventAge {
   old: boolean;
 }
 
+/** Which events to list (listEvents): every condition given must hold. */
+export interface ListQuery {
+  /** evt_queue (default) or evt_history, or another event table. */
+  table?: string;
+  fromId?: EventId;
+  toId?: EventId;
+  types?: readonly string[];
+  /** UTC times as 'YYYY-MM-DD HH:MM:SS', inclusive. */
+  since?: string;
+  until?: string;
+  limit: number;
+  /** Newest first instead of oldest first. */
+  descending?: boolean;
+}
+
+/** An administrator's pointer move or drop, as recorded in evt_consumer_moves. */
+export interface MoveRecord {
+  ident: string;
+  action: 'move' | 'drop';
+  from: EventId;
+  to?: EventId;
+  by: string;
+  reason: string;
+  at: string;
+  applied: boolean;
+}
+
 export interface StoreOptions {
   /** Event table (default evt_queue); addXferEvent may name others. */
   eventTable?: string;
@@ -71,30 +99,41 @@ export function assertIdentifier(name: string): string {
   return name;
 }
 
+/** What the store's views on one connection share (see withTables). */
+interface Shared {
+  horizons: Map<string, Horizon>;
+  bus: EventEmitter<StoreEvents>;
+  counters: StreamCounters;
+  /** Statements per event table and per consumer table, built on first use. */
+  eventSql: Map<string, EventSql>;
+  consumerSql: Map<string, ConsumerSql>;
+}
+
 /**
- * The event store: every read and write of events and consumer pointers, over one SqlClient and
- * its dialect. Services share one store per database.
+ * The event store: every read and write of events, consumer pointers and their recorded moves,
+ * over one SqlClient and its dialect, each with the retry rule of withRetry. The SQL is in
+ * queries/, one text per routine and dialect. Services share one store per database.
  */
 export class EventStore {
   readonly eventTable: string;
   readonly consumerTable: string;
   readonly log: Logger;
   private readonly horizonOptions: HorizonOptions;
+  /** Statements of the default tables. */
+  private readonly events: EventSql;
+  private readonly consumerSql: ConsumerSql;
   private closed = false;
 
   constructor(
     readonly db: SqlClient,
     readonly dialect: SqlDialect,
     options: StoreOptions = {},
-    /** Shared with stores of other tables on the same connection (see withTables). */
-    private readonly shared: {
-      horizons: Map<string, Horizon>;
-      bus: EventEmitter<StoreEvents>;
-      counters: StreamCounters;
-    } = {
+    private readonly shared: Shared = {
       horizons: new Map(),
       bus: new EventEmitter<StoreEvents>(),
       counters: new StreamCounters(),
+      eventSql: new Map(),
+      consumerSql: new Map(),
     },
     /** Whether close() closes the connection (false for withTables views). */
     private readonly ownsConnection = true,
@@ -103,6 +142,8 @@ export class EventStore {
     this.consumerTable = assertIdentifier(options.consumerTable ?? TABLES.consumers);
     this.log = options.log ?? defaultLogger();
     this.horizonOptions = { ...HORIZON_DEFAULTS, ...options.horizon };
+    this.events = this.eventSqlOf(this.eventTable);
+    this.consumerSql = this.consumerSqlOf(this.consumerTable);
   }
 
   /**
@@ -153,11 +194,32 @@ export class EventStore {
     return new EventStore(db, dialect, { ...options, log });
   }
 
-  private table(name?: string): string {
-    return this.dialect.quote(assertIdentifier(name ?? this.eventTable));
+  /** The statements of an event table (the default one without a name), built once. */
+  private eventSqlOf(name?: string): EventSql {
+    if (name === undefined) return this.events;
+    let sql = this.shared.eventSql.get(name);
+    if (!sql) {
+      sql = cacheShapes(this.dialect.queries.events(assertIdentifier(name)));
+      this.shared.eventSql.set(name, sql);
+    }
+    return sql;
   }
 
-  /** Runs `work` with retries (see withRetry); only idempotent work survives a lost connection. */
+  /** The statements of a consumer table (the default one without a name), built once. */
+  private consumerSqlOf(name?: string): ConsumerSql {
+    if (name === undefined) return this.consumerSql;
+    let sql = this.shared.consumerSql.get(name);
+    if (!sql) {
+      sql = this.dialect.queries.consumers(assertIdentifier(name));
+      this.shared.consumerSql.set(name, sql);
+    }
+    return sql;
+  }
+
+  /**
+   * Runs `work` with retries (see withRetry): reads and other idempotent work also after a lost
+   * connection; other writes only after errors that applied nothing (deadlocks and the like).
+   */
   private retry<T>(what: string, work: () => Promise<T>, idempotent = true): Promise<T> {
     return withRetry(work, (e) => this.dialect.errorKind(e), this.log, what, idempotent);
   }
@@ -168,10 +230,10 @@ export class EventStore {
    */
   async addEvents(events: readonly NewEvent[], tableName?: string): Promise<EventId[]> {
     if (events.length === 0) return [];
-    const table = this.table(tableName);
+    const sql = this.eventSqlOf(tableName);
     const ids = await this.retry(
       'addEvents',
-      () => this.dialect.insertEvents(this.db, table, events),
+      () => this.dialect.insertEvents(this.db, sql, events),
       false,
     );
     const last = ids[ids.length - 1];
@@ -180,23 +242,27 @@ export class EventStore {
     return ids;
   }
 
+  /**
+   * Stores events as part of the caller's transaction `tx` (a runner outside a transaction
+   * stores them at once); resolves with their IDs, in order. No retry, no notification and no
+   * count: the caller owns the transaction and its outcome.
+   */
+  insertEventsInTx(
+    tx: SqlRunner,
+    events: readonly NewEvent[],
+    tableName?: string,
+  ): Promise<EventId[]> {
+    if (events.length === 0) return Promise.resolve([]);
+    return this.dialect.insertEventsInTx(tx, this.eventSqlOf(tableName), events);
+  }
+
   /** Events after `after`, up to `upTo`, in ID order. */
   async readEvents(q: ReadQuery): Promise<StoredEvent[]> {
     if ((q.want && q.want.length === 0) || cmpIds(q.upTo, q.after) <= 0 || q.limit <= 0) return [];
-    const d = this.dialect;
-    const params: SqlValue[] = [q.after, q.upTo];
-    let typeFilter = '';
-    if (q.want) {
-      typeFilter = ` AND e.type IN (${q.want.map(() => '?').join(', ')})`;
-      params.push(...q.want);
-    }
-    // Columns qualified by the table alias: a bare ORDER BY id would sort by the text alias.
-    const sql =
-      `SELECT ${d.idText('e.id')} AS id, e.type, ${d.dataText('e.data')} AS data, ${d.tsText('e.ts')} AS ts` +
-      ` FROM ${this.table(q.table)} e WHERE e.id > ${d.idParam} AND e.id <= ${d.idParam}${typeFilter}` +
-      ` ORDER BY e.id LIMIT ${Math.floor(q.limit)}`;
+    const text = this.eventSqlOf(q.table).read(q.want ? q.want.length : 0, Math.floor(q.limit));
+    const params: SqlValue[] = q.want ? [q.after, q.upTo, ...q.want] : [q.after, q.upTo];
     return this.retry('readEvents', () =>
-      this.db.query<StoredEvent & Record<string, unknown>>(sql, params),
+      this.db.query<StoredEvent & Record<string, unknown>>(text, params),
     );
   }
 
@@ -220,9 +286,9 @@ export class EventStore {
   horizonOf(tableName: string): Horizon {
     let h = this.horizons.get(tableName);
     if (!h) {
-      const table = this.table(tableName);
+      const sql = this.eventSqlOf(tableName);
       const probe = (since: EventId) =>
-        this.retry('probe', () => this.dialect.probeWriters(this.db, table, since));
+        this.retry('probe', () => this.dialect.probeWriters(this.db, sql, since));
       h = this.dialect.singleWriter
         ? new SingleWriterHorizon(probe)
         : new HorizonTracker(probe, this.horizonOptions, this.log, `horizon of ${tableName}`);
@@ -236,14 +302,9 @@ export class EventStore {
     // Look first: INSERT ... ON CONFLICT / ON DUPLICATE KEY would burn a value of the small
     // consumer ID sequence on every repeated registration, and consumers register at each start.
     if ((await this.consumerPointer(ident)) !== null) return false;
-    const now = this.dialect.nowUtc;
     try {
       await this.retry('registerConsumer', () =>
-        this.db.execute(
-          `INSERT INTO ${this.dialect.quote(this.consumerTable)} (last_evt_id, reg_time, last_time, ident)` +
-            ` VALUES (0, ${now}, ${now}, ?)`,
-          [ident],
-        ),
+        this.db.execute(this.consumerSql.register, [ident]),
       );
       return true;
     } catch (err) {
@@ -255,10 +316,7 @@ export class EventStore {
   /** The consumer's stored pointer, or null when it is not registered. */
   async consumerPointer(ident: string): Promise<EventId | null> {
     const rows = await this.retry('consumerPointer', () =>
-      this.db.query<{ p: string }>(
-        `SELECT ${this.dialect.idText('last_evt_id')} AS p FROM ${this.dialect.quote(this.consumerTable)} WHERE ident = ?`,
-        [ident],
-      ),
+      this.db.query<{ p: string }>(this.consumerSql.pointer, [ident]),
     );
     return rows[0]?.p ?? null;
   }
@@ -269,14 +327,8 @@ export class EventStore {
    * once, whatever last_id it sends). Null when the consumer is not registered.
    */
   async consumerPosition(ident: string): Promise<{ pointer: EventId; move: string | null } | null> {
-    const d = this.dialect;
     const rows = await this.retry('consumerPosition', () =>
-      this.db.query<{ p: string; move: string | null }>(
-        `SELECT ${d.idText('c.last_evt_id')} AS p, (SELECT ${d.idText('MAX(m.id)')} FROM` +
-          ` ${d.quote(TABLES.moves)} m WHERE m.ident = c.ident AND m.applied = 0) AS move` +
-          ` FROM ${d.quote(this.consumerTable)} c WHERE c.ident = ?`,
-        [ident],
-      ),
+      this.db.query<{ p: string; move: string | null }>(this.consumerSql.position, [ident]),
     );
     const row = rows[0];
     return row ? { pointer: row.p, move: row.move } : null;
@@ -287,12 +339,8 @@ export class EventStore {
    * gave it) are applied; one made since stays pending for its next read.
    */
   async consumerMovesApplied(ident: string, move: string): Promise<void> {
-    const d = this.dialect;
     await this.retry('consumerMovesApplied', () =>
-      this.db.execute(
-        `UPDATE ${d.quote(TABLES.moves)} SET applied = 1 WHERE ident = ? AND applied = 0 AND id <= ${d.idParam}`,
-        [ident, move],
-      ),
+      this.db.execute(this.consumerSql.movesApplied, [ident, move]),
     );
   }
 
@@ -303,14 +351,11 @@ export class EventStore {
    */
   async advanceConsumer(ident: string, to: EventId, from?: EventId): Promise<boolean> {
     if (to === NO_EVENT) return false;
-    const d = this.dialect;
-    const cas = from === undefined ? '' : ` AND last_evt_id = ${d.idParam}`;
+    const sql = this.consumerSql;
     const res = await this.retry('advanceConsumer', () =>
-      this.db.execute(
-        `UPDATE ${d.quote(this.consumerTable)} SET last_evt_id = ${d.idParam}, last_time = ${d.nowUtc}` +
-          ` WHERE ident = ? AND last_evt_id < ${d.idParam}${cas}`,
-        from === undefined ? [to, ident, to] : [to, ident, to, from],
-      ),
+      from === undefined
+        ? this.db.execute(sql.advance, [to, ident, to])
+        : this.db.execute(sql.advanceFrom, [to, ident, to, from]),
     );
     if (res.affected > 0 || from === undefined) return res.affected > 0;
     // Nothing changed: moved by someone else, or already `to` (a retry after a lost answer to
@@ -318,17 +363,88 @@ export class EventStore {
     return (await this.consumerPointer(ident)) === to;
   }
 
+  /**
+   * Sets a registered consumer's pointer to `to` (back or forward) and records the move, in one
+   * transaction; resolves with the pointer it had, null when it is not registered. Only the
+   * pointer and last_time change: readers learn of the move from the pending record (see
+   * consumerPosition). A discarder's DELETE reads the pointers with a locking read, so it either
+   * sees the move or the move waits for it to end.
+   *
+   * Not idempotent (run again after an unknown outcome, it would record a second move from the
+   * new pointer): retried only after errors that applied nothing, never after a lost connection.
+   */
+  moveConsumer(ident: string, to: EventId, by: string, reason: string): Promise<EventId | null> {
+    const sql = this.consumerSql;
+    return this.retry(
+      'moveConsumer',
+      () =>
+        this.db.transaction(async (tx) => {
+          const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
+          if (!row) return null;
+          await tx.execute(sql.setPointer, [to, ident]);
+          await tx.execute(sql.recordMove, [ident, 'move', row.p, to, by, reason, 0]);
+          return row.p;
+        }),
+      false,
+    );
+  }
+
+  /**
+   * Unregisters a consumer and records the drop (its pending moves no longer mean anything), in
+   * one transaction; false if it was not registered. Not idempotent either (run again after an
+   * unknown outcome, it would answer false): retried like moveConsumer.
+   */
+  dropConsumer(ident: string, by: string, reason: string): Promise<boolean> {
+    const sql = this.consumerSql;
+    return this.retry(
+      'dropConsumer',
+      () =>
+        this.db.transaction(async (tx) => {
+          const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
+          if (!row) return false;
+          await tx.execute(sql.remove, [ident]);
+          await tx.execute(sql.allMovesApplied, [ident]);
+          await tx.execute(sql.recordMove, [ident, 'drop', row.p, null, by, reason, 1]);
+          return true;
+        }),
+      false,
+    );
+  }
+
+  /** Recorded moves and drops (of one consumer, or of all with null), newest first. */
+  async listMoves(ident: string | null, limit: number): Promise<MoveRecord[]> {
+    const text = this.consumerSql.listMoves(ident !== null, Math.max(1, Math.floor(limit)));
+    const rows = await this.retry('listMoves', () =>
+      this.db.query<{
+        ident: string;
+        action: string;
+        from_id: string;
+        to_id: string | null;
+        by_user: string;
+        reason: string;
+        at: string;
+        applied: unknown;
+      }>(text, ident === null ? [] : [ident]),
+    );
+    return rows.map((r) => ({
+      ident: r.ident,
+      action: r.action === 'drop' ? 'drop' : 'move',
+      from: r.from_id,
+      ...(r.to_id === null ? {} : { to: r.to_id }),
+      by: r.by_user,
+      reason: r.reason,
+      at: r.at,
+      applied: Number(r.applied) === 1,
+    }));
+  }
+
   /** Every registered consumer; `idleMs` flags those whose last_time is older than that. */
   async consumers(idleMs?: number, consumerTable?: string): Promise<ConsumerState[]> {
-    const d = this.dialect;
-    const idle =
-      idleMs === undefined
-        ? '0'
-        : `CASE WHEN last_time < ${d.utcBeforeMs(idleMs)} THEN 1 ELSE 0 END`;
+    const sql = this.consumerSqlOf(consumerTable);
     const rows = await this.retry('consumers', () =>
       this.db.query<{ ident: string; pointer: string; last_time: string; idle: number | string }>(
-        `SELECT ident, ${d.idText('last_evt_id')} AS pointer, ${d.tsText('last_time')} AS last_time,` +
-          ` ${idle} AS idle FROM ${d.quote(assertIdentifier(consumerTable ?? this.consumerTable))}`,
+        idleMs === undefined ? sql.all : sql.allIdle,
+        idleMs === undefined ? [] : [wholeMs(idleMs)],
       ),
     );
     return rows.map((r) => ({
@@ -341,12 +457,101 @@ export class EventStore {
 
   /** The highest ID in an event table, '0' when it is empty. */
   async newestEventId(tableName?: string): Promise<EventId> {
+    const text = this.eventSqlOf(tableName).newest;
     const [row] = await this.retry('newestEventId', () =>
-      this.db.query<{ newest: string | null }>(
-        `SELECT ${this.dialect.idText('MAX(id)')} AS newest FROM ${this.table(tableName)}`,
-      ),
+      this.db.query<{ newest: string | null }>(text),
     );
     return row?.newest ?? NO_EVENT;
+  }
+
+  /** The newest and oldest event IDs of an event table ('0' when empty) and how many it holds. */
+  async tableRange(
+    tableName?: string,
+  ): Promise<{ newest: EventId; oldest: EventId; count: number }> {
+    const text = this.eventSqlOf(tableName).range;
+    const [row] = await this.retry('tableRange', () =>
+      this.db.query<{ newest: string | null; oldest: string | null; n: unknown }>(text),
+    );
+    return {
+      newest: row?.newest ?? NO_EVENT,
+      oldest: row?.oldest ?? NO_EVENT,
+      count: Number(row?.n ?? 0),
+    };
+  }
+
+  /** How many events an event table holds. */
+  async countEvents(tableName?: string): Promise<number> {
+    const text = this.eventSqlOf(tableName).count;
+    const [row] = await this.retry('countEvents', () => this.db.query<{ n: unknown }>(text));
+    return Number(row?.n ?? 0);
+  }
+
+  /** How many events after `after` are at most `withinMs` old (by the database's clock). */
+  async countRecentEvents(after: EventId, withinMs: number, tableName?: string): Promise<number> {
+    const text = this.eventSqlOf(tableName).countRecent;
+    const params = [after, wholeMs(withinMs)];
+    const [row] = await this.retry('countRecentEvents', () =>
+      this.db.query<{ n: unknown }>(text, params),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * The events after `after` up to `upTo`, counted up to `limit` (`capped` when there are more),
+   * and the time of the oldest of them (null when none): how far a consumer lags, in one query.
+   */
+  async eventsBehind(
+    after: EventId,
+    upTo: EventId,
+    limit: number,
+    tableName?: string,
+  ): Promise<{ events: number; capped: boolean; oldestTs: string | null }> {
+    if (cmpIds(upTo, after) <= 0) return { events: 0, capped: false, oldestTs: null };
+    const n = Math.max(1, Math.floor(limit));
+    const text = this.eventSqlOf(tableName).behind(n + 1);
+    const [row] = await this.retry('eventsBehind', () =>
+      this.db.query<{ n: unknown; ts: string | null }>(text, [after, upTo]),
+    );
+    const events = Number(row?.n ?? 0);
+    return { events: Math.min(events, n), capped: events > n, oldestTs: row?.ts ?? null };
+  }
+
+  /**
+   * The highest ID up to `upTo` of an event older than `time` (UTC 'YYYY-MM-DD HH:MM:SS'), '0'
+   * when there is none.
+   */
+  async newestBefore(time: string, upTo: EventId, tableName?: string): Promise<EventId> {
+    const text = this.eventSqlOf(tableName).newestBefore;
+    const [row] = await this.retry('newestBefore', () =>
+      this.db.query<{ id: string | null }>(text, [time, upTo]),
+    );
+    return row?.id ?? NO_EVENT;
+  }
+
+  /**
+   * Events of an event table (the active queue or the warehouse history) by ID range, types and
+   * time range, for people to look at: unlike readEvents, not bounded by the horizon.
+   */
+  async listEvents(q: ListQuery): Promise<StoredEvent[]> {
+    const types = q.types && q.types.length > 0 ? q.types : [];
+    const text = this.eventSqlOf(q.table ?? TABLES.events).list({
+      fromId: Boolean(q.fromId),
+      toId: Boolean(q.toId),
+      types: types.length,
+      since: Boolean(q.since),
+      until: Boolean(q.until),
+      descending: q.descending ?? false,
+      limit: Math.max(0, Math.floor(q.limit)),
+    });
+    const params: SqlValue[] = [];
+    if (q.fromId) params.push(q.fromId);
+    if (q.toId) params.push(q.toId);
+    params.push(...types);
+    if (q.since) params.push(q.since);
+    if (q.until) params.push(q.until);
+    return this.retry('listEvents', () =>
+      this.db.query<StoredEvent & Record<string, unknown>>(text, params),
+    );
   }
 
   /**
@@ -361,17 +566,14 @@ export class EventStore {
     table?: string;
   }): Promise<EventAge[]> {
     if (cmpIds(q.upTo, q.after) <= 0 || q.limit <= 0) return [];
-    const d = this.dialect;
-    const old =
+    const sql = this.eventSqlOf(q.table);
+    const limit = Math.floor(q.limit);
+    const [text, params] =
       q.olderThanMs === undefined
-        ? '1'
-        : `CASE WHEN e.ts < ${d.utcBeforeMs(q.olderThanMs)} THEN 1 ELSE 0 END`;
+        ? [sql.ages(limit), [q.after, q.upTo]]
+        : [sql.agesOlderThan(limit), [wholeMs(q.olderThanMs), q.after, q.upTo]];
     const rows = await this.retry('eventAges', () =>
-      this.db.query<{ id: string; old: number | string }>(
-        `SELECT ${d.idText('e.id')} AS id, ${old} AS old FROM ${this.table(q.table)} e` +
-          ` WHERE e.id > ${d.idParam} AND e.id <= ${d.idParam} ORDER BY e.id LIMIT ${Math.floor(q.limit)}`,
-        [q.after, q.upTo],
-      ),
+      this.db.query<{ id: string; old: number | string }>(text, params),
     );
     return rows.map((r) => ({ id: r.id, old: Number(r.old) === 1 }));
   }
@@ -380,12 +582,12 @@ export class EventStore {
    * Deletes at most `limit` events with IDs up to `upTo`, lowest first, in one statement (its
    * own transaction); resolves with the number deleted. Never past what every counted consumer
    * has acknowledged, as the statement itself reads the pointers (a locking read, see
-   * lockedMinSql): nothing above the lowest `last_evt_id` in the consumer table, and nothing at
-   * all when no consumer counts. So a pointer moved back, or a consumer registered, after the
-   * caller read the pointers still holds its events. Consumers in `ignoring` (the discarder's
-   * stale ones) do not count, but each only while its row is as it was: still at `pointer` and
-   * last_time still older than `idleMs` (a move resets last_time). Retried after a lost
-   * connection: it deletes nothing above `upTo` whichever way the first attempt ended.
+   * EventSql.deleteUpTo): nothing above the lowest `last_evt_id` in the consumer table, and
+   * nothing at all when no consumer counts. So a pointer moved back, or a consumer registered,
+   * after the caller read the pointers still holds its events. Consumers in `ignoring` (the
+   * discarder's stale ones) do not count, but each only while its row is as it was: still at
+   * `pointer` and last_time still older than `idleMs` (a move resets last_time). Retried after a
+   * lost connection: it deletes nothing above `upTo` whichever way the first attempt ended.
    */
   async deleteEventsUpTo(
     upTo: EventId,
@@ -397,26 +599,18 @@ export class EventStore {
     } = {},
   ): Promise<number> {
     if (cmpIds(upTo, NO_EVENT) <= 0 || limit <= 0) return 0;
-    const d = this.dialect;
     const params: SqlValue[] = [upTo];
-    let counted = '';
     const ignored = options.ignoring?.consumers ?? [];
     if (options.ignoring && ignored.length > 0) {
-      const rows = ignored.map((c) => {
-        params.push(c.ident, c.pointer);
-        return `(c.ident = ? AND c.last_evt_id = ${d.idParam})`;
-      });
-      counted = `NOT (c.last_time < ${d.utcBeforeMs(options.ignoring.idleMs)} AND (${rows.join(' OR ')}))`;
+      params.push(wholeMs(options.ignoring.idleMs));
+      for (const c of ignored) params.push(c.ident, c.pointer);
     }
-    const consumers = `${d.quote(assertIdentifier(options.consumerTable ?? this.consumerTable))} c`;
-    const lowest = d.lockedMinSql('c.last_evt_id', consumers, counted);
-    // NULL when no consumer counts: `id <= NULL` holds for no row.
-    const sql = d.deleteFirstSql(
-      this.table(options.table),
-      `id <= ${d.idParam} AND id <= ${lowest}`,
-      limit,
+    const text = this.eventSqlOf(options.table).deleteUpTo(
+      assertIdentifier(options.consumerTable ?? this.consumerTable),
+      options.ignoring ? ignored.length : 0,
+      Math.floor(limit),
     );
-    const res = await this.retry('deleteEventsUpTo', () => this.db.execute(sql, params));
+    const res = await this.retry('deleteEventsUpTo', () => this.db.execute(text, params));
     return res.affected;
   }
 

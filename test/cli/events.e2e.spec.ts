@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { ensureBuilt, runCli } from '../support/cli';
 import { describeDatabases } from '../support/db';
+import { sqlFor } from '../support/sql';
 import { migrate } from '../../src/storage/migrate';
 
 interface Line {
@@ -28,13 +29,13 @@ describeDatabases('evtstream events', (fx) => {
     ];
     for (const [type, data, ts] of rows) {
       await store.db.execute(
-        `INSERT INTO evt_queue (type, data, ts) VALUES (?, ?, ${store.dialect.tsParam})`,
+        `INSERT INTO evt_queue (type, data, ts) VALUES (?, ?, ${sqlFor(store.dialect.name).tsParam})`,
         [type, data, ts],
       );
     }
     // The warehouse keeps the IDs of the stream.
     await store.db.execute(
-      `INSERT INTO evt_history (id, type, data, ts) VALUES (${store.dialect.idParam}, ?, ?, ${store.dialect.tsParam})`,
+      `INSERT INTO evt_history (id, type, data, ts) VALUES (${sqlFor(store.dialect.name).idParam}, ?, ?, ${sqlFor(store.dialect.name).tsParam})`,
       ['9007199254740993', 'OLD', '{"archived":true}', '2025-12-31 23:59:59'],
     );
   });

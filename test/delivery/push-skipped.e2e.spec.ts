@@ -11,6 +11,7 @@ import { cmpIds, type EventId } from '../../src/common/ids';
 import { describeDatabases } from '../support/db';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { startService, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { sqlFor } from '../support/sql';
 
 /** A call of the store's advanceConsumer: when it started, and whether it found the pointer moved. */
 interface PointerWrite {
@@ -191,7 +192,7 @@ describeDatabases('push: pointer moves past unwanted events', (fx) => {
     // meanwhile someone else (another process) moves the pointer back. The session's write
     // finds the pointer moved (or, if it came first, the next one does) and ends the session.
     await addOne('B');
-    const d = service.store.dialect;
+    const d = sqlFor(service.store.dialect.name);
     await service.store.db.execute(
       `UPDATE ${d.quote(service.store.consumerTable)} SET last_evt_id = ${d.idParam} WHERE ident = ?`,
       [start, ident('MOVED')],

@@ -18,6 +18,7 @@ import {
   steps,
   TEST_CREDENTIALS,
 } from '../support/service';
+import { sqlFor } from '../support/sql';
 
 const LONG_USER = `u${'x'.repeat(63)}`;
 const LONG_USER_2 = `u${'x'.repeat(62)}y`;
@@ -129,7 +130,7 @@ describeDatabases('hardening: inputs and sizes', (fx) => {
       const [id] = await service.store.addEvents([{ type: 'LONGUSER', data: '{}' }]);
       await steps((as) => a.http.call(as, 'pollEvents', { component: 'SAME_NAME', last_id: id }));
       const rows = await service.store.db.query<{ ident: string; p: string }>(
-        `SELECT ident, ${service.store.dialect.idText('last_evt_id')} AS p FROM evt_consumers WHERE ident LIKE ?`,
+        `SELECT ident, ${sqlFor(service.store.dialect.name).idText('last_evt_id')} AS p FROM evt_consumers WHERE ident LIKE ?`,
         ['~%'],
       );
       expect(rows).to.have.length(2);

@@ -26,6 +26,7 @@ import type { Dialect } from '../../src/storage/sql';
 import { EventStore, type StoredEvent } from '../../src/storage/store';
 import { DbFixture, describeDatabases, futoinDbEnv, testLog } from '../support/db';
 import { startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { sqlFor } from '../support/sql';
 import { RecordingClient, TcpProxy, until } from './support';
 
 /** A warehouse of another kind than the active store, so every pairing of kinds is used. */
@@ -101,7 +102,7 @@ const readAll = (store: EventStore, table: string): Promise<StoredEvent[]> =>
   store.readEvents({ after: '0', upTo: LAST_POSSIBLE_ID, limit: 10_000_000, want: null, table });
 
 async function idsOf(store: EventStore, table: string): Promise<string[]> {
-  const d = store.dialect;
+  const d = sqlFor(store.dialect.name);
   const rows = await store.db.query<{ id: string }>(
     // Ordered by the column, not by its text alias.
     `SELECT ${d.idText('t.id')} AS id FROM ${d.quote(table)} t ORDER BY t.id`,
@@ -111,7 +112,7 @@ async function idsOf(store: EventStore, table: string): Promise<string[]> {
 
 const count = async (store: EventStore, table: string): Promise<number> => {
   const [row] = await store.db.query<{ n: unknown }>(
-    `SELECT COUNT(*) AS n FROM ${store.dialect.quote(table)}`,
+    `SELECT COUNT(*) AS n FROM ${sqlFor(store.dialect.name).quote(table)}`,
   );
   return Number(row?.n);
 };

@@ -23,6 +23,7 @@ import { AdminCore } from '../../src/ops/admin';
 import type { EventStore } from '../../src/storage/store';
 import { describeDatabases, testLog } from '../support/db';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { sqlFor } from '../support/sql';
 
 const HOUR = 3_600_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -107,7 +108,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
   const remaining = async (on: EventStore = store): Promise<EventId[]> =>
     (
       await on.db.query<{ id: string }>(
-        `SELECT ${on.dialect.idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
+        `SELECT ${sqlFor(on.dialect.name).idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
       )
     ).map((r) => r.id);
 
@@ -119,13 +120,13 @@ describeDatabases('DBEventDiscarder', (fx) => {
   /** Sets ts of the events up to `upTo` (or of that one only) to `ms` ago (database clock). */
   const ageEvents = (upTo: EventId, ms: number, only = false) =>
     store.db.execute(
-      `UPDATE evt_queue SET ts = ${store.dialect.utcBeforeMs(ms)} WHERE id ${only ? '=' : '<='} ${store.dialect.idParam}`,
+      `UPDATE evt_queue SET ts = ${sqlFor(store.dialect.name).utcBeforeMs(ms)} WHERE id ${only ? '=' : '<='} ${sqlFor(store.dialect.name).idParam}`,
       [upTo],
     );
 
   const ageConsumer = (ident: string, ms: number) =>
     store.db.execute(
-      `UPDATE evt_consumers SET last_time = ${store.dialect.utcBeforeMs(ms)} WHERE ident = ?`,
+      `UPDATE evt_consumers SET last_time = ${sqlFor(store.dialect.name).utcBeforeMs(ms)} WHERE ident = ?`,
       [ident],
     );
 
@@ -484,7 +485,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
       expect(await store.horizon()).to.equal(ids[9]);
       const holder = await fx.openStore();
       const mover = await fx.openStore();
-      const d = store.dialect;
+      const d = sqlFor(store.dialect.name);
       // Another transaction holds the row of ids[0]: the DELETE (past its read of the pointers)
       // waits for it, so the move commits while the DELETE is under way.
       let release!: () => void;
@@ -571,7 +572,7 @@ describeDatabases('DBEventDiscarder under concurrent writers', (fx) => {
   it('never deletes an event before the consumer got it', async function () {
     this.timeout(120_000);
     const store = service.store;
-    const table = store.dialect.quote('evt_queue');
+    const table = sqlFor(store.dialect.name).quote('evt_queue');
     const ccm = clientCcm();
     await steps((as) => PollFace.register(as, ccm, 'poll', service.wsUrl, TEST_CREDENTIALS));
     const poll = ccm.iface<PollFace>('poll');
@@ -599,7 +600,7 @@ describeDatabases('DBEventDiscarder under concurrent writers', (fx) => {
           let drawn: EventId[] = [];
           try {
             await store.db.transaction(async (tx) => {
-              drawn = await store.dialect.insertEvents(tx, table, [
+              drawn = await store.insertEventsInTx(tx, [
                 { type: 'XFER', data: JSON.stringify({ w, round }) },
                 { type: 'XFER', data: '{}' },
               ]);

@@ -25,7 +25,7 @@ describe('history rows', () => {
   it('cuts a batch into INSERTs of at most 500 rows, IDs and data exact', () => {
     const d = createDialect('postgresql');
     const list = events(1000);
-    const statements = historyStatements(d, '"evt_history"', list);
+    const statements = historyStatements(d, 'evt_history', list);
     expect(statements.map((s) => s.ids.length)).to.deep.equal([500, 500]);
     expect(statements.flatMap((s) => s.ids)).to.deep.equal(list.map((e) => e.id));
     const first = statements[0]!;
@@ -42,15 +42,15 @@ describe('history rows', () => {
   it('cuts by bytes too; a row bigger than the budget goes alone', () => {
     const d = createDialect('mysql');
     // 8 events of about 1 MiB: at most 3 fit in 4 MiB (half of MySQL's 8 MiB budget).
-    const statements = historyStatements(d, '`evt_history`', events(8, 1024 * 1024));
+    const statements = historyStatements(d, 'evt_history', events(8, 1024 * 1024));
     expect(statements.map((s) => s.ids.length)).to.deep.equal([3, 3, 2]);
-    const alone = historyStatements(d, '`evt_history`', events(3, 100), 500, 50);
+    const alone = historyStatements(d, 'evt_history', events(3, 100), 500, 50);
     expect(alone.map((s) => s.ids.length)).to.deep.equal([1, 1, 1]);
   });
 
   it('stores JSON null for events without data', () => {
     const d = createDialect('sqlite');
-    const [s] = historyStatements(d, '"evt_history"', [
+    const [s] = historyStatements(d, 'evt_history', [
       { id: '1', type: 'T', data: undefined, ts: '2026-01-01T00:00:00Z' },
     ]);
     expect(s?.params[2]).to.equal('null');

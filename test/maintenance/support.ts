@@ -4,7 +4,6 @@
  * can fail one in the middle, and bounded waiting.
  */
 import net from 'net';
-import { createDialect } from '../../src/storage/dialects';
 import type {
   Dialect,
   Row,
@@ -13,6 +12,7 @@ import type {
   SqlRunner,
   SqlValue,
 } from '../../src/storage/sql';
+import { sqlFor } from '../support/sql';
 
 /** Waits until `pred` holds, checking every 25 ms; fails after `ms` with `what`. */
 export async function until(
@@ -152,7 +152,7 @@ export class RecordingClient implements SqlClient {
     } catch (err) {
       if (injected) {
         this.failures++;
-        const d = createDialect(this.dialect);
+        const d = sqlFor(this.dialect);
         const rows = await this.inner.query<{ n: unknown }>(
           `SELECT COUNT(*) AS n FROM evt_history WHERE id IN (${firstIds.map(() => d.idParam).join(', ')})`,
           firstIds,

@@ -30,6 +30,7 @@ import {
   TEST_CREDENTIALS,
   TEST_USER,
 } from '../support/service';
+import { sqlFor } from '../support/sql';
 
 const ADMIN = 'root';
 const ADMIN_CREDENTIALS = `${ADMIN}:root-secret`;
@@ -318,7 +319,7 @@ describeDatabases('ftn18es.admin', (fx) => {
       await fx.openStore().then(async (s) => {
         try {
           await s.db.execute(
-            `UPDATE evt_queue SET ts = ${s.dialect.utcBeforeMs(2 * HOUR)} WHERE id <= ${s.dialect.idParam}`,
+            `UPDATE evt_queue SET ts = ${sqlFor(s.dialect.name).utcBeforeMs(2 * HOUR)} WHERE id <= ${sqlFor(s.dialect.name).idParam}`,
             [ids[1]!],
           );
         } finally {
@@ -486,7 +487,7 @@ describeDatabases('ftn18es.admin', (fx) => {
         const remaining = async (): Promise<EventId[]> =>
           (
             await store.db.query<{ id: string }>(
-              `SELECT ${store.dialect.idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
+              `SELECT ${sqlFor(store.dialect.name).idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
             )
           ).map((r) => r.id);
         expect(held.deleted).to.equal(0);

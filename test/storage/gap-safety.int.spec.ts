@@ -18,6 +18,7 @@ import { describeDatabases, testLog } from '../support/db';
 import { connectRaw } from '../support/push';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
 import { clientCcm, startService, steps, TEST_CREDENTIALS } from '../support/service';
+import { sqlFor } from '../support/sql';
 
 const NO_LIMIT: EventId = '999999999999999999';
 
@@ -27,12 +28,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const insertOne = async (
   store: EventStore,
   tx: Parameters<Parameters<EventStore['db']['transaction']>[0]>[0],
-) =>
-  (
-    await store.dialect.insertEvents(tx, store.dialect.quote('evt_queue'), [
-      { type: 'GAP', data: '{}' },
-    ])
-  )[0]!;
+) => (await store.insertEventsInTx(tx, [{ type: 'GAP', data: '{}' }]))[0]!;
 
 describeDatabases(
   'commit-order gaps: the hazard',
@@ -274,7 +270,7 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
       await Promise.all(Array.from({ length: WRITERS }, (_v, w) => writer(w)));
       const committed = (
         await store.db.query<{ id: string }>(
-          `SELECT ${store.dialect.idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
+          `SELECT ${sqlFor(store.dialect.name).idText('e.id')} AS id FROM evt_queue e ORDER BY e.id`,
         )
       ).map((r) => r.id);
       target = committed[committed.length - 1]!;

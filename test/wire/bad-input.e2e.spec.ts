@@ -10,6 +10,7 @@ import { TABLES } from '../../src/common/constants';
 import type { StreamService } from '../../src/app/service';
 import { describeDatabases } from '../support/db';
 import { startService, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { sqlFor } from '../support/sql';
 
 // `ws` (futoin-executor's WebSocket package) ships no types: the little used here, typed here.
 interface WsSocket {
@@ -457,7 +458,7 @@ async function countRows(service: StreamService): Promise<RowCounts> {
 async function storedEventIds(service: StreamService): Promise<string[]> {
   const { dialect, db } = service.store;
   const rows = await db.query<{ id: string }>(
-    `SELECT ${dialect.idText('id')} AS id FROM ${TABLES.events} ORDER BY ${TABLES.events}.id`,
+    `SELECT ${sqlFor(dialect.name).idText('id')} AS id FROM ${TABLES.events} ORDER BY ${TABLES.events}.id`,
   );
   return rows.map((r) => r.id);
 }

@@ -2,14 +2,8 @@ import { parseArgs, type ParseArgsConfig } from 'util';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
 import { parseDbUrl } from '../../storage/config';
-import {
-  ACTIVE_TABLE,
-  HISTORY_TABLE,
-  listEvents,
-  parseTime,
-  type ListQuery,
-} from '../../storage/list';
-import { EventStore, type StoredEvent } from '../../storage/store';
+import { ACTIVE_TABLE, HISTORY_TABLE, parseTime } from '../../storage/list';
+import { EventStore, type ListQuery, type StoredEvent } from '../../storage/store';
 import {
   COMMON_OPTIONS,
   DB_HELP,
@@ -122,7 +116,7 @@ export async function eventsCommand(argv: string[], io: CliIO): Promise<number> 
     log: consoleLogger(logLevel(values['log-level'])),
   });
   try {
-    const events = await listEvents(store, query);
+    const events = await store.listEvents(query);
     if (values.json) {
       for (const e of events)
         io.out(`{"id":"${e.id}","type":"${e.type}","ts":"${e.ts}","data":${e.data}}`);

@@ -1,11 +1,46 @@
 import { cmpIds, type EventId } from '../../common/ids';
 import { sleep } from '../retry';
 import { mysqlErrorKind } from '../drivers/errors';
-import type { SqlClient, SqlRunner } from '../sql';
-import { eventValues, wholeMs, type NewEvent, type SqlDialect } from './dialect';
+import type { EventSql } from '../queries';
+import { mysqlQueries } from '../queries/mysql';
+import type { SqlRunner } from '../sql';
+import { eventParams, type NewEvent, type SqlDialect } from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
 const TRX_CACHE_REFRESH_MS = 120;
+
+/**
+ * A multi-row INSERT whose rows got consecutive IDs (innodb_autoinc_lock_mode 0 or 1): the first
+ * comes back as insertId, and the row count proves that all went in.
+ */
+async function insertConsecutive(
+  db: SqlRunner,
+  text: string,
+  events: readonly NewEvent[],
+): Promise<EventId[]> {
+  const res = await db.execute(text, eventParams(events));
+  if (!res.insertId || res.affected !== events.length) {
+    throw new Error(
+      `Unexpected INSERT result: ${res.affected} rows, first ID ${res.insertId ?? 'none'}`,
+    );
+  }
+  const first = BigInt(res.insertId);
+  return events.map((_e, i) => (first + BigInt(i)).toString());
+}
+
+/** One INSERT per event, in the caller's transaction `tx`: IDs may interleave with others'. */
+async function insertPerRow(
+  tx: SqlRunner,
+  sql: EventSql,
+  events: readonly NewEvent[],
+): Promise<EventId[]> {
+  const ids: EventId[] = [];
+  for (const e of events) {
+    const res = await tx.execute(sql.insertInTx(1), [e.type, e.data]);
+    ids.push(res.insertId ?? '');
+  }
+  return ids;
+}
 
 /**
  * InnoDB draws AUTO_INCREMENT values at INSERT time, so a later commit can show a lower ID.
@@ -33,61 +68,30 @@ export function mysqlDialect(): SqlDialect {
       interleavedAutoinc = Number(row?.m) === 2;
     },
 
-    quote: (id) => `\`${id}\``,
-    idParam: 'CAST(? AS UNSIGNED)',
-    idText: (col) => `CAST(${col} AS CHAR)`,
-    tsText: (col) => `DATE_FORMAT(${col}, '%Y-%m-%dT%H:%i:%sZ')`,
-    dataText: (col) => col,
-    nowUtc: 'UTC_TIMESTAMP()',
-    utcBeforeMs: (ms) => `(UTC_TIMESTAMP() - INTERVAL ${wholeMs(ms) * 1000} MICROSECOND)`,
-    tsParam: 'CAST(? AS DATETIME)',
+    queries: mysqlQueries,
     singleWriter: false,
     // max_allowed_packet defaults to 16 MiB on MariaDB 10.11 and 64 MiB on MySQL 8.
     maxStatementBytes: 8 * 1024 * 1024,
 
-    async insertEvents(
-      db: SqlClient | SqlRunner,
-      table: string,
-      events: readonly NewEvent[],
-    ): Promise<EventId[]> {
-      // A multi-row INSERT gets consecutive IDs unless innodb_autoinc_lock_mode = 2
-      // (interleaved); the row count we get back proves it, otherwise insert one row at a time,
-      // in one transaction.
-      if (!interleavedAutoinc) {
-        const { sql, params } = eventValues(events, this.nowUtc);
-        const res = await db.execute(`INSERT INTO ${table} (type, data, ts) VALUES ${sql}`, params);
-        if (!res.insertId || res.affected !== events.length) {
-          throw new Error(
-            `Unexpected INSERT result: ${res.affected} rows, first ID ${res.insertId ?? 'none'}`,
-          );
-        }
-        const first = BigInt(res.insertId);
-        return events.map((_e, i) => (first + BigInt(i)).toString());
-      }
-      const perRow = async (tx: SqlRunner): Promise<EventId[]> => {
-        const ids: EventId[] = [];
-        for (const e of events) {
-          const res = await tx.execute(
-            `INSERT INTO ${table} (type, data, ts) VALUES (?, ?, ${this.nowUtc})`,
-            [e.type, e.data],
-          );
-          ids.push(res.insertId ?? '');
-        }
-        return ids;
-      };
-      return 'transaction' in db ? db.transaction(perRow) : perRow(db);
-    },
+    // Alone, the per-row INSERTs still go in one transaction: all or nothing.
+    insertEvents: (db, sql, events) =>
+      interleavedAutoinc
+        ? db.transaction((tx) => insertPerRow(tx, sql, events))
+        : insertConsecutive(db, sql.insert(events.length), events),
 
-    async probeWriters(db, table, since) {
+    insertEventsInTx: (tx, sql, events) =>
+      interleavedAutoinc
+        ? insertPerRow(tx, sql, events)
+        : insertConsecutive(tx, sql.insertInTx(events.length), events),
+
+    async probeWriters(db, sql, since) {
       const readAt = Date.now();
-      const [row] = await db.query<{ newest: string | null }>(
-        `SELECT CAST(MAX(id) AS CHAR) AS newest FROM ${table}`,
-      );
+      const [row] = await db.query<{ newest: string | null }>(sql.newest);
       const newest = row?.newest ?? '0';
       if (cmpIds(newest, since) <= 0) return { newest, writers: [] };
       // Every ID from `since` to `newest` committed: none can still appear in that range.
       const [count] = await db.query<{ n: string | number }>(
-        `SELECT COUNT(*) AS n FROM ${table} WHERE id > CAST(? AS UNSIGNED) AND id <= CAST(? AS UNSIGNED)`,
+        `SELECT COUNT(*) AS n FROM \`${sql.name}\` WHERE id > CAST(? AS UNSIGNED) AND id <= CAST(? AS UNSIGNED)`,
         [since, newest],
       );
       if (BigInt(count?.n ?? 0) === BigInt(newest) - BigInt(since)) return { newest, writers: [] };
@@ -119,19 +123,6 @@ export function mysqlDialect(): SqlDialect {
       if (Number(row?.ok) !== 1)
         throw new Error('Timed out waiting for another process to finish migrating');
     },
-
-    // INSERT IGNORE would also hide errors other than the duplicate key.
-    insertIgnoringDuplicatesSql: (table, columns, rows) =>
-      `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows} ON DUPLICATE KEY UPDATE id = id`,
-
-    // MySQL cannot select from the table it deletes from; it has DELETE ... LIMIT instead.
-    deleteFirstSql: (table, where, limit) =>
-      `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ${Math.floor(limit)}`,
-
-    // LOCK IN SHARE MODE (MySQL and MariaDB): InnoDB's locking reads see the newest committed
-    // rows, not the statement's read view, whatever the isolation level.
-    lockedMinSql: (column, table, where) =>
-      `(SELECT MIN(${column}) FROM ${table}${where ? ` WHERE ${where}` : ''} LOCK IN SHARE MODE)`,
 
     errorKind: mysqlErrorKind,
 

@@ -1,0 +1,176 @@
+/**
+ * The SQL text of every store routine, written out whole once per dialect (sqlite.ts,
+ * postgresql.ts, mysql.ts), so a reader sees each statement as the database gets it.
+ *
+ * Conventions shared by the three: `?` placeholders (the PostgreSQL adapter numbers them); IDs
+ * travel as decimal strings and come back as text; durations travel as whole milliseconds (see
+ * wholeMs) and are subtracted from the database's own UTC clock; times travel as UTC
+ * 'YYYY-MM-DD HH:MM:SS' and come back as FTN18 'YYYY-MM-DDTHH:MM:SSZ'. Table names are
+ * validated identifiers (assertIdentifier), quoted by each dialect.
+ *
+ * Only these parts of a statement vary, each an argument of its builder: IN-lists (a `want`
+ * filter's types, the consumers a discarder ignores), LIMIT, the number of VALUES rows, and
+ * the listing's optional filters. Everything else is fixed per table, and the store builds the
+ * hot texts once per table and shape (see cacheShapes).
+ */
+export interface Queries {
+  /** Statements on an event table (evt_queue, evt_history or another with its columns). */
+  events(table: string): EventSql;
+  /** Statements on a consumer table and on evt_consumer_moves. */
+  consumers(table: string): ConsumerSql;
+}
+
+/** Which conditions a listing has (each given one adds its parameters, in this order). */
+export interface ListShape {
+  fromId: boolean;
+  toId: boolean;
+  /** Number of types in the IN-list; 0 for no type filter. */
+  types: number;
+  since: boolean;
+  until: boolean;
+  descending: boolean;
+  limit: number;
+}
+
+/** Statements of one event table. Parameters in the order listed; results by column name. */
+export interface EventSql {
+  /** The table's name, as given (unquoted). */
+  readonly name: string;
+  /**
+   * Stores `rows` events in one statement, its own transaction (PostgreSQL also wakes its
+   * listeners). Params: type, data per row. Returns `id` per row, except on MySQL (insertId).
+   */
+  insert(rows: number): string;
+  /** The same, as part of the caller's transaction (no wake-up). */
+  insertInTx(rows: number): string;
+  /**
+   * Events after an ID up to another, of some types only (`types` > 0), in ID order.
+   * Params: after, upTo, ...types. Returns id, type, data (JSON text), ts.
+   */
+  read(types: number, limit: number): string;
+  /** Returns `newest`: the highest ID, NULL when empty. */
+  readonly newest: string;
+  /** IDs after an ID up to another, in ID order, each `old` = 1. Params: after, upTo. */
+  ages(limit: number): string;
+  /** The same, `old` = 1 when ts is older than a duration. Params: ms, after, upTo. */
+  agesOlderThan(limit: number): string;
+  /**
+   * Deletes the lowest IDs up to an ID and up to the lowest `last_evt_id` in `consumers`, read
+   * with a locking read: it waits for a transaction changing one of those rows and sees what
+   * that one committed. With no consumer counted, MIN is NULL and `id <= NULL` holds for no row.
+   * With `ignored` > 0, a consumer does not count while it still has one of the given pointers
+   * and a last_time older than a duration. Params: upTo, then (if ignored > 0) ms and
+   * (ident, pointer) per ignored consumer.
+   */
+  deleteUpTo(consumers: string, ignored: number, limit: number): string;
+  /**
+   * The first `limit` events after an ID up to another: `n` how many, `ts` the oldest one's.
+   * Params: after, upTo.
+   */
+  behind(limit: number): string;
+  /** Returns `id`: the highest ID older than a time, up to an ID. Params: time, upTo. */
+  readonly newestBefore: string;
+  /** Returns `newest`, `oldest` (NULL when empty) and `n`, the number of events. */
+  readonly range: string;
+  /** Returns `n`, the number of events. */
+  readonly count: string;
+  /** Returns `n`: events after an ID whose ts is within a duration. Params: after, ms. */
+  readonly countRecent: string;
+  /**
+   * Events for people to look at, oldest first (or newest first). Params: fromId, toId,
+   * ...types, since, until, each only if the shape has it. Returns id, type, data, ts.
+   */
+  list(shape: ListShape): string;
+  /** Copies `rows` events with their IDs, skipping IDs already there. Params: id, type, data, ts per row. */
+  copy(rows: number): string;
+}
+
+/** Statements of one consumer table (and of evt_consumer_moves). */
+export interface ConsumerSql {
+  /** Params: ident. */
+  readonly register: string;
+  /** Returns `p`, the pointer. Params: ident. */
+  readonly pointer: string;
+  /** Returns `p` and `move`, the newest pending move's ID (NULL if none). Params: ident. */
+  readonly position: string;
+  /** Moves the pointer forward only. Params: to, ident, to. */
+  readonly advance: string;
+  /** The same, only while the pointer is still `from`. Params: to, ident, to, from. */
+  readonly advanceFrom: string;
+  /** Returns ident, pointer, last_time and `idle` = 0 for every consumer. */
+  readonly all: string;
+  /** The same, `idle` = 1 when last_time is older than a duration. Params: ms. */
+  readonly allIdle: string;
+  /** Sets the pointer, any way. Params: pointer, ident. */
+  readonly setPointer: string;
+  /** Params: ident. */
+  readonly remove: string;
+  /** Records a move or drop. Params: ident, action, from, to (NULL for a drop), by, reason, applied. */
+  readonly recordMove: string;
+  /** Marks the consumer's pending moves up to one as applied. Params: ident, move ID. */
+  readonly movesApplied: string;
+  /** Marks all the consumer's pending moves as applied. Params: ident. */
+  readonly allMovesApplied: string;
+  /**
+   * Recorded moves, newest first: ident, action, from_id, to_id, by_user, reason, at, applied.
+   * Params: ident, only when `ofOne`.
+   */
+  listMoves(ofOne: boolean, limit: number): string;
+}
+
+/** `n` copies of `text` joined by `separator`: the rows of a VALUES list, an IN-list. */
+export const repeat = (n: number, text: string, separator = ', '): string =>
+  new Array<string>(n).fill(text).join(separator);
+
+/** ` WHERE a AND b` of the conditions given (false ones left out), '' when none is. */
+export const where = (conditions: readonly (string | false)[]): string => {
+  const given = conditions.filter((c): c is string => c !== false);
+  return given.length > 0 ? ` WHERE ${given.join(' AND ')}` : '';
+};
+
+/** Durations beyond this (about 317 years) are refused: no age test needs more. */
+const MAX_SQL_MS = 1e13;
+
+/** A duration parameter: whole milliseconds, refusing what is not a number from 0 to 1e13. */
+export function wholeMs(ms: number): number {
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_SQL_MS)
+    throw new RangeError(`Invalid duration: ${ms} ms`);
+  return Math.floor(ms);
+}
+
+/** Shapes each statement keeps at most; others are built at each call (never an unbounded cache). */
+export const MAX_SHAPES = 1024;
+
+/** `build`, remembering each text it built (up to MAX_SHAPES of them) by its two numbers. */
+export function byShape(build: (a: number, b: number) => string): (a: number, b: number) => string {
+  const texts = new Map<number, Map<number, string>>();
+  let size = 0;
+  return (a, b) => {
+    let ofA = texts.get(a);
+    let text = ofA?.get(b);
+    if (text === undefined) {
+      text = build(a, b);
+      if (size < MAX_SHAPES) {
+        if (!ofA) texts.set(a, (ofA = new Map<number, string>()));
+        ofA.set(b, text);
+        size++;
+      }
+    }
+    return text;
+  };
+}
+
+/**
+ * The statements of an event table with the texts of the hot paths (insert, read) built once per
+ * shape: a delivery read or a group commit then costs a lookup, not a new string.
+ */
+export function cacheShapes(sql: EventSql): EventSql {
+  const insert = byShape((rows) => sql.insert(rows));
+  const insertInTx = byShape((rows) => sql.insertInTx(rows));
+  return {
+    ...sql,
+    insert: (rows) => insert(rows, 0),
+    insertInTx: (rows) => insertInTx(rows, 0),
+    read: byShape((types, limit) => sql.read(types, limit)),
+  };
+}

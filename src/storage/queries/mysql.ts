@@ -1,0 +1,147 @@
+import { TABLES } from '../../common/constants';
+import { repeat, where, type Queries } from './index';
+
+/**
+ * MySQL and MariaDB: IDs are BIGINT (UNSIGNED in evt_history); the session time zone is UTC, and
+ * DATETIME columns hold UTC wall-clock time. The ID of a multi-row INSERT comes back as the
+ * first insertId, not as rows.
+ */
+export const mysqlQueries: Queries = {
+  events(name) {
+    const t = `\`${name}\``;
+    // Alone or in a transaction, the same: MySQL has no notifications to send.
+    const insert = (rows: number): string =>
+      `INSERT INTO ${t} (type, data, ts) VALUES ${repeat(rows, '(?, ?, UTC_TIMESTAMP())')}`;
+    return {
+      name,
+
+      insert,
+
+      insertInTx: insert,
+
+      read: (types, limit) =>
+        `SELECT CAST(e.id AS CHAR) AS id, e.type, e.data AS data,
+                DATE_FORMAT(e.ts, '%Y-%m-%dT%H:%i:%sZ') AS ts
+           FROM ${t} e
+          WHERE e.id > CAST(? AS UNSIGNED) AND e.id <= CAST(? AS UNSIGNED)${types > 0 ? ` AND e.type IN (${repeat(types, '?')})` : ''}
+          ORDER BY e.id LIMIT ${limit}`,
+
+      newest: `SELECT CAST(MAX(id) AS CHAR) AS newest FROM ${t}`,
+
+      ages: (limit) =>
+        `SELECT CAST(e.id AS CHAR) AS id, 1 AS old
+           FROM ${t} e
+          WHERE e.id > CAST(? AS UNSIGNED) AND e.id <= CAST(? AS UNSIGNED)
+          ORDER BY e.id LIMIT ${limit}`,
+
+      agesOlderThan: (limit) =>
+        `SELECT CAST(e.id AS CHAR) AS id,
+                CASE WHEN e.ts < (UTC_TIMESTAMP() - INTERVAL (? * 1000) MICROSECOND) THEN 1 ELSE 0 END AS old
+           FROM ${t} e
+          WHERE e.id > CAST(? AS UNSIGNED) AND e.id <= CAST(? AS UNSIGNED)
+          ORDER BY e.id LIMIT ${limit}`,
+
+      // MySQL cannot select from the table it deletes from; it has DELETE ... LIMIT instead.
+      // LOCK IN SHARE MODE (MySQL and MariaDB): InnoDB's locking reads see the newest committed
+      // rows, not the statement's read view, whatever the isolation level.
+      deleteUpTo: (consumers, ignored, limit) =>
+        `DELETE FROM ${t}
+            WHERE id <= CAST(? AS UNSIGNED)
+              AND id <= (SELECT MIN(c.last_evt_id) FROM \`${consumers}\` c${
+                ignored > 0
+                  ? ` WHERE NOT (c.last_time < (UTC_TIMESTAMP() - INTERVAL (? * 1000) MICROSECOND)
+                        AND (${repeat(ignored, '(c.ident = ? AND c.last_evt_id = CAST(? AS UNSIGNED))', ' OR ')}))`
+                  : ''
+              } LOCK IN SHARE MODE)
+            ORDER BY id LIMIT ${limit}`,
+
+      behind: (limit) =>
+        `SELECT COUNT(*) AS n, DATE_FORMAT(MIN(lagging.ts), '%Y-%m-%dT%H:%i:%sZ') AS ts
+           FROM (SELECT e.id, e.ts FROM ${t} e
+                  WHERE e.id > CAST(? AS UNSIGNED) AND e.id <= CAST(? AS UNSIGNED)
+                  ORDER BY e.id LIMIT ${limit}) lagging`,
+
+      newestBefore: `SELECT CAST(MAX(e.id) AS CHAR) AS id FROM ${t} e
+                      WHERE e.ts < CAST(? AS DATETIME) AND e.id <= CAST(? AS UNSIGNED)`,
+
+      range: `SELECT CAST(MAX(e.id) AS CHAR) AS newest, CAST(MIN(e.id) AS CHAR) AS oldest,
+                     COUNT(*) AS n
+                FROM ${t} e`,
+
+      count: `SELECT COUNT(*) AS n FROM ${t}`,
+
+      countRecent: `SELECT COUNT(*) AS n FROM ${t} e
+                     WHERE e.id > CAST(? AS UNSIGNED)
+                       AND e.ts >= (UTC_TIMESTAMP() - INTERVAL (? * 1000) MICROSECOND)`,
+
+      list: (s) =>
+        `SELECT CAST(e.id AS CHAR) AS id, e.type, e.data AS data,
+                DATE_FORMAT(e.ts, '%Y-%m-%dT%H:%i:%sZ') AS ts
+           FROM ${t} e${where([
+             s.fromId && 'e.id >= CAST(? AS UNSIGNED)',
+             s.toId && 'e.id <= CAST(? AS UNSIGNED)',
+             s.types > 0 && `e.type IN (${repeat(s.types, '?')})`,
+             s.since && 'e.ts >= CAST(? AS DATETIME)',
+             s.until && 'e.ts <= CAST(? AS DATETIME)',
+           ])}
+          ORDER BY e.id${s.descending ? ' DESC' : ''} LIMIT ${s.limit}`,
+
+      copy: (rows) =>
+        `INSERT INTO ${t} (id, type, data, ts) VALUES ${repeat(rows, '(CAST(? AS UNSIGNED), ?, ?, ?)')}
+         ON DUPLICATE KEY UPDATE id = id`,
+    };
+  },
+
+  consumers(name) {
+    const t = `\`${name}\``;
+    const moves = `\`${TABLES.moves}\``;
+    return {
+      register: `INSERT INTO ${t} (last_evt_id, reg_time, last_time, ident)
+                 VALUES (0, UTC_TIMESTAMP(), UTC_TIMESTAMP(), ?)`,
+
+      pointer: `SELECT CAST(last_evt_id AS CHAR) AS p FROM ${t} WHERE ident = ?`,
+
+      position: `SELECT CAST(c.last_evt_id AS CHAR) AS p,
+                        (SELECT CAST(MAX(m.id) AS CHAR) FROM ${moves} m
+                          WHERE m.ident = c.ident AND m.applied = 0) AS move
+                   FROM ${t} c WHERE c.ident = ?`,
+
+      advance: `UPDATE ${t} SET last_evt_id = CAST(? AS UNSIGNED), last_time = UTC_TIMESTAMP()
+                 WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)`,
+
+      advanceFrom: `UPDATE ${t} SET last_evt_id = CAST(? AS UNSIGNED), last_time = UTC_TIMESTAMP()
+                     WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)
+                       AND last_evt_id = CAST(? AS UNSIGNED)`,
+
+      all: `SELECT ident, CAST(last_evt_id AS CHAR) AS pointer,
+                   DATE_FORMAT(last_time, '%Y-%m-%dT%H:%i:%sZ') AS last_time, 0 AS idle
+              FROM ${t}`,
+
+      allIdle: `SELECT ident, CAST(last_evt_id AS CHAR) AS pointer,
+                       DATE_FORMAT(last_time, '%Y-%m-%dT%H:%i:%sZ') AS last_time,
+                       CASE WHEN last_time < (UTC_TIMESTAMP() - INTERVAL (? * 1000) MICROSECOND) THEN 1 ELSE 0 END AS idle
+                  FROM ${t}`,
+
+      setPointer: `UPDATE ${t} SET last_evt_id = CAST(? AS UNSIGNED), last_time = UTC_TIMESTAMP()
+                    WHERE ident = ?`,
+
+      remove: `DELETE FROM ${t} WHERE ident = ?`,
+
+      recordMove: `INSERT INTO ${moves}
+                     (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)
+                   VALUES (?, ?, CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), ?, ?, UTC_TIMESTAMP(), ?)`,
+
+      movesApplied: `UPDATE ${moves} SET applied = 1
+                      WHERE ident = ? AND applied = 0 AND id <= CAST(? AS UNSIGNED)`,
+
+      allMovesApplied: `UPDATE ${moves} SET applied = 1 WHERE ident = ? AND applied = 0`,
+
+      listMoves: (ofOne, limit) =>
+        `SELECT m.ident, m.action, CAST(m.from_evt_id AS CHAR) AS from_id,
+                CAST(m.to_evt_id AS CHAR) AS to_id, m.by_user, m.reason,
+                DATE_FORMAT(m.move_time, '%Y-%m-%dT%H:%i:%sZ') AS at, m.applied
+           FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
+          ORDER BY m.id DESC LIMIT ${limit}`,
+    };
+  },
+};

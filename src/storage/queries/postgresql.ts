@@ -1,0 +1,157 @@
+import { TABLES } from '../../common/constants';
+import { notifyChannel } from '../dialects/dialect';
+import { repeat, where, type Queries } from './index';
+
+/**
+ * PostgreSQL: IDs are BIGINT; TIMESTAMP (without time zone) columns hold UTC wall-clock time,
+ * so "now" is `now() AT TIME ZONE 'UTC'`; data is JSON, read back as its text.
+ */
+export const postgresqlQueries: Queries = {
+  events(name) {
+    const t = `"${name}"`;
+    return {
+      name,
+
+      // Alone, it also wakes listeners in other processes: one NOTIFY per statement (a
+      // group-commit batch, never per row), committed with it, in no other writer's transaction
+      // (a NOTIFY takes a global lock at commit). Rows of one VALUES list draw their IDs in list
+      // order.
+      insert: (rows) =>
+        `WITH ins AS (INSERT INTO ${t} (type, data, ts)
+                      VALUES ${repeat(rows, "(?, ?, (now() AT TIME ZONE 'UTC'))")}
+                      RETURNING id),
+              n AS (SELECT pg_notify('${notifyChannel(name)}', ''))
+         SELECT CAST(ins.id AS TEXT) AS id FROM ins, n`,
+
+      insertInTx: (rows) =>
+        `INSERT INTO ${t} (type, data, ts)
+         VALUES ${repeat(rows, "(?, ?, (now() AT TIME ZONE 'UTC'))")}
+         RETURNING CAST(id AS TEXT) AS id`,
+
+      read: (types, limit) =>
+        `SELECT CAST(e.id AS TEXT) AS id, e.type, CAST(e.data AS TEXT) AS data,
+                to_char(e.ts, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ts
+           FROM ${t} e
+          WHERE e.id > CAST(? AS BIGINT) AND e.id <= CAST(? AS BIGINT)${types > 0 ? ` AND e.type IN (${repeat(types, '?')})` : ''}
+          ORDER BY e.id LIMIT ${limit}`,
+
+      newest: `SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${t}`,
+
+      ages: (limit) =>
+        `SELECT CAST(e.id AS TEXT) AS id, 1 AS old
+           FROM ${t} e
+          WHERE e.id > CAST(? AS BIGINT) AND e.id <= CAST(? AS BIGINT)
+          ORDER BY e.id LIMIT ${limit}`,
+
+      agesOlderThan: (limit) =>
+        `SELECT CAST(e.id AS TEXT) AS id,
+                CASE WHEN e.ts < ((now() AT TIME ZONE 'UTC') - CAST(? AS BIGINT) * INTERVAL '1 millisecond') THEN 1 ELSE 0 END AS old
+           FROM ${t} e
+          WHERE e.id > CAST(? AS BIGINT) AND e.id <= CAST(? AS BIGINT)
+          ORDER BY e.id LIMIT ${limit}`,
+
+      // Aggregates cannot lock rows, so the consumer rows are locked below MIN: FOR SHARE waits
+      // for a transaction changing one of them, then reads it as that one committed (READ
+      // COMMITTED re-checks the newest version of a locked row).
+      deleteUpTo: (consumers, ignored, limit) =>
+        `DELETE FROM ${t} WHERE id IN (
+           SELECT id FROM ${t}
+            WHERE id <= CAST(? AS BIGINT)
+              AND id <= (SELECT MIN(m.v) FROM (SELECT c.last_evt_id AS v FROM "${consumers}" c${
+                ignored > 0
+                  ? ` WHERE NOT (c.last_time < ((now() AT TIME ZONE 'UTC') - CAST(? AS BIGINT) * INTERVAL '1 millisecond')
+                        AND (${repeat(ignored, '(c.ident = ? AND c.last_evt_id = CAST(? AS BIGINT))', ' OR ')}))`
+                  : ''
+              } FOR SHARE) m)
+            ORDER BY id LIMIT ${limit})`,
+
+      behind: (limit) =>
+        `SELECT COUNT(*) AS n, to_char(MIN(lagging.ts), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ts
+           FROM (SELECT e.id, e.ts FROM ${t} e
+                  WHERE e.id > CAST(? AS BIGINT) AND e.id <= CAST(? AS BIGINT)
+                  ORDER BY e.id LIMIT ${limit}) lagging`,
+
+      newestBefore: `SELECT CAST(MAX(e.id) AS TEXT) AS id FROM ${t} e
+                      WHERE e.ts < CAST(? AS TIMESTAMP) AND e.id <= CAST(? AS BIGINT)`,
+
+      range: `SELECT CAST(MAX(e.id) AS TEXT) AS newest, CAST(MIN(e.id) AS TEXT) AS oldest,
+                     COUNT(*) AS n
+                FROM ${t} e`,
+
+      count: `SELECT COUNT(*) AS n FROM ${t}`,
+
+      countRecent: `SELECT COUNT(*) AS n FROM ${t} e
+                     WHERE e.id > CAST(? AS BIGINT)
+                       AND e.ts >= ((now() AT TIME ZONE 'UTC') - CAST(? AS BIGINT) * INTERVAL '1 millisecond')`,
+
+      list: (s) =>
+        `SELECT CAST(e.id AS TEXT) AS id, e.type, CAST(e.data AS TEXT) AS data,
+                to_char(e.ts, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ts
+           FROM ${t} e${where([
+             s.fromId && 'e.id >= CAST(? AS BIGINT)',
+             s.toId && 'e.id <= CAST(? AS BIGINT)',
+             s.types > 0 && `e.type IN (${repeat(s.types, '?')})`,
+             s.since && 'e.ts >= CAST(? AS TIMESTAMP)',
+             s.until && 'e.ts <= CAST(? AS TIMESTAMP)',
+           ])}
+          ORDER BY e.id${s.descending ? ' DESC' : ''} LIMIT ${s.limit}`,
+
+      copy: (rows) =>
+        `INSERT INTO ${t} (id, type, data, ts) VALUES ${repeat(rows, '(CAST(? AS BIGINT), ?, ?, ?)')}
+         ON CONFLICT (id) DO NOTHING`,
+    };
+  },
+
+  consumers(name) {
+    const t = `"${name}"`;
+    const moves = `"${TABLES.moves}"`;
+    return {
+      register: `INSERT INTO ${t} (last_evt_id, reg_time, last_time, ident)
+                 VALUES (0, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'), ?)`,
+
+      pointer: `SELECT CAST(last_evt_id AS TEXT) AS p FROM ${t} WHERE ident = ?`,
+
+      position: `SELECT CAST(c.last_evt_id AS TEXT) AS p,
+                        (SELECT CAST(MAX(m.id) AS TEXT) FROM ${moves} m
+                          WHERE m.ident = c.ident AND m.applied = 0) AS move
+                   FROM ${t} c WHERE c.ident = ?`,
+
+      advance: `UPDATE ${t} SET last_evt_id = CAST(? AS BIGINT), last_time = (now() AT TIME ZONE 'UTC')
+                 WHERE ident = ? AND last_evt_id < CAST(? AS BIGINT)`,
+
+      advanceFrom: `UPDATE ${t} SET last_evt_id = CAST(? AS BIGINT), last_time = (now() AT TIME ZONE 'UTC')
+                     WHERE ident = ? AND last_evt_id < CAST(? AS BIGINT)
+                       AND last_evt_id = CAST(? AS BIGINT)`,
+
+      all: `SELECT ident, CAST(last_evt_id AS TEXT) AS pointer,
+                   to_char(last_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_time, 0 AS idle
+              FROM ${t}`,
+
+      allIdle: `SELECT ident, CAST(last_evt_id AS TEXT) AS pointer,
+                       to_char(last_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_time,
+                       CASE WHEN last_time < ((now() AT TIME ZONE 'UTC') - CAST(? AS BIGINT) * INTERVAL '1 millisecond') THEN 1 ELSE 0 END AS idle
+                  FROM ${t}`,
+
+      setPointer: `UPDATE ${t} SET last_evt_id = CAST(? AS BIGINT), last_time = (now() AT TIME ZONE 'UTC')
+                    WHERE ident = ?`,
+
+      remove: `DELETE FROM ${t} WHERE ident = ?`,
+
+      recordMove: `INSERT INTO ${moves}
+                     (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)
+                   VALUES (?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, (now() AT TIME ZONE 'UTC'), ?)`,
+
+      movesApplied: `UPDATE ${moves} SET applied = 1
+                      WHERE ident = ? AND applied = 0 AND id <= CAST(? AS BIGINT)`,
+
+      allMovesApplied: `UPDATE ${moves} SET applied = 1 WHERE ident = ? AND applied = 0`,
+
+      listMoves: (ofOne, limit) =>
+        `SELECT m.ident, m.action, CAST(m.from_evt_id AS TEXT) AS from_id,
+                CAST(m.to_evt_id AS TEXT) AS to_id, m.by_user, m.reason,
+                to_char(m.move_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, m.applied
+           FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
+          ORDER BY m.id DESC LIMIT ${limit}`,
+    };
+  },
+};
