@@ -1,11 +1,12 @@
 import $asyncevent from 'futoin-asyncevent';
 import type { SimpleCCM } from 'futoin-invoker';
 import { ErrorCode, isEvtError } from '../common/errors';
-import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
+import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
 import { resolveStore } from '../storage/ccm';
 import { Lock } from '../storage/sql';
 import { assertIdentifier, type ConsumerState, type EventStore } from '../storage/store';
+import { afterBatch, batchBound, passCeiling, planBatch } from './discard-plan';
 
 export interface DBEventDiscarderOptions {
   /** Time between passes, in ms (default 600,000: 10 minutes, as the reference). */
@@ -304,18 +305,10 @@ export class DBEventDiscarder {
     // the events to try; the DELETE itself never goes past the lowest pointer as it reads them
     // (deleteEventsUpTo), so a move or registration that commits before it holds its events.
     const horizon = await store.horizon(eventTable);
-    const newest = await store.newestEventId(eventTable);
-    const upper = minId(
-      horizon,
-      cmpIds(newest, NO_EVENT) > 0 ? String(BigInt(newest) - 1n) : NO_EVENT,
-    );
-    if (cmpIds(upper, NO_EVENT) <= 0) return result;
+    const ceiling = passCeiling(horizon, await store.newestEventId(eventTable));
+    if (ceiling === null) return result;
 
     let stale: ConsumerState[] | null = null;
-    // A stale consumer is ignored only while it is as staleOf saw it: once it acknowledges or
-    // is moved (a new pointer, or a new last_time), it holds events back again at once.
-    const isStale = (c: ConsumerState): boolean =>
-      c.idle && (stale ?? []).some((s) => s.ident === c.ident && s.pointer === c.pointer);
     while (!w.stopped && result.batches < BATCHES_PER_PASS) {
       // Read again for each batch: a pointer moved back or a consumer registered meanwhile
       // (pointer 0) must stop the rest of the pass.
@@ -324,11 +317,8 @@ export class DBEventDiscarder {
         stale = await this.staleOf(w, store, consumers, horizon, eventTable);
         result.stale = stale;
       }
-      let bound: EventId | null = null;
-      for (const c of consumers) {
-        if (!isStale(c)) bound = minId(bound ?? upper, c.pointer);
-      }
-      if (bound === null || cmpIds(bound, NO_EVENT) <= 0) break;
+      const bound = batchBound(consumers, stale, ceiling);
+      if (bound === null) break;
 
       const ages = await store.eventAges({
         after: NO_EVENT,
@@ -337,19 +327,12 @@ export class DBEventDiscarder {
         ...(s.keepMs !== undefined ? { olderThanMs: s.keepMs } : {}),
         table: eventTable,
       });
-      let end: EventId | null = null;
-      let old = 0;
-      for (const a of ages) {
-        if (!a.old) break;
-        end = a.id;
-        old++;
-      }
-      if (end === null) break;
-      // Nothing can appear at or below `end` (it is below the horizon), so this deletes the
-      // lowest of the events just read: all `old` of them, at most `limit`, unless a pointer
-      // went back (or a consumer came) since they were read: the statement stops at the lowest
-      // pointer it reads itself.
-      const deleted = await store.deleteEventsUpTo(end, s.limit, {
+      const batch = planBatch(ages, s.limit);
+      if (batch === null) break;
+      // Nothing can appear at or below batch.upTo (it is below the horizon), so this deletes
+      // the lowest of the events just read, unless a pointer went back (or a consumer came)
+      // since they were read: the statement stops at the lowest pointer it reads itself.
+      const deleted = await store.deleteEventsUpTo(batch.upTo, s.limit, {
         table: eventTable,
         consumerTable,
         ...(s.staleMs !== undefined && stale.length > 0
@@ -357,15 +340,15 @@ export class DBEventDiscarder {
           : {}),
       });
       result.batches++;
-      if (deleted > 0) {
-        // Lowest first: the `deleted` lowest of those read (unless another discarder deleted
-        // some of them meanwhile).
-        const last = deleted >= old ? end : ages[deleted - 1]!.id;
+      // Lowest first: the `deleted` lowest of those read (unless another discarder deleted
+      // some of them meanwhile).
+      const { lastId, more } = afterBatch(ages, batch, deleted, s.limit);
+      if (lastId !== null) {
         result.deleted += deleted;
-        result.lastId = last;
-        this.emit('eventDiscard', deleted, last);
+        result.lastId = lastId;
+        this.emit('eventDiscard', deleted, lastId);
       }
-      if (deleted < old || old < ages.length || ages.length < s.limit) break;
+      if (!more) break;
     }
     return result;
   }
