@@ -4,7 +4,7 @@ import { defaultLogger, type Logger } from '../common/log';
 import { TABLES } from '../common/constants';
 import type { ConnectionConfig } from './config';
 import { StreamCounters } from './counters';
-import { createDialect, type NewEvent, type SqlDialect } from './dialects';
+import { createDialect, type Listener, type NewEvent, type SqlDialect } from './dialects';
 import {
   HORIZON_DEFAULTS,
   HorizonTracker,
@@ -264,6 +264,21 @@ export class EventStore {
     return this.retry('readEvents', () =>
       this.db.query<StoredEvent & Record<string, unknown>>(text, params),
     );
+  }
+
+  /** Whether commits of other processes can wake this one (see listen). */
+  get canListen(): boolean {
+    return this.dialect.listen !== undefined;
+  }
+
+  /**
+   * Calls `onNotify` when another process commits events to an event table, until closed (see
+   * SqlDialect.listen: a hint only). Fails where the database has no notifications (canListen).
+   */
+  listen(tableName: string, onNotify: () => void): Promise<Listener> {
+    if (!this.dialect.listen)
+      return Promise.reject(new Error(`No notifications on ${this.dialect.name}`));
+    return this.dialect.listen(this.db, assertIdentifier(tableName), onNotify);
   }
 
   /** The gap-safe horizon of an event table: see HorizonTracker. */

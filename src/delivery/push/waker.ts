@@ -46,7 +46,7 @@ export class Waker {
 
   start(): void {
     this.store.on('committed', this.onCommitted);
-    if (this.options.listen && this.store.dialect.listen) void this.listenLoop();
+    if (this.options.listen && this.store.canListen) void this.listenLoop();
     this.schedule(this.options.pollMinMs);
   }
 
@@ -88,14 +88,13 @@ export class Waker {
   }
 
   private async listenLoop(): Promise<void> {
-    const dialect = this.store.dialect;
     // Jittered, so that the processes that lost their connections together (a database restart)
     // do not all reconnect at the same moments.
     const reconnect = new Backoff(100, 10_000);
-    while (!this.stopped && dialect.listen) {
+    while (!this.stopped) {
       let failure: Error | null = null;
       try {
-        this.listener = await dialect.listen(this.store.db, this.table, () => this.wakeNow());
+        this.listener = await this.store.listen(this.table, () => this.wakeNow());
         if (this.stopped) {
           await this.listener.close();
           return;
