@@ -1,6 +1,6 @@
 /**
  * The narrow database seam: every SQL statement of this project runs through an SqlClient.
- * One adapter per driver (drivers/), one module of SQL per dialect (dialects/). Statements use
+ * One adapter per driver (drivers/), the statements of each dialect in queries/. Statements use
  * `?` placeholders on every dialect; the PostgreSQL adapter numbers them.
  */
 export type Dialect = 'sqlite' | 'postgresql' | 'mysql';

@@ -225,6 +225,14 @@ export class EventStore {
   }
 
   /**
+   * Runs `work` in one transaction, again only after errors that applied nothing: for
+   * transactions whose second run after an unknown outcome would write twice.
+   */
+  private writeOnce<T>(what: string, work: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    return this.retry(what, () => this.db.transaction(work), false);
+  }
+
+  /**
    * Stores events atomically, in one statement (one multi-row INSERT is one transaction by
    * itself: no BEGIN and COMMIT round trips); resolves with their IDs, in order, once committed.
    */
@@ -390,18 +398,13 @@ export class EventStore {
    */
   moveConsumer(ident: string, to: EventId, by: string, reason: string): Promise<EventId | null> {
     const sql = this.consumerSql;
-    return this.retry(
-      'moveConsumer',
-      () =>
-        this.db.transaction(async (tx) => {
-          const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
-          if (!row) return null;
-          await tx.execute(sql.setPointer, [to, ident]);
-          await tx.execute(sql.recordMove, [ident, 'move', row.p, to, by, reason, 0]);
-          return row.p;
-        }),
-      false,
-    );
+    return this.writeOnce('moveConsumer', async (tx) => {
+      const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
+      if (!row) return null;
+      await tx.execute(sql.setPointer, [to, ident]);
+      await tx.execute(sql.recordMove, [ident, 'move', row.p, to, by, reason, 0]);
+      return row.p;
+    });
   }
 
   /**
@@ -411,19 +414,14 @@ export class EventStore {
    */
   dropConsumer(ident: string, by: string, reason: string): Promise<boolean> {
     const sql = this.consumerSql;
-    return this.retry(
-      'dropConsumer',
-      () =>
-        this.db.transaction(async (tx) => {
-          const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
-          if (!row) return false;
-          await tx.execute(sql.remove, [ident]);
-          await tx.execute(sql.allMovesApplied, [ident]);
-          await tx.execute(sql.recordMove, [ident, 'drop', row.p, null, by, reason, 1]);
-          return true;
-        }),
-      false,
-    );
+    return this.writeOnce('dropConsumer', async (tx) => {
+      const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
+      if (!row) return false;
+      await tx.execute(sql.remove, [ident]);
+      await tx.execute(sql.allMovesApplied, [ident]);
+      await tx.execute(sql.recordMove, [ident, 'drop', row.p, null, by, reason, 1]);
+      return true;
+    });
   }
 
   /** Recorded moves and drops (of one consumer, or of all with null), newest first. */
