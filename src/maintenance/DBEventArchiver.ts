@@ -11,7 +11,7 @@ import { Backoff } from '../receiving/backoff';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
-import { HistoryWriter, historySource, type WarehouseSource } from '../storage/history';
+import { HistoryWriter, type HistorySource, type WarehouseSource } from '../storage/history';
 import { assertIdentifier } from '../storage/store';
 
 /** How events reach the archiver: pushed, polled, or pushed when the service offers it. */
@@ -131,7 +131,7 @@ export class DBEventArchiver extends ReliableReceiver {
     return ARCHIVER_COMPONENT;
   }
 
-  private readonly warehouse: WarehouseSource;
+  private readonly warehouse: HistorySource;
   private readonly migrate: boolean;
   private readonly log: Logger;
   private run: Run | null = null;
@@ -144,7 +144,10 @@ export class DBEventArchiver extends ReliableReceiver {
    */
   constructor(db_ccm: AdvancedCCM, options: DBEventArchiverOptions = {}) {
     super(db_ccm);
-    this.warehouse = options.warehouse ?? configFromFutoinDb(db_ccm, DB_CONN.warehouse);
+    const w = options.warehouse ?? configFromFutoinDb(db_ccm, DB_CONN.warehouse);
+    // The option takes either; only an SqlClient has transactions.
+    this.warehouse =
+      'transaction' in w ? { kind: 'client', client: w } : { kind: 'connect', config: w };
     this.migrate = options.migrate ?? true;
     this.log = options.log ?? defaultLogger();
     this.on('workerError', (code, info) => this.onWorkerError(code, info));
@@ -325,7 +328,7 @@ export class DBEventArchiver extends ReliableReceiver {
   }
 
   private async openWarehouse(run: Run): Promise<HistoryWriter> {
-    const writer = await HistoryWriter.open(historySource(this.warehouse), {
+    const writer = await HistoryWriter.open(this.warehouse, {
       table: run.table,
       migrate: this.migrate,
       log: this.log,

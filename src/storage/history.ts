@@ -29,13 +29,9 @@ const ROW_OVERHEAD_BYTES = 96;
 /** The warehouse's connection as the archiver's option takes it: settings, or an open client. */
 export type WarehouseSource = ConnectionConfig | SqlClient;
 
-/** Where HistoryWriter.open finds the warehouse: settings to connect with, or a client someone else owns. */
+/** Where HistoryWriter.open finds the warehouse: settings, or a client someone else owns. */
 export type HistorySource =
   { kind: 'connect'; config: ConnectionConfig } | { kind: 'client'; client: SqlClient };
-
-/** The archiver's option as a HistorySource: only an SqlClient has transactions. */
-export const historySource = (w: WarehouseSource): HistorySource =>
-  'transaction' in w ? { kind: 'client', client: w } : { kind: 'connect', config: w };
 
 const FTN18_TS_RE = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z$/;
 
