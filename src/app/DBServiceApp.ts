@@ -8,7 +8,7 @@ import { runSteps } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
 import { DBPollService } from '../delivery/poll/DBPollService';
 import { DBPushService, type DBPushServiceOptions } from '../delivery/push/DBPushService';
-import { PushFace } from '../delivery/push/PushFace';
+import { PushFace } from '../common/faces/PushFace';
 import { DBGenFace } from '../generation/DBGenFace';
 import { DBGenService, type DBGenServiceOptions } from '../generation/DBGenService';
 import { DBEventArchiver, type ArchiverStartOptions } from '../maintenance/DBEventArchiver';

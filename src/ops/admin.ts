@@ -1,4 +1,5 @@
 import { TABLES } from '../common/constants';
+import type { MoveTarget } from '../common/faces/AdminFace';
 import { ErrorCode, EvtError } from '../common/errors';
 import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
 import type { Event } from '../delivery/poll/PollService';
@@ -25,8 +26,6 @@ export interface ConsumerInfo {
   connected: boolean;
   mode: DeliveryMode;
 }
-
-export type MoveTarget = 'start' | 'newest' | 'id' | 'time';
 
 export interface MoveRecord {
   ident: string;
