@@ -501,7 +501,7 @@ declare module 'futoin-database/L2Service' {
 
 declare module 'futoin-database/PostgreSQLService' {
   import L2Service from 'futoin-database/L2Service';
-  /** Its pg Pool (`_pool`) has no 'error' listener of its own: see src/storage/futoin-db.ts. */
+  /** Its pg Pool (`_pool`) has no 'error' listener of its own: see src/futoin/database.ts. */
   class PostgreSQLService extends L2Service {}
   export = PostgreSQLService;
 }
