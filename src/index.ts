@@ -19,6 +19,7 @@ export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPoll
 export { PushFace } from './common/faces/PushFace';
 export { PushService, type PushServiceOptions } from './delivery/push/PushService';
 export { DBPushService, type DBPushServiceOptions } from './delivery/push/DBPushService';
+export { ADMIN_HINTS, type OperatorHints } from './delivery/push/hub';
 
 export {
   ReceiverFace,
