@@ -17,7 +17,7 @@
 import $as from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 // In your project: import { GenFace } from 'ftn18-eventstream';
-import { GenFace } from '../src/generation/GenFace';
+import { GenFace } from '../src/common/faces/GenFace';
 
 const url = process.env['EVTSTREAM_URL'] || 'secure+ws://127.0.0.1:8080/';
 const credentials = process.env['EVTSTREAM_CREDENTIALS'];

@@ -21,8 +21,8 @@ import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 // In your project: import { AdminFace, type ConsumerInfo, ... } from 'ftn18-eventstream';
-import type { ConsumerInfo, MoveTarget, StreamStats } from '../src/ops/admin';
-import { AdminFace } from '../src/ops/AdminFace';
+import type { ConsumerInfo, StreamStats } from '../src/ops/admin';
+import { AdminFace, type MoveTarget } from '../src/common/faces/AdminFace';
 
 const url = process.env['EVTSTREAM_URL'] || 'secure+ws://127.0.0.1:8080/';
 const credentials = process.env['EVTSTREAM_CREDENTIALS'];

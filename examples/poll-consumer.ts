@@ -22,7 +22,7 @@ import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 // In your project: import { PollFace, type Event } from 'ftn18-eventstream';
-import { PollFace } from '../src/delivery/poll/PollFace';
+import { PollFace } from '../src/common/faces/PollFace';
 import type { Event } from '../src/delivery/poll/PollService';
 
 const url = process.env['EVTSTREAM_URL'] || 'secure+ws://127.0.0.1:8080/';

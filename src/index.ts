@@ -7,18 +7,19 @@ export { ErrorCode, EvtError } from './common/errors';
 export { cmpIds, isEventId, type EventId } from './common/ids';
 export { consoleLogger, type Logger, type LogLevel } from './common/log';
 
-export { GenFace } from './generation/GenFace';
+export { GenFace } from './common/faces/GenFace';
 export { DBGenFace } from './generation/DBGenFace';
 export { GenService, type GenServiceOptions } from './generation/GenService';
 export { DBGenService, type DBGenServiceOptions } from './generation/DBGenService';
 
-export { PollFace } from './delivery/poll/PollFace';
+export { PollFace } from './common/faces/PollFace';
 export { PollService, type Event, type PollServiceOptions } from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
-export { PushFace } from './delivery/push/PushFace';
+export { PushFace } from './common/faces/PushFace';
 export { PushService, type PushServiceOptions } from './delivery/push/PushService';
 export { DBPushService, type DBPushServiceOptions } from './delivery/push/DBPushService';
+export { ADMIN_HINTS, type OperatorHints } from './delivery/push/hub';
 
 export {
   ReceiverFace,
@@ -73,10 +74,9 @@ export {
   type AdminCoreOptions,
   type ConsumerInfo,
   type DeliveryMode,
-  type MoveTarget,
   type ReadQuery,
   type StreamStats,
 } from './ops/admin';
 export { AdminService, hasAdminRight } from './ops/AdminService';
-export { AdminFace, type ReadEventsParams } from './ops/AdminFace';
+export { AdminFace, type MoveTarget, type ReadEventsParams } from './common/faces/AdminFace';
 export { serveConsole, CONSOLE_PATH } from './ops/console';

@@ -106,8 +106,6 @@ declare module 'futoin-invoker' {
       timeout?: number,
     ): void;
     ifaceInfo(): { name(): string; version(): string; funcs(): Record<string, unknown> };
-    /** Compiled interface info (used by SpecTools.checkCompiledType). */
-    readonly _raw_info: unknown;
     /**
      * Events ($asyncevent, listeners run asynchronously): 'connect' and 'disconnect' (WebSocket
      * endpoints: the connection opened; it closed or failed — also a refused connection attempt
@@ -264,9 +262,8 @@ declare module 'futoin-executor' {
     /** Closing `ccm` does not close the executor (2.3.7 meant to, but its listener is a no-op). */
     constructor(ccm: SimpleCCM, opts?: ExecutorOptions);
     readonly SAFE_PAYLOAD_LIMIT: number;
-    protected _maxReqSize: number;
+    /** The largest response the registered specs allow (used in src/futoin only). */
     protected _maxRspSize: number;
-    protected _maxAnySize: number;
     ccm(): SimpleCCM;
     register(
       as: AsyncSteps,
@@ -333,13 +330,13 @@ declare module 'futoin-executor' {
     signAuto(as: AsyncSteps, reqinfo: RequestInfo, rspmsg: Record<string, unknown>): boolean;
     isSigned(reqinfo: RequestInfo): boolean;
     checkAccess(as: AsyncSteps, reqinfo: RequestInfo, acd: unknown): void;
+    /** Documented for subclasses (used in src/futoin only). */
     protected _setUser(
       as: AsyncSteps,
       reqinfo: RequestInfo,
       seclvl: string,
       user: { local_id: string; global_id: string; details?: unknown },
     ): void;
-    protected _ccm?: SimpleCCM;
   }
 
   class PingService {
@@ -487,7 +484,10 @@ declare module 'futoin-database/L2Service' {
 
   class L2Service {
     constructor(options: ServiceOptions);
-    /** Called once its executor closes: closes the connection(s) without waiting for them. */
+    /**
+     * Called once its executor closes: closes the connection(s) without waiting for them
+     * (overridden in src/futoin only).
+     */
     protected _close(): void;
     static register<T extends L2Service>(
       this: new (options: ServiceOptions) => T,
@@ -501,7 +501,7 @@ declare module 'futoin-database/L2Service' {
 
 declare module 'futoin-database/PostgreSQLService' {
   import L2Service from 'futoin-database/L2Service';
-  /** Its pg Pool (`_pool`) has no 'error' listener of its own: see src/storage/futoin-db.ts. */
+  /** Its pg Pool (`_pool`) has no 'error' listener of its own: see src/futoin/database.ts. */
   class PostgreSQLService extends L2Service {}
   export = PostgreSQLService;
 }

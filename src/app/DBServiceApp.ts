@@ -8,7 +8,7 @@ import { runSteps } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
 import { DBPollService } from '../delivery/poll/DBPollService';
 import { DBPushService, type DBPushServiceOptions } from '../delivery/push/DBPushService';
-import { PushFace } from '../delivery/push/PushFace';
+import { PushFace } from '../common/faces/PushFace';
 import { DBGenFace } from '../generation/DBGenFace';
 import { DBGenService, type DBGenServiceOptions } from '../generation/DBGenService';
 import { DBEventArchiver, type ArchiverStartOptions } from '../maintenance/DBEventArchiver';
@@ -21,6 +21,7 @@ import { EventStore } from '../storage/store';
 import { EvtNodeExecutor } from '../transport/executor';
 import { AdminCore } from '../ops/admin';
 import { AdminService } from '../ops/AdminService';
+import { CLI_HINTS } from './hints';
 
 /** A database as a URL (`sqlite:PATH`, `postgres://...`, `mysql://...`) or settings. */
 export type DatabaseSpec = string | ConnectionConfig;
@@ -156,7 +157,10 @@ export class DBServiceApp {
       // On our executor, poll lives beside push (see EvtNodeExecutor.register), so polling
       // works over HTTP too; a plain executor gets push only, which includes poll.
       if (executor instanceof EvtNodeExecutor) DBPollService.register(as, executor, evtOptions);
-      this.pushRef = DBPushService.register(as, executor, evtOptions);
+      this.pushRef = DBPushService.register(as, executor, {
+        operatorHints: CLI_HINTS,
+        ...evtOptions,
+      });
       DBGenFace.register(as, ccm, FACE_NAMES.gen, executor);
       PushFace.register(as, ccm, FACE_NAMES.push, executor);
       as.add((_as) => ccm.alias(FACE_NAMES.push, FACE_NAMES.poll));

@@ -2,7 +2,7 @@ import type { XferBuilder } from 'futoin-database';
 import { TABLES } from '../common/constants';
 import { invalidRequest } from '../common/errors';
 import { assertEventType, encodeEventData } from './encode';
-import { GenFace } from './GenFace';
+import { GenFace } from '../common/faces/GenFace';
 
 /** futoin-database limits every query of a transaction to 10,000 characters (futoin.db.l1 Query). */
 const FUTOIN_DB_QUERY_LIMIT = 10_000;

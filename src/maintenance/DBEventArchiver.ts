@@ -5,7 +5,7 @@ import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
 import { DB_CONN, TABLES } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
-import { PollFace } from '../delivery/poll/PollFace';
+import { PollFace } from '../common/faces/PollFace';
 import type { Event } from '../delivery/poll/PollService';
 import { Backoff } from '../receiving/backoff';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';

@@ -4,7 +4,8 @@ import PingService from 'futoin-executor/PingService';
 import { ADMIN_IFACE, ADMIN_VERSION, SPEC_DIRS_ALL } from '../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
 import { callerId } from '../common/identity';
-import type { AdminCore, MoveTarget } from './admin';
+import type { MoveTarget } from '../common/faces/AdminFace';
+import type { AdminCore } from './admin';
 
 /** Security levels (FTN3/FTN8, as futoin-executor sets them) that carry the admin right. */
 const ADMIN_LEVELS: ReadonlySet<string> = new Set([

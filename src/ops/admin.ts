@@ -1,3 +1,4 @@
+import type { MoveTarget } from '../common/faces/AdminFace';
 import { ErrorCode, EvtError } from '../common/errors';
 import { minId, NO_EVENT, type EventId } from '../common/ids';
 import type { Event } from '../delivery/poll/PollService';
@@ -23,8 +24,6 @@ export interface ConsumerInfo {
   connected: boolean;
   mode: DeliveryMode;
 }
-
-export type MoveTarget = 'start' | 'newest' | 'id' | 'time';
 
 export type { MoveRecord } from '../storage/store';
 

@@ -8,11 +8,15 @@
  * the push sessions, all when a scrape comes in.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { DBServiceApp } from '../app/DBServiceApp';
 import type { PushHub } from '../delivery/push/hub';
 import type { ConsumerCounts, StreamCounters } from '../storage/counters';
 import { AdminCore, type ConsumerInfo } from './admin';
-import { METRICS_LAG_LIMIT, METRICS_TIMEOUT_MS, type MetricsOptions } from './metrics';
+import {
+  METRICS_LAG_LIMIT,
+  METRICS_TIMEOUT_MS,
+  type MetricsOptions,
+  type MetricsSource,
+} from './metrics';
 
 /** The metrics of one app: its registry, and a scrape that fills it and renders it. */
 export interface StreamMetrics {
@@ -201,7 +205,7 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
  * which Prometheus takes as a counter reset). Gauges come from one snapshot per scrape (lag from
  * AdminCore.listConsumers, the newest ID and table size in one query, the push sessions).
  */
-export function createMetrics(app: DBServiceApp, options: MetricsOptions = {}): StreamMetrics {
+export function createMetrics(app: MetricsSource, options: MetricsOptions = {}): StreamMetrics {
   const store = app.store;
   if (!store) throw new Error('Metrics need the app to have opened the active store');
   const lagLimit = options.lagLimit ?? METRICS_LAG_LIMIT;

@@ -9,13 +9,25 @@
  */
 import crypto from 'crypto';
 import type { IncomingMessage, ServerResponse } from 'http';
-import type { DBServiceApp } from '../app/DBServiceApp';
 import type { Logger } from '../common/log';
+import type { PushHub } from '../delivery/push/hub';
+import type { EventStore } from '../storage/store';
 import type { Users } from '../transport/auth';
 import type { EvtNodeExecutor } from '../transport/executor';
+import type { AdminCore } from './admin';
 import type { StreamMetrics } from './metrics-registry';
 
 export type { StreamMetrics } from './metrics-registry';
+
+/** What /metrics reads from the app it serves (a DBServiceApp has all of it). */
+export interface MetricsSource {
+  /** The active store (required: metrics cannot be served without it). */
+  readonly store: EventStore | null;
+  /** The push service of this process, for its sessions. */
+  readonly push: { hub(): Promise<PushHub> } | null;
+  /** The app's AdminCore when it serves ftn18es.admin (else metrics make one on the store). */
+  readonly admin: AdminCore | null;
+}
 
 /** Who may read /metrics: admins (HTTP Basic auth), anyone, or nobody (not served). */
 export type MetricsAccess = 'admins' | 'open' | 'off';
@@ -82,7 +94,7 @@ const plain = (rsp: ServerResponse, status: number, text: string, headers = {}):
  */
 export function serveMetrics(
   executor: EvtNodeExecutor,
-  app: DBServiceApp,
+  app: MetricsSource,
   admins: Users | null,
   options: MetricsOptions = {},
 ): void {

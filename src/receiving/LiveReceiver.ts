@@ -6,7 +6,7 @@ import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
 import { LIVE_COMPONENT, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
 import type { Event } from '../delivery/poll/PollService';
-import { PushFace } from '../delivery/push/PushFace';
+import { PushFace } from '../common/faces/PushFace';
 import { Backoff } from '../common/backoff';
 import { ReceiverService } from './ReceiverService';
 

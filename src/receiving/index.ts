@@ -7,11 +7,11 @@ export { ErrorCode, EvtError } from '../common/errors';
 export { cmpIds, isEventId, type EventId } from '../common/ids';
 export type { Event } from '../delivery/poll/PollService';
 
-export { GenFace } from '../generation/GenFace';
-export { PollFace } from '../delivery/poll/PollFace';
-export { PushFace } from '../delivery/push/PushFace';
+export { GenFace } from '../common/faces/GenFace';
+export { PollFace } from '../common/faces/PollFace';
+export { PushFace } from '../common/faces/PushFace';
 
-export { ReceiverFace } from './ReceiverFace';
+export { ReceiverFace } from '../common/faces/ReceiverFace';
 export {
   ReceiverService,
   type ReceiverServiceClass,

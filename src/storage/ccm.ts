@@ -1,6 +1,7 @@
 import type { SimpleCCM } from 'futoin-invoker';
 import { DB_CONN } from '../common/constants';
 import { defaultLogger, type Logger } from '../common/log';
+import { futoinDbTarget } from '../futoin/database';
 import type { ConnectionConfig } from './config';
 import { migrate } from './migrate';
 import { EventStore, type StoreOptions } from './store';
@@ -66,82 +67,34 @@ async function openFromCcm(ccm: SimpleCCM, options: ResolveStoreOptions): Promis
   return store;
 }
 
-interface PgPoolLike {
-  options: {
-    host?: string;
-    port?: number;
-    user?: string;
-    password?: string;
-    database?: string;
-    max?: number;
-  };
-}
-interface MysqlPoolLike {
-  config: {
-    connectionLimit?: number;
-    connectionConfig: {
-      host?: string;
-      port?: number;
-      user?: string;
-      password?: string;
-      database?: string;
-    };
-  };
-}
-interface FutoinDbServiceLike {
-  _pool?: Partial<PgPoolLike & MysqlPoolLike>;
-  _db_params?: { filename?: string };
-}
-
 /**
- * Connection settings of the futoin-database (1.9) service behind `#db.<name>` in this process.
- * futoin-database does not expose them, so this reads its service object: the CCM's interface
- * info holds the Executor, whose `_impls` hold the L2 service with its pg pool options, its
- * mysql pool config or its SQLite file name. Checked here, in one place, against the version we
- * depend on.
+ * Connection settings of the futoin-database service behind `#db.<name>` in this process, read
+ * from the service itself (futoin-database does not expose them: see futoinDbTarget).
  */
 export function configFromFutoinDb(ccm: SimpleCCM, name: string): ConnectionConfig {
   const regName = `#db.${name}`;
-  const info = (ccm as unknown as { _iface_info?: Record<string, { endpoint?: unknown }> })
-    ._iface_info?.[regName];
-  if (!info) {
-    throw new Error(
-      `No ${regName} in the CCM: register it with futoin-database's AutoConfig, or pass options.store`,
-    );
+  const target = futoinDbTarget(ccm, regName);
+  switch (target.kind) {
+    case 'none':
+      throw new Error(
+        `No ${regName} in the CCM: register it with futoin-database's AutoConfig, or pass options.store`,
+      );
+    case 'other':
+      throw new Error(
+        `${regName} is not a futoin-database 1.x service in this process; pass options.store instead`,
+      );
+    case 'sqlite':
+      return { dialect: 'sqlite', file: target.file };
+    case 'postgresql':
+    case 'mysql':
+      return {
+        dialect: target.kind,
+        host: target.host ?? 'localhost',
+        ...(target.port ? { port: Number(target.port) } : {}),
+        ...(target.user ? { user: target.user } : {}),
+        ...(target.password ? { password: target.password } : {}),
+        ...(target.database ? { database: target.database } : {}),
+        maxConnections: Math.max(target.poolSize ?? 1, 4),
+      };
   }
-  const impls = (info.endpoint as { _impls?: Record<string, Record<string, unknown>> } | undefined)
-    ?._impls;
-  const service = (impls?.['futoin.db.l2']?.['1'] ?? impls?.['futoin.db.l1']?.['1']) as
-    FutoinDbServiceLike | undefined;
-  if (service?._db_params?.filename) {
-    return { dialect: 'sqlite', file: service._db_params.filename };
-  }
-  const pool = service?._pool;
-  if (pool?.options && 'max' in pool.options) {
-    const o = pool.options;
-    return {
-      dialect: 'postgresql',
-      host: o.host ?? 'localhost',
-      ...(o.port ? { port: Number(o.port) } : {}),
-      ...(o.user ? { user: o.user } : {}),
-      ...(o.password ? { password: o.password } : {}),
-      ...(o.database ? { database: o.database } : {}),
-      maxConnections: Math.max(o.max ?? 1, 4),
-    };
-  }
-  if (pool?.config?.connectionConfig) {
-    const c = pool.config.connectionConfig;
-    return {
-      dialect: 'mysql',
-      host: c.host ?? 'localhost',
-      ...(c.port ? { port: Number(c.port) } : {}),
-      ...(c.user ? { user: c.user } : {}),
-      ...(c.password ? { password: c.password } : {}),
-      ...(c.database ? { database: c.database } : {}),
-      maxConnections: Math.max(pool.config.connectionLimit ?? 1, 4),
-    };
-  }
-  throw new Error(
-    `${regName} is not a futoin-database 1.x service in this process; pass options.store instead`,
-  );
 }

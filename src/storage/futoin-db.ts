@@ -6,6 +6,7 @@ import 'futoin-database';
 import L2Face from 'futoin-database/L2Face';
 import type L2Service from 'futoin-database/L2Service';
 import type { Logger } from '../common/log';
+import { hookedService } from '../futoin/database';
 import type { ConnectionConfig } from './config';
 import { loadFutoinDbService } from './preload';
 
@@ -22,34 +23,10 @@ export async function futoinDbClosed(ccm: SimpleCCM): Promise<void> {
   await Promise.all(closings.get(ccm) ?? []);
 }
 
-/** The connection members of futoin-database's services (see types/futoin.d.ts). */
-interface ServiceInternals {
-  _db: { close(callback?: (err: Error | null) => void): void } | null;
-  _pool: {
-    on(event: 'error', listener: (err: Error) => void): void;
-    end(callback?: (err?: Error) => void): Promise<void> | void;
-  };
-}
-
-/** Closes the service's connections; resolves once they are (their errors are of no use then). */
-function endConnections(
-  dialect: ConnectionConfig['dialect'],
-  service: ServiceInternals,
-): Promise<void> {
-  if (dialect === 'sqlite') {
-    const db = service._db;
-    service._db = null;
-    return new Promise<void>((resolve) => (db ? db.close(() => resolve()) : resolve()));
-  }
-  // pg's Pool.end() and mysqljs's pool.end() both take a callback.
-  return new Promise<void>((resolve) => void service._pool.end(() => resolve()));
-}
-
 /**
- * `Base` whose _close() reports when the connections are really closed (see futoinDbClosed),
- * and, for PostgreSQL, with a listener on the pool's 'error' event: without it, an idle
- * connection that the server drops (restart, failover, pg_terminate_backend) raises an
- * unhandled 'error' and ends the process, as it does under the reference implementation.
+ * `Base` that reports when its connections are really closed (see futoinDbClosed), and, for
+ * PostgreSQL, logs a dropped pooled connection (restart, failover, pg_terminate_backend) that
+ * would otherwise end the process, as it does under the reference implementation.
  */
 function closingService(
   dialect: ConnectionConfig['dialect'],
@@ -57,30 +34,19 @@ function closingService(
   ccm: SimpleCCM,
   log: Logger,
 ): typeof L2Service {
-  return class ClosingService extends Base {
-    private readonly reportClosed: (done: Promise<void>) => void;
-
-    constructor(options: ConstructorParameters<typeof L2Service>[0]) {
-      super(options);
-      // Counted once it exists, not before: a set-up that fails before this service is made
-      // (the active store unreachable, say) has no connections here, and futoinDbClosed must
-      // not wait for a close that never comes.
+  return hookedService(dialect, Base, {
+    // Counted once a service exists, not before: a set-up that fails before it is made (the
+    // active store unreachable, say) has no connections here, and futoinDbClosed must not wait
+    // for a close that never comes.
+    created: () => {
       let report!: (done: Promise<void>) => void;
       const list = closings.get(ccm) ?? [];
       closings.set(ccm, list);
       list.push(new Promise<void>((resolve) => (report = (done) => void done.then(resolve))));
-      this.reportClosed = report;
-      if (dialect === 'postgresql') {
-        (this as unknown as ServiceInternals)._pool.on('error', (err: Error) =>
-          log.warn(`futoin-database PostgreSQL connection lost: ${err.message}`),
-        );
-      }
-    }
-
-    protected override _close(): void {
-      this.reportClosed(endConnections(dialect, this as unknown as ServiceInternals));
-    }
-  };
+      return report;
+    },
+    poolError: (err) => log.warn(`futoin-database PostgreSQL connection lost: ${err.message}`),
+  });
 }
 
 /**

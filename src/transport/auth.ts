@@ -1,8 +1,9 @@
 import crypto from 'crypto';
 import fs from 'fs';
 import type { AsyncSteps } from 'futoin-asyncsteps';
-import { RequestInfo, SecurityProvider } from 'futoin-executor';
+import { RequestInfo } from 'futoin-executor';
 import { SpecTools } from 'futoin-invoker';
+import { CallerSettingProvider } from '../futoin/security';
 
 /** Client users: name → secret. */
 export type Users = Map<string, string>;
@@ -71,7 +72,7 @@ interface HmacSigner {
  * ftn18es.admin requires (see AdminService), and can use everything a user can. A name in both
  * sets is an admin with the admin's secret.
  */
-export class UsersSecurityProvider extends SecurityProvider {
+export class UsersSecurityProvider extends CallerSettingProvider {
   private readonly users: Users;
   private readonly admins: ReadonlySet<string>;
 
@@ -123,7 +124,7 @@ export class UsersSecurityProvider extends SecurityProvider {
 
   private setUser(as: AsyncSteps, reqinfo: RequestInfo, user: string): void {
     const level = this.admins.has(user) ? RequestInfo.SL_PRIVILEGED_OPS : RequestInfo.SL_SAFE_OPS;
-    this._setUser(as, reqinfo, level, { local_id: user, global_id: user });
+    this.setCaller(as, reqinfo, level, { local_id: user, global_id: user });
   }
 
   override signAuto(

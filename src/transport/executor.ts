@@ -6,10 +6,15 @@ import 'futoin-database/MySQLDriver';
 import 'futoin-database/PostgreSQLDriver';
 import 'futoin-database/SQLiteDriver';
 import type { AsyncSteps } from 'futoin-asyncsteps';
-import { NodeExecutor, type Executor } from 'futoin-executor';
-import { FTN18_1_1_MESSAGE_LIMIT, IFACE } from '../common/constants';
+import type { Executor, NodeExecutorOptions } from 'futoin-executor';
 import type { SimpleCCM } from 'futoin-invoker';
-import type { NodeExecutorOptions } from 'futoin-executor';
+import { FTN18_1_1_MESSAGE_LIMIT, IFACE } from '../common/constants';
+import {
+  HookedNodeExecutor,
+  registerOwnOverInherited,
+  type WsConnection,
+  type WsListener,
+} from '../futoin/executor';
 
 export interface EvtExecutorOptions extends NodeExecutorOptions {
   /** Treat connections from loopback addresses as secure channels (default false). */
@@ -39,23 +44,8 @@ function findRoute(routes: Map<string, HttpRoute> | undefined, url: string): Htt
 const isLoopback = (addr: string | undefined): boolean =>
   !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
 
-/** What NodeExecutor 2.3 does with the WebSocket objects it is given (the `ws` package). */
-interface WsLike {
-  on(event: string, listener: (...args: unknown[]) => void): unknown;
-  close(code?: number, reason?: string): void;
-}
-
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Calls a NodeExecutor method the typings do not declare (futoin-executor 2.3 internals). */
-function callBase<R>(self: NodeExecutor, name: string, ...args: unknown[]): R {
-  const fn = Reflect.get(NodeExecutor.prototype, name) as (
-    this: NodeExecutor,
-    ...a: unknown[]
-  ) => R;
-  return fn.apply(self, args);
-}
 
 /**
  * A FutoIn request as the executor's checks expect it: an object, with `p` an object if given.
@@ -78,10 +68,9 @@ function normalizeRequest(ftnreq: unknown): Record<string, unknown> {
  *   `rid`; here such a connection is closed (1008) and everyone else keeps being served;
  * - optionally, loopback connections counted as secure channels (traffic that never leaves the
  *   machine), so futoin.evt.gen's SecureChannel rule can be met locally without TLS.
- * It relies on NodeExecutor 2.3 internals (`_handleHTTPRequestCommon`, `_handleWSRequest`,
- * `_isSecureChannel`); package.json pins that version.
+ * What it needs of NodeExecutor's internals, it reaches through HookedNodeExecutor's hooks.
  */
-export class EvtNodeExecutor extends NodeExecutor {
+export class EvtNodeExecutor extends HookedNodeExecutor {
   constructor(ccm: SimpleCCM, opts: EvtExecutorOptions = {}) {
     super(ccm, opts);
     secureLoopback.set(this, opts.secureLoopback ?? false);
@@ -116,7 +105,7 @@ export class EvtNodeExecutor extends NodeExecutor {
    * raise it; each service bounds its responses by the version its caller speaks).
    */
   get maxResponseBytes(): number {
-    return Math.max(this.SAFE_PAYLOAD_LIMIT, this._maxRspSize, FTN18_1_1_MESSAGE_LIMIT);
+    return Math.max(this.SAFE_PAYLOAD_LIMIT, this.specMaxResponseBytes, FTN18_1_1_MESSAGE_LIMIT);
   }
 
   override packPayload(coder: { encode(msg: unknown): string | Buffer }, msg: unknown): Buffer {
@@ -152,63 +141,43 @@ export class EvtNodeExecutor extends NodeExecutor {
       super.register(as, ifacever, impl, specdirs);
       return;
     }
-    const tables = this as unknown as {
-      _ifaces: Record<string, Record<string, { derived?: unknown } | undefined>>;
-      _impls: Record<string, Record<string, unknown>>;
-    };
-    // Registrations run as steps: look at the tables when this one's turn comes.
-    as.add((as) => {
-      const poll = tables._ifaces[IFACE.poll]?.['1'];
-      if (iface === IFACE.poll && poll?.derived) {
-        // Registered after push: the poll service replaces push's inherited entry.
-        delete tables._ifaces[IFACE.poll]!['1'];
-      }
-      if (iface === IFACE.push && poll && !poll.derived) {
-        // Registered after poll: the poll service keeps its entry over push's inherited one.
-        const pollImpl = tables._impls[IFACE.poll]?.['1'];
-        delete tables._ifaces[IFACE.poll]!['1'];
-        super.register(as, ifacever, impl, specdirs);
-        as.add((_as) => {
-          tables._ifaces[IFACE.poll]!['1'] = poll;
-          tables._impls[IFACE.poll]!['1'] = pollImpl;
-        });
-        return;
-      }
-      super.register(as, ifacever, impl, specdirs);
-    });
-  }
-
-  /** Overrides NodeExecutor's (undeclared) per-request check. */
-  protected _isSecureChannel(req: IncomingMessage): boolean {
-    return (
-      callBase<boolean>(this, '_isSecureChannel', req) ||
-      (secureLoopback.get(this) === true && isLoopback(req.socket.remoteAddress))
+    registerOwnOverInherited(as, this, iface, { iface: IFACE.poll, major: '1' }, (as) =>
+      super.register(as, ifacever, impl, specdirs),
     );
   }
 
+  protected override isSecureRequest(req: IncomingMessage, secure: boolean): boolean {
+    return secure || (secureLoopback.get(this) === true && isLoopback(req.socket.remoteAddress));
+  }
+
+  protected override acceptRequest(ftnreq: unknown): Record<string, unknown> {
+    return normalizeRequest(ftnreq);
+  }
+
   override handleWSConnection(upgradeReq: IncomingMessage, wsArg: unknown): void {
-    const ws = wsArg as WsLike;
+    const ws = wsArg as WsConnection;
     // `ws` has already closed the connection with the right code when it emits 'error'.
     ws.on('error', (err) => this.emit('clientError', upgradeReq, (err as Error).message));
-    // Install NodeExecutor's listeners through guards: on 'message' (see guardMessage), and on
-    // 'close', where it fails the server's calls still waiting on this consumer (onEvents in
-    // flight): AsyncSteps delivers that error to the caller, then throws it again from the
-    // 'close' handler, which would end the process.
-    const on = ws.on.bind(ws);
-    ws.on = (event, listener) =>
-      on(
-        event,
-        event === 'message'
-          ? (...args: unknown[]) => this.guardMessage(ws, upgradeReq, listener, args)
-          : event === 'close'
-            ? (...args: unknown[]) => this.guardClose(upgradeReq, listener, args)
-            : listener,
-      );
-    try {
-      super.handleWSConnection(upgradeReq, ws);
-    } finally {
-      ws.on = on;
-    }
+    super.handleWSConnection(upgradeReq, ws);
+  }
+
+  /**
+   * NodeExecutor's own listeners run through guards: on 'message' (see guardMessage), and on
+   * 'close', where it fails the server's calls still waiting on this consumer (onEvents in
+   * flight): AsyncSteps delivers that error to the caller, then throws it again from the
+   * 'close' handler, which would end the process.
+   */
+  protected override wsListener(
+    event: string,
+    listener: WsListener,
+    ws: WsConnection,
+    upgradeReq: IncomingMessage,
+  ): WsListener {
+    if (event === 'message')
+      return (...args: unknown[]) => this.guardMessage(ws, upgradeReq, listener, args);
+    if (event === 'close')
+      return (...args: unknown[]) => this.guardClose(upgradeReq, listener, args);
+    return listener;
   }
 
   private guardClose(
@@ -230,7 +199,7 @@ export class EvtNodeExecutor extends NodeExecutor {
   }
 
   private guardMessage(
-    ws: WsLike,
+    ws: WsConnection,
     upgradeReq: IncomingMessage,
     listener: (...a: unknown[]) => void,
     args: unknown[],
@@ -242,22 +211,5 @@ export class EvtNodeExecutor extends NodeExecutor {
       this.emit('clientError', upgradeReq, `Invalid FutoIn message: ${(err as Error).message}`);
       ws.close(1008, 'Invalid FutoIn message');
     }
-  }
-
-  /** Overrides NodeExecutor's (undeclared) HTTP request entry. */
-  protected _handleHTTPRequestCommon(params: { ftnreq: unknown; [k: string]: unknown }): void {
-    callBase(this, '_handleHTTPRequestCommon', {
-      ...params,
-      ftnreq: normalizeRequest(params.ftnreq),
-    });
-  }
-
-  /** Overrides NodeExecutor's (undeclared) WebSocket request entry. */
-  protected _handleWSRequest(
-    context: unknown,
-    ftnreq: Record<string, unknown>,
-    coder: unknown,
-  ): void {
-    callBase(this, '_handleWSRequest', context, normalizeRequest(ftnreq), coder);
   }
 }

@@ -8,7 +8,7 @@ import { cmpIds } from '../../src/common/ids';
 import { describeDatabases } from '../support/db';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { Executor } from 'futoin-executor';
-import { PushFace } from '../../src/delivery/push/PushFace';
+import { PushFace } from '../../src/common/faces/PushFace';
 import {
   clientCcm,
   expectFutoinError,

@@ -7,7 +7,7 @@ import { SPEC_DIRS } from '@futoin/specs';
 import type { NativeIface } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import type { Event } from '../../src/delivery/poll/PollService';
-import { GenFace } from '../../src/generation/GenFace';
+import { GenFace } from '../../src/common/faces/GenFace';
 import { withRetry } from '../../src/storage/retry';
 import { describeDatabases, testLog } from '../support/db';
 import { connectRaw } from '../support/push';

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { AdvancedCCM } from 'futoin-invoker';
 import { cmpIds, type EventId } from '../../src/common/ids';
 import type { Logger } from '../../src/common/log';
-import { PollFace } from '../../src/delivery/poll/PollFace';
+import { PollFace } from '../../src/common/faces/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import {
   BATCHES_PER_PASS,

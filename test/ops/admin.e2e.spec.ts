@@ -8,7 +8,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import type { EventId } from '../../src/common/ids';
-import { PollFace } from '../../src/delivery/poll/PollFace';
+import { PollFace } from '../../src/common/faces/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { DBEventDiscarder } from '../../src/maintenance/DBEventDiscarder';
 import {
@@ -17,7 +17,7 @@ import {
   type MoveRecord,
   type StreamStats,
 } from '../../src/ops/admin';
-import { AdminFace } from '../../src/ops/AdminFace';
+import { AdminFace } from '../../src/common/faces/AdminFace';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import WebSocket from 'ws';
 import { rawCall } from '../support/cli';

@@ -7,9 +7,9 @@
 import { expect } from 'chai';
 import type { AdvancedCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
-import { PollFace } from '../../src/delivery/poll/PollFace';
+import { PollFace } from '../../src/common/faces/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
-import { GenFace } from '../../src/generation/GenFace';
+import { GenFace } from '../../src/common/faces/GenFace';
 import { describeDatabases } from '../support/db';
 import { connectRaw } from '../support/push';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';

@@ -9,7 +9,7 @@ import { Executor, type RequestInfo } from 'futoin-executor';
 import { AdvancedCCM } from 'futoin-invoker';
 import { SPEC_DIRS_ALL } from '../../src/common/constants';
 import type { Event } from '../../src/delivery/poll/PollService';
-import { ReceiverFace } from '../../src/receiving/ReceiverFace';
+import { ReceiverFace } from '../../src/common/faces/ReceiverFace';
 import { ReceiverService } from '../../src/receiving/ReceiverService';
 import { ReliableReceiverService } from '../../src/receiving/ReliableReceiverService';
 import { call, makeEvents, run, waitFor, type Call, type Outcome } from './support';

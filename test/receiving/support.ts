@@ -9,7 +9,7 @@ import type { Executor, RequestInfo } from 'futoin-executor';
 import PingService from 'futoin-executor/PingService';
 import { SPEC_DIRS_ALL } from '../../src/common/constants';
 import type { Event } from '../../src/delivery/poll/PollService';
-import { ReceiverFace } from '../../src/receiving/ReceiverFace';
+import { ReceiverFace } from '../../src/common/faces/ReceiverFace';
 
 /** Events with IDs `first`, `first + 1`, ... */
 export function makeEvents(first: number, count: number, type = 'T'): Event[] {

@@ -6,7 +6,7 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { Executor, type RequestInfo } from 'futoin-executor';
 import { SPEC_DIRS_ALL } from '../../src/common/constants';
-import { PushFace } from '../../src/delivery/push/PushFace';
+import { PushFace } from '../../src/common/faces/PushFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { clientCcm, steps } from './service';
 

@@ -8,7 +8,7 @@ import path from 'path';
 import { expect } from 'chai';
 import type { StreamService } from '../../src/app/service';
 import { describeDatabases } from '../support/db';
-import { GenFace } from '../../src/generation/GenFace';
+import { GenFace } from '../../src/common/faces/GenFace';
 import {
   clientCcm,
   expectFutoinError,

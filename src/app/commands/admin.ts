@@ -6,14 +6,8 @@ import { AdvancedCCM } from 'futoin-invoker';
 import { runSteps } from '../../common/errors';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
-import {
-  AdminCore,
-  type ConsumerInfo,
-  type MoveRecord,
-  type MoveTarget,
-  type StreamStats,
-} from '../../ops/admin';
-import { AdminFace } from '../../ops/AdminFace';
+import { AdminCore, type ConsumerInfo, type MoveRecord, type StreamStats } from '../../ops/admin';
+import { AdminFace, type MoveTarget } from '../../common/faces/AdminFace';
 import { parseTime } from '../../storage/list';
 import { migrate } from '../../storage/migrate';
 import { EventStore } from '../../storage/store';

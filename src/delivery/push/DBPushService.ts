@@ -6,11 +6,14 @@ import type { EventStore } from '../../storage/store';
 import { storeOptionsOf, type DBPollServiceOptions } from '../poll/DBPollService';
 import type { Event, PollRequest } from '../poll/PollService';
 import { StorePoller } from '../poll/store-poller';
-import { PushHub } from './hub';
+import { PushHub, type OperatorHints } from './hub';
 import { PushService, type PushRequest, type PushServiceOptions } from './PushService';
 import { WAKER_DEFAULTS } from './waker';
 
-export interface DBPushServiceOptions extends PushServiceOptions, DBPollServiceOptions {}
+export interface DBPushServiceOptions extends PushServiceOptions, DBPollServiceOptions {
+  /** How log lines tell an operator to do what they advise (default: ADMIN_HINTS). */
+  operatorHints?: OperatorHints;
+}
 
 /** futoin.evt.push (and poll) on a database: see PushHub and the sessions for the rules. */
 export class DBPushService extends PushService {
@@ -40,6 +43,7 @@ export class DBPushService extends PushService {
             pollMaxMs: options.poll_max_ms ?? WAKER_DEFAULTS.pollMaxMs,
             listen: options.listen ?? WAKER_DEFAULTS.listen,
           },
+          ...(options.operatorHints ? { hints: options.operatorHints } : {}),
         },
         {
           pushError: (consumer, err) => this.emit('pushError', consumer, err),

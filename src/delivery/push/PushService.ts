@@ -14,6 +14,8 @@ import {
 } from '../../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
 import { callerId, consumerIdent } from '../../common/identity';
+import { callerExecutorOf, wsConnectionOf } from '../../futoin/channel';
+import { raiseInheritedMinor, type WsConnection } from '../../futoin/executor';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
 import { PollService, type Event, type PollServiceOptions } from '../poll/PollService';
 import type { PushTarget } from './session';
@@ -132,13 +134,8 @@ export class PushService extends PollService {
  * serves poll 1.1 calls (with the 64 KiB responses push's own pollEvents allows, see limits.ts).
  */
 function acceptPollMinor(executor: Executor): void {
-  const ifaces = (
-    executor as unknown as {
-      _ifaces?: Record<string, Record<string, { mnrver?: string; derived?: unknown }>>;
-    }
-  )._ifaces;
-  const poll = ifaces?.[IFACE.poll]?.['1'];
-  if (poll?.derived && poll.mnrver === '0') poll.mnrver = FTN18_VERSION.split('.')[1];
+  const [major = '1', minor = '1'] = FTN18_VERSION.split('.');
+  raiseInheritedMinor(executor, IFACE.poll, major, minor);
 }
 
 /** Events per onEvents call on this channel, and bytes (FTN18 1.1 receivers take 8 MiB). */
@@ -185,29 +182,17 @@ function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: numb
  * reconnects, as the channel's onInvokerAbort ends the session here).
  */
 function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect'> {
-  if (wsOf(channel)) return { disconnect: (reason: string) => closeWs(channel, reason) };
-  if (channel.type() === 'INTERNAL') {
-    const invoker = (channel as unknown as { _invoker_executor?: { close(): void } | null })
-      ._invoker_executor;
-    if (invoker && typeof invoker.close === 'function')
-      return { disconnect: () => invoker.close() };
-  }
+  const ws = wsConnectionOf(channel);
+  if (ws) return { disconnect: (reason: string) => closeWs(ws, reason) };
+  const caller = callerExecutorOf(channel);
+  if (caller) return { disconnect: () => caller.close() };
   return {};
-}
-
-/** The `ws` connection of a futoin-executor 2.3 WebSocket channel (`_ws_conn`), if it is one. */
-function wsOf(channel: ChannelContext): { close(code: number, reason: string): void } | null {
-  if (channel.type() !== 'WS') return null;
-  const conn = (channel as unknown as { _ws_conn?: unknown })._ws_conn;
-  return conn && typeof (conn as { close?: unknown }).close === 'function'
-    ? (conn as { close(code: number, reason: string): void })
-    : null;
 }
 
 /** WebSocket close code for "start a new session" (4000-4999 are the application's). */
 const WS_CLOSE_RESTART = 4001;
 
-function closeWs(channel: ChannelContext, reason: string): void {
+function closeWs(ws: WsConnection, reason: string): void {
   // A close reason is at most 123 bytes.
-  wsOf(channel)?.close(WS_CLOSE_RESTART, Buffer.from(reason).subarray(0, 120).toString());
+  ws.close(WS_CLOSE_RESTART, Buffer.from(reason).subarray(0, 120).toString());
 }

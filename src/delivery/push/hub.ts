@@ -92,9 +92,27 @@ class WantChannel implements TailChannel {
   }
 }
 
+/**
+ * How an operator does what a log line advises. Below the app they are said in terms of the
+ * admin interface and the database; the app names its own tools instead (the CLI).
+ */
+export interface OperatorHints {
+  /** How to read event `id` of `table`, whatever its size. */
+  readEvent(table: string, id: EventId): string;
+  /** How to move `consumer`'s pointer to `id`, so that delivery goes on after it. */
+  skipTo(consumer: string, id: EventId): string;
+}
+
+export const ADMIN_HINTS: OperatorHints = {
+  readEvent: (table, id) => `a query of the row with id ${id} in ${table}`,
+  skipTo: (consumer, id) => `ftn18es.admin moveConsumer ${consumer} to id ${id}`,
+};
+
 export interface PushHubOptions {
   session: Omit<SessionOptions, 'limits'>;
   waker: WakerOptions;
+  /** Default ADMIN_HINTS. */
+  hints?: OperatorHints;
 }
 
 /**
@@ -225,7 +243,8 @@ export class PushHub implements SessionHost {
               : ''),
         );
       } else {
-        const skip = `evtstream consumer reset ${consumer} --to ${err.eventId}`;
+        const hints = this.options.hints ?? ADMIN_HINTS;
+        const skip = hints.skipTo(consumer, err.eventId);
         this.log.error(
           `${consumer}: ${what}; push delivery waits on it, never skips it, and tries again` +
             ` backing off (each attempt emits pushError). ` +
@@ -235,8 +254,8 @@ export class PushHub implements SessionHost {
                 ` futoin.evt.poll 1.1 pollEvents (8 MiB responses)` +
                 ` and acknowledge it with the next poll's last_id; push then goes on after it.` +
                 ` To skip it: ${skip}`
-              : `No FTN18 message carries it (8 MiB at most): read it with evtstream events` +
-                ` --from ${err.eventId} --to ${err.eventId} --json, then skip it: ${skip}`),
+              : `No FTN18 message carries it (8 MiB at most): read it with` +
+                ` ${hints.readEvent(this.store.eventTable, err.eventId)}, then skip it: ${skip}`),
         );
       }
     }

@@ -1,6 +1,6 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { RegisterOptions, SimpleCCM } from 'futoin-invoker';
-import { FTN18_VERSION, SPEC_DIRS_ALL } from './constants';
+import { FTN18_VERSION, SPEC_DIRS_ALL } from '../constants';
 
 /**
  * What every `*Face.register(as, ccm, name, endpoint, credentials?, options?)` does: registers

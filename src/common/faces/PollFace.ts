@@ -1,7 +1,7 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { PingFace, type RegisterOptions, type SimpleCCM } from 'futoin-invoker';
-import { FTN18_VERSION, IFACE, PING_VERSION, SPEC_DIRS_ALL } from '../../common/constants';
-import { registerFace } from '../../common/faces';
+import { FTN18_VERSION, IFACE, PING_VERSION, SPEC_DIRS_ALL } from '../constants';
+import { registerFace } from './register';
 
 /**
  * Client of futoin.evt.poll: `registerConsumer(as, component)` and

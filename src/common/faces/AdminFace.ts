@@ -1,8 +1,10 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { PingFace, type RegisterOptions, type SimpleCCM } from 'futoin-invoker';
-import { ADMIN_IFACE, ADMIN_VERSION, PING_VERSION, SPEC_DIRS_ALL } from '../common/constants';
-import { registerFace } from '../common/faces';
-import type { MoveTarget } from './admin';
+import { ADMIN_IFACE, ADMIN_VERSION, PING_VERSION, SPEC_DIRS_ALL } from '../constants';
+import { registerFace } from './register';
+
+/** Where moveConsumer puts a consumer's pointer (see specs/ftn18es.admin-1.0-iface.json). */
+export type MoveTarget = 'start' | 'newest' | 'id' | 'time';
 
 /** What readEvents takes (all optional; see specs/ftn18es.admin-1.0-iface.json). */
 export interface ReadEventsParams {

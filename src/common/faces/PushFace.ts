@@ -1,6 +1,6 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
-import { IFACE } from '../../common/constants';
-import { PollFace } from '../poll/PollFace';
+import { IFACE } from '../constants';
+import { PollFace } from './PollFace';
 
 /**
  * Client of futoin.evt.push (which inherits futoin.evt.poll): `readyToReceive(as, component,

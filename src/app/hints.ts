@@ -1,0 +1,7 @@
+import type { OperatorHints } from '../delivery/push/hub';
+
+/** The evtstream commands that do what log lines below the app advise. */
+export const CLI_HINTS: OperatorHints = {
+  readEvent: (_table, id) => `evtstream events --from ${id} --to ${id} --json`,
+  skipTo: (consumer, id) => `evtstream consumer reset ${consumer} --to ${id}`,
+};
