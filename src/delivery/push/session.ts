@@ -248,7 +248,7 @@ export class ReliableSession implements Session {
     await sleep(this.retry.delay(attempt));
     // Batches before the event still unconfirmed (or a move past filtered-out events not stored
     // yet, at most skipStoreMs): their pointer write notices a move itself.
-    if (this.isClosed || this.window.unstored) return;
+    if (this.isClosed || this.window.pending > 0) return;
     try {
       const position = await this.host.store.consumerPosition(this.consumer);
       if (position === null) this.end('it is no longer registered');

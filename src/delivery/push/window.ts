@@ -99,37 +99,37 @@ export class DeliveryWindow {
     return n;
   }
 
-  /** Whether anything sent or skipped is not stored yet. */
-  get unstored(): boolean {
-    return this.entries.length > 0;
+  /** Batches and runs of skips whose pointer is not stored yet. */
+  get pending(): number {
+    return this.entries.length;
   }
 
   /**
    * The next thing to start, or null when nothing may start now (the window is full, a batch
-   * failed, a read runs, or there is nothing to send). Call it until it returns null.
+   * failed, a read runs, or there is nothing to send). Call it until it returns null. Events
+   * known to be filtered out become a skip at once: a skip is never sent, so neither a full
+   * window nor a failed batch holds it back.
    */
   next(): Step | null {
-    while (!this.closed && this.failedBatches === 0 && this.inFlight < this.options.maxInFlight) {
-      const head = this.queue.head;
-      if (head) {
-        if (head.bytes > this.options.limits.maxBytes) {
-          this.toCatchup();
-          return { do: 'leave-tail' };
-        }
-        const chunk = this.queue.take(this.options.limits);
-        const lastId = chunk[chunk.length - 1]!.event.id;
-        const covers = this.queue.length === 0 ? maxId(lastId, this.covers) : lastId;
-        return { do: 'send', batch: this.addBatch(chunk, covers) };
-      }
-      if (cmpIds(this.covers, this.sentUpTo) > 0) {
-        this.addSkip(this.covers);
-        continue;
-      }
-      if (this.tail || this.reading) return null;
-      this.reading = true;
-      return { do: 'read', after: this.sentUpTo };
+    if (this.closed) return null;
+    if (this.queue.length === 0 && cmpIds(this.covers, this.sentUpTo) > 0) {
+      this.addSkip(this.covers);
     }
-    return null;
+    if (this.failedBatches > 0 || this.inFlight >= this.options.maxInFlight) return null;
+    const head = this.queue.head;
+    if (head) {
+      if (head.bytes > this.options.limits.maxBytes) {
+        this.toCatchup();
+        return { do: 'leave-tail' };
+      }
+      const chunk = this.queue.take(this.options.limits);
+      const lastId = chunk[chunk.length - 1]!.event.id;
+      const covers = this.queue.length === 0 ? maxId(lastId, this.covers) : lastId;
+      return { do: 'send', batch: this.addBatch(chunk, covers) };
+    }
+    if (this.tail || this.reading) return null;
+    this.reading = true;
+    return { do: 'read', after: this.sentUpTo };
   }
 
   /** The read asked for returned `items`; with them, everything up to `coversUpTo` was read. */
