@@ -227,7 +227,7 @@ describe('DeliveryWindow', function () {
     w.offer([ev(1), ev(2, 1_001), ev(3)], '3');
     const steps = drain(w);
     expect(sent(steps).map(ids)).to.deep.equal([['1']]);
-    expect(steps.slice(1)).to.deep.equal([{ do: 'leave-tail' }, { do: 'read', after: '1' }]);
+    expect(steps.slice(1)).to.deep.equal([{ do: 'read', after: '1' }]);
     expect(w.mode).to.equal('catchup');
     expect(w.queued).to.equal(0);
     expect(w.pointerMove(), 'not past the large event').to.equal(null);

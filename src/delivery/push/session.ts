@@ -178,12 +178,9 @@ export class ReliableSession implements Session {
 
   offer(items: readonly Delivery[], coversUpTo: EventId): void {
     if (this.isClosed) return;
+    // Too far behind for memory: the window reads the store again from what it has sent.
     const dropped = this.window.offer(items, coversUpTo);
-    if (dropped > 0) {
-      // Too far behind for memory: the window reads the store again from what it has sent.
-      this.host.queueOverflow(this.consumer, dropped);
-      this.leaveChannel();
-    }
+    if (dropped > 0) this.host.queueOverflow(this.consumer, dropped);
     this.pump();
   }
 
@@ -194,15 +191,16 @@ export class ReliableSession implements Session {
     }
   }
 
-  /** Starts what the window allows now, then stores the pointer if it may move. */
+  /**
+   * Starts what the window allows now, then stores the pointer if it may move. The session is a
+   * member of the tail channel only while the window is in tail mode.
+   */
   private pump(): void {
     for (let step = this.window.next(); step && !this.isClosed; step = this.window.next()) {
       if (step.do === 'send') this.transmit(step.batch);
-      else if (step.do === 'read') void this.read(step.after);
-      // An event too large for the channel: wait on it reading the store, not queueing new
-      // events behind it in memory.
-      else this.leaveChannel();
+      else void this.read(step.after);
     }
+    if (this.window.mode !== 'tail') this.leaveChannel();
     this.writer.kick();
   }
 

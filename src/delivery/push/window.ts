@@ -31,10 +31,7 @@ export interface PointerMove {
 export type Step =
   | { do: 'send'; batch: Batch }
   /** Read the store after `after`, then give the result to readDone (or call readFailed). */
-  | { do: 'read'; after: EventId }
-  /** The next event is larger than one message carries: the window went back to reading the
-   * store (where the session waits on it); leave the tail channel. */
-  | { do: 'leave-tail' };
+  | { do: 'read'; after: EventId };
 
 interface SentBatch extends Batch {
   events: Event[];
@@ -83,6 +80,7 @@ export class DeliveryWindow {
     this.covers = pointer;
   }
 
+  /** Tail: new events come from the shared channel; catch-up: from reads of the store. */
   get mode(): 'catchup' | 'tail' {
     return this.tail ? 'tail' : 'catchup';
   }
@@ -117,11 +115,10 @@ export class DeliveryWindow {
     }
     if (this.failedBatches > 0 || this.inFlight >= this.options.maxInFlight) return null;
     const head = this.queue.head;
-    if (head) {
-      if (head.bytes > this.options.limits.maxBytes) {
-        this.toCatchup();
-        return { do: 'leave-tail' };
-      }
+    // An event too large for one message: wait on it reading the store (where the reader
+    // reports it), not queueing new events behind it in memory.
+    if (head && head.bytes > this.options.limits.maxBytes) this.toCatchup();
+    else if (head) {
       const chunk = this.queue.take(this.options.limits);
       const lastId = chunk[chunk.length - 1]!.event.id;
       const covers = this.queue.length === 0 ? maxId(lastId, this.covers) : lastId;
@@ -154,7 +151,7 @@ export class DeliveryWindow {
   /**
    * New events from the tail channel; nothing else up to `coversUpTo` passed the filter.
    * Ignored unless in tail mode. Returns the number of events dropped when the queue overflowed
-   * (then the window went back to reading the store: leave the channel), else 0.
+   * (then the window went back to reading the store, from the end of what it sent), else 0.
    */
   offer(items: readonly Delivery[], coversUpTo: EventId): number {
     if (this.closed || !this.tail) return 0;
