@@ -202,6 +202,18 @@ describe('PointerWriter', function () {
     expect(seen.failed[2]).to.be.within(RETRY_MIN_MS / 2, RETRY_MIN_MS);
   });
 
+  it('drops a deferred move past skips when closed, timer and all', async function () {
+    const { clock, store, allow, writer } = setup('10');
+    allow('20');
+    await store.last.answer(true);
+    allow('25', true);
+    expect(clock.pending).to.equal(1);
+    writer.close();
+    expect(clock.pending).to.equal(0);
+    clock.advance(SKIP_STORE_MS * 2);
+    expect(store.writes.map((w) => w.to)).to.deep.equal(['20']);
+  });
+
   it('writes nothing more once closed, and ignores the answer of a write running then', async function () {
     const { clock, store, seen, writer, allow } = setup('10');
     allow('20');

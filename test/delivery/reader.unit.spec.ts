@@ -142,16 +142,25 @@ describe('ChunkReader', function () {
     expect(tooLarge.code).to.equal(ErrorCode.NotSupportedVersion);
   });
 
-  it('says when no FTN18 message carries an event', async function () {
+  it('says when no FTN18 message carries an event, or the caller speaks 1.1 already', async function () {
     const huge = row(1, FTN18_1_1_EVENT_ROOM + 1);
-    const reader = new ChunkReader(new FakeSource([huge]));
-    let err: unknown;
-    try {
-      await reader.next('0', null, limits(100, FTN18_1_1_EVENT_ROOM, '1.1'));
-    } catch (e) {
-      err = e;
+    const big = row(1, 5_000);
+    const cases: [StoredEvent, ChunkLimits][] = [
+      [huge, limits(100, FTN18_1_1_EVENT_ROOM, '1.1')],
+      [huge, limits(100, 60_000, '1.0')],
+      [big, limits(100, 1_000, '1.1')],
+    ];
+    for (const [event, lim] of cases) {
+      let err: unknown;
+      try {
+        await new ChunkReader(new FakeSource([event])).next('0', null, lim);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(EventTooLarge);
+      expect((err as EventTooLarge).code, `${event.id}: ${JSON.stringify(lim)}`).to.equal(
+        ErrorCode.InternalError,
+      );
     }
-    expect(err).to.be.instanceOf(EventTooLarge);
-    expect((err as EventTooLarge).code).to.equal(ErrorCode.InternalError);
   });
 });

@@ -189,9 +189,9 @@ describe('DeliveryWindow', function () {
     const w = tailWindow('0', { maxInFlight: 1 });
     w.offer([ev(1)], '1');
     const [first] = sent(drain(w));
-    expect(w.offer(evs(2, 10), '10'), 'the queue holds 10').to.equal(0);
-    expect(w.queued).to.equal(9);
-    expect(w.offer(evs(11, 12), '12'), 'dropped').to.equal(11);
+    expect(w.offer(evs(2, 11), '11'), 'the queue holds 10').to.equal(0);
+    expect(w.queued).to.equal(10);
+    expect(w.offer(evs(12, 12), '12'), 'dropped').to.equal(11);
     expect(w.mode).to.equal('catchup');
     expect(w.queued).to.equal(0);
     expect(w.offer(evs(13, 14), '14'), 'offers are ignored while catching up').to.equal(0);

@@ -132,7 +132,7 @@ export class DeliveryWindow {
   /** The read asked for returned `items`; with them, everything up to `coversUpTo` was read. */
   readDone(items: readonly Delivery[], coversUpTo: EventId): void {
     this.reading = false;
-    if (this.closed || this.tail) return;
+    if (this.closed) return;
     for (const d of items) this.queue.push(d);
     this.covers = maxId(this.covers, coversUpTo);
   }
@@ -214,12 +214,13 @@ export class DeliveryWindow {
     return to === null ? null : { to, skipOnly };
   }
 
-  /** The pointer was stored at `to`: what it covers leaves the window. */
+  /**
+   * The pointer was stored at `to` (a move pointerMove allowed): the entries it covers, all
+   * acknowledged or skips, leave the window.
+   */
   pointerStored(to: EventId): void {
     this.entries = this.entries.filter(
-      (e) =>
-        (e.kind === 'batch' && e.batch.state !== 'acked') ||
-        cmpIds(e.kind === 'batch' ? e.batch.coversUpTo : e.skip.coversUpTo, to) > 0,
+      (e) => cmpIds(e.kind === 'batch' ? e.batch.coversUpTo : e.skip.coversUpTo, to) > 0,
     );
   }
 
