@@ -97,6 +97,7 @@ describe('DeliveryWindow', function () {
     expect(sent(drain(w)).map((b) => b.seq)).to.deep.equal([2]);
   });
 
+  // Breaking change it catches: pointerMove going on past a batch not acknowledged (issue 19).
   it('never lets the pointer past a batch not acknowledged, even when a later one is', function () {
     const w = tailWindow('0', { maxInFlight: 3 });
     w.offer(evs(1, 9), '12');
@@ -185,6 +186,7 @@ describe('DeliveryWindow', function () {
     expect(sent(drain(w)).map(ids)).to.deep.equal([['4', '5']]);
   });
 
+  // Breaking change it catches: on overflow, clearing the queue but staying in tail mode.
   it('goes back to reading the store from what it sent when its queue overflows', function () {
     const w = tailWindow('0', { maxInFlight: 1 });
     w.offer([ev(1)], '1');

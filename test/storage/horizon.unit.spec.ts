@@ -60,6 +60,7 @@ function setup(options: Partial<HorizonOptions> = {}) {
 }
 
 describe('HorizonTracker', function () {
+  // Breaking change it catches: resolving a probe once any one of its writers ended.
   it('moves to the newest ID of a probe once every writer seen at that probe has ended', async function () {
     const { tracker, step } = setup();
     expect(await step('10', ['a', 'b'])).to.equal('0');
@@ -81,6 +82,7 @@ describe('HorizonTracker', function () {
     ).to.deep.equal(['0', '5']);
   });
 
+  // Breaking change it catches: settling a gap before settleMs (<= for <), or by a real clock.
   it('waits settleMs on an ID gap when the database cannot list its writers', async function () {
     const { clock, step } = setup({ settleMs: 3_000 });
     expect(await step('5', null)).to.equal('0');
@@ -116,6 +118,7 @@ describe('HorizonTracker', function () {
     expect(await second).to.equal('2');
   });
 
+  // Breaking change it catches: a warning at every probe once stalled.
   it('warns once per stallWarnMs while open writers hold it back, naming them', async function () {
     const { clock, step, tracker, warnings } = setup({ stallWarnMs: 10_000 });
     const writers = ['t1', 't2', 't3', 't4', 't5', 't6'];
@@ -148,6 +151,7 @@ describe('HorizonTracker', function () {
     ]);
   });
 
+  // Breaking change it catches: no trimming, or trimming the oldest probe (which holds the horizon).
   it(`keeps at most ${MAX_WAITING_PROBES} probes waiting: the oldest stays, those after it go first`, async function () {
     const { step, tracker } = setup();
     // A long writer L open through every probe; M opens after probe 45.
