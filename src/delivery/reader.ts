@@ -1,6 +1,6 @@
 import { ErrorCode, EvtError } from '../common/errors';
 import type { EventId } from '../common/ids';
-import type { EventStore, StoredEvent } from '../storage/store';
+import type { ReadQuery, StoredEvent } from '../storage/store';
 import { eventBytes, FTN18_1_1_EVENT_ROOM, type ChunkLimits } from './limits';
 
 export interface Chunk {
@@ -10,6 +10,13 @@ export interface Chunk {
   /** True when no event up to the horizon is left after these (the rest, if any, was filtered
    * out by `want`); false when the chunk stopped at the message limits. */
   complete: boolean;
+}
+
+/** What ChunkReader reads from (the store). */
+export interface EventSource {
+  /** The gap-safe horizon for a reader at `after` (see EventStore.horizonAbove). */
+  horizonAbove(after: EventId, slack: number): Promise<EventId>;
+  readEvents(q: ReadQuery): Promise<StoredEvent[]>;
 }
 
 /**
@@ -23,7 +30,7 @@ export class ChunkReader {
   /** Moving average of an event's bytes in a list. */
   private avgBytes = 256;
 
-  constructor(private readonly store: EventStore) {}
+  constructor(private readonly store: EventSource) {}
 
   async next(
     after: EventId,

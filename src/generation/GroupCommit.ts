@@ -1,12 +1,17 @@
 import type { EventId } from '../common/ids';
 import type { NewEvent } from '../storage/dialects';
-import type { EventStore } from '../storage/store';
 
 export interface GroupCommitLimits {
   /** Events per transaction at most. */
   maxEvents: number;
   /** JSON bytes per transaction at most (one oversized event still goes alone). */
   maxBytes: number;
+}
+
+/** Where GroupCommit stores its batches (the store). */
+export interface EventSink {
+  /** Stores `events` in one transaction; their IDs, in order, once committed. */
+  addEvents(events: readonly NewEvent[], table?: string): Promise<EventId[]>;
 }
 
 interface Waiting {
@@ -27,7 +32,7 @@ export class GroupCommit {
   private draining = false;
 
   constructor(
-    private readonly store: () => Promise<EventStore>,
+    private readonly store: () => Promise<EventSink>,
     private readonly limits: GroupCommitLimits,
     private readonly table?: string,
   ) {}

@@ -18,8 +18,11 @@ interface Pending {
   at: number;
 }
 
-/** Keeps at most this many probes waiting; the middle ones are dropped first (costs latency only). */
-const MAX_PENDING = 256;
+/**
+ * Keeps at most this many probes waiting: past it, the one after the oldest is dropped (the
+ * horizon may then wait longer for the newer ones; it never moves early).
+ */
+export const MAX_WAITING_PROBES = 256;
 
 /**
  * The gap-safe horizon of one event table: the highest ID up to which every event that will ever
@@ -36,13 +39,15 @@ export class HorizonTracker {
   private pending: Pending[] = [];
   private running: Promise<EventId> | null = null;
   private queued: Promise<EventId> | null = null;
-  private lastWarnAt = 0;
+  private lastWarnAt = -Infinity;
 
   constructor(
     private readonly probe: (since: EventId) => Promise<WriterProbe>,
     private readonly options: HorizonOptions,
     private readonly log: Logger,
     private readonly label: string,
+    /** Wall-clock milliseconds (a test's clock in unit tests). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** The horizon from a probe started after this call. */
@@ -70,7 +75,7 @@ export class HorizonTracker {
   }
 
   /** How long the oldest unresolved probe has waited (ms), 0 when none waits. */
-  heldForMs(now = Date.now()): number {
+  heldForMs(now = this.now()): number {
     const first = this.pending[0];
     return first ? now - first.at : 0;
   }
@@ -82,7 +87,7 @@ export class HorizonTracker {
 
   private async refresh(): Promise<EventId> {
     const probe = await this.probe(this.safe);
-    const now = Date.now();
+    const now = this.now();
     const live = probe.writers ? new Set(probe.writers) : null;
 
     this.pending = this.pending.filter((p) => {
@@ -100,7 +105,7 @@ export class HorizonTracker {
       const last = this.pending[this.pending.length - 1];
       if (!last || cmpIds(probe.newest, last.newest) > 0) {
         this.pending.push({ newest: probe.newest, writers: live, at: now });
-        if (this.pending.length > MAX_PENDING) this.pending.splice(1, 1);
+        if (this.pending.length > MAX_WAITING_PROBES) this.pending.splice(1, 1);
       }
     }
 

@@ -10,13 +10,13 @@ import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
 import {
   LiveSession,
   ReliableSession,
-  toDeliveries,
   type PushTarget,
   type Session,
   type SessionHost,
   type SessionOptions,
   type TailChannel,
 } from './session';
+import { toDeliveries } from './queue';
 import { Waker, type WakerOptions } from './waker';
 
 export interface HubEvents {

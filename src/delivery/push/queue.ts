@@ -1,0 +1,73 @@
+import type { EventId } from '../../common/ids';
+import type { StoredEvent } from '../../storage/store';
+import { eventBytes, type ChunkLimits } from '../limits';
+import type { Event } from '../poll/PollService';
+import { toEvents } from '../reader';
+
+/** An event ready to push, parsed once and shared by every session it goes to. */
+export interface Delivery {
+  event: Event;
+  bytes: number;
+}
+
+export const toDeliveries = (rows: readonly StoredEvent[]): Delivery[] => {
+  const events = toEvents(rows);
+  return events.map((event, i) => ({ event, bytes: eventBytes(rows[i]!) }));
+};
+
+/** Events waiting to be pushed to one session, in ID order, with their total size. */
+export class DeliveryQueue {
+  private items: Delivery[] = [];
+  private total = 0;
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  get head(): Delivery | undefined {
+    return this.items[0];
+  }
+
+  get lastId(): EventId | undefined {
+    return this.items[this.items.length - 1]?.event.id;
+  }
+
+  push(d: Delivery): void {
+    this.items.push(d);
+    this.total += d.bytes;
+  }
+
+  shift(): Delivery | undefined {
+    const d = this.items.shift();
+    if (d) this.total -= d.bytes;
+    return d;
+  }
+
+  /** Whether it holds more than `maxEvents` events or `maxBytes` bytes. */
+  exceeds(maxEvents: number, maxBytes: number): boolean {
+    return this.items.length > maxEvents || this.total > maxBytes;
+  }
+
+  /** Takes the longest prefix that fits the limits: at least one event, if there is one. */
+  take(limits: ChunkLimits): Delivery[] {
+    let bytes = 0;
+    let n = 0;
+    while (n < this.items.length && n < limits.maxEvents) {
+      const size = this.items[n]!.bytes;
+      if (n > 0 && bytes + size > limits.maxBytes) break;
+      bytes += size;
+      n++;
+    }
+    this.total -= bytes;
+    return this.items.splice(0, n);
+  }
+
+  clear(): void {
+    this.items = [];
+    this.total = 0;
+  }
+}

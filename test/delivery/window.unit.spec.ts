@@ -1,0 +1,258 @@
+/**
+ * The delivery window of a reliable push session, on its own: what it sends, reads and lets the
+ * stored pointer move to, given what was read, offered, acknowledged and failed.
+ */
+import { expect } from 'chai';
+import type { Delivery } from '../../src/delivery/push/queue';
+import {
+  DeliveryWindow,
+  type Batch,
+  type Step,
+  type WindowOptions,
+} from '../../src/delivery/push/window';
+
+const OPTIONS: WindowOptions = {
+  maxInFlight: 2,
+  queueMaxEvents: 10,
+  queueMaxBytes: 10_000,
+  limits: { maxEvents: 3, maxBytes: 1_000, version: '1.1' },
+};
+
+const ev = (id: number, bytes = 100): Delivery => ({
+  event: { id: String(id), type: 'T', data: null, ts: '2024-01-01T00:00:00Z' },
+  bytes,
+});
+const evs = (from: number, to: number, bytes = 100): Delivery[] => {
+  const out: Delivery[] = [];
+  for (let id = from; id <= to; id++) out.push(ev(id, bytes));
+  return out;
+};
+
+const ids = (b: Batch): string[] => b.events.map((e) => e.id);
+
+/** Every step the window gives until it gives none. */
+function drain(w: DeliveryWindow): Step[] {
+  const steps: Step[] = [];
+  for (let s = w.next(); s; s = w.next()) steps.push(s);
+  return steps;
+}
+
+function sent(steps: Step[]): Batch[] {
+  return steps.flatMap((s) => (s.do === 'send' ? [s.batch] : []));
+}
+
+/** A window at `pointer` that read the store up to `horizon` (nothing) and went to tail mode. */
+function tailWindow(pointer: string, options: Partial<WindowOptions> = {}): DeliveryWindow {
+  const w = new DeliveryWindow(pointer, { ...OPTIONS, ...options });
+  expect(w.next()).to.deep.equal({ do: 'read', after: pointer });
+  w.readDone([], pointer);
+  w.enterTail(pointer);
+  expect(w.next()).to.equal(null);
+  return w;
+}
+
+describe('DeliveryWindow', function () {
+  it('reads the store from the pointer, one read at a time', function () {
+    const w = new DeliveryWindow('41', OPTIONS);
+    expect(w.mode).to.equal('catchup');
+    expect(w.next()).to.deep.equal({ do: 'read', after: '41' });
+    expect(w.next(), 'no second read while one runs').to.equal(null);
+    w.readFailed();
+    expect(w.next(), 'again after a failed read').to.deep.equal({ do: 'read', after: '41' });
+  });
+
+  it('cuts what was read into batches by events, numbered 0, 1, 2 without gaps', function () {
+    const w = new DeliveryWindow('0', { ...OPTIONS, maxInFlight: 10 });
+    w.next();
+    // Read up to 9: the events 8 and 9 were filtered out.
+    w.readDone(evs(1, 7), '9');
+    const steps = drain(w);
+    const batches = sent(steps);
+    expect(batches.map((b) => b.seq)).to.deep.equal([0, 1, 2]);
+    expect(batches.map(ids)).to.deep.equal([['1', '2', '3'], ['4', '5', '6'], ['7']]);
+    // The last batch covers the filtered-out events after it.
+    expect(batches.map((b) => b.coversUpTo)).to.deep.equal(['3', '6', '9']);
+    expect(steps[steps.length - 1], 'then reads on after them').to.deep.equal({
+      do: 'read',
+      after: '9',
+    });
+    expect(w.inFlight).to.equal(3);
+  });
+
+  it('cuts batches by bytes, with at least one event each', function () {
+    const w = tailWindow('0', { maxInFlight: 10 });
+    w.offer([ev(1, 400), ev(2, 400), ev(3, 400), ev(4, 1_000), ev(5, 1)], '5');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['1', '2'], ['3'], ['4'], ['5']]);
+  });
+
+  it('sends at most maxInFlight batches until their pointer is stored', function () {
+    const w = tailWindow('0');
+    w.offer(evs(1, 9), '9');
+    expect(sent(drain(w)).map((b) => b.seq)).to.deep.equal([0, 1]);
+    w.acked(0);
+    expect(w.next(), 'acknowledged, but not stored yet').to.equal(null);
+    expect(w.pointerMove()).to.deep.equal({ to: '3', skipOnly: false });
+    w.pointerStored('3');
+    expect(w.inFlight).to.equal(1);
+    expect(sent(drain(w)).map((b) => b.seq)).to.deep.equal([2]);
+  });
+
+  // Breaking change it catches: pointerMove going on past a batch not acknowledged (issue 19).
+  it('never lets the pointer past a batch not acknowledged, even when a later one is', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    w.offer(evs(1, 9), '12');
+    expect(sent(drain(w)).map((b) => b.coversUpTo)).to.deep.equal(['3', '6', '12']);
+    w.acked(2);
+    w.acked(1);
+    expect(w.pointerMove(), 'batch 0 is still in flight').to.equal(null);
+    w.acked(0);
+    expect(w.pointerMove()).to.deep.equal({ to: '12', skipOnly: false });
+    w.pointerStored('12');
+    expect(w.inFlight).to.equal(0);
+    expect(w.pending).to.equal(0);
+  });
+
+  it('moves past filtered-out events as one skip, which takes no place among maxInFlight', function () {
+    const w = tailWindow('0', { maxInFlight: 1 });
+    w.offer([], '4');
+    w.offer([], '6');
+    expect(drain(w), 'a skip is nothing to send').to.deep.equal([]);
+    expect(w.pointerMove()).to.deep.equal({ to: '6', skipOnly: true });
+    w.offer([], '8');
+    drain(w);
+    expect(w.pending, 'skips in a row merge').to.equal(1);
+    expect(w.pointerMove()).to.deep.equal({ to: '8', skipOnly: true });
+    // A wanted event goes out although the skips are not stored: they hold no place.
+    w.offer([ev(9)], '10');
+    const [batch] = sent(drain(w));
+    expect(batch).to.include({ seq: 0, coversUpTo: '10' });
+    expect(w.inFlight).to.equal(1);
+    expect(w.pointerMove(), 'the skips before the batch may be stored').to.deep.equal({
+      to: '8',
+      skipOnly: true,
+    });
+    w.offer([], '12');
+    drain(w);
+    w.acked(0);
+    expect(w.pointerMove(), 'one write takes the batch and the skips around it').to.deep.equal({
+      to: '12',
+      skipOnly: false,
+    });
+  });
+
+  it('counts a read that found only filtered-out events as a skip, and reads on', function () {
+    const w = new DeliveryWindow('3', { ...OPTIONS, maxInFlight: 1 });
+    w.next();
+    w.readDone([], '50');
+    expect(w.next()).to.deep.equal({ do: 'read', after: '50' });
+    expect(w.pointerMove()).to.deep.equal({ to: '50', skipOnly: true });
+  });
+
+  it('sends a failed batch again as it was, and nothing new until then', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    w.offer(evs(1, 4), '4');
+    const [first, second] = sent(drain(w));
+    expect(first!.seq).to.equal(0);
+    expect(second!.seq).to.equal(1);
+    w.acked(0);
+    expect(w.failed(1)).to.equal(1);
+    w.offer(evs(5, 7), '7');
+    expect(w.next(), 'nothing new while a batch failed').to.equal(null);
+    const again = w.resend(1);
+    expect(again).to.include({ seq: 1, coversUpTo: '4' });
+    expect(ids(again!)).to.deep.equal(['4']);
+    expect(w.failed(1), 'failures add up').to.equal(2);
+    expect(w.next()).to.equal(null);
+    w.resend(1);
+    // Resent: new batches may go again, numbered on from the last one.
+    const [next] = sent(drain(w));
+    expect(next).to.include({ seq: 2, coversUpTo: '7' });
+    expect(ids(next!)).to.deep.equal(['5', '6', '7']);
+    expect(w.pointerMove()).to.deep.equal({ to: '3', skipOnly: false });
+    w.acked(1);
+    expect(w.pointerMove()).to.deep.equal({ to: '4', skipOnly: false });
+  });
+
+  it('holds back what it read while a batch failed', function () {
+    const w = new DeliveryWindow('0', { ...OPTIONS, maxInFlight: 3 });
+    w.next();
+    w.readDone(evs(1, 3), '3');
+    const [first] = sent(drain(w));
+    // The read after batch 0 was asked for; batch 0 fails before its result comes.
+    w.failed(first!.seq);
+    w.readDone(evs(4, 5), '5');
+    expect(w.next()).to.equal(null);
+    w.resend(first!.seq);
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['4', '5']]);
+  });
+
+  // Breaking change it catches: on overflow, clearing the queue but staying in tail mode.
+  it('goes back to reading the store from what it sent when its queue overflows', function () {
+    const w = tailWindow('0', { maxInFlight: 1 });
+    w.offer([ev(1)], '1');
+    const [first] = sent(drain(w));
+    expect(w.offer(evs(2, 11), '11'), 'the queue holds 10').to.equal(0);
+    expect(w.queued).to.equal(10);
+    expect(w.offer(evs(12, 12), '12'), 'dropped').to.equal(11);
+    expect(w.mode).to.equal('catchup');
+    expect(w.queued).to.equal(0);
+    expect(w.offer(evs(13, 14), '14'), 'offers are ignored while catching up').to.equal(0);
+    expect(w.queued).to.equal(0);
+    w.acked(first!.seq);
+    w.pointerStored('1');
+    // Nothing it dropped is lost: it reads from the end of the last batch it sent.
+    expect(drain(w)).to.deep.equal([{ do: 'read', after: '1' }]);
+    w.readDone(evs(2, 4), '4');
+    expect(sent(drain(w)).map((b) => [b.seq, ...ids(b)])).to.deep.equal([[1, '2', '3', '4']]);
+  });
+
+  it('counts the bytes of its queue against queueMaxBytes', function () {
+    const w = tailWindow('0', { maxInFlight: 1, queueMaxBytes: 500 });
+    w.offer([ev(1)], '1');
+    drain(w);
+    expect(w.offer([ev(2, 250), ev(3, 250)], '3')).to.equal(0);
+    expect(w.offer([ev(4, 1)], '4')).to.equal(3);
+    expect(w.mode).to.equal('catchup');
+  });
+
+  it('takes each event from the tail channel once', function () {
+    const w = tailWindow('5', { maxInFlight: 10 });
+    w.offer(evs(4, 7), '7');
+    w.offer(evs(6, 8), '8');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['6', '7', '8']]);
+    w.offer(evs(7, 9), '9');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['9']]);
+  });
+
+  it('waits on an event too large for the channel by reading the store, never skipping it', function () {
+    const w = tailWindow('0', { maxInFlight: 10 });
+    w.offer([ev(1), ev(2, 1_001), ev(3)], '3');
+    const steps = drain(w);
+    expect(sent(steps).map(ids)).to.deep.equal([['1']]);
+    expect(steps.slice(1)).to.deep.equal([{ do: 'read', after: '1' }]);
+    expect(w.mode).to.equal('catchup');
+    expect(w.queued).to.equal(0);
+    expect(w.pointerMove(), 'not past the large event').to.equal(null);
+  });
+
+  it('joins the tail at the horizon it read up to, and counts what it skipped up to there', function () {
+    const w = new DeliveryWindow('0', OPTIONS);
+    w.next();
+    w.readDone(evs(1, 2), '2');
+    w.enterTail('5');
+    expect(w.mode).to.equal('tail');
+    const steps = drain(w);
+    expect(sent(steps).map((b) => b.coversUpTo)).to.deep.equal(['5']);
+    expect(steps).to.have.length(1);
+  });
+
+  it('starts nothing more once closed', function () {
+    const w = tailWindow('0');
+    w.offer(evs(1, 2), '2');
+    w.close();
+    expect(w.next()).to.equal(null);
+    expect(w.queued).to.equal(0);
+    expect(w.offer(evs(3, 4), '4')).to.equal(0);
+    expect(w.queued).to.equal(0);
+  });
+});
