@@ -6,6 +6,7 @@ export * from './common/constants';
 export { ErrorCode, EvtError } from './common/errors';
 export { cmpIds, isEventId, type EventId } from './common/ids';
 export { consoleLogger, type Logger, type LogLevel } from './common/log';
+export { parseDuration } from './common/time';
 
 export { GenFace } from './generation/GenFace';
 export { DBGenFace } from './generation/DBGenFace';
@@ -39,7 +40,6 @@ export {
 } from './maintenance/DBEventArchiver';
 export {
   DBEventDiscarder,
-  parseDuration,
   type DBEventDiscarderOptions,
   type DiscarderEvents,
   type DiscardResult,

@@ -3,6 +3,7 @@ import type { SimpleCCM } from 'futoin-invoker';
 import { ErrorCode, isEvtError } from '../common/errors';
 import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
+import { parseDuration } from '../common/time';
 import { resolveStore } from '../storage/ccm';
 import { Lock } from '../storage/sql';
 import { assertIdentifier, type ConsumerState, type EventStore } from '../storage/store';
@@ -71,25 +72,6 @@ const LIMIT_AT_ONCE = 1000;
 export const BATCHES_PER_PASS = 100;
 /** A pass that stopped at BATCHES_PER_PASS is followed this soon (or after the period if shorter). */
 const BACKLOG_PAUSE_MS = 1000;
-
-const DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** A duration in ms from a number of ms or a string like '7d', '12h', '30m', '45s', '500ms'. */
-export function parseDuration(value: number | string, what = 'duration'): number {
-  let ms: number;
-  if (typeof value === 'number') {
-    ms = value;
-  } else {
-    const m = DURATION_RE.exec(value);
-    ms = m ? Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS] : NaN;
-  }
-  // 1e13 ms (over 300 years) is the most the dialects write into SQL.
-  if (!Number.isFinite(ms) || ms < 0 || ms > 1e13) {
-    throw new TypeError(`Invalid ${what}: ${JSON.stringify(value)} (ms, or e.g. '7d', '12h')`);
-  }
-  return Math.floor(ms);
-}
 
 interface Settings {
   periodMs: number;

@@ -1,6 +1,7 @@
 import { TABLES } from '../common/constants';
 import { ErrorCode, EvtError } from '../common/errors';
 import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
+import { sqlTime } from '../common/time';
 import type { Event } from '../delivery/poll/PollService';
 import { toEvents } from '../delivery/reader';
 import type { PushHub } from '../delivery/push/hub';
@@ -57,7 +58,7 @@ export interface ReadQuery {
   fromId?: EventId | null;
   toId?: EventId | null;
   types?: readonly string[] | null;
-  /** ISO 8601 UTC times. */
+  /** Times (common/time: ISO 8601, or an age such as '2h'). */
   since?: string | null;
   until?: string | null;
   limit: number;
@@ -78,11 +79,11 @@ const RATE_WINDOW_MS = 60_000;
 /** Without earlier samples, the rate is counted among at most this many newest events. */
 const RATE_SCAN_EVENTS = 1_000_000n;
 
-/** ISO 8601 UTC ('...T...Z', with or without milliseconds) as the SQL parameter form. */
-export function sqlTime(iso: string): string {
-  const ms = Date.parse(iso);
-  if (Number.isNaN(ms)) throw new EvtError(ErrorCode.InvalidRequest, `Invalid time: ${iso}`);
-  return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+/** A time asked for (see common/time) as the SQL parameter form; InvalidRequest if it is none. */
+function requestedTime(text: string): string {
+  const sql = sqlTime(text);
+  if (sql === null) throw new EvtError(ErrorCode.InvalidRequest, `Invalid time: ${text}`);
+  return sql;
 }
 
 const splitIdent = (ident: string): { user: string; component: string } => {
@@ -202,7 +203,7 @@ export class AdminCore {
         const [row] = await store.db.query<{ id: string | null }>(
           `SELECT ${d.idText('MAX(e.id)')} AS id FROM ${d.quote(store.eventTable)} e` +
             ` WHERE e.ts < ${d.tsParam} AND e.id <= ${d.idParam}`,
-          [sqlTime(options.time), horizon],
+          [requestedTime(options.time), horizon],
         );
         pointer = row?.id ?? NO_EVENT;
         break;
@@ -383,8 +384,8 @@ export class AdminCore {
       ...(q.fromId ? { fromId: q.fromId } : {}),
       ...(q.toId ? { toId: q.toId } : {}),
       ...(q.types ? { types: q.types } : {}),
-      ...(q.since ? { since: sqlTime(q.since) } : {}),
-      ...(q.until ? { until: sqlTime(q.until) } : {}),
+      ...(q.since ? { since: requestedTime(q.since) } : {}),
+      ...(q.until ? { until: requestedTime(q.until) } : {}),
     });
     return toEvents(rows);
   }

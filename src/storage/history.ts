@@ -1,6 +1,7 @@
 import { TABLES } from '../common/constants';
 import { ErrorCode, EvtError } from '../common/errors';
 import type { Logger } from '../common/log';
+import { sqlTimestamp } from '../common/time';
 import { describeConnection, type ConnectionConfig } from './config';
 import { createDialect, type SqlDialect } from './dialects';
 import { migrate } from './migrate';
@@ -30,21 +31,6 @@ const ROW_OVERHEAD_BYTES = 96;
 export type WarehouseSource = ConnectionConfig | SqlClient;
 
 const isClient = (source: WarehouseSource): source is SqlClient => 'transaction' in source;
-
-const FTN18_TS_RE = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z$/;
-
-/**
- * An FTN18 timestamp (YYYY-MM-DDTHH:MM:SSZ) as the warehouse stores it: the same UTC wall-clock
- * time in a TIMESTAMP/DATETIME column, 'YYYY-MM-DD HH:MM:SS'. Other ISO forms (fractions, zone
- * offsets) are converted to UTC first.
- */
-export function historyTs(ts: string): string {
-  const m = FTN18_TS_RE.exec(ts);
-  if (m) return `${m[1]} ${m[2]}`;
-  const date = new Date(ts);
-  if (Number.isNaN(date.getTime())) throw new Error(`Not a timestamp: ${JSON.stringify(ts)}`);
-  return date.toISOString().slice(0, 19).replace('T', ' ');
-}
 
 /** One multi-row INSERT: SQL and its parameters. */
 export interface HistoryStatement {
@@ -85,7 +71,7 @@ export function historyStatements(
     const data = JSON.stringify(e.data ?? null);
     const size = Buffer.byteLength(data) + e.type.length + ROW_OVERHEAD_BYTES;
     if (ids.length >= maxRows || (ids.length > 0 && bytes + size > maxBytes)) flush();
-    params.push(e.id, e.type, data, historyTs(e.ts));
+    params.push(e.id, e.type, data, sqlTimestamp(e.ts));
     ids.push(e.id);
     bytes += size;
   }

@@ -6,6 +6,7 @@ import { AdvancedCCM } from 'futoin-invoker';
 import { runSteps } from '../../common/errors';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
+import { parseTime } from '../../common/time';
 import {
   AdminCore,
   type ConsumerInfo,
@@ -14,7 +15,6 @@ import {
   type StreamStats,
 } from '../../ops/admin';
 import { AdminFace } from '../../ops/AdminFace';
-import { parseTime } from '../../storage/list';
 import { migrate } from '../../storage/migrate';
 import { EventStore } from '../../storage/store';
 import { COMMON_OPTIONS, DB_HELP, dbConfig, logLevel, UsageError, type CliIO } from './common';
@@ -49,8 +49,9 @@ export const CONSUMER_HELP = `Usage: evtstream consumer <reset|drop|moves> [NAME
   consumer reset NAME --to WHERE [--reason TEXT]
       moves the consumer's pointer; its next poll (whatever last_id it sends) or push
       session reads from there. WHERE: start (every event again), newest (skip to now),
-      an event ID (the next event it gets is the one after), or a time (ISO 8601 or an
-      age such as 2h: the first event it gets is the first at or after that time).
+      an event ID (the next event it gets is the one after), or a time (ISO 8601, UTC
+      when no zone is given, or an age such as 2h; README, "Durations and times"): the
+      first event it gets is the first at or after that time.
   consumer drop NAME [--reason TEXT]
       unregisters the consumer: it no longer holds events back from the discarder.
   consumer moves [NAME] [--limit N]
@@ -279,10 +280,11 @@ function moveTarget(value: string | undefined): { to: MoveTarget; id?: string; t
   if (value === undefined) throw new UsageError('reset needs --to start|newest|ID|TIME');
   if (value === 'start' || value === 'newest') return { to: value };
   if (isEventId(value) && !/^\d+[smhd]$/.test(value)) return { to: 'id', id: value };
-  const sql = parseTime(value);
-  if (sql === null)
+  const ms = parseTime(value);
+  if (ms === null)
     throw new UsageError(`--to must be start, newest, an event ID or a time (not "${value}")`);
-  return { to: 'time', time: `${sql.replace(' ', 'T')}Z` };
+  // Whole seconds, as the stored times.
+  return { to: 'time', time: `${new Date(ms).toISOString().slice(0, 19)}Z` };
 }
 
 export async function consumerCommand(argv: string[], io: CliIO): Promise<number> {

@@ -2,13 +2,8 @@ import { parseArgs, type ParseArgsConfig } from 'util';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
 import { parseDbUrl } from '../../storage/config';
-import {
-  ACTIVE_TABLE,
-  HISTORY_TABLE,
-  listEvents,
-  parseTime,
-  type ListQuery,
-} from '../../storage/list';
+import { sqlTime } from '../../common/time';
+import { ACTIVE_TABLE, HISTORY_TABLE, listEvents, type ListQuery } from '../../storage/list';
 import { EventStore, type StoredEvent } from '../../storage/store';
 import {
   COMMON_OPTIONS,
@@ -33,7 +28,7 @@ ${DB_HELP}
   --type T[,T...]    only these types (the option may also repeat)
   --since TIME       events at or after TIME: ISO 8601 (2026-11-23T10:00:00Z, 2026-11-23;
                      UTC when no zone is given) or an age (90s, 15m, 2h, 7d ago)
-  --until TIME       events at or before TIME (same forms)
+  --until TIME       events at or before TIME (same forms; README, "Durations and times")
   --limit N          at most N events (default 100, at most 100000)
   --last             the newest events, newest first
   --json             JSON lines instead of a table
@@ -62,7 +57,7 @@ function idOption(name: string, value: string | undefined): string | undefined {
 
 function timeOption(name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const t = parseTime(value);
+  const t = sqlTime(value);
   if (t === null) throw new UsageError(`--${name} must be an ISO 8601 time or an age such as 15m`);
   return t;
 }

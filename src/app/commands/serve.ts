@@ -2,7 +2,8 @@ import crypto from 'crypto';
 import fs from 'fs';
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { consoleLogger, type Logger } from '../../common/log';
-import { parseDuration, type DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
+import { parseDuration } from '../../common/time';
+import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { parseUsersEnv, readUsersFile, type Users } from '../../transport/auth';
 import { StreamService } from '../service';
@@ -63,6 +64,8 @@ Event lifecycle:
   --keep-for AGE     ...but keep events younger than AGE (e.g. 7d, 12h, 30m; default 0)
   --discard-every AGE
                      time between discard passes (default 10m)
+                     (durations: ms, or a number with ms, s, m, h or d; README,
+                     "Durations and times")
 
 Other options:
   --max-event-bytes N  largest event data accepted, bytes of JSON (default 4194304)
