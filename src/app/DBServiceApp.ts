@@ -3,6 +3,7 @@ import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { Executor, type ExecutorOptions } from 'futoin-executor';
 import { AdvancedCCM } from 'futoin-invoker';
+import { waitAtMost } from '../common/async';
 import { DB_CONN, FACE_NAMES } from '../common/constants';
 import { runSteps } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
@@ -60,19 +61,6 @@ export interface DBServiceAppOptions {
 
 /** The longest close() waits for the executor, then for the database connections. */
 const CLOSE_WAIT_MS = 5_000;
-
-/** Resolves when `p` does or after `ms`, whichever comes first. */
-async function withTimeout(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-      timer.unref();
-    }),
-  ]);
-  clearTimeout(timer);
-}
 
 /** Room for the CCM's close handlers (see the constructor). */
 const CCM_CLOSE_HANDLERS = 32;
@@ -265,14 +253,14 @@ export class DBServiceApp {
         await archiver.whenStopped().catch(() => undefined);
       }
       await this.discarderRef?.stop().catch(() => undefined);
-      await withTimeout(
+      await waitAtMost(
         new Promise<void>((resolve) => this.executorRef.close(() => resolve())),
         CLOSE_WAIT_MS,
       );
       if (!this.ccmClosed) this.ccmRef.close();
       // The CCM's close ends the #db.evt and #db.evtdwh connections; wait for them too, so
       // that a process exiting next leaves its databases cleanly (a SQLite WAL checkpointed).
-      await withTimeout(futoinDbClosed(this.ccmRef), CLOSE_WAIT_MS);
+      await waitAtMost(futoinDbClosed(this.ccmRef), CLOSE_WAIT_MS);
       const warehouseStore = await this.warehouseStore?.catch(() => null);
       await warehouseStore?.close().catch(() => undefined);
       await this.storeRef

@@ -2,6 +2,7 @@ import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor } from 'futoin-executor';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
+import { sleepStep } from '../common/async';
 import { DB_CONN, TABLES } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
@@ -68,14 +69,6 @@ function pushNotOffered(code: string, info?: string): boolean {
     code === 'NotSupportedVersion' ||
     (code === ErrorCode.InvalidRequest && /Bi-Direct Channel is required/i.test(info ?? ''))
   );
-}
-
-/** Adds a step that waits `ms`; cancelling it clears the timer. */
-function sleep(as: AsyncSteps, ms: number): void {
-  as.add((as) => {
-    const timer = setTimeout(() => as.success(), ms);
-    as.setCancel(() => clearTimeout(timer));
-  });
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -295,7 +288,7 @@ export class DBEventArchiver extends ReliableReceiver {
       );
       as.add((as, writer: HistoryWriter | null) => {
         if (writer || invalid) as.break();
-        sleep(as, run.reconnect.next());
+        sleepStep(as, run.reconnect.next());
       });
     });
     worker.add((_as) => {
@@ -389,7 +382,7 @@ export class DBEventArchiver extends ReliableReceiver {
       );
       as.add((as) => {
         close();
-        sleep(as, run.reconnect.next());
+        sleepStep(as, run.reconnect.next());
       });
     });
     worker.execute();
@@ -417,7 +410,7 @@ export class DBEventArchiver extends ReliableReceiver {
             run.reconnect.reset();
             if (events.length === 0) {
               delay = Math.min(Math.max(delay * 2, run.pollMinMs), run.pollMaxMs);
-              sleep(as, delay);
+              sleepStep(as, delay);
               return;
             }
             delay = 0;
@@ -441,7 +434,7 @@ export class DBEventArchiver extends ReliableReceiver {
       (as, err) => {
         // The warehouse failed: poll again from the same last_id after a growing delay.
         this.emit('receiverError', err, as.state.error_info, as.state.last_exception);
-        sleep(as, run.failures.next());
+        sleepStep(as, run.failures.next());
       },
     );
     as.add((_as) => {

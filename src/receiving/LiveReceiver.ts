@@ -3,6 +3,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import $asyncevent from 'futoin-asyncevent';
 import { Executor } from 'futoin-executor';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
+import { sleepStep } from '../common/async';
 import { LIVE_COMPONENT, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
 import type { Event } from '../delivery/poll/PollService';
@@ -66,14 +67,6 @@ const WS_ENDPOINT_RE = /^(secure\+)?wss?:\/\//;
 
 const isExecutor = (endpoint: unknown): endpoint is Executor =>
   typeof endpoint === 'object' && endpoint !== null && 'onInternalRequest' in endpoint;
-
-/** Adds a step that waits `ms`; cancelling it clears the timer. */
-function sleep(as: AsyncSteps, ms: number): void {
-  as.add((as) => {
-    const timer = setTimeout(() => as.success(), ms);
-    as.setCancel(() => clearTimeout(timer));
-  });
-}
 
 /** What one session needs, fixed by start(). */
 interface SessionSettings {
@@ -163,7 +156,7 @@ export class LiveReceiver {
           as.success();
         },
       );
-      as.add((as) => sleep(as, reconnect.next()));
+      as.add((as) => sleepStep(as, reconnect.next()));
     });
     worker.execute();
   }
@@ -218,7 +211,7 @@ export class LiveReceiver {
         },
         (as, err) => {
           this.emit('receiverError', err, as.state.error_info, as.state.last_exception);
-          sleep(as, failures.next());
+          sleepStep(as, failures.next());
           // Reported above already: a standard error keeps the executor from reporting it again.
           as.add((as) => as.error(ErrorCode.InternalError, 'Event processing failed'));
         },

@@ -1,7 +1,7 @@
+import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import { cmpIds, maxId, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
-import { sleep } from '../../storage/retry';
 import type { EventStore } from '../../storage/store';
 import type { ChunkLimits } from '../limits';
 import type { Event } from '../poll/PollService';

@@ -1,7 +1,7 @@
+import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import type { Logger } from '../../common/log';
 import type { Listener } from '../../storage/dialects';
-import { sleep } from '../../storage/retry';
 import type { EventStore } from '../../storage/store';
 
 export interface WakerOptions {
