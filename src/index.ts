@@ -4,6 +4,7 @@
  */
 export * from './common/constants';
 export { ErrorCode, EvtError } from './common/errors';
+export type { Event } from './common/event';
 export { cmpIds, isEventId, type EventId } from './common/ids';
 export { consoleLogger, type Logger, type LogLevel } from './common/log';
 export { parseDuration } from './common/time';
@@ -14,7 +15,7 @@ export { GenService, type GenServiceOptions } from './generation/GenService';
 export { DBGenService, type DBGenServiceOptions } from './generation/DBGenService';
 
 export { PollFace } from './delivery/poll/PollFace';
-export { PollService, type Event, type PollServiceOptions } from './delivery/poll/PollService';
+export { PollService, type PollServiceOptions } from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
 export { PushFace } from './delivery/push/PushFace';

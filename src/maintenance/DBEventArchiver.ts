@@ -7,7 +7,7 @@ import { DB_CONN, TABLES } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
 import { PollFace } from '../delivery/poll/PollFace';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
 import { Backoff } from '../receiving/backoff';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';

@@ -2,7 +2,7 @@ import { TABLES } from '../common/constants';
 import { ErrorCode, EvtError } from '../common/errors';
 import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
 import { sqlTime } from '../common/time';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
 import { toEvents } from '../delivery/reader';
 import type { PushHub } from '../delivery/push/hub';
 import { listEvents, HISTORY_TABLE } from '../storage/list';

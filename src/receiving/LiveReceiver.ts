@@ -6,7 +6,7 @@ import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
 import { sleepStep } from '../common/async';
 import { LIVE_COMPONENT, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
 import { PushFace } from '../delivery/push/PushFace';
 import { Backoff } from '../common/backoff';
 import { ReceiverService } from './ReceiverService';

@@ -2,7 +2,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor, RequestInfo } from 'futoin-executor';
 import { FTN18_VERSION, IFACE, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
 
 /** Options of `ReceiverService.register()`; none are used by the base classes. */
 export interface ReceiverServiceOptions {

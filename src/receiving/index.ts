@@ -5,7 +5,7 @@
 export * from '../common/constants';
 export { ErrorCode, EvtError } from '../common/errors';
 export { cmpIds, isEventId, type EventId } from '../common/ids';
-export type { Event } from '../delivery/poll/PollService';
+export type { Event } from '../common/event';
 
 export { GenFace } from '../generation/GenFace';
 export { PollFace } from '../delivery/poll/PollFace';

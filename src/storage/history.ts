@@ -1,5 +1,6 @@
 import { TABLES } from '../common/constants';
 import { ErrorCode, EvtError } from '../common/errors';
+import type { Event } from '../common/event';
 import type { Logger } from '../common/log';
 import { sqlTimestamp } from '../common/time';
 import { describeConnection, type ConnectionConfig } from './config';
@@ -9,14 +10,6 @@ import { openClient } from './open';
 import { withRetry } from './retry';
 import type { SqlClient, SqlRunner, SqlValue } from './sql';
 import { assertIdentifier } from './store';
-
-/** An event as FTN18 delivers it (the archive's input). */
-export interface HistoryEvent {
-  id: string;
-  type: string;
-  data: unknown;
-  ts: string;
-}
 
 /** The columns of a history table that the archive writes. */
 export const HISTORY_COLUMNS: readonly string[] = ['id', 'type', 'data', 'ts'];
@@ -48,7 +41,7 @@ export interface HistoryStatement {
 export function historyStatements(
   dialect: SqlDialect,
   table: string,
-  events: readonly HistoryEvent[],
+  events: readonly Event[],
   maxRows = HISTORY_ROWS_PER_INSERT,
   maxBytes = dialect.maxStatementBytes / 2,
 ): HistoryStatement[] {
@@ -165,7 +158,7 @@ export class HistoryWriter {
    * write is idempotent, so even one whose outcome is unknown); other failures reject, and
    * nothing of the batch is stored.
    */
-  async write(events: readonly HistoryEvent[]): Promise<void> {
+  async write(events: readonly Event[]): Promise<void> {
     if (events.length === 0) return;
     const statements = historyStatements(this.dialect, this.quoted, events);
     await withRetry(

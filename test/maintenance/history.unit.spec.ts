@@ -5,9 +5,10 @@
 import { expect } from 'chai';
 import { createDialect } from '../../src/storage/dialects';
 import { sqlTimestamp } from '../../src/common/time';
-import { historyStatements, type HistoryEvent } from '../../src/storage/history';
+import type { Event } from '../../src/common/event';
+import { historyStatements } from '../../src/storage/history';
 
-const events = (n: number, bytes = 10): HistoryEvent[] =>
+const events = (n: number, bytes = 10): Event[] =>
   Array.from({ length: n }, (_v, i) => ({
     id: String(1_000_000_000_000_000 + i),
     type: 'T',

@@ -2,7 +2,8 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor } from 'futoin-executor';
 import { resolveStore, type ResolveStoreOptions } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
-import { PollService, type Event, type PollRequest, type PollServiceOptions } from './PollService';
+import type { Event } from '../../common/event';
+import { PollService, type PollRequest, type PollServiceOptions } from './PollService';
 import { StorePoller } from './store-poller';
 
 export interface DBPollServiceOptions extends PollServiceOptions, ResolveStoreOptions {

@@ -9,17 +9,12 @@ import {
   SPEC_DIRS_ALL,
 } from '../../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
+import type { Event } from '../../common/event';
 import type { EventId } from '../../common/ids';
 import { callerId, consumerIdent } from '../../common/identity';
 import { chunkLimits, type ChunkLimits } from '../limits';
 
-/** An event as FTN18 delivers it. */
-export interface Event {
-  id: EventId;
-  type: string;
-  data: unknown;
-  ts: string;
-}
+export type { Event } from '../../common/event';
 
 export interface PollServiceOptions {
   /** Registered (reliable) consumers may use the service (default true). */

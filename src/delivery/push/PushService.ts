@@ -15,7 +15,8 @@ import {
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
 import { callerId, consumerIdent } from '../../common/identity';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
-import { PollService, type Event, type PollServiceOptions } from '../poll/PollService';
+import type { Event } from '../../common/event';
+import { PollService, type PollServiceOptions } from '../poll/PollService';
 import type { PushTarget } from './session';
 
 export interface PushServiceOptions extends PollServiceOptions {

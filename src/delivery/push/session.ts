@@ -4,7 +4,7 @@ import { cmpIds, maxId, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import type { EventStore } from '../../storage/store';
 import type { ChunkLimits } from '../limits';
-import type { Event } from '../poll/PollService';
+import type { Event } from '../../common/event';
 import { ChunkReader, EventTooLarge, toEvents } from '../reader';
 import { eventBytes } from '../limits';
 
