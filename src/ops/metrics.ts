@@ -7,10 +7,10 @@
  * read when a scrape comes in. A service nobody scrapes pays for one HTTP route, nothing per
  * event, and does not even load prom-client.
  */
-import crypto from 'crypto';
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { DBServiceApp } from '../app/DBServiceApp';
 import type { Logger } from '../common/log';
+import { sameSecret } from '../common/secret';
 import type { Users } from '../transport/auth';
 import type { EvtNodeExecutor } from '../transport/executor';
 import type { StreamMetrics } from './metrics-registry';
@@ -46,13 +46,6 @@ export interface MetricsOptions {
    * set up at the first scrape, so a service nobody scrapes never pays for them.
    */
   processMetrics?: boolean;
-}
-
-/** Equal strings, in a time that depends on neither (digests of both are compared). */
-function sameSecret(given: string, expected: string): boolean {
-  const a = crypto.createHash('sha256').update(given, 'utf8').digest();
-  const b = crypto.createHash('sha256').update(expected, 'utf8').digest();
-  return crypto.timingSafeEqual(a, b);
 }
 
 /** Whether an Authorization header names one of `admins` with the right secret (HTTP Basic). */

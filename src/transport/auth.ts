@@ -1,8 +1,8 @@
-import crypto from 'crypto';
 import fs from 'fs';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { RequestInfo, SecurityProvider } from 'futoin-executor';
 import { SpecTools } from 'futoin-invoker';
+import { sameSecret } from '../common/secret';
 
 /** Client users: name → secret. */
 export type Users = Map<string, string>;
@@ -33,23 +33,6 @@ export function parseUsers(text: string, separator: RegExp = /\r?\n/): Users {
 
 export const readUsersFile = (file: string): Users => parseUsers(fs.readFileSync(file, 'utf8'));
 export const parseUsersEnv = (value: string): Users => parseUsers(value, /,/);
-
-const sha256 = (s: string): Buffer => crypto.createHash('sha256').update(s).digest();
-
-/** Digests of the configured secrets, worked out once each rather than at every call. */
-const knownDigests = new Map<string, Buffer>();
-
-/** `presented` against a configured secret `known`. */
-function sameSecret(presented: string, known: string): boolean {
-  // Compare digests, so neither the length nor the content leaks through timing.
-  let dk = knownDigests.get(known);
-  if (!dk) {
-    dk = sha256(known);
-    // Bounded: configured secrets are few; anything beyond is just not cached.
-    if (knownDigests.size < 10_000) knownDigests.set(known, dk);
-  }
-  return crypto.timingSafeEqual(sha256(presented), dk);
-}
 
 /** Requests authenticated by HMAC: their responses are signed the same way. */
 const hmacSigners = new WeakMap<RequestInfo, HmacSigner>();
