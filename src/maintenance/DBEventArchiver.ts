@@ -65,8 +65,8 @@ const canPush = (endpoint: unknown): boolean =>
 /** What a service that does not push answers readyToReceive (or registration through push). */
 function pushNotOffered(code: string, info?: string): boolean {
   return (
-    code === 'UnknownInterface' ||
-    code === 'NotSupportedVersion' ||
+    code === ErrorCode.UnknownInterface ||
+    code === ErrorCode.NotSupportedVersion ||
     (code === ErrorCode.InvalidRequest && /Bi-Direct Channel is required/i.test(info ?? ''))
   );
 }
@@ -370,7 +370,7 @@ export class DBEventArchiver extends ReliableReceiver {
           close();
           // A service that knows only FTN18 1.0 polling (the reference serves it through push).
           if (
-            (err === 'NotSupportedVersion' || err === 'UnknownInterface') &&
+            (err === ErrorCode.NotSupportedVersion || err === ErrorCode.UnknownInterface) &&
             run.pollVersion !== '1.0' &&
             run.faceOptions.version === undefined
           ) {

@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { DBServiceApp } from '../app/DBServiceApp';
+import { ErrorCode } from '../common/errors';
 import type { Logger } from '../common/log';
 import { sameSecret } from '../common/secret';
 import type { Users } from '../transport/auth';
@@ -82,7 +83,7 @@ export function serveMetrics(
   let metrics: Promise<StreamMetrics> | null = null;
   const report = (msg: string): void => {
     if (options.log) options.log.warn(msg);
-    else executor.emit('notExpected', 'MetricsUnavailable', msg, null, null);
+    else executor.emit('notExpected', ErrorCode.MetricsUnavailable, msg, null, null);
   };
   executor.route(METRICS_PATH, (req: IncomingMessage, rsp: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];

@@ -60,9 +60,6 @@ const STABLE_SESSION_MS = 1_000;
 const FAILURE_MIN_MS = 100;
 const FAILURE_MAX_MS = 5_000;
 
-/** futoin-invoker's code for a failed or lost connection. */
-const COMM_ERROR = 'CommError';
-
 const WS_ENDPOINT_RE = /^(secure\+)?wss?:\/\//;
 
 const isExecutor = (endpoint: unknown): endpoint is Executor =>
@@ -277,7 +274,7 @@ export class LiveReceiver {
       // In process, a service that ends the session (its pointer was moved) closes this
       // session's executor: the same as a lost connection.
       executor.once('close', lose);
-      if (lost) as.error(COMM_ERROR, 'Lost connection');
+      if (lost) as.error(ErrorCode.CommError, 'Lost connection');
       // futoin-invoker leaves a call waiting for a connection that failed to open until the call
       // times out: the loss of the connection ends the calls at once instead.
       const calls = $as();
@@ -297,7 +294,7 @@ export class LiveReceiver {
       );
       onLoss = () => {
         calls.cancel();
-        raise(as, COMM_ERROR, 'Lost connection');
+        raise(as, ErrorCode.CommError, 'Lost connection');
       };
       as.setCancel(() => {
         onLoss = null;
@@ -318,7 +315,7 @@ export class LiveReceiver {
       as.add((_as) => {
         close();
         if (Date.now() - readyAt >= STABLE_SESSION_MS) reconnect.reset();
-        this.emit('workerError', 'Disconnect', 'Lost connection');
+        this.emit('workerError', ErrorCode.Disconnect, 'Lost connection');
       });
     });
   }

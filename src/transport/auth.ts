@@ -2,6 +2,7 @@ import fs from 'fs';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { RequestInfo, SecurityProvider } from 'futoin-executor';
 import { SpecTools } from 'futoin-invoker';
+import { ErrorCode } from '../common/errors';
 import { sameSecret } from '../common/secret';
 
 /** Client users: name → secret. */
@@ -79,7 +80,7 @@ export class UsersSecurityProvider extends SecurityProvider {
     const expected = this.users.get(user);
     // Still compare when the user is unknown, so unknown and known users take the same time.
     const ok = sameSecret(secret, expected ?? '\u0000no-such-user') && expected !== undefined;
-    if (!ok || user.startsWith('-')) as.error('SecurityError', 'Invalid credentials');
+    if (!ok || user.startsWith('-')) as.error(ErrorCode.SecurityError, 'Invalid credentials');
     this.setUser(as, reqinfo, user);
   }
 
@@ -100,7 +101,7 @@ export class UsersSecurityProvider extends SecurityProvider {
       );
       if (ok) hmacSigners.set(reqinfo, { algo: raw, secret });
     }
-    if (!ok) as.error('SecurityError', 'Invalid credentials');
+    if (!ok) as.error(ErrorCode.SecurityError, 'Invalid credentials');
     this.setUser(as, reqinfo, user);
   }
 

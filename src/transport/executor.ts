@@ -8,6 +8,7 @@ import 'futoin-database/SQLiteDriver';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { NodeExecutor, type Executor } from 'futoin-executor';
 import { FTN18_1_1_MESSAGE_LIMIT, IFACE } from '../common/constants';
+import { ErrorCode } from '../common/errors';
 import type { SimpleCCM } from 'futoin-invoker';
 import type { NodeExecutorOptions } from 'futoin-executor';
 
@@ -125,12 +126,12 @@ export class EvtNodeExecutor extends NodeExecutor {
     if (raw.length > this.maxResponseBytes) {
       this.emit(
         'notExpected',
-        'InternalError',
+        ErrorCode.InternalError,
         `Response of ${raw.length} bytes exceeds ${this.maxResponseBytes}`,
         null,
         null,
       );
-      throw new Error('InternalError');
+      throw new Error(ErrorCode.InternalError);
     }
     return raw;
   }
