@@ -17,7 +17,15 @@ import {
 import { AdminFace } from '../../ops/AdminFace';
 import { migrate } from '../../storage/migrate';
 import { EventStore } from '../../storage/store';
-import { COMMON_OPTIONS, DB_HELP, dbConfig, logLevel, UsageError, type CliIO } from './common';
+import {
+  COMMON_OPTIONS,
+  DB_HELP,
+  dbConfig,
+  intOption,
+  logLevel,
+  UsageError,
+  type CliIO,
+} from './common';
 
 /**
  * The operations commands: consumers, consumer reset/drop/moves, stats. Each works against a
@@ -226,13 +234,7 @@ export function formatAge(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
-function limitOption(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 1_000_000)
-    throw new UsageError(`--${name} must be an integer from 1 to 1000000`);
-  return n;
-}
+const LIMIT_RANGE = { min: 1, max: 1_000_000 };
 
 const IDENT_RE = /^[^\s:][^:]{0,46}:[A-Za-z0-9_]{1,16}$/;
 
@@ -250,7 +252,7 @@ export async function consumersCommand(argv: string[], io: CliIO): Promise<numbe
     return 0;
   }
   if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
-  const lagLimit = limitOption('lag-limit', values['lag-limit'], 100_000);
+  const lagLimit = intOption('lag-limit', values['lag-limit'], 100_000, LIMIT_RANGE);
   const consumers = await withAdmin(values, io, (a) => a.listConsumers(lagLimit));
   if (values.json) {
     for (const c of consumers) io.out(JSON.stringify(c));
@@ -320,7 +322,7 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
     }
     case 'moves': {
       const ident = name === undefined ? null : identArg(name);
-      const limit = limitOption('limit', values.limit, 100);
+      const limit = intOption('limit', values.limit, 100, LIMIT_RANGE);
       const moves = await withAdmin(values, io, (a) => a.listMoves(ident, limit), true);
       if (values.json) {
         for (const m of moves) io.out(JSON.stringify(m));

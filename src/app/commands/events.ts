@@ -94,7 +94,7 @@ export async function eventsCommand(argv: string[], io: CliIO): Promise<number> 
   if (bad !== undefined) throw new UsageError(`--type ${bad}: event types are 1-16 of A-Z and _`);
   const query: ListQuery = {
     table: values.dwh ? HISTORY_TABLE : ACTIVE_TABLE,
-    limit: intOption('limit', values.limit, 100, 1, 100_000),
+    limit: intOption('limit', values.limit, 100, { min: 1, max: 100_000 }),
     descending: values.last ?? false,
   };
   const fromId = idOption('from', values.from);

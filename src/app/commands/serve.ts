@@ -132,14 +132,11 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
   }
   const log = consoleLogger(logLevel(values['log-level']));
   const db = dbConfig(values.db, io.env);
-  const port = intOption('port', values.port, 8080, 0, 65535);
-  const maxEventBytes = intOption(
-    'max-event-bytes',
-    values['max-event-bytes'],
-    4 * 1024 * 1024,
-    1,
-    7 * 1024 * 1024,
-  );
+  const port = intOption('port', values.port, 8080, { min: 0, max: 65535 });
+  const maxEventBytes = intOption('max-event-bytes', values['max-event-bytes'], 4 * 1024 * 1024, {
+    min: 1,
+    max: 7 * 1024 * 1024,
+  });
   if (!!values['tls-cert'] !== !!values['tls-key'])
     throw new UsageError('--tls-cert and --tls-key go together');
   let tls: { cert: Buffer; key: Buffer } | undefined;

@@ -1,4 +1,4 @@
-import { checkBackoffRange } from '../../common/backoff';
+import { checkDelayRange } from '../../common/options';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import { countersOf, type StreamCounters } from '../../ops/counters';
@@ -120,7 +120,13 @@ export class PushHub implements SessionHost {
     private readonly events: HubEvents,
   ) {
     // Bad options fail here, when the service starts, not at a consumer's readyToReceive.
-    checkBackoffRange(options.session.retryMinMs, options.session.retryMaxMs);
+    checkDelayRange(
+      'push',
+      'retry_min_ms',
+      'retry_max_ms',
+      options.session.retryMinMs,
+      options.session.retryMaxMs,
+    );
     if (!(options.session.skipStoreMs >= 0))
       throw new RangeError(`Invalid skip_store_ms: ${options.session.skipStoreMs}`);
     this.reader = new ChunkReader(store);
