@@ -62,6 +62,9 @@ export function checkDelayRange(
   }
 }
 
+/** What a table option must be (the store checks it: see assertIdentifier). */
+export const TABLE_NAME = 'a table name (letters, digits and _, at most 63)';
+
 /** The checks of one component's options (`owner` names it in refusals); undefined: `fallback`. */
 export class OptionChecks {
   constructor(readonly owner: string) {}
@@ -109,6 +112,27 @@ export class OptionChecks {
     if (!allowed.includes(value as T))
       refuseOption(this.owner, name, `one of ${allowed.join(', ')}`, value, 'string');
     return value as T;
+  }
+
+  /**
+   * A string that `accept` takes: it returns false or throws for anything else (the store's
+   * assertIdentifier for table names, say). undefined stays undefined.
+   */
+  string(
+    name: string,
+    value: unknown,
+    what: string,
+    accept: (s: string) => unknown = () => true,
+  ): string | undefined {
+    if (value === undefined) return undefined;
+    let ok = typeof value === 'string';
+    try {
+      ok &&= accept(value as string) !== false;
+    } catch {
+      ok = false;
+    }
+    if (!ok) refuseOption(this.owner, name, what, value, 'string');
+    return value as string;
   }
 
   delays(minName: string, maxName: string, minMs: number, maxMs: number): void {

@@ -1,23 +1,24 @@
 import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
-import type { Executor } from 'futoin-executor';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
 import { sleepStep } from '../common/async';
-import { DB_CONN, TABLES } from '../common/constants';
+import { Backoff } from '../common/backoff';
+import { DB_CONN } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
+import type { Event } from '../common/event';
 import { defaultLogger, type Logger } from '../common/log';
 import { PollFace } from '../delivery/poll/PollFace';
-import type { Event } from '../common/event';
-import { Backoff } from '../receiving/backoff';
+import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isServiceEndpoint } from '../receiving/connect';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
 import { HistoryWriter, type WarehouseSource } from '../storage/history';
-import { assertIdentifier } from '../storage/store';
+import { ARCHIVER_DEFAULTS, archiverMigrate, archiverSettings } from './options';
 
 /** How events reach the archiver: pushed, polled, or pushed when the service offers it. */
 export type ArchiverMode = 'push' | 'poll' | 'auto';
 
+/** Options of the constructor; ARCHIVER_DEFAULTS (maintenance/options) has the defaults. */
 export interface DBEventArchiverOptions {
   /**
    * The warehouse: connection settings (the archiver opens the connection at each start and
@@ -25,42 +26,26 @@ export interface DBEventArchiverOptions {
    * of the futoin-database connection `#db.evtdwh` registered in `db_ccm`.
    */
   warehouse?: WarehouseSource;
-  /** Apply the warehouse ('dwh') migrations at each start (default true; a no-op when done). */
+  /** Apply the warehouse ('dwh') migrations at each start (a no-op when done). */
   migrate?: boolean;
   log?: Logger;
 }
 
-/** Options of `start()`: the receiver's (component, want, reconnection...) and these. */
+/**
+ * Options of `start()`: the receiver's (component, want, reconnection...) and these; defaults in
+ * ARCHIVER_DEFAULTS.
+ */
 export interface ArchiverStartOptions extends ReceiverStartOptions {
-  /** The warehouse table (default evt_history). */
+  /** The warehouse table. */
   history_table?: string;
-  /** 'auto' (default): push, unless the endpoint or the service cannot; then poll. */
+  /** 'auto': push, unless the endpoint or the service cannot; then poll. */
   mode?: ArchiverMode;
   /** Polling: the first delay after a poll that found nothing, doubling up to pollMaxMS. */
   pollMinMS?: number;
   pollMaxMS?: number;
 }
 
-const ARCHIVER_COMPONENT = 'ARCHIVER';
 const POLLER = 'archiver-poll';
-/** pollEvents answers at once; this bounds a call to a service that stopped answering. */
-const POLL_CALL_TIMEOUT_MS = 10_000;
-const POLL_MIN_MS = 20;
-const POLL_MAX_MS = 1_000;
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 10_000;
-/** A failed warehouse write is retried after a growing delay (the same batch, polling). */
-const FAILURE_MIN_MS = 100;
-const FAILURE_MAX_MS = 5_000;
-
-const PUSH_URL_RE = /^(secure\+)?wss?:\/\//;
-const ANY_URL_RE = /^(secure\+)?(https?|wss?):\/\//;
-
-const isExecutor = (endpoint: unknown): endpoint is Executor =>
-  typeof endpoint === 'object' && endpoint !== null && 'onInternalRequest' in endpoint;
-
-const canPush = (endpoint: unknown): boolean =>
-  (typeof endpoint === 'string' && PUSH_URL_RE.test(endpoint)) || isExecutor(endpoint);
 
 /** What a service that does not push answers readyToReceive (or registration through push). */
 function pushNotOffered(code: string, info?: string): boolean {
@@ -121,7 +106,7 @@ interface Run {
  */
 export class DBEventArchiver extends ReliableReceiver {
   static override get COMPONENT(): string | null {
-    return ARCHIVER_COMPONENT;
+    return ARCHIVER_DEFAULTS.component;
   }
 
   private readonly warehouse: WarehouseSource;
@@ -138,9 +123,8 @@ export class DBEventArchiver extends ReliableReceiver {
   constructor(db_ccm: AdvancedCCM, options: DBEventArchiverOptions = {}) {
     super(db_ccm);
     this.warehouse = options.warehouse ?? configFromFutoinDb(db_ccm, DB_CONN.warehouse);
-    this.migrate = options.migrate ?? true;
+    this.migrate = archiverMigrate(options);
     this.log = options.log ?? defaultLogger();
-    this.on('workerError', (code, info) => this.onWorkerError(code, info));
   }
 
   /**
@@ -155,51 +139,34 @@ export class DBEventArchiver extends ReliableReceiver {
     options: ArchiverStartOptions = {},
   ): void {
     if (this.run) throw new Error('The archiver is already started');
-    const {
-      mode = 'auto',
-      history_table = TABLES.history,
-      pollMinMS = POLL_MIN_MS,
-      pollMaxMS = POLL_MAX_MS,
-      ...receiverOptions
-    } = options;
-    if (mode !== 'push' && mode !== 'poll' && mode !== 'auto') {
-      throw new TypeError(`options.mode must be push, poll or auto, not ${String(mode)}`);
-    }
+    const s = archiverSettings(options);
+    const { mode, faceOptions } = s;
     if (mode === 'push' && !canPush(endpoint)) {
       throw new TypeError('Push needs a bi-directional channel: a ws(s):// URL or an Executor');
     }
-    if (!(typeof endpoint === 'string' && ANY_URL_RE.test(endpoint)) && !isExecutor(endpoint)) {
+    if (!isServiceEndpoint(endpoint)) {
       throw new TypeError('The endpoint must be an http(s):// or ws(s):// URL or an Executor');
     }
-    if (!(pollMinMS > 0) || !(pollMaxMS >= pollMinMS)) {
-      throw new RangeError(`Invalid polling delays: ${pollMinMS}..${pollMaxMS} ms`);
-    }
     const component = this._checkComponent(
-      receiverOptions.component ?? (this.constructor as typeof DBEventArchiver).COMPONENT,
+      s.component ?? (this.constructor as typeof DBEventArchiver).COMPONENT,
     );
-    const {
-      component: _component,
-      want = null,
-      reqTimeout: _reqTimeout,
-      reconnectMinMS = RECONNECT_MIN_MS,
-      reconnectMaxMS = RECONNECT_MAX_MS,
-      ...faceOptions
-    } = receiverOptions;
+    // What the push receiver (ReliableReceiver#start) takes: everything but ours.
+    const { mode: _m, history_table: _t, pollMinMS: _p1, pollMaxMS: _p2, ...rest } = options;
     const run: Run = {
       endpoint,
       credentials,
       component,
-      want,
+      want: s.want,
       mode,
-      table: assertIdentifier(history_table),
+      table: s.historyTable,
       receiving: null,
-      receiverOptions: { ...receiverOptions, component },
+      receiverOptions: { ...rest, component },
       faceOptions,
       pollVersion: faceOptions.version ?? PollFace.LATEST_VERSION,
-      pollMinMs: pollMinMS,
-      pollMaxMs: pollMaxMS,
-      reconnect: new Backoff(reconnectMinMS, reconnectMaxMS),
-      failures: new Backoff(FAILURE_MIN_MS, FAILURE_MAX_MS),
+      pollMinMs: s.pollMinMs,
+      pollMaxMs: s.pollMaxMs,
+      reconnect: new Backoff(s.reconnectMinMS, s.reconnectMaxMS),
+      failures: new Backoff(FAILURE_BACKOFF.minMs, FAILURE_BACKOFF.maxMs),
       worker: null,
       writer: null,
       tasks: new Set(),
@@ -339,15 +306,15 @@ export class DBEventArchiver extends ReliableReceiver {
   }
 
   /** Falls back to polling when the service turns out not to push ('auto' mode). */
-  private onWorkerError(code: string, info?: string): void {
+  protected override _sessionFailed(code: string, info?: string): boolean {
     const run = this.run;
     if (!run || run.mode !== 'auto' || run.receiving !== 'push' || !pushNotOffered(code, info)) {
-      return;
+      return false;
     }
     this.log.info(`Archiver: the service does not push (${code}: ${info ?? ''}); polling`);
-    super.stop();
     run.reconnect.reset();
     this.receive(run, 'poll');
+    return true;
   }
 
   /** Polls in a loop, one connection (CCM) per session, reconnecting with backoff. */
@@ -392,7 +359,7 @@ export class DBEventArchiver extends ReliableReceiver {
   private pollSession(as: AsyncSteps, run: Run, ccm: AdvancedCCM): void {
     PollFace.register(as, ccm, POLLER, run.endpoint, run.credentials, {
       limitZone: 'unlimited',
-      callTimeoutMS: POLL_CALL_TIMEOUT_MS,
+      callTimeoutMS: CALL_TIMEOUT_MS,
       // Reconnecting is this loop's job.
       retryCount: 0,
       ...run.faceOptions,

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'util';
+import { isEventType } from '../../common/event';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
 import { parseDbUrl } from '../../storage/config';
@@ -47,8 +48,6 @@ const EVENTS_OPTIONS = {
   json: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
-const TYPE_RE = /^[A-Z_]{1,16}$/;
-
 function idOption(name: string, value: string | undefined): string | undefined {
   if (value !== undefined && !isEventId(value))
     throw new UsageError(`--${name} must be an event ID`);
@@ -90,7 +89,7 @@ export async function eventsCommand(argv: string[], io: CliIO): Promise<number> 
     return 0;
   }
   const types = (values.type ?? []).flatMap((t) => t.split(',')).filter((t) => t !== '');
-  const bad = types.find((t) => !TYPE_RE.test(t));
+  const bad = types.find((t) => !isEventType(t));
   if (bad !== undefined) throw new UsageError(`--type ${bad}: event types are 1-16 of A-Z and _`);
   const query: ListQuery = {
     table: values.dwh ? HISTORY_TABLE : ACTIVE_TABLE,
