@@ -3,28 +3,29 @@ import type { SimpleCCM } from 'futoin-invoker';
 import { ErrorCode, isEvtError } from '../common/errors';
 import { cmpIds, minId, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
-import { parseDuration } from '../common/time';
 import { resolveStore } from '../storage/ccm';
 import { Lock } from '../storage/sql';
-import { assertIdentifier, type ConsumerState, type EventStore } from '../storage/store';
+import type { ConsumerState, EventStore } from '../storage/store';
+import { discarderSettings, type DiscarderSettings } from './options';
 
+/** Options of start(); DISCARDER_DEFAULTS (maintenance/options) has the defaults. */
 export interface DBEventDiscarderOptions {
-  /** Time between passes, in ms (default 600,000: 10 minutes, as the reference). */
+  /** Time between passes, in ms (10 minutes, as the reference). */
   poll_period_ms?: number;
-  /** Events deleted per statement, each statement its own transaction (default 1000). */
+  /** Events deleted per statement, each statement its own transaction. */
   limit_at_once?: number;
   /** Event table (default: the store's, evt_queue). */
   event_table?: string;
   /** Consumer table (default: the store's, evt_consumers). */
   consumer_table?: string;
   /**
-   * Minimum age of the events kept in the active table even when every consumer has them: ms,
-   * or a string such as '7d', '12h', '30m', '45s', '500ms' (default 0: none).
+   * Minimum age of the events kept in the active table even when every consumer has them: a
+   * duration (common/time), ms or a string such as '7d', '12h', '30m', '45s', '500ms'; 0: none.
    */
   keep_for?: number | string;
   /**
-   * When a consumer counts as stale and stops holding events back (ms or a duration string like
-   * keep_for); unset, null or 0 (default): never. See DBEventDiscarder.
+   * When a consumer counts as stale and stops holding events back (a duration, as keep_for);
+   * unset, null or 0: never. See DBEventDiscarder.
    */
   stale_consumer_ms?: number | string | null;
   /** An explicit store; otherwise the store of `ccm`'s services (see resolveStore). */
@@ -66,58 +67,21 @@ export interface DiscardResult {
   stale: ConsumerState[];
 }
 
-const POLL_PERIOD_MS = 600_000;
-const LIMIT_AT_ONCE = 1000;
 /** Batches per pass: a pass ends after this many, so it never runs unbounded. */
 export const BATCHES_PER_PASS = 100;
 /** A pass that stopped at BATCHES_PER_PASS is followed this soon (or after the period if shorter). */
 const BACKLOG_PAUSE_MS = 1000;
 
-interface Settings {
-  periodMs: number;
-  limit: number;
-  eventTable: string | undefined;
-  consumerTable: string | undefined;
-  keepMs: number | undefined;
-  staleMs: number | undefined;
-}
-
 interface Worker {
   ccm: SimpleCCM;
   options: DBEventDiscarderOptions;
-  settings: Settings;
+  settings: DiscarderSettings;
   store: EventStore | null;
   stopped: boolean;
   timer: NodeJS.Timeout | null;
   /** The pass in progress, if any (never rejects). */
   running: Promise<void> | null;
   onClose: () => void;
-}
-
-function settingsOf(options: DBEventDiscarderOptions): Settings {
-  const periodMs = options.poll_period_ms ?? POLL_PERIOD_MS;
-  if (!Number.isFinite(periodMs) || periodMs <= 0) {
-    throw new TypeError(`Invalid poll_period_ms: ${periodMs}`);
-  }
-  const limit = options.limit_at_once ?? LIMIT_AT_ONCE;
-  if (!Number.isInteger(limit) || limit <= 0) {
-    throw new TypeError(`Invalid limit_at_once: ${limit}`);
-  }
-  const keepMs = options.keep_for === undefined ? 0 : parseDuration(options.keep_for, 'keep_for');
-  const stale = options.stale_consumer_ms;
-  // 0 means off, as for keep_for: "stale at once" would make every lagging consumer stale.
-  const staleMs =
-    stale === undefined || stale === null ? 0 : parseDuration(stale, 'stale_consumer_ms');
-  return {
-    periodMs,
-    limit,
-    eventTable:
-      options.event_table === undefined ? undefined : assertIdentifier(options.event_table),
-    consumerTable:
-      options.consumer_table === undefined ? undefined : assertIdentifier(options.consumer_table),
-    keepMs: keepMs > 0 ? keepMs : undefined,
-    staleMs: staleMs > 0 ? staleMs : undefined,
-  };
 }
 
 /**
@@ -178,7 +142,7 @@ export class DBEventDiscarder {
    */
   start(ccm: SimpleCCM, options: DBEventDiscarderOptions = {}): void {
     if (this.worker) throw new Error('Already started!');
-    const settings = settingsOf(options);
+    const settings = discarderSettings(options);
     const worker: Worker = {
       ccm,
       options,
