@@ -1,4 +1,3 @@
-import { checkDelayRange } from '../../common/options';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import { countersOf, type StreamCounters } from '../../ops/counters';
@@ -92,6 +91,7 @@ class WantChannel implements TailChannel {
   }
 }
 
+/** The engine's settings: a push service's options, checked by pushSettings. */
 export interface PushHubOptions {
   session: Omit<SessionOptions, 'limits'>;
   waker: WakerOptions;
@@ -119,16 +119,6 @@ export class PushHub implements SessionHost {
     private readonly options: PushHubOptions,
     private readonly events: HubEvents,
   ) {
-    // Bad options fail here, when the service starts, not at a consumer's readyToReceive.
-    checkDelayRange(
-      'push',
-      'retry_min_ms',
-      'retry_max_ms',
-      options.session.retryMinMs,
-      options.session.retryMaxMs,
-    );
-    if (!(options.session.skipStoreMs >= 0))
-      throw new RangeError(`Invalid skip_store_ms: ${options.session.skipStoreMs}`);
     this.reader = new ChunkReader(store);
     this.counters = countersOf(store);
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);

@@ -12,8 +12,6 @@ export interface WakerOptions {
   listen: boolean;
 }
 
-export const WAKER_DEFAULTS: WakerOptions = { pollMinMs: 5, pollMaxMs: 500, listen: true };
-
 /**
  * Wakes the push hub when new events may be readable, from three sources:
  * - events committed by this process (the store's 'committed' event): at once;
