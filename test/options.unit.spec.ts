@@ -32,6 +32,18 @@ import {
 import { RECEIVER_DEFAULTS, receiverSettings } from '../src/receiving/connect';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
 
+/** Every component's defaults, by the name the README gives them. */
+const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
+  GEN_DEFAULTS,
+  POLL_DEFAULTS,
+  PUSH_DEFAULTS,
+  RECEIVER_DEFAULTS,
+  ARCHIVER_DEFAULTS,
+  DISCARDER_DEFAULTS,
+  APP_DEFAULTS,
+  SERVICE_DEFAULTS,
+};
+
 /** Refusals: what to call, and the start of the error it must throw. */
 type Refusal = [() => unknown, string];
 
@@ -285,18 +297,8 @@ describe('component options', function () {
   });
 
   it('every defaults object is frozen', function () {
-    for (const d of [
-      GEN_DEFAULTS,
-      POLL_DEFAULTS,
-      PUSH_DEFAULTS,
-      RECEIVER_DEFAULTS,
-      ARCHIVER_DEFAULTS,
-      DISCARDER_DEFAULTS,
-      APP_DEFAULTS,
-      SERVICE_DEFAULTS,
-    ]) {
-      expect(Object.isFrozen(d)).to.equal(true);
-    }
+    for (const [name, d] of Object.entries(ALL_DEFAULTS))
+      expect(Object.isFrozen(d), name).to.equal(true);
   });
 });
 
@@ -323,18 +325,7 @@ describe('README option tables', function () {
 
   const written = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : String(v));
 
-  const DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
-    GEN_DEFAULTS,
-    POLL_DEFAULTS,
-    PUSH_DEFAULTS,
-    RECEIVER_DEFAULTS,
-    ARCHIVER_DEFAULTS,
-    DISCARDER_DEFAULTS,
-    APP_DEFAULTS,
-    SERVICE_DEFAULTS,
-  };
-
-  for (const [name, defaults] of Object.entries(DEFAULTS)) {
+  for (const [name, defaults] of Object.entries(ALL_DEFAULTS)) {
     it(`lists ${name} as the code has it`, function () {
       const expected = new Map(Object.entries(defaults).map(([k, v]) => [k, written(v)]));
       expect(Object.fromEntries(table(name))).to.deep.equal(Object.fromEntries(expected));
