@@ -11,14 +11,17 @@ export { parseDuration } from './common/time';
 
 export { GenFace } from './generation/GenFace';
 export { DBGenFace } from './generation/DBGenFace';
+export { GEN_DEFAULTS } from './generation/options';
 export { GenService, type GenServiceOptions } from './generation/GenService';
 export { DBGenService, type DBGenServiceOptions } from './generation/DBGenService';
 
 export { PollFace } from './delivery/poll/PollFace';
+export { POLL_DEFAULTS } from './delivery/poll/options';
 export { PollService, type PollServiceOptions } from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
 export { PushFace } from './delivery/push/PushFace';
+export { PUSH_DEFAULTS } from './delivery/push/options';
 export { PushService, type PushServiceOptions } from './delivery/push/PushService';
 export { DBPushService, type DBPushServiceOptions } from './delivery/push/DBPushService';
 
@@ -28,11 +31,13 @@ export {
   ReliableReceiverService,
   LiveReceiver,
   ReliableReceiver,
+  RECEIVER_DEFAULTS,
   type ReceiverEvents,
   type ReceiverServiceOptions,
   type ReceiverStartOptions,
 } from './receiving';
 
+export { ARCHIVER_DEFAULTS, DISCARDER_DEFAULTS } from './maintenance/options';
 export {
   DBEventArchiver,
   type ArchiverMode,
@@ -61,6 +66,7 @@ export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './s
 
 export { EvtNodeExecutor, type EvtExecutorOptions, type HttpRoute } from './transport/executor';
 export { UsersSecurityProvider, parseUsers, type Users } from './transport/auth';
+export { APP_DEFAULTS, SERVICE_DEFAULTS } from './app/options';
 export { DBServiceApp, type DBServiceAppOptions, type DatabaseSpec } from './app/DBServiceApp';
 export { StreamService, type ServiceConfig } from './app/service';
 

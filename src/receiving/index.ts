@@ -20,4 +20,5 @@ export {
 export { ReliableReceiverService } from './ReliableReceiverService';
 export { LiveReceiver, type ReceiverEvents, type ReceiverStartOptions } from './LiveReceiver';
 export { ReliableReceiver } from './ReliableReceiver';
+export { RECEIVER_DEFAULTS } from './connect';
 export { Backoff } from '../common/backoff';
