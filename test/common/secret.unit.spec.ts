@@ -16,10 +16,10 @@ describe('sameSecret', function () {
   it('digests a configured secret once, then only what callers present', function () {
     const original = crypto.createHash;
     let hashes = 0;
-    crypto.createHash = ((...args: Parameters<typeof original>) => {
+    crypto.createHash = (...args: Parameters<typeof original>) => {
       hashes++;
       return original(...args);
-    });
+    };
     try {
       const known = `known-${Math.random()}`;
       sameSecret('a', known);
