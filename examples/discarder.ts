@@ -27,7 +27,8 @@ import $as from 'futoin-asyncsteps';
 import AutoConfig from 'futoin-database/AutoConfig';
 import { AdvancedCCM } from 'futoin-invoker';
 // In your project: import { DBEventDiscarder, parseDuration } from 'ftn18-eventstream';
-import { DBEventDiscarder, parseDuration } from '../src/maintenance/DBEventDiscarder';
+import { parseDuration } from '../src/common/time';
+import { DBEventDiscarder } from '../src/maintenance/DBEventDiscarder';
 
 const keepFor = parseDuration(process.env['EVTSTREAM_KEEP_FOR'] || 0, 'EVTSTREAM_KEEP_FOR');
 const every = parseDuration(

@@ -4,19 +4,24 @@
  */
 export * from './common/constants';
 export { ErrorCode, EvtError } from './common/errors';
+export type { Event } from './common/event';
 export { cmpIds, isEventId, type EventId } from './common/ids';
 export { consoleLogger, type Logger, type LogLevel } from './common/log';
+export { parseDuration } from './common/time';
 
 export { GenFace } from './common/faces/GenFace';
 export { DBGenFace } from './generation/DBGenFace';
+export { GEN_DEFAULTS } from './generation/options';
 export { GenService, type GenServiceOptions } from './generation/GenService';
 export { DBGenService, type DBGenServiceOptions } from './generation/DBGenService';
 
 export { PollFace } from './common/faces/PollFace';
-export { PollService, type Event, type PollServiceOptions } from './delivery/poll/PollService';
+export { POLL_DEFAULTS } from './delivery/poll/options';
+export { PollService, type PollServiceOptions } from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
 export { PushFace } from './common/faces/PushFace';
+export { PUSH_DEFAULTS } from './delivery/push/options';
 export { PushService, type PushServiceOptions } from './delivery/push/PushService';
 export { DBPushService, type DBPushServiceOptions } from './delivery/push/DBPushService';
 export { ADMIN_HINTS, type OperatorHints } from './delivery/push/hub';
@@ -27,11 +32,13 @@ export {
   ReliableReceiverService,
   LiveReceiver,
   ReliableReceiver,
+  RECEIVER_DEFAULTS,
   type ReceiverEvents,
   type ReceiverServiceOptions,
   type ReceiverStartOptions,
 } from './receiving';
 
+export { ARCHIVER_DEFAULTS, DISCARDER_DEFAULTS } from './maintenance/options';
 export {
   DBEventArchiver,
   type ArchiverMode,
@@ -40,7 +47,6 @@ export {
 } from './maintenance/DBEventArchiver';
 export {
   DBEventDiscarder,
-  parseDuration,
   type DBEventDiscarderOptions,
   type DiscarderEvents,
   type DiscardResult,
@@ -66,6 +72,7 @@ export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './s
 
 export { EvtNodeExecutor, type EvtExecutorOptions, type HttpRoute } from './transport/executor';
 export { UsersSecurityProvider, parseUsers, type Users } from './transport/auth';
+export { APP_DEFAULTS, SERVICE_DEFAULTS } from './app/options';
 export { DBServiceApp, type DBServiceAppOptions, type DatabaseSpec } from './app/DBServiceApp';
 export { StreamService, type ServiceConfig } from './app/service';
 

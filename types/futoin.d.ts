@@ -80,11 +80,16 @@ declare module 'futoin-invoker' {
   import type { AsyncSteps } from 'futoin-asyncsteps';
   import type { EventEmitter } from 'events';
 
-  /** Options accepted by `ccm.register()` and the `*Face.register()` helpers. */
+  /**
+   * Options accepted by `ccm.register()` and the `*Face.register()` helpers: futoin-invoker's
+   * CCM options (SimpleCCMOptions), each of which may be set per interface, and the
+   * per-interface ones. No index signature, so that a misspelt option does not pass.
+   */
   interface RegisterOptions {
+    /** Ours: the interface version the `*Face.register()` helpers register. */
     version?: string;
     nativeImpl?: unknown;
-    specDirs?: string | string[];
+    specDirs?: string | ReadonlyArray<string | object>;
     sendOnBehalfOf?: boolean;
     limitZone?: string;
     executor?: unknown;
@@ -92,7 +97,20 @@ declare module 'futoin-invoker' {
     secureChannel?: boolean;
     hmacKey?: string;
     hmacAlgo?: string;
-    [key: string]: unknown;
+    macKey?: string;
+    macAlgo?: string;
+    masterAuth?: unknown;
+    prodMode?: boolean;
+    commConfigCallback?: ((type: string, ...args: any[]) => void) | null;
+    messageSniffer?: (info: unknown, msg: unknown, incoming: boolean) => void;
+    disconnectSniffer?: (info: unknown) => void;
+    targetOrigin?: string | null;
+    /** Retries of a call after CommError (attempts: retryCount + 1). */
+    retryCount?: number;
+    defaultCoder?: string;
+    binaryCoder?: string;
+    coder?: string;
+    commConcurrency?: number;
   }
 
   /** A registered interface, as `ccm.iface(name)` returns it. */
@@ -120,7 +138,7 @@ declare module 'futoin-invoker' {
   }
 
   class SimpleCCM extends EventEmitter {
-    constructor(options?: Record<string, unknown>);
+    constructor(options?: RegisterOptions);
     register(
       as: AsyncSteps,
       name: string | null,

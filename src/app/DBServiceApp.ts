@@ -2,7 +2,8 @@ import $asyncevent from 'futoin-asyncevent';
 import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { Executor, type ExecutorOptions } from 'futoin-executor';
-import { AdvancedCCM } from 'futoin-invoker';
+import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
+import { waitAtMost } from '../common/async';
 import { DB_CONN, FACE_NAMES } from '../common/constants';
 import { runSteps } from '../common/errors';
 import { defaultLogger, type Logger } from '../common/log';
@@ -22,14 +23,17 @@ import { EvtNodeExecutor } from '../transport/executor';
 import { AdminCore } from '../ops/admin';
 import { AdminService } from '../ops/AdminService';
 import { CLI_HINTS } from './hints';
+import { appSettings } from './options';
 
 /** A database as a URL (`sqlite:PATH`, `postgres://...`, `mysql://...`) or settings. */
 export type DatabaseSpec = string | ConnectionConfig;
 
+/** Options of DBServiceApp; APP_DEFAULTS (app/options) has the defaults. */
 export interface DBServiceAppOptions {
   /** An existing CCM (default: a new AdvancedCCM with `ccmOptions`). */
   ccm?: AdvancedCCM;
-  ccmOptions?: Record<string, unknown>;
+  /** futoin-invoker's CCM options. */
+  ccmOptions?: RegisterOptions;
   /** The executor to serve on (default: a new in-process Executor with `executorOptions`);
    * give an EvtNodeExecutor to serve HTTP and WebSocket. */
   executor?: Executor;
@@ -52,8 +56,8 @@ export interface DBServiceAppOptions {
   enableDiscarder?: boolean;
   discarderOptions?: DBEventDiscarderOptions;
   /**
-   * Serve ftn18es.admin (default true when the app opens the active store): consumers, moves,
-   * statistics, event reads, for callers with the admin right only (see AdminService).
+   * Serve ftn18es.admin (when the app opens the active store): consumers, moves, statistics,
+   * event reads, for callers with the admin right only (see AdminService).
    */
   enableAdmin?: boolean;
   log?: Logger;
@@ -61,19 +65,6 @@ export interface DBServiceAppOptions {
 
 /** The longest close() waits for the executor, then for the database connections. */
 const CLOSE_WAIT_MS = 5_000;
-
-/** Resolves when `p` does or after `ms`, whichever comes first. */
-async function withTimeout(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-      timer.unref();
-    }),
-  ]);
-  clearTimeout(timer);
-}
 
 /** Room for the CCM's close handlers (see the constructor). */
 const CCM_CLOSE_HANDLERS = 32;
@@ -105,6 +96,7 @@ export class DBServiceApp {
   private ccmClosed = false;
 
   constructor(as: AsyncSteps, options: DBServiceAppOptions = {}) {
+    const settings = appSettings(options);
     const log = options.log ?? defaultLogger();
     this.log = log;
     const ccm = options.ccm ?? new AdvancedCCM(options.ccmOptions);
@@ -164,7 +156,7 @@ export class DBServiceApp {
       DBGenFace.register(as, ccm, FACE_NAMES.gen, executor);
       PushFace.register(as, ccm, FACE_NAMES.push, executor);
       as.add((_as) => ccm.alias(FACE_NAMES.push, FACE_NAMES.poll));
-      if (this.storeRef && options.enableAdmin !== false) {
+      if (this.storeRef && settings.enableAdmin) {
         const push = this.pushRef;
         const core = new AdminCore(this.storeRef, {
           hub: async () => push.hub(),
@@ -175,7 +167,7 @@ export class DBServiceApp {
       }
     });
 
-    if (options.enableArchiver && options.enableDiscarder) {
+    if (settings.enableArchiver && settings.enableDiscarder) {
       // The in-process archiver registers itself only once its warehouse is open; until then
       // the discarder must already wait for it, or it would delete what was never archived.
       const component = options.archiverOptions?.component ?? DBEventArchiver.COMPONENT;
@@ -183,7 +175,7 @@ export class DBServiceApp {
         if (this.storeRef) as.await(this.storeRef.registerConsumer(`-internal:${component}`));
       });
     }
-    if (options.enableDiscarder) {
+    if (settings.enableDiscarder) {
       const discarder = new DBEventDiscarder();
       discarder.on('workerError', notExpected);
       this.discarderRef = discarder;
@@ -195,7 +187,7 @@ export class DBServiceApp {
         }),
       );
     }
-    if (options.enableArchiver) {
+    if (settings.enableArchiver) {
       const archiver = new DBEventArchiver(ccm, { log, ...(warehouse ? { warehouse } : {}) });
       archiver.on('workerError', notExpected);
       this.archiverRef = archiver;
@@ -214,6 +206,8 @@ export class DBServiceApp {
 
   /** Sets the application up; resolves once it serves. */
   static async start(options: DBServiceAppOptions = {}): Promise<DBServiceApp> {
+    // Refused options reject as they are (RangeError, TypeError), not as a FutoIn error.
+    appSettings(options);
     let app: DBServiceApp | undefined;
     try {
       await runSteps(
@@ -269,14 +263,14 @@ export class DBServiceApp {
         await archiver.whenStopped().catch(() => undefined);
       }
       await this.discarderRef?.stop().catch(() => undefined);
-      await withTimeout(
+      await waitAtMost(
         new Promise<void>((resolve) => this.executorRef.close(() => resolve())),
         CLOSE_WAIT_MS,
       );
       if (!this.ccmClosed) this.ccmRef.close();
       // The CCM's close ends the #db.evt and #db.evtdwh connections; wait for them too, so
       // that a process exiting next leaves its databases cleanly (a SQLite WAL checkpointed).
-      await withTimeout(futoinDbClosed(this.ccmRef), CLOSE_WAIT_MS);
+      await waitAtMost(futoinDbClosed(this.ccmRef), CLOSE_WAIT_MS);
       const warehouseStore = await this.warehouseStore?.catch(() => null);
       await warehouseStore?.close().catch(() => undefined);
       await this.storeRef

@@ -12,9 +12,11 @@ import { UsersSecurityProvider, type Users } from '../transport/auth';
 import { EvtNodeExecutor } from '../transport/executor';
 import { createHttpServer, listen, serverUrl, type TlsFiles } from '../transport/server';
 import { DBServiceApp } from './DBServiceApp';
+import { serviceSettings } from './options';
 import { serveMetrics, type MetricsAccess } from '../ops/metrics';
 import { serveConsole } from '../ops/console';
 
+/** What StreamService runs with; SERVICE_DEFAULTS (app/options) has the defaults. */
 export interface ServiceConfig {
   db: ConnectionConfig;
   host: string;
@@ -22,9 +24,9 @@ export interface ServiceConfig {
   users: Users;
   /** Users with the admin right (ftn18es.admin, the console, /metrics). */
   admins?: Users;
-  /** /metrics: for admins (HTTP Basic auth, the default), for anyone, or not served. */
+  /** /metrics: for admins (HTTP Basic auth), for anyone, or not served. */
   metrics?: MetricsAccess;
-  /** Serve the web console at /console (default true). */
+  /** Serve the web console at /console. */
   console?: boolean;
   log: Logger;
   tls?: TlsFiles;
@@ -72,6 +74,7 @@ export class StreamService {
 
   static async start(config: ServiceConfig): Promise<StreamService> {
     const { log } = config;
+    const settings = serviceSettings(config);
     // Before the executor: see loadDatabaseModules.
     await loadDatabaseModules(
       config.db.dialect,
@@ -83,8 +86,8 @@ export class StreamService {
       httpServer: server,
       httpPath: '/',
       secureChannel: !!config.tls,
-      trustProxy: config.trustProxy ?? false,
-      secureLoopback: config.secureLoopback ?? false,
+      trustProxy: settings.trustProxy,
+      secureLoopback: settings.secureLoopback,
       securityProvider: new UsersSecurityProvider(config.users, config.admins),
       specDirs: SPEC_DIRS_ALL,
       // Responses are ours and checked by the tests; skip re-validating each one.
@@ -110,13 +113,13 @@ export class StreamService {
         notExpectedHandler: (...args: unknown[]) => notExpected(args[0], args[1], args[2]),
         log,
       });
-      const metrics = config.metrics ?? 'admins';
+      const { metrics } = settings;
       if (metrics !== 'off') {
         serveMetrics(executor, app, metrics === 'open' ? null : (config.admins ?? new Map()), {
           log,
         });
       }
-      if (config.console !== false) serveConsole(executor);
+      if (settings.console) serveConsole(executor);
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
       const service = new StreamService(

@@ -1,12 +1,4 @@
-/**
- * Throws a RangeError unless `minMs` > 0 and `maxMs` >= `minMs`: a zero first delay would retry
- * in a tight loop.
- */
-export function checkBackoffRange(minMs: number, maxMs: number): void {
-  if (!(minMs > 0) || !(maxMs >= minMs)) {
-    throw new RangeError(`Invalid backoff range: ${minMs}..${maxMs} ms`);
-  }
-}
+import { checkDelayRange } from './options';
 
 /**
  * Exponential backoff with jitter: the ceiling starts at `minMs` and doubles per consecutive
@@ -23,7 +15,7 @@ export class Backoff {
     readonly minMs: number,
     readonly maxMs: number,
   ) {
-    checkBackoffRange(minMs, maxMs);
+    checkDelayRange('Backoff', 'minMs', 'maxMs', minMs, maxMs);
   }
 
   /**

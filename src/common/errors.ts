@@ -1,14 +1,25 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 
-/** FutoIn error codes this project raises. They travel on the wire as plain strings. */
+/**
+ * FutoIn error codes this project raises or compares against. They travel on the wire as plain
+ * strings.
+ */
 export const ErrorCode = {
   InvalidRequest: 'InvalidRequest',
   NotRegistered: 'NotRegistered',
   LiveNotAllowed: 'LiveNotAllowed',
   SecurityError: 'SecurityError',
   NotSupportedVersion: 'NotSupportedVersion',
+  /** futoin-executor: the interface is not registered there (a service without push, say). */
+  UnknownInterface: 'UnknownInterface',
   InternalError: 'InternalError',
   NotImplemented: 'NotImplemented',
+  /** futoin-invoker: a call's connection failed or was lost. */
+  CommError: 'CommError',
+  /** Ours, for a receiver's 'workerError': its established push session lost the connection. */
+  Disconnect: 'Disconnect',
+  /** Ours, for the executor's 'notExpected': a /metrics scrape failed. Not on the wire. */
+  MetricsUnavailable: 'MetricsUnavailable',
   /** Set up so that it cannot work (a missing table, say): retrying cannot help. Not on the wire. */
   InvalidConfig: 'InvalidConfig',
 } as const;

@@ -1,4 +1,5 @@
 import { ErrorCode, EvtError } from '../common/errors';
+import type { Event } from '../common/event';
 import type { EventId } from '../common/ids';
 import type { ReadQuery, StoredEvent } from '../storage/store';
 import { eventBytes, FTN18_1_1_EVENT_ROOM, type ChunkLimits } from './limits';
@@ -96,7 +97,5 @@ const tooLarge = (row: StoredEvent, size: number, limits: ChunkLimits): EventToo
   new EventTooLarge(row.id, size, limits.maxBytes, limits.version);
 
 /** Stored rows as FTN18 events: the JSON text of data parsed for the response. */
-export const toEvents = (
-  rows: readonly StoredEvent[],
-): Array<{ id: EventId; type: string; data: unknown; ts: string }> =>
+export const toEvents = (rows: readonly StoredEvent[]): Event[] =>
   rows.map((r) => ({ id: r.id, type: r.type, data: JSON.parse(r.data) as unknown, ts: r.ts }));

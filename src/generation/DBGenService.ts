@@ -6,13 +6,14 @@ import type { NewEvent } from '../storage/dialects';
 import type { EventStore } from '../storage/store';
 import { GenService, type GenServiceOptions } from './GenService';
 import { GroupCommit } from './GroupCommit';
+import { dbGenSettings } from './options';
 
 export interface DBGenServiceOptions extends GenServiceOptions, ResolveStoreOptions {
   /** Event table (default evt_queue). */
   event_table?: string;
-  /** Events per group-commit transaction at most (default 500). */
+  /** Events per group-commit transaction at most. */
   batch_max_events?: number;
-  /** JSON bytes per group-commit transaction at most (default 4 MiB). */
+  /** JSON bytes per group-commit transaction at most. */
   batch_max_bytes?: number;
 }
 
@@ -23,19 +24,13 @@ export class DBGenService extends GenService {
 
   constructor(as: AsyncSteps, executor: Executor, options: DBGenServiceOptions = {}) {
     super(as, executor, options);
+    const { limits, eventTable } = dbGenSettings(options);
     const storeOptions: ResolveStoreOptions = { ...options };
-    if (options.event_table) storeOptions.eventTable = options.event_table;
+    if (eventTable) storeOptions.eventTable = eventTable;
     this.ready = resolveStore(executor.ccm(), storeOptions);
     // Errors surface through register() and each call; never as an unhandled rejection.
     this.ready.catch(() => undefined);
-    this.writer = new GroupCommit(
-      () => this.ready,
-      {
-        maxEvents: options.batch_max_events ?? 500,
-        maxBytes: options.batch_max_bytes ?? 4 * 1024 * 1024,
-      },
-      options.event_table,
-    );
+    this.writer = new GroupCommit(() => this.ready, limits, eventTable);
   }
 
   static override register(

@@ -6,14 +6,13 @@ import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
 import type { EventId } from '../common/ids';
 import type { NewEvent } from '../storage/dialects';
 import { assertEventType, encodeEventData } from './encode';
+import { genMaxEventBytes } from './options';
 
+/** Options of the gen services; GEN_DEFAULTS (generation/options) has the defaults. */
 export interface GenServiceOptions {
-  /** Largest event data accepted, in bytes of JSON (default 4 MiB; FTN18 1.1 messages carry 8). */
+  /** Largest event data accepted, in bytes of JSON (FTN18 1.1 messages carry 8 MiB). */
   max_event_bytes?: number;
-  [key: string]: unknown;
 }
-
-export const DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024;
 
 /**
  * futoin.evt.gen service base: validates and encodes events, then hands them to `_storeEvent`.
@@ -24,7 +23,7 @@ export class GenService extends PingService {
 
   constructor(_as: AsyncSteps, _executor: Executor, options: GenServiceOptions = {}) {
     super();
-    this.maxEventBytes = options.max_event_bytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.maxEventBytes = genMaxEventBytes(options);
   }
 
   static override register(

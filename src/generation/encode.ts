@@ -1,13 +1,12 @@
 import { invalidRequest } from '../common/errors';
-
-const EVENT_TYPE_RE = /^[A-Z_]{1,16}$/;
+import { isEventType } from '../common/event';
 
 /** Nesting deeper than this is refused: JSON.stringify recurses and overflows Node's stack a
  * few thousand levels down, so deeper data could be stored but never delivered. */
 export const MAX_DATA_DEPTH = 512;
 
 export function assertEventType(type: unknown): asserts type is string {
-  if (typeof type !== 'string' || !EVENT_TYPE_RE.test(type)) {
+  if (!isEventType(type)) {
     throw invalidRequest(`Invalid event type ${JSON.stringify(type)}: expected 1-16 of A-Z and _`);
   }
 }

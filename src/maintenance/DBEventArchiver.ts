@@ -1,22 +1,24 @@
 import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
-import type { Executor } from 'futoin-executor';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
-import { DB_CONN, TABLES } from '../common/constants';
+import { sleepStep } from '../common/async';
+import { Backoff } from '../common/backoff';
+import { DB_CONN } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
+import type { Event } from '../common/event';
 import { defaultLogger, type Logger } from '../common/log';
 import { PollFace } from '../common/faces/PollFace';
-import type { Event } from '../delivery/poll/PollService';
-import { Backoff } from '../receiving/backoff';
+import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isServiceEndpoint } from '../receiving/connect';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
 import { HistoryWriter, type HistorySource, type WarehouseSource } from '../storage/history';
-import { assertIdentifier } from '../storage/store';
+import { ARCHIVER_DEFAULTS, archiverMigrate, archiverSettings } from './options';
 
 /** How events reach the archiver: pushed, polled, or pushed when the service offers it. */
 export type ArchiverMode = 'push' | 'poll' | 'auto';
 
+/** Options of the constructor; ARCHIVER_DEFAULTS (maintenance/options) has the defaults. */
 export interface DBEventArchiverOptions {
   /**
    * The warehouse: connection settings (the archiver opens the connection at each start and
@@ -24,58 +26,34 @@ export interface DBEventArchiverOptions {
    * of the futoin-database connection `#db.evtdwh` registered in `db_ccm`.
    */
   warehouse?: WarehouseSource;
-  /** Apply the warehouse ('dwh') migrations at each start (default true; a no-op when done). */
+  /** Apply the warehouse ('dwh') migrations at each start (a no-op when done). */
   migrate?: boolean;
   log?: Logger;
 }
 
-/** Options of `start()`: the receiver's (component, want, reconnection...) and these. */
+/**
+ * Options of `start()`: the receiver's (component, want, reconnection...) and these; defaults in
+ * ARCHIVER_DEFAULTS.
+ */
 export interface ArchiverStartOptions extends ReceiverStartOptions {
-  /** The warehouse table (default evt_history). */
+  /** The warehouse table. */
   history_table?: string;
-  /** 'auto' (default): push, unless the endpoint or the service cannot; then poll. */
+  /** 'auto': push, unless the endpoint or the service cannot; then poll. */
   mode?: ArchiverMode;
   /** Polling: the first delay after a poll that found nothing, doubling up to pollMaxMS. */
   pollMinMS?: number;
   pollMaxMS?: number;
 }
 
-const ARCHIVER_COMPONENT = 'ARCHIVER';
 const POLLER = 'archiver-poll';
-/** pollEvents answers at once; this bounds a call to a service that stopped answering. */
-const POLL_CALL_TIMEOUT_MS = 10_000;
-const POLL_MIN_MS = 20;
-const POLL_MAX_MS = 1_000;
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 10_000;
-/** A failed warehouse write is retried after a growing delay (the same batch, polling). */
-const FAILURE_MIN_MS = 100;
-const FAILURE_MAX_MS = 5_000;
-
-const PUSH_URL_RE = /^(secure\+)?wss?:\/\//;
-const ANY_URL_RE = /^(secure\+)?(https?|wss?):\/\//;
-
-const isExecutor = (endpoint: unknown): endpoint is Executor =>
-  typeof endpoint === 'object' && endpoint !== null && 'onInternalRequest' in endpoint;
-
-const canPush = (endpoint: unknown): boolean =>
-  (typeof endpoint === 'string' && PUSH_URL_RE.test(endpoint)) || isExecutor(endpoint);
 
 /** What a service that does not push answers readyToReceive (or registration through push). */
 function pushNotOffered(code: string, info?: string): boolean {
   return (
-    code === 'UnknownInterface' ||
-    code === 'NotSupportedVersion' ||
+    code === ErrorCode.UnknownInterface ||
+    code === ErrorCode.NotSupportedVersion ||
     (code === ErrorCode.InvalidRequest && /Bi-Direct Channel is required/i.test(info ?? ''))
   );
-}
-
-/** Adds a step that waits `ms`; cancelling it clears the timer. */
-function sleep(as: AsyncSteps, ms: number): void {
-  as.add((as) => {
-    const timer = setTimeout(() => as.success(), ms);
-    as.setCancel(() => clearTimeout(timer));
-  });
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -128,7 +106,7 @@ interface Run {
  */
 export class DBEventArchiver extends ReliableReceiver {
   static override get COMPONENT(): string | null {
-    return ARCHIVER_COMPONENT;
+    return ARCHIVER_DEFAULTS.component;
   }
 
   private readonly warehouse: HistorySource;
@@ -148,9 +126,8 @@ export class DBEventArchiver extends ReliableReceiver {
     // The option takes either; only an SqlClient has transactions.
     this.warehouse =
       'transaction' in w ? { kind: 'client', client: w } : { kind: 'connect', config: w };
-    this.migrate = options.migrate ?? true;
+    this.migrate = archiverMigrate(options);
     this.log = options.log ?? defaultLogger();
-    this.on('workerError', (code, info) => this.onWorkerError(code, info));
   }
 
   /**
@@ -165,51 +142,34 @@ export class DBEventArchiver extends ReliableReceiver {
     options: ArchiverStartOptions = {},
   ): void {
     if (this.run) throw new Error('The archiver is already started');
-    const {
-      mode = 'auto',
-      history_table = TABLES.history,
-      pollMinMS = POLL_MIN_MS,
-      pollMaxMS = POLL_MAX_MS,
-      ...receiverOptions
-    } = options;
-    if (mode !== 'push' && mode !== 'poll' && mode !== 'auto') {
-      throw new TypeError(`options.mode must be push, poll or auto, not ${String(mode)}`);
-    }
+    const s = archiverSettings(options);
+    const { mode, faceOptions } = s;
     if (mode === 'push' && !canPush(endpoint)) {
       throw new TypeError('Push needs a bi-directional channel: a ws(s):// URL or an Executor');
     }
-    if (!(typeof endpoint === 'string' && ANY_URL_RE.test(endpoint)) && !isExecutor(endpoint)) {
+    if (!isServiceEndpoint(endpoint)) {
       throw new TypeError('The endpoint must be an http(s):// or ws(s):// URL or an Executor');
     }
-    if (!(pollMinMS > 0) || !(pollMaxMS >= pollMinMS)) {
-      throw new RangeError(`Invalid polling delays: ${pollMinMS}..${pollMaxMS} ms`);
-    }
     const component = this._checkComponent(
-      receiverOptions.component ?? (this.constructor as typeof DBEventArchiver).COMPONENT,
+      s.component ?? (this.constructor as typeof DBEventArchiver).COMPONENT,
     );
-    const {
-      component: _component,
-      want = null,
-      reqTimeout: _reqTimeout,
-      reconnectMinMS = RECONNECT_MIN_MS,
-      reconnectMaxMS = RECONNECT_MAX_MS,
-      ...faceOptions
-    } = receiverOptions;
+    // What the push receiver (ReliableReceiver#start) takes: everything but ours.
+    const { mode: _m, history_table: _t, pollMinMS: _p1, pollMaxMS: _p2, ...rest } = options;
     const run: Run = {
       endpoint,
       credentials,
       component,
-      want,
+      want: s.want,
       mode,
-      table: assertIdentifier(history_table),
+      table: s.historyTable,
       receiving: null,
-      receiverOptions: { ...receiverOptions, component },
+      receiverOptions: { ...rest, component },
       faceOptions,
       pollVersion: faceOptions.version ?? PollFace.LATEST_VERSION,
-      pollMinMs: pollMinMS,
-      pollMaxMs: pollMaxMS,
-      reconnect: new Backoff(reconnectMinMS, reconnectMaxMS),
-      failures: new Backoff(FAILURE_MIN_MS, FAILURE_MAX_MS),
+      pollMinMs: s.pollMinMs,
+      pollMaxMs: s.pollMaxMs,
+      reconnect: new Backoff(s.reconnectMinMS, s.reconnectMaxMS),
+      failures: new Backoff(FAILURE_BACKOFF.minMs, FAILURE_BACKOFF.maxMs),
       worker: null,
       writer: null,
       tasks: new Set(),
@@ -298,7 +258,7 @@ export class DBEventArchiver extends ReliableReceiver {
       );
       as.add((as, writer: HistoryWriter | null) => {
         if (writer || invalid) as.break();
-        sleep(as, run.reconnect.next());
+        sleepStep(as, run.reconnect.next());
       });
     });
     worker.add((_as) => {
@@ -349,15 +309,15 @@ export class DBEventArchiver extends ReliableReceiver {
   }
 
   /** Falls back to polling when the service turns out not to push ('auto' mode). */
-  private onWorkerError(code: string, info?: string): void {
+  protected override _sessionFailed(code: string, info?: string): boolean {
     const run = this.run;
     if (!run || run.mode !== 'auto' || run.receiving !== 'push' || !pushNotOffered(code, info)) {
-      return;
+      return false;
     }
     this.log.info(`Archiver: the service does not push (${code}: ${info ?? ''}); polling`);
-    super.stop();
     run.reconnect.reset();
     this.receive(run, 'poll');
+    return true;
   }
 
   /** Polls in a loop, one connection (CCM) per session, reconnecting with backoff. */
@@ -380,7 +340,7 @@ export class DBEventArchiver extends ReliableReceiver {
           close();
           // A service that knows only FTN18 1.0 polling (the reference serves it through push).
           if (
-            (err === 'NotSupportedVersion' || err === 'UnknownInterface') &&
+            (err === ErrorCode.NotSupportedVersion || err === ErrorCode.UnknownInterface) &&
             run.pollVersion !== '1.0' &&
             run.faceOptions.version === undefined
           ) {
@@ -392,7 +352,7 @@ export class DBEventArchiver extends ReliableReceiver {
       );
       as.add((as) => {
         close();
-        sleep(as, run.reconnect.next());
+        sleepStep(as, run.reconnect.next());
       });
     });
     worker.execute();
@@ -402,7 +362,7 @@ export class DBEventArchiver extends ReliableReceiver {
   private pollSession(as: AsyncSteps, run: Run, ccm: AdvancedCCM): void {
     PollFace.register(as, ccm, POLLER, run.endpoint, run.credentials, {
       limitZone: 'unlimited',
-      callTimeoutMS: POLL_CALL_TIMEOUT_MS,
+      callTimeoutMS: CALL_TIMEOUT_MS,
       // Reconnecting is this loop's job.
       retryCount: 0,
       ...run.faceOptions,
@@ -420,7 +380,7 @@ export class DBEventArchiver extends ReliableReceiver {
             run.reconnect.reset();
             if (events.length === 0) {
               delay = Math.min(Math.max(delay * 2, run.pollMinMs), run.pollMaxMs);
-              sleep(as, delay);
+              sleepStep(as, delay);
               return;
             }
             delay = 0;
@@ -444,7 +404,7 @@ export class DBEventArchiver extends ReliableReceiver {
       (as, err) => {
         // The warehouse failed: poll again from the same last_id after a growing delay.
         this.emit('receiverError', err, as.state.error_info, as.state.last_exception);
-        sleep(as, run.failures.next());
+        sleepStep(as, run.failures.next());
       },
     );
     as.add((_as) => {

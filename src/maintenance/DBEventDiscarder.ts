@@ -5,26 +5,28 @@ import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
 import { resolveStore } from '../storage/ccm';
 import { Lock } from '../storage/sql';
-import { assertIdentifier, type ConsumerState, type EventStore } from '../storage/store';
+import type { ConsumerState, EventStore } from '../storage/store';
 import { afterBatch, batchBound, passCeiling, planBatch } from './discard-plan';
+import { discarderSettings, type DiscarderSettings } from './options';
 
+/** Options of start(); DISCARDER_DEFAULTS (maintenance/options) has the defaults. */
 export interface DBEventDiscarderOptions {
-  /** Time between passes, in ms (default 600,000: 10 minutes, as the reference). */
+  /** Time between passes, in ms (10 minutes, as the reference). */
   poll_period_ms?: number;
-  /** Events deleted per statement, each statement its own transaction (default 1000). */
+  /** Events deleted per statement, each statement its own transaction. */
   limit_at_once?: number;
   /** Event table (default: the store's, evt_queue). */
   event_table?: string;
   /** Consumer table (default: the store's, evt_consumers). */
   consumer_table?: string;
   /**
-   * Minimum age of the events kept in the active table even when every consumer has them: ms,
-   * or a string such as '7d', '12h', '30m', '45s', '500ms' (default 0: none).
+   * Minimum age of the events kept in the active table even when every consumer has them: a
+   * duration (common/time), ms or a string such as '7d', '12h', '30m', '45s', '500ms'; 0: none.
    */
   keep_for?: number | string;
   /**
-   * When a consumer counts as stale and stops holding events back (ms or a duration string like
-   * keep_for); unset, null or 0 (default): never. See DBEventDiscarder.
+   * When a consumer counts as stale and stops holding events back (a duration, as keep_for);
+   * unset, null or 0: never. See DBEventDiscarder.
    */
   stale_consumer_ms?: number | string | null;
   /** An explicit store; otherwise the store of `ccm`'s services (see resolveStore). */
@@ -66,77 +68,21 @@ export interface DiscardResult {
   stale: ConsumerState[];
 }
 
-const POLL_PERIOD_MS = 600_000;
-const LIMIT_AT_ONCE = 1000;
 /** Batches per pass: a pass ends after this many, so it never runs unbounded. */
 export const BATCHES_PER_PASS = 100;
 /** A pass that stopped at BATCHES_PER_PASS is followed this soon (or after the period if shorter). */
 const BACKLOG_PAUSE_MS = 1000;
 
-const DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** A duration in ms from a number of ms or a string like '7d', '12h', '30m', '45s', '500ms'. */
-export function parseDuration(value: number | string, what = 'duration'): number {
-  let ms: number;
-  if (typeof value === 'number') {
-    ms = value;
-  } else {
-    const m = DURATION_RE.exec(value);
-    ms = m ? Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS] : NaN;
-  }
-  // 1e13 ms (over 300 years) is the most the dialects write into SQL.
-  if (!Number.isFinite(ms) || ms < 0 || ms > 1e13) {
-    throw new TypeError(`Invalid ${what}: ${JSON.stringify(value)} (ms, or e.g. '7d', '12h')`);
-  }
-  return Math.floor(ms);
-}
-
-interface Settings {
-  periodMs: number;
-  limit: number;
-  eventTable: string | undefined;
-  consumerTable: string | undefined;
-  keepMs: number | undefined;
-  staleMs: number | undefined;
-}
-
 interface Worker {
   ccm: SimpleCCM;
   options: DBEventDiscarderOptions;
-  settings: Settings;
+  settings: DiscarderSettings;
   store: EventStore | null;
   stopped: boolean;
   timer: NodeJS.Timeout | null;
   /** The pass in progress, if any (never rejects). */
   running: Promise<void> | null;
   onClose: () => void;
-}
-
-function settingsOf(options: DBEventDiscarderOptions): Settings {
-  const periodMs = options.poll_period_ms ?? POLL_PERIOD_MS;
-  if (!Number.isFinite(periodMs) || periodMs <= 0) {
-    throw new TypeError(`Invalid poll_period_ms: ${periodMs}`);
-  }
-  const limit = options.limit_at_once ?? LIMIT_AT_ONCE;
-  if (!Number.isInteger(limit) || limit <= 0) {
-    throw new TypeError(`Invalid limit_at_once: ${limit}`);
-  }
-  const keepMs = options.keep_for === undefined ? 0 : parseDuration(options.keep_for, 'keep_for');
-  const stale = options.stale_consumer_ms;
-  // 0 means off, as for keep_for: "stale at once" would make every lagging consumer stale.
-  const staleMs =
-    stale === undefined || stale === null ? 0 : parseDuration(stale, 'stale_consumer_ms');
-  return {
-    periodMs,
-    limit,
-    eventTable:
-      options.event_table === undefined ? undefined : assertIdentifier(options.event_table),
-    consumerTable:
-      options.consumer_table === undefined ? undefined : assertIdentifier(options.consumer_table),
-    keepMs: keepMs > 0 ? keepMs : undefined,
-    staleMs: staleMs > 0 ? staleMs : undefined,
-  };
 }
 
 /**
@@ -197,7 +143,7 @@ export class DBEventDiscarder {
    */
   start(ccm: SimpleCCM, options: DBEventDiscarderOptions = {}): void {
     if (this.worker) throw new Error('Already started!');
-    const settings = settingsOf(options);
+    const settings = discarderSettings(options);
     const worker: Worker = {
       ccm,
       options,

@@ -1,7 +1,8 @@
 import type { MoveTarget } from '../common/faces/AdminFace';
 import { ErrorCode, EvtError } from '../common/errors';
 import { minId, NO_EVENT, type EventId } from '../common/ids';
-import type { Event } from '../delivery/poll/PollService';
+import { sqlTime } from '../common/time';
+import type { Event } from '../common/event';
 import { toEvents } from '../delivery/reader';
 import type { PushHub } from '../delivery/push/hub';
 import { HISTORY_TABLE } from '../storage/list';
@@ -45,7 +46,7 @@ export interface ReadQuery {
   fromId?: EventId | null;
   toId?: EventId | null;
   types?: readonly string[] | null;
-  /** ISO 8601 UTC times. */
+  /** Times (common/time: ISO 8601, or an age such as '2h'). */
   since?: string | null;
   until?: string | null;
   limit: number;
@@ -66,11 +67,11 @@ const RATE_WINDOW_MS = 60_000;
 /** Without earlier samples, the rate is counted among at most this many newest events. */
 const RATE_SCAN_EVENTS = 1_000_000n;
 
-/** ISO 8601 UTC ('...T...Z', with or without milliseconds) as the SQL parameter form. */
-export function sqlTime(iso: string): string {
-  const ms = Date.parse(iso);
-  if (Number.isNaN(ms)) throw new EvtError(ErrorCode.InvalidRequest, `Invalid time: ${iso}`);
-  return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+/** A time asked for (see common/time) as the SQL parameter form; InvalidRequest if it is none. */
+function requestedTime(text: string): string {
+  const sql = sqlTime(text);
+  if (sql === null) throw new EvtError(ErrorCode.InvalidRequest, `Invalid time: ${text}`);
+  return sql;
 }
 
 const splitIdent = (ident: string): { user: string; component: string } => {
@@ -166,7 +167,7 @@ export class AdminCore {
         break;
       case 'time': {
         if (!options.time) throw new EvtError(ErrorCode.InvalidRequest, 'to "time" needs a time');
-        pointer = await store.newestBefore(sqlTime(options.time), horizon);
+        pointer = await store.newestBefore(requestedTime(options.time), horizon);
         break;
       }
       default:
@@ -261,8 +262,8 @@ export class AdminCore {
       ...(q.fromId ? { fromId: q.fromId } : {}),
       ...(q.toId ? { toId: q.toId } : {}),
       ...(q.types ? { types: q.types } : {}),
-      ...(q.since ? { since: sqlTime(q.since) } : {}),
-      ...(q.until ? { until: sqlTime(q.until) } : {}),
+      ...(q.since ? { since: requestedTime(q.since) } : {}),
+      ...(q.until ? { until: requestedTime(q.until) } : {}),
     });
     return toEvents(rows);
   }

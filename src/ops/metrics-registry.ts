@@ -8,6 +8,7 @@
  * the push sessions, all when a scrape comes in.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { withTimeout } from '../common/async';
 import type { PushHub } from '../delivery/push/hub';
 import type { ConsumerCounts, StreamCounters } from '../storage/counters';
 import { AdminCore, type ConsumerInfo } from './admin';
@@ -291,17 +292,7 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
           })
           .catch(() => undefined);
       }
-      return within(running.p, timeoutMs);
+      return withTimeout(running.p, timeoutMs);
     },
   };
-}
-
-/** Resolves with `p`, or rejects after `ms`. */
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

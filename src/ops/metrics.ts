@@ -7,9 +7,10 @@
  * read when a scrape comes in. A service nobody scrapes pays for one HTTP route, nothing per
  * event, and does not even load prom-client.
  */
-import crypto from 'crypto';
 import type { IncomingMessage, ServerResponse } from 'http';
+import { ErrorCode } from '../common/errors';
 import type { Logger } from '../common/log';
+import { sameSecret } from '../common/secret';
 import type { PushHub } from '../delivery/push/hub';
 import type { EventStore } from '../storage/store';
 import type { Users } from '../transport/auth';
@@ -60,13 +61,6 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
-/** Equal strings, in a time that depends on neither (digests of both are compared). */
-function sameSecret(given: string, expected: string): boolean {
-  const a = crypto.createHash('sha256').update(given, 'utf8').digest();
-  const b = crypto.createHash('sha256').update(expected, 'utf8').digest();
-  return crypto.timingSafeEqual(a, b);
-}
-
 /** Whether an Authorization header names one of `admins` with the right secret (HTTP Basic). */
 export function isAdminBasicAuth(header: string | undefined, admins: Users): boolean {
   const m = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header ?? '');
@@ -101,7 +95,7 @@ export function serveMetrics(
   let metrics: Promise<StreamMetrics> | null = null;
   const report = (msg: string): void => {
     if (options.log) options.log.warn(msg);
-    else executor.emit('notExpected', 'MetricsUnavailable', msg, null, null);
+    else executor.emit('notExpected', ErrorCode.MetricsUnavailable, msg, null, null);
   };
   executor.route(METRICS_PATH, (req: IncomingMessage, rsp: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];

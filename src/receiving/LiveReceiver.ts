@@ -3,24 +3,29 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import $asyncevent from 'futoin-asyncevent';
 import { Executor } from 'futoin-executor';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
+import { sleepStep } from '../common/async';
+import { Backoff } from '../common/backoff';
 import { LIVE_COMPONENT, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
 import { PushFace } from '../common/faces/PushFace';
-import { Backoff } from '../common/backoff';
+import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isExecutor, receiverSettings } from './connect';
 import { ReceiverService } from './ReceiverService';
 
-/** Options of `start()`; the rest go to `PushFace.register()` (CCM options). */
+/**
+ * Options of `start()` (defaults: RECEIVER_DEFAULTS); the rest go to `PushFace.register()`
+ * (futoin-invoker's CCM options).
+ */
 export interface ReceiverStartOptions extends RegisterOptions {
   /** Consumer component: LIVE (LiveReceiver's default) or a registered one (reliable). */
   component?: string;
-  /** Event types to receive; null (default) for all. */
+  /** Event types to receive; null for all. */
   want?: string[] | null;
-  /** How long handling one pushed call may take, in ms (default 30 s). */
+  /** How long handling one pushed call may take, in ms. */
   reqTimeout?: number;
-  /** First reconnection delay ceiling, in ms (default 100); it doubles per failure. */
+  /** First reconnection delay ceiling, in ms; it doubles per failure... */
   reconnectMinMS?: number;
-  /** Largest reconnection delay ceiling, in ms (default 10 s). */
+  /** ...up to this. */
   reconnectMaxMS?: number;
 }
 
@@ -49,31 +54,8 @@ const RECEIVER_EVENTS: readonly (keyof ReceiverEvents)[] = [
 ];
 
 const PUSHER = 'pusher';
-const CALL_TIMEOUT_MS = 10_000;
-const REQ_TIMEOUT_MS = 30_000;
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 10_000;
 /** Only a session that stayed up this long resets the backoff: a flapping service is not hammered. */
 const STABLE_SESSION_MS = 1_000;
-/** Failed event handling is answered after a backoff too, so retries of it are paced. */
-const FAILURE_MIN_MS = 100;
-const FAILURE_MAX_MS = 5_000;
-
-/** futoin-invoker's code for a failed or lost connection. */
-const COMM_ERROR = 'CommError';
-
-const WS_ENDPOINT_RE = /^(secure\+)?wss?:\/\//;
-
-const isExecutor = (endpoint: unknown): endpoint is Executor =>
-  typeof endpoint === 'object' && endpoint !== null && 'onInternalRequest' in endpoint;
-
-/** Adds a step that waits `ms`; cancelling it clears the timer. */
-function sleep(as: AsyncSteps, ms: number): void {
-  as.add((as) => {
-    const timer = setTimeout(() => as.success(), ms);
-    as.setCancel(() => clearTimeout(timer));
-  });
-}
 
 /** What one session needs, fixed by start(). */
 interface SessionSettings {
@@ -131,39 +113,43 @@ export class LiveReceiver {
     options: ReceiverStartOptions = {},
   ): void {
     if (this.worker) throw new Error('The receiver is already started');
-    if (!(typeof endpoint === 'string' && WS_ENDPOINT_RE.test(endpoint)) && !isExecutor(endpoint)) {
+    if (!canPush(endpoint)) {
       throw new TypeError('Push needs a bi-directional channel: a ws(s):// URL or an Executor');
     }
-    const {
-      component = (this.constructor as typeof LiveReceiver).COMPONENT,
-      want = null,
-      reqTimeout = REQ_TIMEOUT_MS,
-      reconnectMinMS = RECONNECT_MIN_MS,
-      reconnectMaxMS = RECONNECT_MAX_MS,
-      ...faceOptions
-    } = options;
+    const checked = receiverSettings('receiver', options);
     const settings: SessionSettings = {
       endpoint,
       credentials,
-      component: this._checkComponent(component),
-      want,
-      reqTimeout,
-      faceOptions,
+      component: this._checkComponent(
+        checked.component ?? (this.constructor as typeof LiveReceiver).COMPONENT,
+      ),
+      want: checked.want,
+      reqTimeout: checked.reqTimeout,
+      faceOptions: checked.faceOptions,
       startOptions: options,
     };
-    const reconnect = new Backoff(reconnectMinMS, reconnectMaxMS);
+    const reconnect = new Backoff(checked.reconnectMinMS, checked.reconnectMaxMS);
 
     const worker = $as();
     this.worker = worker;
+    let handedOver = false;
     worker.loop((as) => {
       as.add(
         (as) => this.runSession(as, settings, reconnect),
         (as, err) => {
-          this.emit('workerError', err, as.state.error_info, as.state.last_exception);
+          const info = as.state.error_info;
+          this.emit('workerError', err, info, as.state.last_exception);
+          handedOver = this._sessionFailed(err, info);
           as.success();
         },
       );
-      as.add((as) => sleep(as, reconnect.next()));
+      as.add((as) => {
+        if (handedOver) {
+          if (this.worker === worker) this.worker = null;
+          as.break();
+        }
+        sleepStep(as, reconnect.next());
+      });
     });
     worker.execute();
   }
@@ -174,6 +160,16 @@ export class LiveReceiver {
     if (!worker) return;
     this.worker = null;
     worker.cancel();
+  }
+
+  /**
+   * A session could not start (connecting, registering or readyToReceive failed; 'workerError'
+   * is emitted already). True hands receiving over to something else: this receiver stops
+   * reconnecting (as after stop(), so start() may follow). False (the default) reconnects after
+   * the backoff.
+   */
+  protected _sessionFailed(_code: string, _info?: string): boolean {
+    return false;
   }
 
   /** Validates the component to use; returns it. */
@@ -205,7 +201,7 @@ export class LiveReceiver {
 
   /** `Base` with its `_onEvents` delivering to this receiver (one per session). */
   protected _serviceClass(Base: typeof ReceiverService): typeof ReceiverService {
-    const failures = new Backoff(FAILURE_MIN_MS, FAILURE_MAX_MS);
+    const failures = new Backoff(FAILURE_BACKOFF.minMs, FAILURE_BACKOFF.maxMs);
     const deliver = (as: AsyncSteps, events: Event[]): void => {
       as.add(
         (as) => {
@@ -218,7 +214,7 @@ export class LiveReceiver {
         },
         (as, err) => {
           this.emit('receiverError', err, as.state.error_info, as.state.last_exception);
-          sleep(as, failures.next());
+          sleepStep(as, failures.next());
           // Reported above already: a standard error keeps the executor from reporting it again.
           as.add((as) => as.error(ErrorCode.InternalError, 'Event processing failed'));
         },
@@ -284,7 +280,7 @@ export class LiveReceiver {
       // In process, a service that ends the session (its pointer was moved) closes this
       // session's executor: the same as a lost connection.
       executor.once('close', lose);
-      if (lost) as.error(COMM_ERROR, 'Lost connection');
+      if (lost) as.error(ErrorCode.CommError, 'Lost connection');
       // futoin-invoker leaves a call waiting for a connection that failed to open until the call
       // times out: the loss of the connection ends the calls at once instead.
       const calls = $as();
@@ -304,7 +300,7 @@ export class LiveReceiver {
       );
       onLoss = () => {
         calls.cancel();
-        raise(as, COMM_ERROR, 'Lost connection');
+        raise(as, ErrorCode.CommError, 'Lost connection');
       };
       as.setCancel(() => {
         onLoss = null;
@@ -325,7 +321,7 @@ export class LiveReceiver {
       as.add((_as) => {
         close();
         if (Date.now() - readyAt >= STABLE_SESSION_MS) reconnect.reset();
-        this.emit('workerError', 'Disconnect', 'Lost connection');
+        this.emit('workerError', ErrorCode.Disconnect, 'Lost connection');
       });
     });
   }

@@ -2,12 +2,14 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor, RequestInfo } from 'futoin-executor';
 import { FTN18_VERSION, IFACE, SPEC_DIRS_ALL } from '../common/constants';
 import { ErrorCode } from '../common/errors';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
+import type { ReceiverStartOptions } from './LiveReceiver';
 
-/** Options of `ReceiverService.register()`; none are used by the base classes. */
-export interface ReceiverServiceOptions {
-  [key: string]: unknown;
-}
+/**
+ * Options of `ReceiverService.register()`: the base classes read none; the receivers pass their
+ * start options, for subclasses that want them.
+ */
+export type ReceiverServiceOptions = Readonly<ReceiverStartOptions>;
 
 /** A ReceiverService class (or subclass) as `register()` constructs it. */
 export type ReceiverServiceClass<T extends ReceiverService> = new (

@@ -1,7 +1,7 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { RequestInfo } from 'futoin-executor';
 import { ErrorCode } from '../common/errors';
-import type { Event } from '../delivery/poll/PollService';
+import type { Event } from '../common/event';
 import { ReceiverService } from './ReceiverService';
 
 /**

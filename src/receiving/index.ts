@@ -5,7 +5,7 @@
 export * from '../common/constants';
 export { ErrorCode, EvtError } from '../common/errors';
 export { cmpIds, isEventId, type EventId } from '../common/ids';
-export type { Event } from '../delivery/poll/PollService';
+export type { Event } from '../common/event';
 
 export { GenFace } from '../common/faces/GenFace';
 export { PollFace } from '../common/faces/PollFace';
@@ -20,4 +20,5 @@ export {
 export { ReliableReceiverService } from './ReliableReceiverService';
 export { LiveReceiver, type ReceiverEvents, type ReceiverStartOptions } from './LiveReceiver';
 export { ReliableReceiver } from './ReliableReceiver';
+export { RECEIVER_DEFAULTS } from './connect';
 export { Backoff } from '../common/backoff';

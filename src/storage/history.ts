@@ -1,6 +1,8 @@
 import { TABLES } from '../common/constants';
 import { ErrorCode, EvtError } from '../common/errors';
+import type { Event } from '../common/event';
 import type { Logger } from '../common/log';
+import { sqlTimestamp } from '../common/time';
 import { describeConnection, type ConnectionConfig } from './config';
 import { createDialect, type SqlDialect } from './dialects';
 import { migrate } from './migrate';
@@ -8,14 +10,6 @@ import { openClient } from './open';
 import { withRetry } from './retry';
 import type { SqlClient, SqlRunner, SqlValue } from './sql';
 import { assertIdentifier } from './store';
-
-/** An event as FTN18 delivers it (the archive's input). */
-export interface HistoryEvent {
-  id: string;
-  type: string;
-  data: unknown;
-  ts: string;
-}
 
 /** The columns of a history table that the archive writes. */
 export const HISTORY_COLUMNS: readonly string[] = ['id', 'type', 'data', 'ts'];
@@ -33,21 +27,6 @@ export type WarehouseSource = ConnectionConfig | SqlClient;
 export type HistorySource =
   { kind: 'connect'; config: ConnectionConfig } | { kind: 'client'; client: SqlClient };
 
-const FTN18_TS_RE = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z$/;
-
-/**
- * An FTN18 timestamp (YYYY-MM-DDTHH:MM:SSZ) as the warehouse stores it: the same UTC wall-clock
- * time in a TIMESTAMP/DATETIME column, 'YYYY-MM-DD HH:MM:SS'. Other ISO forms (fractions, zone
- * offsets) are converted to UTC first.
- */
-export function historyTs(ts: string): string {
-  const m = FTN18_TS_RE.exec(ts);
-  if (m) return `${m[1]} ${m[2]}`;
-  const date = new Date(ts);
-  if (Number.isNaN(date.getTime())) throw new Error(`Not a timestamp: ${JSON.stringify(ts)}`);
-  return date.toISOString().slice(0, 19).replace('T', ' ');
-}
-
 /** One multi-row INSERT: SQL and its parameters. */
 export interface HistoryStatement {
   sql: string;
@@ -64,7 +43,7 @@ export interface HistoryStatement {
 export function historyStatements(
   dialect: SqlDialect,
   table: string,
-  events: readonly HistoryEvent[],
+  events: readonly Event[],
   maxRows = HISTORY_ROWS_PER_INSERT,
   maxBytes = dialect.maxStatementBytes / 2,
 ): HistoryStatement[] {
@@ -85,7 +64,7 @@ export function historyStatements(
     const data = JSON.stringify(e.data ?? null);
     const size = Buffer.byteLength(data) + e.type.length + ROW_OVERHEAD_BYTES;
     if (ids.length >= maxRows || (ids.length > 0 && bytes + size > maxBytes)) flush();
-    params.push(e.id, e.type, data, historyTs(e.ts));
+    params.push(e.id, e.type, data, sqlTimestamp(e.ts));
     ids.push(e.id);
     bytes += size;
   }
@@ -173,7 +152,7 @@ export class HistoryWriter {
    * write is idempotent, so even one whose outcome is unknown); other failures reject, and
    * nothing of the batch is stored.
    */
-  async write(events: readonly HistoryEvent[]): Promise<void> {
+  async write(events: readonly Event[]): Promise<void> {
     if (events.length === 0) return;
     const statements = historyStatements(this.dialect, this.table, events);
     await withRetry(

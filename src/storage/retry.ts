@@ -1,3 +1,4 @@
+import { sleep } from '../common/async';
 import { Backoff } from '../common/backoff';
 import type { Logger } from '../common/log';
 import type { ErrorKind } from './sql';
@@ -24,9 +25,6 @@ export async function commitOrMark(commit: () => Promise<unknown>): Promise<void
     throw err;
   }
 }
-
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs `work`, again after deadlocks, serialization failures and unavailable connections (with

@@ -1,8 +1,9 @@
-import crypto from 'crypto';
 import fs from 'fs';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { RequestInfo } from 'futoin-executor';
 import { SpecTools } from 'futoin-invoker';
+import { ErrorCode } from '../common/errors';
+import { sameSecret } from '../common/secret';
 import { CallerSettingProvider } from '../futoin/security';
 
 /** Client users: name → secret. */
@@ -34,23 +35,6 @@ export function parseUsers(text: string, separator: RegExp = /\r?\n/): Users {
 
 export const readUsersFile = (file: string): Users => parseUsers(fs.readFileSync(file, 'utf8'));
 export const parseUsersEnv = (value: string): Users => parseUsers(value, /,/);
-
-const sha256 = (s: string): Buffer => crypto.createHash('sha256').update(s).digest();
-
-/** Digests of the configured secrets, worked out once each rather than at every call. */
-const knownDigests = new Map<string, Buffer>();
-
-/** `presented` against a configured secret `known`. */
-function sameSecret(presented: string, known: string): boolean {
-  // Compare digests, so neither the length nor the content leaks through timing.
-  let dk = knownDigests.get(known);
-  if (!dk) {
-    dk = sha256(known);
-    // Bounded: configured secrets are few; anything beyond is just not cached.
-    if (knownDigests.size < 10_000) knownDigests.set(known, dk);
-  }
-  return crypto.timingSafeEqual(sha256(presented), dk);
-}
 
 /** Requests authenticated by HMAC: their responses are signed the same way. */
 const hmacSigners = new WeakMap<RequestInfo, HmacSigner>();
@@ -97,7 +81,7 @@ export class UsersSecurityProvider extends CallerSettingProvider {
     const expected = this.users.get(user);
     // Still compare when the user is unknown, so unknown and known users take the same time.
     const ok = sameSecret(secret, expected ?? '\u0000no-such-user') && expected !== undefined;
-    if (!ok || user.startsWith('-')) as.error('SecurityError', 'Invalid credentials');
+    if (!ok || user.startsWith('-')) as.error(ErrorCode.SecurityError, 'Invalid credentials');
     this.setUser(as, reqinfo, user);
   }
 
@@ -118,7 +102,7 @@ export class UsersSecurityProvider extends CallerSettingProvider {
       );
       if (ok) hmacSigners.set(reqinfo, { algo: raw, secret });
     }
-    if (!ok) as.error('SecurityError', 'Invalid credentials');
+    if (!ok) as.error(ErrorCode.SecurityError, 'Invalid credentials');
     this.setUser(as, reqinfo, user);
   }
 

@@ -7,6 +7,7 @@ import 'futoin-database/PostgreSQLDriver';
 import 'futoin-database/SQLiteDriver';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor, NodeExecutorOptions } from 'futoin-executor';
+import { ErrorCode } from '../common/errors';
 import type { SimpleCCM } from 'futoin-invoker';
 import { FTN18_1_1_MESSAGE_LIMIT, IFACE } from '../common/constants';
 import {
@@ -114,12 +115,12 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
     if (raw.length > this.maxResponseBytes) {
       this.emit(
         'notExpected',
-        'InternalError',
+        ErrorCode.InternalError,
         `Response of ${raw.length} bytes exceeds ${this.maxResponseBytes}`,
         null,
         null,
       );
-      throw new Error('InternalError');
+      throw new Error(ErrorCode.InternalError);
     }
     return raw;
   }

@@ -8,12 +8,12 @@ import { expect } from 'chai';
 import { AdvancedCCM } from 'futoin-invoker';
 import { cmpIds, type EventId } from '../../src/common/ids';
 import type { Logger } from '../../src/common/log';
+import { parseDuration } from '../../src/common/time';
 import { PollFace } from '../../src/common/faces/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import {
   BATCHES_PER_PASS,
   DBEventDiscarder,
-  parseDuration,
   type DBEventDiscarderOptions,
   type DiscardResult,
 } from '../../src/maintenance/DBEventDiscarder';

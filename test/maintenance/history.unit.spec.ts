@@ -4,9 +4,11 @@
  */
 import { expect } from 'chai';
 import { createDialect } from '../../src/storage/dialects';
-import { historyStatements, historyTs, type HistoryEvent } from '../../src/storage/history';
+import { sqlTimestamp } from '../../src/common/time';
+import type { Event } from '../../src/common/event';
+import { historyStatements } from '../../src/storage/history';
 
-const events = (n: number, bytes = 10): HistoryEvent[] =>
+const events = (n: number, bytes = 10): Event[] =>
   Array.from({ length: n }, (_v, i) => ({
     id: String(1_000_000_000_000_000 + i),
     type: 'T',
@@ -16,10 +18,10 @@ const events = (n: number, bytes = 10): HistoryEvent[] =>
 
 describe('history rows', () => {
   it('stores FTN18 timestamps as the same UTC wall-clock time', () => {
-    expect(historyTs('2026-11-23T02:36:02Z')).to.equal('2026-11-23 02:36:02');
-    expect(historyTs('2026-11-23T02:36:02.999Z')).to.equal('2026-11-23 02:36:02');
-    expect(historyTs('2026-11-23T04:36:02+02:00')).to.equal('2026-11-23 02:36:02');
-    expect(() => historyTs('yesterday')).to.throw(/Not a timestamp/);
+    expect(sqlTimestamp('2026-11-23T02:36:02Z')).to.equal('2026-11-23 02:36:02');
+    expect(sqlTimestamp('2026-11-23T02:36:02.999Z')).to.equal('2026-11-23 02:36:02');
+    expect(sqlTimestamp('2026-11-23T04:36:02+02:00')).to.equal('2026-11-23 02:36:02');
+    expect(() => sqlTimestamp('yesterday')).to.throw(/Not a timestamp/);
   });
 
   it('cuts a batch into INSERTs of at most 500 rows, IDs and data exact', () => {

@@ -6,12 +6,20 @@ import { AdvancedCCM } from 'futoin-invoker';
 import { runSteps } from '../../common/errors';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
+import { parseTime } from '../../common/time';
 import { AdminCore, type ConsumerInfo, type MoveRecord, type StreamStats } from '../../ops/admin';
 import { AdminFace, type MoveTarget } from '../../common/faces/AdminFace';
-import { parseTime } from '../../storage/list';
 import { migrate } from '../../storage/migrate';
 import { EventStore } from '../../storage/store';
-import { COMMON_OPTIONS, DB_HELP, dbConfig, logLevel, UsageError, type CliIO } from './common';
+import {
+  COMMON_OPTIONS,
+  DB_HELP,
+  dbConfig,
+  intOption,
+  logLevel,
+  UsageError,
+  type CliIO,
+} from './common';
 
 /**
  * The operations commands: consumers, consumer reset/drop/moves, stats. Each works against a
@@ -43,8 +51,9 @@ export const CONSUMER_HELP = `Usage: evtstream consumer <reset|drop|moves> [NAME
   consumer reset NAME --to WHERE [--reason TEXT]
       moves the consumer's pointer; its next poll (whatever last_id it sends) or push
       session reads from there. WHERE: start (every event again), newest (skip to now),
-      an event ID (the next event it gets is the one after), or a time (ISO 8601 or an
-      age such as 2h: the first event it gets is the first at or after that time).
+      an event ID (the next event it gets is the one after), or a time (ISO 8601, UTC
+      when no zone is given, or an age such as 2h; README, "Durations and times"): the
+      first event it gets is the first at or after that time.
   consumer drop NAME [--reason TEXT]
       unregisters the consumer: it no longer holds events back from the discarder.
   consumer moves [NAME] [--limit N]
@@ -219,13 +228,7 @@ export function formatAge(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
-function limitOption(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 1_000_000)
-    throw new UsageError(`--${name} must be an integer from 1 to 1000000`);
-  return n;
-}
+const LIMIT_RANGE = { min: 1, max: 1_000_000 };
 
 const IDENT_RE = /^[^\s:][^:]{0,46}:[A-Za-z0-9_]{1,16}$/;
 
@@ -243,7 +246,7 @@ export async function consumersCommand(argv: string[], io: CliIO): Promise<numbe
     return 0;
   }
   if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
-  const lagLimit = limitOption('lag-limit', values['lag-limit'], 100_000);
+  const lagLimit = intOption('lag-limit', values['lag-limit'], 100_000, LIMIT_RANGE);
   const consumers = await withAdmin(values, io, (a) => a.listConsumers(lagLimit));
   if (values.json) {
     for (const c of consumers) io.out(JSON.stringify(c));
@@ -273,10 +276,11 @@ function moveTarget(value: string | undefined): { to: MoveTarget; id?: string; t
   if (value === undefined) throw new UsageError('reset needs --to start|newest|ID|TIME');
   if (value === 'start' || value === 'newest') return { to: value };
   if (isEventId(value) && !/^\d+[smhd]$/.test(value)) return { to: 'id', id: value };
-  const sql = parseTime(value);
-  if (sql === null)
+  const ms = parseTime(value);
+  if (ms === null)
     throw new UsageError(`--to must be start, newest, an event ID or a time (not "${value}")`);
-  return { to: 'time', time: `${sql.replace(' ', 'T')}Z` };
+  // Whole seconds, as the stored times.
+  return { to: 'time', time: `${new Date(ms).toISOString().slice(0, 19)}Z` };
 }
 
 export async function consumerCommand(argv: string[], io: CliIO): Promise<number> {
@@ -312,7 +316,7 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
     }
     case 'moves': {
       const ident = name === undefined ? null : identArg(name);
-      const limit = limitOption('limit', values.limit, 100);
+      const limit = intOption('limit', values.limit, 100, LIMIT_RANGE);
       const moves = await withAdmin(values, io, (a) => a.listMoves(ident, limit), true);
       if (values.json) {
         for (const m of moves) io.out(JSON.stringify(m));

@@ -2,6 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import type { ParseArgsConfig } from 'util';
 import { envLogLevel, isLogLevel, type LogLevel } from '../../common/log';
+import { describeInt, parseInteger, type IntRange } from '../../common/options';
 import {
   configFromEnv,
   DEFAULT_SQLITE_FILE,
@@ -83,16 +84,15 @@ export function dbConfig(url: string | undefined, env: CliIO['env']): Connection
   }
 }
 
+/** The integer of `--name`, within `range` (common/options, as the components check theirs). */
 export function intOption(
   name: string,
   value: string | undefined,
   fallback: number,
-  min: number,
-  max: number,
+  range: IntRange,
 ): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max)
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}`);
+  const n = parseInteger(value, range);
+  if (n === null) throw new UsageError(`--${name} must be ${describeInt(range)}`);
   return n;
 }

@@ -1,8 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'util';
+import { isEventType } from '../../common/event';
 import { isEventId } from '../../common/ids';
 import { consoleLogger } from '../../common/log';
 import { parseDbUrl } from '../../storage/config';
-import { ACTIVE_TABLE, HISTORY_TABLE, parseTime } from '../../storage/list';
+import { sqlTime } from '../../common/time';
+import { ACTIVE_TABLE, HISTORY_TABLE } from '../../storage/list';
 import { EventStore, type ListQuery, type StoredEvent } from '../../storage/store';
 import {
   COMMON_OPTIONS,
@@ -27,7 +29,7 @@ ${DB_HELP}
   --type T[,T...]    only these types (the option may also repeat)
   --since TIME       events at or after TIME: ISO 8601 (2026-11-23T10:00:00Z, 2026-11-23;
                      UTC when no zone is given) or an age (90s, 15m, 2h, 7d ago)
-  --until TIME       events at or before TIME (same forms)
+  --until TIME       events at or before TIME (same forms; README, "Durations and times")
   --limit N          at most N events (default 100, at most 100000)
   --last             the newest events, newest first
   --json             JSON lines instead of a table
@@ -46,8 +48,6 @@ const EVENTS_OPTIONS = {
   json: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
-const TYPE_RE = /^[A-Z_]{1,16}$/;
-
 function idOption(name: string, value: string | undefined): string | undefined {
   if (value !== undefined && !isEventId(value))
     throw new UsageError(`--${name} must be an event ID`);
@@ -56,7 +56,7 @@ function idOption(name: string, value: string | undefined): string | undefined {
 
 function timeOption(name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const t = parseTime(value);
+  const t = sqlTime(value);
   if (t === null) throw new UsageError(`--${name} must be an ISO 8601 time or an age such as 15m`);
   return t;
 }
@@ -89,11 +89,11 @@ export async function eventsCommand(argv: string[], io: CliIO): Promise<number> 
     return 0;
   }
   const types = (values.type ?? []).flatMap((t) => t.split(',')).filter((t) => t !== '');
-  const bad = types.find((t) => !TYPE_RE.test(t));
+  const bad = types.find((t) => !isEventType(t));
   if (bad !== undefined) throw new UsageError(`--type ${bad}: event types are 1-16 of A-Z and _`);
   const query: ListQuery = {
     table: values.dwh ? HISTORY_TABLE : ACTIVE_TABLE,
-    limit: intOption('limit', values.limit, 100, 1, 100_000),
+    limit: intOption('limit', values.limit, 100, { min: 1, max: 100_000 }),
     descending: values.last ?? false,
   };
   const fromId = idOption('from', values.from);

@@ -2,9 +2,12 @@ import crypto from 'crypto';
 import fs from 'fs';
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { consoleLogger, type Logger } from '../../common/log';
-import { parseDuration, type DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
+import { parseDuration } from '../../common/time';
+import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
+import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { parseUsersEnv, readUsersFile, type Users } from '../../transport/auth';
+import { SERVICE_DEFAULTS } from '../options';
 import { StreamService } from '../service';
 import {
   COMMON_OPTIONS,
@@ -16,6 +19,9 @@ import {
   type CliIO,
 } from './common';
 
+/** --max-event-bytes at most: an FTN18 1.1 message carries 8 MiB, the event and more. */
+const MAX_EVENT_BYTES_LIMIT = 7 * 1024 * 1024;
+
 export const SERVE_HELP = `Usage: evtstream serve [options]
 
 Serves futoin.evt.gen, futoin.evt.push and futoin.evt.poll (FTN18 1.0 and 1.1) and the admin
@@ -25,8 +31,8 @@ interface ftn18es.admin:1.0 over HTTP and WebSocket at the same URL, the web con
 SIGINT or SIGTERM stop it cleanly (exit code 0).
 
 Options:
-  --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for all)
-  --port N           port (default 8080; 0 picks a free one)
+  --host H           address to listen on (default ${SERVICE_DEFAULTS.host}; 0.0.0.0 for all)
+  --port N           port (default ${SERVICE_DEFAULTS.port}; 0 picks a free one)
 ${DB_HELP}
   --users FILE       client users, one "name:secret" per line (# starts a comment).
                      Also from EVTSTREAM_USERS="name:secret,name2:secret2". Clients
@@ -60,12 +66,15 @@ Event lifecycle:
                      evt_history, idempotently, one transaction per batch
   --discard          delete from the active store the events every registered consumer
                      has acknowledged (the archiver included), in batches
-  --keep-for AGE     ...but keep events younger than AGE (e.g. 7d, 12h, 30m; default 0)
+  --keep-for AGE     ...but keep events younger than AGE (e.g. 7d, 12h, 30m; default ${DISCARDER_DEFAULTS.keep_for})
   --discard-every AGE
-                     time between discard passes (default 10m)
+                     time between discard passes (default ${DISCARDER_DEFAULTS.poll_period_ms / 60_000}m)
+                     (durations: ms, or a number with ms, s, m, h or d; README,
+                     "Durations and times")
 
 Other options:
-  --max-event-bytes N  largest event data accepted, bytes of JSON (default 4194304)
+  --max-event-bytes N  largest event data accepted, bytes of JSON (default ${SERVICE_DEFAULTS.maxEventBytes};
+                     at most ${MAX_EVENT_BYTES_LIMIT}, to fit an FTN18 1.1 message)
 `;
 
 const SERVE_OPTIONS = {
@@ -129,13 +138,12 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
   }
   const log = consoleLogger(logLevel(values['log-level']));
   const db = dbConfig(values.db, io.env);
-  const port = intOption('port', values.port, 8080, 0, 65535);
+  const port = intOption('port', values.port, SERVICE_DEFAULTS.port, { min: 0, max: 65535 });
   const maxEventBytes = intOption(
     'max-event-bytes',
     values['max-event-bytes'],
-    4 * 1024 * 1024,
-    1,
-    7 * 1024 * 1024,
+    SERVICE_DEFAULTS.maxEventBytes,
+    { min: 1, max: MAX_EVENT_BYTES_LIMIT },
   );
   if (!!values['tls-cert'] !== !!values['tls-key'])
     throw new UsageError('--tls-cert and --tls-key go together');
@@ -164,8 +172,11 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
   if (values.discard) {
     try {
       discard = {
-        keep_for: parseDuration(values['keep-for'] ?? 0, '--keep-for'),
-        poll_period_ms: parseDuration(values['discard-every'] ?? '10m', '--discard-every'),
+        keep_for: parseDuration(values['keep-for'] ?? DISCARDER_DEFAULTS.keep_for, '--keep-for'),
+        poll_period_ms: parseDuration(
+          values['discard-every'] ?? DISCARDER_DEFAULTS.poll_period_ms,
+          '--discard-every',
+        ),
       };
     } catch (err) {
       throw new UsageError((err as Error).message);
@@ -175,7 +186,7 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
 
   const service = await StreamService.start({
     db,
-    host: values.host ?? '127.0.0.1',
+    host: values.host ?? SERVICE_DEFAULTS.host,
     port,
     users,
     admins,

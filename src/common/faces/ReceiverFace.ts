@@ -2,7 +2,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { ChannelContext } from 'futoin-executor';
 import { NativeIface, type RegisterOptions } from 'futoin-invoker';
 import { FTN18_VERSION, IFACE, SPEC_DIRS_ALL } from '../constants';
-import type { Event } from '../../delivery/poll/PollService';
+import type { Event } from '../event';
 
 /**
  * Client of futoin.evt.receiver, used by a push service to call the consumer back over the

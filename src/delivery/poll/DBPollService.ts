@@ -2,20 +2,16 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor } from 'futoin-executor';
 import { resolveStore, type ResolveStoreOptions } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
-import { PollService, type Event, type PollRequest, type PollServiceOptions } from './PollService';
+import type { Event } from '../../common/event';
+import { PollService, type PollRequest, type PollServiceOptions } from './PollService';
+import { storeOptionsOf } from './options';
 import { StorePoller } from './store-poller';
 
 export interface DBPollServiceOptions extends PollServiceOptions, ResolveStoreOptions {
+  /** Event table (default: the store's, evt_queue). */
   event_table?: string;
+  /** Consumer table (default: the store's, evt_consumers). */
   consumer_table?: string;
-}
-
-/** The store options of a DB*Service's options (reference-style names → ours). */
-export function storeOptionsOf(options: DBPollServiceOptions): ResolveStoreOptions {
-  const out: ResolveStoreOptions = { ...options };
-  if (options.event_table) out.eventTable = options.event_table;
-  if (options.consumer_table) out.consumerTable = options.consumer_table;
-  return out;
 }
 
 /** futoin.evt.poll on a database: see StorePoller for the delivery rules. */
@@ -25,7 +21,7 @@ export class DBPollService extends PollService {
 
   constructor(as: AsyncSteps, executor: Executor, options: DBPollServiceOptions = {}) {
     super(as, executor, options);
-    this.ready = resolveStore(executor.ccm(), storeOptionsOf(options));
+    this.ready = resolveStore(executor.ccm(), storeOptionsOf('poll', options));
     // Errors surface through register() and each call; never as an unhandled rejection.
     this.ready.catch(() => undefined);
     this.poller = this.ready.then((store) => new StorePoller(store));

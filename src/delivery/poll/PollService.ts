@@ -9,26 +9,22 @@ import {
   SPEC_DIRS_ALL,
 } from '../../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
+import type { Event } from '../../common/event';
 import type { EventId } from '../../common/ids';
 import { callerId, consumerIdent } from '../../common/identity';
 import { chunkLimits, type ChunkLimits } from '../limits';
+import { pollSettings } from './options';
 
-/** An event as FTN18 delivers it. */
-export interface Event {
-  id: EventId;
-  type: string;
-  data: unknown;
-  ts: string;
-}
+export type { Event } from '../../common/event';
 
+/** Options of the poll service; POLL_DEFAULTS (delivery/poll/options) has the defaults. */
 export interface PollServiceOptions {
-  /** Registered (reliable) consumers may use the service (default true). */
+  /** Registered (reliable) consumers may use the service. */
   allow_reliable?: boolean;
-  /** pollEvents may be called; false leaves push only (default true). */
+  /** pollEvents may be called; false leaves push only. */
   allow_polling?: boolean;
-  /** Events per network response at most (default 1000, the FTN18 maximum); bytes also limit. */
+  /** Events per network response at most (1000, the FTN18 maximum); bytes also limit. */
   max_chunk_events?: number;
-  [key: string]: unknown;
 }
 
 export interface PollRequest {
@@ -53,9 +49,10 @@ export class PollService extends PingService {
 
   constructor(_as: AsyncSteps, _executor: Executor, options: PollServiceOptions = {}) {
     super();
-    this.allowReliable = options.allow_reliable ?? true;
-    this.allowPolling = options.allow_polling ?? true;
-    this.maxChunkEvents = options.max_chunk_events ?? MAX_EVENTS_PER_LIST;
+    const settings = pollSettings(options);
+    this.allowReliable = settings.allowReliable;
+    this.allowPolling = settings.allowPolling;
+    this.maxChunkEvents = settings.maxChunkEvents;
   }
 
   /** The interface version this service registers (PushService registers push). */

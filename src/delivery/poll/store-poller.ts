@@ -2,7 +2,8 @@ import { ErrorCode, EvtError } from '../../common/errors';
 import { cmpIds, maxId, minId, NO_EVENT } from '../../common/ids';
 import type { EventStore } from '../../storage/store';
 import { ChunkReader, toEvents } from '../reader';
-import type { Event, PollRequest } from './PollService';
+import type { Event } from '../../common/event';
+import type { PollRequest } from './PollService';
 
 /**
  * FTN18 polling on the event store, shared by DBPollService and DBPushService. Reliable

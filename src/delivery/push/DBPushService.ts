@@ -3,12 +3,13 @@ import type { Executor } from 'futoin-executor';
 import { ErrorCode, EvtError } from '../../common/errors';
 import { resolveStore } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
-import { storeOptionsOf, type DBPollServiceOptions } from '../poll/DBPollService';
-import type { Event, PollRequest } from '../poll/PollService';
+import type { DBPollServiceOptions } from '../poll/DBPollService';
+import { storeOptionsOf } from '../poll/options';
+import type { Event } from '../../common/event';
+import type { PollRequest } from '../poll/PollService';
 import { StorePoller } from '../poll/store-poller';
 import { PushHub, type OperatorHints } from './hub';
 import { PushService, type PushRequest, type PushServiceOptions } from './PushService';
-import { WAKER_DEFAULTS } from './waker';
 
 export interface DBPushServiceOptions extends PushServiceOptions, DBPollServiceOptions {
   /** How log lines tell an operator to do what they advise (default: ADMIN_HINTS). */
@@ -22,7 +23,7 @@ export class DBPushService extends PushService {
 
   constructor(as: AsyncSteps, executor: Executor, options: DBPushServiceOptions = {}) {
     super(as, executor, options);
-    this.ready = resolveStore(executor.ccm(), storeOptionsOf(options));
+    this.ready = resolveStore(executor.ccm(), storeOptionsOf('push', options));
     this.ready.catch(() => undefined);
     this.engine = this.ready.then((store) => ({
       poller: new StorePoller(store),
@@ -30,19 +31,7 @@ export class DBPushService extends PushService {
         store,
         store.log,
         {
-          session: {
-            maxInFlight: options.request_max ?? 2,
-            queueMaxEvents: options.queue_max ?? 10_000,
-            queueMaxBytes: options.queue_max_bytes ?? 16 * 1024 * 1024,
-            retryMinMs: options.retry_min_ms ?? 100,
-            retryMaxMs: options.retry_max_ms ?? 10_000,
-            skipStoreMs: options.skip_store_ms ?? 1_000,
-          },
-          waker: {
-            pollMinMs: options.poll_min_ms ?? WAKER_DEFAULTS.pollMinMs,
-            pollMaxMs: options.poll_max_ms ?? WAKER_DEFAULTS.pollMaxMs,
-            listen: options.listen ?? WAKER_DEFAULTS.listen,
-          },
+          ...this.settings.hub,
           ...(options.operatorHints ? { hints: options.operatorHints } : {}),
         },
         {

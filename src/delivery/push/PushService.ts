@@ -17,31 +17,34 @@ import { callerId, consumerIdent } from '../../common/identity';
 import { callerExecutorOf, wsConnectionOf } from '../../futoin/channel';
 import { raiseInheritedMinor, type WsConnection } from '../../futoin/executor';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
-import { PollService, type Event, type PollServiceOptions } from '../poll/PollService';
+import type { Event } from '../../common/event';
+import { PollService, type PollServiceOptions } from '../poll/PollService';
+import { pushSettings, type PushSettings } from './options';
 import type { PushTarget } from './session';
 
+/** Options of the push service; PUSH_DEFAULTS (delivery/push/options) has the defaults. */
 export interface PushServiceOptions extends PollServiceOptions {
-  /** onEvents calls in flight per consumer at most (default 2). */
+  /** onEvents calls in flight per consumer at most. */
   request_max?: number;
-  /** Events queued in memory per consumer at most (default 10000); bytes too (default 16 MiB). */
+  /** Events queued in memory per consumer at most; bytes too. */
   queue_max?: number;
   queue_max_bytes?: number;
-  /** How long an onEvents call may take before it counts as failed (default 30 s). */
+  /** How long an onEvents call may take before it counts as failed. */
   call_timeout_ms?: number;
-  /** Retry delays after a failed push: first and longest (default 100 ms and 10 s). */
+  /** Retry delays after a failed push: first and longest. */
   retry_min_ms?: number;
   retry_max_ms?: number;
   /**
    * How often at most a reliable consumer's pointer is stored when it moved past events its
-   * `want` filters out only (default 1 s; 0: at each move). A pointer write for an acknowledged
-   * batch stores everything before it at once; storing such a move late only makes a new session
-   * filter those events out again.
+   * `want` filters out only (0: at each move). A pointer write for an acknowledged batch stores
+   * everything before it at once; storing such a move late only makes a new session filter
+   * those events out again.
    */
   skip_store_ms?: number;
-  /** Backstop polling for new events: fastest and slowest pace (default 5 ms and 500 ms). */
+  /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;
-  /** Listen for PostgreSQL notifications from other processes (default true). */
+  /** Listen for PostgreSQL notifications from other processes. */
   listen?: boolean;
 }
 
@@ -64,10 +67,13 @@ const REQUEST_ENVELOPE_BYTES = 1024;
  */
 export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
+  /** The options checked, with the defaults in. */
+  protected readonly settings: PushSettings;
 
   constructor(as: AsyncSteps, executor: Executor, options: PushServiceOptions = {}) {
     super(as, executor, options);
     this.options = options;
+    this.settings = pushSettings(options);
     $asyncevent(this, ['pushError', 'queueOverflow']);
   }
 
@@ -98,7 +104,7 @@ export class PushService extends PollService {
       const target = pushTarget(
         channel.iface<NativeIface>(receiver),
         channel,
-        this.options.call_timeout_ms ?? 30_000,
+        this.settings.callTimeoutMs,
       );
       awaitSteps(as, async () => {
         const ident = reliable ? consumerIdent(callerId(reqinfo), component) : null;

@@ -1,4 +1,3 @@
-import { checkBackoffRange } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import type { StreamCounters } from '../../storage/counters';
@@ -108,6 +107,7 @@ export const ADMIN_HINTS: OperatorHints = {
   skipTo: (consumer, id) => `ftn18es.admin moveConsumer ${consumer} to id ${id}`,
 };
 
+/** The engine's settings: a push service's options, checked by pushSettings. */
 export interface PushHubOptions {
   session: Omit<SessionOptions, 'limits'>;
   waker: WakerOptions;
@@ -137,10 +137,6 @@ export class PushHub implements SessionHost {
     private readonly options: PushHubOptions,
     private readonly events: HubEvents,
   ) {
-    // Bad options fail here, when the service starts, not at a consumer's readyToReceive.
-    checkBackoffRange(options.session.retryMinMs, options.session.retryMaxMs);
-    if (!(options.session.skipStoreMs >= 0))
-      throw new RangeError(`Invalid skip_store_ms: ${options.session.skipStoreMs}`);
     this.reader = new ChunkReader(store);
     this.counters = store.counters;
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);

@@ -1,7 +1,7 @@
 import type { EventId } from '../../common/ids';
 import type { StoredEvent } from '../../storage/store';
 import { eventBytes, type ChunkLimits } from '../limits';
-import type { Event } from '../poll/PollService';
+import type { Event } from '../../common/event';
 import { toEvents } from '../reader';
 
 /** An event ready to push, parsed once and shared by every session it goes to. */

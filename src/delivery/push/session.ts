@@ -1,9 +1,9 @@
+import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
-import { sleep } from '../../storage/retry';
+import type { Event } from '../../common/event';
 import type { ChunkLimits } from '../limits';
-import type { Event } from '../poll/PollService';
 import { ChunkReader, EventTooLarge, type EventSource } from '../reader';
 import { PointerWriter, type PointerStore } from './pointer-writer';
 import { DeliveryQueue, toDeliveries, type Delivery } from './queue';

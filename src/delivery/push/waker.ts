@@ -1,7 +1,7 @@
+import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import type { Logger } from '../../common/log';
 import type { Listener } from '../../storage/dialects';
-import { sleep } from '../../storage/retry';
 import type { EventStore } from '../../storage/store';
 
 export interface WakerOptions {
@@ -11,8 +11,6 @@ export interface WakerOptions {
   /** Use the database's notifications (PostgreSQL LISTEN) where it has them. */
   listen: boolean;
 }
-
-export const WAKER_DEFAULTS: WakerOptions = { pollMinMs: 5, pollMaxMs: 500, listen: true };
 
 /**
  * Wakes the push hub when new events may be readable, from three sources:

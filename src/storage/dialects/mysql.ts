@@ -1,5 +1,5 @@
 import { cmpIds, type EventId } from '../../common/ids';
-import { sleep } from '../retry';
+import { sleep } from '../../common/async';
 import { mysqlErrorKind } from '../drivers/errors';
 import type { EventSql } from '../queries';
 import { mysqlQueries } from '../queries/mysql';
