@@ -8,6 +8,7 @@ import fs from 'fs';
 import net from 'net';
 import path from 'path';
 import type { ConnectionConfig } from '../../src/storage/config';
+import { Notifier } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'evtstream.js');
@@ -57,7 +58,8 @@ export class Child {
   status: ExitStatus | null = null;
   readonly exited: Promise<ExitStatus>;
   private readonly proc: ChildProcess;
-  private readonly listeners = new Set<() => void>();
+  /** Waits re-checked at each output and at the exit. */
+  private readonly changes = new Notifier();
 
   constructor(
     readonly command: string,
@@ -72,18 +74,18 @@ export class Child {
     running.add(this);
     this.proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
-      this.notify();
+      this.changes.notify();
     });
     this.proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
       this.stderr += d;
-      this.notify();
+      this.changes.notify();
     });
     this.exited = new Promise<ExitStatus>((resolve) => {
       const done = (status: ExitStatus): void => {
         if (this.status) return;
         this.status = status;
         running.delete(this);
-        this.notify();
+        this.changes.notify();
         resolve(status);
       };
       this.proc.on('close', (code, signal) => done({ code, signal }));
@@ -107,37 +109,22 @@ export class Child {
     );
   }
 
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
-  }
-
   /**
    * Resolves when `check()` returns a value (checked now and after every output and the exit);
    * rejects after `timeoutMs`, or once the process has exited without `check()` succeeding.
    */
-  until<T>(what: string, check: () => T | null | undefined, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const finish = (err: Error | null, value?: T): void => {
-        this.listeners.delete(listener);
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const listener = (): void => {
+  until<T>(what: string, check: () => T | null | undefined | false, timeoutMs: number): Promise<T> {
+    return this.changes.until(
+      () => `${what}: ${this.describe()}`,
+      () => {
         const value = check();
-        if (value !== null && value !== undefined) finish(null, value);
-        else if (this.status) finish(new Error(`Exited before ${what}: ${this.describe()}`));
-      };
-      const timer = setTimeout(
-        () =>
-          finish(
-            new Error(`Timed out after ${timeoutMs} ms waiting for ${what}: ${this.describe()}`),
-          ),
-        timeoutMs,
-      );
-      this.listeners.add(listener);
-      listener();
-    });
+        if ((value === null || value === undefined || value === false) && this.status) {
+          throw new Error(`Exited before ${what}: ${this.describe()}`);
+        }
+        return value;
+      },
+      timeoutMs,
+    );
   }
 
   /** Waits for a match of `pattern` in the output of `stream`. */
