@@ -11,7 +11,7 @@ import {
   Child,
   ROOT,
   dbEvtEnv,
-  ensureBuilt,
+  requireFreshDist,
   killChildren,
   runCli,
   runExample,
@@ -66,7 +66,7 @@ describeDatabases('event lifecycle examples', (fx) => {
       this.skip();
     }
     await wfx.create();
-    ensureBuilt();
+    requireFreshDist();
     server = await startCliServer(['--db', fx.url], {
       env: { EVTSTREAM_USERS: USERS, EVTSTREAM_LOG: 'warn' },
     });

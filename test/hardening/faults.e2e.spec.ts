@@ -25,7 +25,7 @@ import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import type { Dialect } from '../../src/storage/sql';
 import type { EventStore } from '../../src/storage/store';
 import {
-  ensureBuilt,
+  requireFreshDist,
   freePort,
   killChildren,
   ROOT,
@@ -631,7 +631,7 @@ describeDatabases('faults: the service process killed with SIGKILL and started a
 
   before(function () {
     this.timeout(200_000);
-    ensureBuilt();
+    requireFreshDist();
   });
 
   it('the receiver reconnects by itself to the restarted service and gets every committed event', async function () {

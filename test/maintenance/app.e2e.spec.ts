@@ -16,7 +16,7 @@ import type { EventStore, StoredEvent } from '../../src/storage/store';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
 import { loadDatabaseModules } from '../../src/storage/preload';
 import type { Dialect } from '../../src/storage/sql';
-import { ensureBuilt, killChildren, startCliServer } from '../support/cli';
+import { requireFreshDist, killChildren, startCliServer } from '../support/cli';
 import { DbFixture, describeDatabases, futoinDbEnv, hangingUpServer, testLog } from '../support/db';
 import { clientCcm, steps, TEST_CREDENTIALS } from '../support/service';
 import { until } from './support';
@@ -198,7 +198,7 @@ describeDatabases('DBServiceApp on a CCM with #db.evt already registered', (fx) 
 
 describeDatabases('evtstream serve --dwh --discard', (fx) => {
   const wfx = useDatabase(MIXED[fx.dialect]);
-  before(ensureBuilt);
+  before(requireFreshDist);
   after(killChildren);
 
   it('archives every event and discards what all consumers have', async function () {

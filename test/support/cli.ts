@@ -3,7 +3,7 @@
  * compiled dist/) and the TypeScript examples. Every wait is bounded; children that are still
  * running are killed by killChildren() (call it in an after hook).
  */
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import net from 'net';
 import path from 'path';
@@ -16,10 +16,37 @@ export const BIN = path.join(ROOT, 'bin', 'evtstream.js');
 /** How long a child may run before it is killed and the wait fails (ms). */
 export const CHILD_TIMEOUT_MS = 30_000;
 
-/** Builds dist/ once when it is missing (the CLI runs the compiled code). */
-export function ensureBuilt(): void {
-  if (fs.existsSync(path.join(ROOT, 'dist', 'app', 'cli.js'))) return;
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
+/** Source files (under src/) whose compiled file in dist/ is missing or older than they are. */
+export function staleDistFiles(): string[] {
+  const stale: string[] = [];
+  const walk = (rel: string): void => {
+    for (const entry of fs.readdirSync(path.join(ROOT, 'src', rel), { withFileTypes: true })) {
+      const file = path.join(rel, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+        const built = path.join(ROOT, 'dist', file.replace(/\.ts$/, '.js'));
+        const source = fs.statSync(path.join(ROOT, 'src', file)).mtimeMs;
+        if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < source) stale.push(file);
+      }
+    }
+  };
+  walk('');
+  return stale;
+}
+
+/**
+ * Fails unless dist/ was built from the src/ there is now: the CLI runs the compiled code, so a
+ * stale dist/ would be tested in its place. Tests never build it themselves (npm test and the
+ * test:quick and test:e2e scripts build first).
+ */
+export function requireFreshDist(): void {
+  const stale = staleDistFiles();
+  if (stale.length === 0) return;
+  const shown = stale.slice(0, 3).map((f) => `src/${f}`);
+  throw new Error(
+    `dist/ is older than src/ or missing (${shown.join(', ')}${stale.length > 3 ? ', ...' : ''}): ` +
+      'run "npm run build" first; the CLI tests run the compiled dist/',
+  );
 }
 
 /**
