@@ -17,15 +17,15 @@ export const BIN = path.join(ROOT, 'bin', 'evtstream.js');
 export const CHILD_TIMEOUT_MS = 30_000;
 
 /** Source files (under src/) whose compiled file in dist/ is missing or older than they are. */
-export function staleDistFiles(): string[] {
+export function staleDistFiles(root = ROOT): string[] {
   const stale: string[] = [];
   const walk = (rel: string): void => {
-    for (const entry of fs.readdirSync(path.join(ROOT, 'src', rel), { withFileTypes: true })) {
+    for (const entry of fs.readdirSync(path.join(root, 'src', rel), { withFileTypes: true })) {
       const file = path.join(rel, entry.name);
       if (entry.isDirectory()) walk(file);
       else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-        const built = path.join(ROOT, 'dist', file.replace(/\.ts$/, '.js'));
-        const source = fs.statSync(path.join(ROOT, 'src', file)).mtimeMs;
+        const built = path.join(root, 'dist', file.replace(/\.ts$/, '.js'));
+        const source = fs.statSync(path.join(root, 'src', file)).mtimeMs;
         if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < source) stale.push(file);
       }
     }
