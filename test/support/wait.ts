@@ -17,7 +17,7 @@ const CHECK_EVERY_MS = 10;
 /** What a wait is for, for its timeout message; a function is asked at the timeout. */
 export type Description = string | (() => string);
 
-const describe = (what: Description): string => (typeof what === 'function' ? what() : what);
+const textOf = (what: Description): string => (typeof what === 'function' ? what() : what);
 
 type Falsy = false | 0 | '' | null | undefined;
 
@@ -66,7 +66,7 @@ async function poll<T>(
     if (accept(value)) return value;
     if (performance.now() > deadline) {
       const last = worthShowing(value) ? ` (last value: ${inspect(value)})` : '';
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${describe(what)}${last}`);
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${textOf(what)}${last}`);
     }
     await sleep(CHECK_EVERY_MS);
   }
@@ -81,7 +81,7 @@ export async function withTimeout<T>(
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${describe(what)}`)),
+      () => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${textOf(what)}`)),
       timeoutMs,
     );
   });
@@ -162,7 +162,7 @@ export class Notifier {
         if (value !== null && value !== undefined && value !== false) finish(null, value);
       };
       const timer = setTimeout(
-        () => finish(new Error(`Timed out after ${timeoutMs} ms waiting for ${describe(what)}`)),
+        () => finish(new Error(`Timed out after ${timeoutMs} ms waiting for ${textOf(what)}`)),
         timeoutMs,
       );
       this.waiters.add(waiter);
