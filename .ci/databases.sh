@@ -7,6 +7,7 @@
 #   .ci/databases.sh start [pg|mysql]     start both (or one), print the exports
 #   .ci/databases.sh stop [pg|mysql]      stop both (or one)
 #   .ci/databases.sh restart pg|mysql     stop and start one (fault tests use it)
+#   .ci/databases.sh status [pg|mysql]    exit 0 if both (or the one) run, else 1
 #   .ci/databases.sh env                  print the exports only
 set -euo pipefail
 
@@ -22,6 +23,9 @@ as_user() {
 }
 owner_of() { if [ "$(id -u)" = 0 ]; then echo "$1"; else id -un; fi; }
 
+pg_running() {
+  [ -f "$DIR/pg/PG_VERSION" ] && as_user postgres "$PG_BIN/pg_ctl" -D "$DIR/pg" status >/dev/null 2>&1
+}
 pg_start() {
   local data=$DIR/pg
   mkdir -p "$DIR"; chmod 755 "$DIR"
@@ -29,7 +33,7 @@ pg_start() {
     mkdir -p "$data"; chown "$(owner_of postgres)" "$data"
     as_user postgres "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  if ! as_user postgres "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if ! pg_running; then
     as_user postgres "$PG_BIN/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
       -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on" start >/dev/null
   fi
@@ -83,6 +87,8 @@ case "$cmd" in
     case "$which" in pg) pg_stop ;; mysql) my_stop ;; all) pg_stop; my_stop ;; esac ;;
   restart)
     case "$which" in pg) pg_stop; pg_start ;; mysql) my_stop; my_start ;; *) echo "restart pg|mysql" >&2; exit 2 ;; esac ;;
+  status)
+    case "$which" in pg) pg_running ;; mysql) my_running ;; all) pg_running && my_running ;; esac ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|restart|env [pg|mysql]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|status|env [pg|mysql]" >&2; exit 2 ;;
 esac

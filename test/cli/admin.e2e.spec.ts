@@ -9,7 +9,7 @@ import os from 'os';
 import path from 'path';
 import type { ConsumerInfo, MoveRecord, StreamStats } from '../../src/ops/admin';
 import type { EventStore } from '../../src/storage/store';
-import { ensureBuilt, runCli, startCliServer, type CliServer } from '../support/cli';
+import { requireFreshDist, runCli, startCliServer, type CliServer } from '../support/cli';
 import { describeDatabases } from '../support/db';
 
 const lines = (stdout: string): string[] => stdout.split('\n').filter((l) => l !== '');
@@ -21,7 +21,7 @@ describeDatabases('evtstream consumers, consumer, stats', (fx) => {
 
   before(async function () {
     this.timeout(240_000);
-    ensureBuilt();
+    requireFreshDist();
     store = await fx.openStore();
     ids = await store.addEvents(
       Array.from({ length: 10 }, (_v, i) => ({ type: i < 5 ? 'FIRST' : 'SECOND', data: `${i}` })),
@@ -147,7 +147,7 @@ describeDatabases(
 
     before(async function () {
       this.timeout(240_000);
-      ensureBuilt();
+      requireFreshDist();
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evt-admins-'));
       const admins = path.join(dir, 'admins');
       fs.writeFileSync(admins, '# who may manage the stream\nroot:root-secret\n');

@@ -11,7 +11,7 @@ import { describeDatabases, hangingUpServer } from '../support/db';
 import {
   BIN,
   Child,
-  ensureBuilt,
+  requireFreshDist,
   killChildren,
   rawCall,
   ROOT,
@@ -53,7 +53,7 @@ function tempDir(): { readonly path: string } {
 
 describe('evtstream CLI: help and usage errors', function () {
   this.timeout(60_000);
-  before(ensureBuilt);
+  before(requireFreshDist);
   after(killChildren);
 
   it('--help prints the commands and exits 0', async () => {
@@ -141,7 +141,7 @@ describe('evtstream CLI: help and usage errors', function () {
 });
 
 describeDatabases('evtstream migrate', (fx) => {
-  before(ensureBuilt);
+  before(requireFreshDist);
   after(killChildren);
 
   it('applies the active schema, then reports it up to date', async function () {
@@ -185,7 +185,7 @@ describeDatabases('evtstream migrate', (fx) => {
 describe('evtstream serve: users, database settings, signals [sqlite]', function () {
   this.timeout(60_000);
   const tmp = tempDir();
-  before(ensureBuilt);
+  before(requireFreshDist);
   after(killChildren);
 
   it('a database that fails at start: exits 1 at once, saying why', async () => {

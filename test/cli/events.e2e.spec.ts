@@ -3,7 +3,7 @@
  * range, type and time range, as a table or JSON lines — on every database.
  */
 import { expect } from 'chai';
-import { ensureBuilt, runCli } from '../support/cli';
+import { requireFreshDist, runCli } from '../support/cli';
 import { describeDatabases } from '../support/db';
 import { sqlFor } from '../support/sql';
 import { migrate } from '../../src/storage/migrate';
@@ -18,7 +18,7 @@ interface Line {
 describeDatabases('evtstream events', (fx) => {
   before(async function () {
     this.timeout(240_000);
-    ensureBuilt();
+    requireFreshDist();
     const store = await fx.openStore();
     await migrate(store.db, store.dialect, { kind: 'dwh' });
     const rows: Array<[string, string, string]> = [

@@ -10,7 +10,7 @@ import {
   Child,
   ROOT,
   dbEvtEnv,
-  ensureBuilt,
+  requireFreshDist,
   killChildren,
   runExample,
   startCliServer,
@@ -38,7 +38,7 @@ describeDatabases('examples against evtstream serve', (fx) => {
 
   before(async function () {
     this.timeout(240_000);
-    ensureBuilt();
+    requireFreshDist();
     server = await startCliServer(['--db', fx.url], {
       env: { EVTSTREAM_USERS: USERS, EVTSTREAM_ADMINS: ADMINS, EVTSTREAM_LOG: 'warn' },
     });

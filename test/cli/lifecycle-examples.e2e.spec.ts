@@ -11,7 +11,7 @@ import {
   Child,
   ROOT,
   dbEvtEnv,
-  ensureBuilt,
+  requireFreshDist,
   killChildren,
   runCli,
   runExample,
@@ -20,7 +20,7 @@ import {
   type RunResult,
 } from '../support/cli';
 import { DbFixture, describeDatabases } from '../support/db';
-import { until } from '../maintenance/support';
+import { waitFor } from '../support/wait';
 import path from 'path';
 
 const USER = 'alice';
@@ -66,7 +66,7 @@ describeDatabases('event lifecycle examples', (fx) => {
       this.skip();
     }
     await wfx.create();
-    ensureBuilt();
+    requireFreshDist();
     server = await startCliServer(['--db', fx.url], {
       env: { EVTSTREAM_USERS: USERS, EVTSTREAM_LOG: 'warn' },
     });
@@ -104,9 +104,10 @@ describeDatabases('event lifecycle examples', (fx) => {
     // stores that once the last push was answered.
     const store = await fx.openStore();
     try {
-      await until(
-        async () => (await store.consumerPointer(`${USER}:ARCHIVER`)) === ids[2],
+      await waitFor(
         'the archiver position to reach the last event',
+        async () => (await store.consumerPointer(`${USER}:ARCHIVER`)) === ids[2],
+        60_000,
       );
     } finally {
       await store.close();
@@ -184,9 +185,10 @@ describeDatabases('event lifecycle examples', (fx) => {
 
     // Its archiver (the consumer -internal:ARCHIVER) copies the order to the warehouse.
     let history: ListedEvent[] = [];
-    await until(
-      async () => (history = await listEvents(['--dwh', wfx.url])).length === 4,
+    await waitFor(
       () => `4 events in the warehouse (have ${history.length})`,
+      async () => (history = await listEvents(['--dwh', wfx.url])).length === 4,
+      60_000,
     );
     expect(history.map((e) => e.id)).to.deep.equal([...ids, got[1]![1]]);
     expect(history[3]!.data).to.deep.equal(order);

@@ -11,18 +11,7 @@ import type { PushServiceOptions } from '../../src/delivery/push/PushService';
 import { describeDatabases } from '../support/db';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { startService, TEST_CREDENTIALS, TEST_USER } from '../support/service';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves once `check()` holds, checked every 10 ms; the bound only stops a hang. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000) {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline)
-      throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+import { waitFor } from '../support/wait';
 
 /** A pointer write of the service's store: where to, and its outcome once known. */
 interface PointerWrite {

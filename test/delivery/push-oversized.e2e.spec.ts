@@ -14,31 +14,17 @@ import type { Event } from '../../src/delivery/poll/PollService';
 import { PollFace } from '../../src/common/faces/PollFace';
 import { AdminFace } from '../../src/common/faces/AdminFace';
 import { describeDatabases } from '../support/db';
+import { expectElapsedAtLeast, shortestBackoffs } from '../support/pacing';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { waitFor } from '../support/wait';
 
 /** Retry delays of the service under test: short, so that a test sees several attempts. */
 const RETRY = { retry_min_ms: 50, retry_max_ms: 400 };
-/** How long the attempts at a stuck event are counted. */
-const WINDOW_MS = 1_500;
+/** How many attempts at a stuck event a test waits for. */
+const ATTEMPTS = 8;
 /** What an onEvents call to a futoin.evt.receiver 1.0 may carry: 64 KiB less the envelope. */
 const LIMIT_1_0 = 64 * 1024 - 1024;
-
-/**
- * The most attempts that can start within `windowMs` of the first, whatever the jitter: the
- * pause before attempt n+1 is at least half of min(retry_min_ms * 2^(n-1), retry_max_ms) (less
- * 1 ms for a timer that fires early).
- */
-function maxAttempts(windowMs: number): number {
-  let elapsed = 0;
-  for (let n = 1; ; n++) {
-    const pause = Math.min(RETRY.retry_min_ms * 2 ** (n - 1), RETRY.retry_max_ms) / 2 - 1;
-    if (elapsed + pause > windowMs) return n;
-    elapsed += pause;
-  }
-}
 
 const ADMIN = 'root';
 const ADMIN_SECRET = 'root-secret';
@@ -47,6 +33,7 @@ const BIG = { blob: 'x'.repeat(100 * 1024), tail: 'end ✓' };
 interface PushError {
   consumer: string;
   err: unknown;
+  /** performance.now() when the listener got it: at or after the attempt. */
   at: number;
 }
 
@@ -70,7 +57,7 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
       push: RETRY,
     });
     service.push.on('pushError', (consumer: string, err: unknown) =>
-      pushErrors.push({ consumer, err, at: Date.now() }),
+      pushErrors.push({ consumer, err, at: performance.now() }),
     );
   });
   afterEach(() => open.splice(0).forEach((r) => r.close()));
@@ -104,14 +91,6 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     return { before: ids.slice(0, 5), big: ids[5]!, after: ids.slice(6) };
   }
 
-  async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 20_000) {
-    const end = Date.now() + ms;
-    while (!(await pred())) {
-      if (Date.now() > end) throw new Error(`Not within ${ms} ms: ${what}`);
-      await sleep(10);
-    }
-  }
-
   const errorsOf = (consumer: string): PushError[] =>
     pushErrors.filter((e) => e.consumer === consumer);
 
@@ -127,24 +106,30 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
 
   /**
    * `r` (a futoin.evt.receiver 1.0 of `component`) got the events before `big` and nothing
-   * after it; the consumer's attempts at `big` are reported, backing off; one error line.
+   * after it; the consumer's attempts at `big` (none before `since`) are reported, backing off;
+   * one error line.
    */
   async function expectWaitingOn(
     r: RawReceiver,
     component: string,
     ids: { before: string[]; big: string },
+    since: number,
   ): Promise<void> {
     const id = ident(component);
-    await until('the events before the big one', () =>
+    await waitFor('the events before the big one', () =>
       ids.before.every((e) => r.events.some((got) => got.id === e)),
     );
-    await until('pushError', () => errorsOf(id).length > 0);
-    const first = errorsOf(id)[0]!;
-    await sleep(first.at + WINDOW_MS - Date.now() + 50);
-    const attempts = errorsOf(id).filter((e) => e.at <= first.at + WINDOW_MS).length;
-    // Still trying, not giving up; backing off, not spinning.
-    expect(attempts, 'attempts in the window').to.be.at.least(2);
-    expect(attempts, 'attempts in the window').to.be.at.most(maxAttempts(WINDOW_MS));
+    // Still trying, not giving up; backing off, not spinning: each pause at least half of
+    // min(retry_min_ms * 2^(n-1), retry_max_ms).
+    await waitFor(`${ATTEMPTS} attempts`, () => errorsOf(id).length >= ATTEMPTS);
+    expectElapsedAtLeast(
+      'attempts at the big event',
+      since,
+      errorsOf(id)
+        .slice(0, ATTEMPTS)
+        .map((e) => e.at),
+      shortestBackoffs(RETRY.retry_min_ms, RETRY.retry_max_ms, ATTEMPTS - 1),
+    );
 
     for (const { err } of errorsOf(id)) {
       expect((err as Error).message, 'FutoIn error code').to.equal('NotSupportedVersion');
@@ -153,7 +138,7 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     // In order, nothing skipped: only the events before it, and it was never sent.
     expect(r.events.map((e) => e.id)).to.deep.equal(ids.before);
     expect(r.calls.some((c) => c.ids.includes(ids.big))).to.equal(false);
-    await until('the pointer before it', async () => {
+    await waitFor('the pointer before it', async () => {
       return (await service.store.consumerPointer(id)) === ids.before[4];
     });
 
@@ -187,7 +172,7 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
   ): Promise<void> {
     const last = ids.after[4]!;
     for (const r of [o.all, o.small])
-      await until('the others get everything', () => r.events.some((e) => e.id === last));
+      await waitFor('the others get everything', () => r.events.some((e) => e.id === last));
     const got = (r: RawReceiver) =>
       r.events.filter((e) => cmpIds(e.id, ids.before[0]!) >= 0).map((e) => e.id);
     expect(got(o.all)).to.deep.equal([...ids.before, ids.big, ...ids.after]);
@@ -231,10 +216,11 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     const failuresBefore = await metric('evtstream_push_failures_total');
     const ids = await addAround();
     // Connected after the events were stored: the sessions read them as their backlog.
+    const connecting = performance.now();
     const move = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_MOVE', null, '1.0');
     const poll = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_POLL', null, '1.0');
-    await expectWaitingOn(move, 'BIG_MOVE', ids);
-    await expectWaitingOn(poll, 'BIG_POLL', ids);
+    await expectWaitingOn(move, 'BIG_MOVE', ids, connecting);
+    await expectWaitingOn(poll, 'BIG_POLL', ids, connecting);
     await expectOthersGot(o, ids);
     const reported = errorsOf(ident('BIG_MOVE')).length + errorsOf(ident('BIG_POLL')).length;
     expect(await metric('evtstream_push_failures_total')).to.be.at.least(failuresBefore + reported);
@@ -242,9 +228,9 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     // An administrator moves BIG_MOVE past it (`evtstream consumer reset NAME --to ID`): its
     // session ends, and the receiver's next one goes on after it.
     await admin((as, f) => f.moveConsumer(as, ident('BIG_MOVE'), 'id', { id: ids.big }));
-    await until('the session ends', async () => !(await sessionOpen(ident('BIG_MOVE'))));
+    await waitFor('the session ends', async () => !(await sessionOpen(ident('BIG_MOVE'))));
     const moved = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_MOVE', null, '1.0');
-    await until('the rest', () => moved.events.some((e) => e.id === ids.after[4]));
+    await waitFor('the rest', () => moved.events.some((e) => e.id === ids.after[4]));
     expect(moved.events.map((e) => e.id)).to.deep.equal(ids.after);
 
     // BIG_POLL fetches it with futoin.evt.poll 1.1 (8 MiB responses) and acknowledges it with
@@ -253,11 +239,11 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     expect(polled[0]!.id).to.equal(ids.big);
     expect(polled[0]!.data).to.deep.equal(BIG);
     await poll11('BIG_POLL', ids.big);
-    await until('the session ends', async () => !(await sessionOpen(ident('BIG_POLL'))));
+    await waitFor('the session ends', async () => !(await sessionOpen(ident('BIG_POLL'))));
     const resumed = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_POLL', null, '1.0');
-    await until('the rest', () => resumed.events.some((e) => e.id === ids.after[4]));
+    await waitFor('the rest', () => resumed.events.some((e) => e.id === ids.after[4]));
     expect(resumed.events.map((e) => e.id)).to.deep.equal(ids.after);
-    await until('the pointer at the end', async () => {
+    await waitFor('the pointer at the end', async () => {
       return (await service.store.consumerPointer(ident('BIG_POLL'))) === ids.after[4];
     });
   });
@@ -269,20 +255,21 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     const stuck = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_TAIL', null, '1.0');
     // Caught up: what comes now arrives through the shared read of new events.
     const [warm] = await service.store.addEvents([{ type: 'WARM', data: '{}' }]);
-    await until('caught up', () => stuck.events.some((e) => e.id === warm));
+    await waitFor('caught up', () => stuck.events.some((e) => e.id === warm));
     stuck.events.splice(0);
     stuck.calls.splice(0);
+    const adding = performance.now();
     const ids = await addAround();
-    await expectWaitingOn(stuck, 'BIG_TAIL', ids);
+    await expectWaitingOn(stuck, 'BIG_TAIL', ids, adding);
     await expectOthersGot(o, ids);
 
     // The consumer connects again with futoin.evt.receiver 1.1 (8 MiB messages): its new
     // session delivers the event and the rest, nothing lost.
     const v11 = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_TAIL', null, '1.1');
-    await until('the rest', () => v11.events.some((e) => e.id === ids.after[4]));
+    await waitFor('the rest', () => v11.events.some((e) => e.id === ids.after[4]));
     expect(v11.events.map((e) => e.id)).to.deep.equal([ids.big, ...ids.after]);
     expect(v11.events[0]!.data).to.deep.equal(BIG);
-    await until('the pointer at the end', async () => {
+    await waitFor('the pointer at the end', async () => {
       return (await service.store.consumerPointer(ident('BIG_TAIL'))) === ids.after[4];
     });
     expect(stuck.events.map((e) => e.id)).to.deep.equal(ids.before);
@@ -301,7 +288,7 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
       { type: 'SMALL', data: '2' },
     ]);
     for (const r of [live10a, live10b, live11])
-      await until('LIVE events', () => r.events.some((e) => e.id === b));
+      await waitFor('LIVE events', () => r.events.some((e) => e.id === b));
     expect(live11.events.map((e) => e.id)).to.deep.equal([a, big, b]);
     for (const r of [live10a, live10b]) {
       expect(r.events.map((e) => e.id)).to.deep.equal([a, b]);
@@ -330,7 +317,7 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
       { type: 'HUGE', data: huge },
       { type: 'SMALL', data: '2' },
     ]);
-    await until('pushError', () => errorsOf(ident('HUGE')).length >= 2);
+    await waitFor('pushError', () => errorsOf(ident('HUGE')).length >= 2);
     expect(r.events.map((e) => e.id)).to.deep.equal([before]);
     const err = errorsOf(ident('HUGE'))[0]!.err;
     expect((err as Error).message).to.equal('InternalError');
@@ -344,9 +331,9 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
       .and.include(`evtstream consumer reset ${ident('HUGE')} --to ${hugeId}`);
 
     await admin((as, f) => f.moveConsumer(as, ident('HUGE'), 'id', { id: hugeId }));
-    await until('the session ends', async () => !(await sessionOpen(ident('HUGE'))));
+    await waitFor('the session ends', async () => !(await sessionOpen(ident('HUGE'))));
     const moved = await connect(service.wsUrl, TEST_CREDENTIALS, 'HUGE', null, '1.1');
-    await until('the rest', () => moved.events.some((e) => e.id === after));
+    await waitFor('the rest', () => moved.events.some((e) => e.id === after));
     expect(moved.events.map((e) => e.id)).to.deep.equal([after]);
   });
 });

@@ -16,8 +16,7 @@ import {
   steps,
   TEST_CREDENTIALS,
 } from '../support/service';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { waitForValue } from '../support/wait';
 
 /** Adds `n` events in batches of `batch`, `type` by index. */
 async function addMany(
@@ -58,6 +57,13 @@ describeDatabases('push delivery', (fx) => {
   };
   const pointer = (component: string, user = 'alice') =>
     service.store.consumerPointer(`${user}:${component}`);
+  /** Waits until the stored pointer is at or past `id`; resolves with it. */
+  const pointerAtLeast = (component: string, id: string, user = 'alice') =>
+    waitForValue(
+      `the stored pointer of ${user}:${component} at ${id}`,
+      () => pointer(component, user),
+      (p) => cmpIds(p ?? '0', id) >= 0,
+    );
 
   for (const transport of ['ws', 'internal'] as const) {
     it(`pushes 20,000 events added while receiving exactly once, in ID order (${transport})`, async function () {
@@ -80,10 +86,7 @@ describeDatabases('push delivery', (fx) => {
       expectSeqWithoutGaps(r);
       // The stored pointer follows acknowledged batches only.
       const user = transport === 'ws' ? 'alice' : '-internal';
-      await r.until(() => true);
-      for (let i = 0; i < 100 && cmpIds((await pointer(component, user)) ?? '0', last) < 0; i++)
-        await sleep(20);
-      expect(await pointer(component, user)).to.equal(last);
+      expect(await pointerAtLeast(component, last, user)).to.equal(last);
     });
   }
 
@@ -106,7 +109,7 @@ describeDatabases('push delivery', (fx) => {
     const first = await connect(service.wsUrl, TEST_CREDENTIALS, 'RESUME');
     const a = await addMany(service, 50);
     await first.until(() => first.events.some((e) => e.id === a[a.length - 1]));
-    for (let i = 0; i < 100 && (await pointer('RESUME')) !== a[a.length - 1]; i++) await sleep(10);
+    await pointerAtLeast('RESUME', a[a.length - 1]!);
     first.close();
     const b = await addMany(service, 30);
     const second = await connect(service.wsUrl, TEST_CREDENTIALS, 'RESUME');
@@ -123,13 +126,7 @@ describeDatabases('push delivery', (fx) => {
     await r.until(() => r.events.some((e) => e.id === odd[odd.length - 1]));
     expect(r.events.map((e) => e.id).filter((id) => ids.includes(id))).to.deep.equal(odd);
     expect(r.events.every((e) => e.type === 'ODD')).to.equal(true);
-    for (
-      let i = 0;
-      i < 100 && cmpIds((await pointer('WANTED')) ?? '0', ids[ids.length - 1]!) < 0;
-      i++
-    )
-      await sleep(10);
-    expect(await pointer('WANTED')).to.equal(ids[ids.length - 1]);
+    expect(await pointerAtLeast('WANTED', ids[ids.length - 1]!)).to.equal(ids[ids.length - 1]);
   });
 
   it('pushes new events to LIVE consumers, never older ones', async () => {
@@ -230,7 +227,11 @@ describeDatabases('push delivery', (fx) => {
     const r = await connectRaw(service.wsUrl, TEST_CREDENTIALS, 'CLOSING');
     expect(await service.sessions()).to.equal(before + 1);
     r.close();
-    for (let i = 0; i < 200 && (await service.sessions()) > before; i++) await sleep(5);
+    await waitForValue(
+      'the session to end',
+      () => service.sessions(),
+      (n) => n <= before,
+    );
     expect(await service.sessions()).to.equal(before);
   });
 });

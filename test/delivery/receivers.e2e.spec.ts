@@ -12,6 +12,7 @@ import { LiveReceiver } from '../../src/receiving/LiveReceiver';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import { describeDatabases } from '../support/db';
 import { startService, TEST_CREDENTIALS } from '../support/service';
+import { waitFor, waitForEvent } from '../support/wait';
 
 class Collecting extends ReliableReceiver {
   readonly got: Event[] = [];
@@ -27,16 +28,8 @@ class CollectingLive extends LiveReceiver {
   }
 }
 
-async function until(pred: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const ready = (r: LiveReceiver): Promise<void> =>
-  new Promise((resolve) => r.once('ready', () => resolve()));
+/** How long a receiver may take to be ready, or to get what it waits for. */
+const RECEIVE_MS = 60_000;
 
 describeDatabases('our receivers against our push service', (fx) => {
   let service: StreamService;
@@ -70,15 +63,17 @@ describeDatabases('our receivers against our push service', (fx) => {
       this.timeout(120_000);
       const receiver = new Collecting(ccm);
       const component = `OURS_${transport}`;
-      const isReady = ready(receiver);
+      const isReady = waitForEvent(receiver, 'ready', RECEIVE_MS);
       if (transport === 'ws') receiver.start(service.wsUrl, TEST_CREDENTIALS, { component });
       else receiver.start(service.executor, null, { component });
       await isReady;
       const ids = await add(20_000, 400);
       const last = ids[ids.length - 1]!;
-      await until(
+      await waitFor(
+        `the last event (${last})`,
         () =>
           receiver.got.length > 0 && cmpIds(receiver.got[receiver.got.length - 1]!.id, last) >= 0,
+        RECEIVE_MS,
       );
       const mine = new Set(ids);
       expect(receiver.got.map((e) => e.id).filter((id) => mine.has(id))).to.deep.equal(ids);
@@ -91,11 +86,11 @@ describeDatabases('our receivers against our push service', (fx) => {
   it('LiveReceiver gets the new events only', async () => {
     await add(20, 20);
     const receiver = new CollectingLive(ccm);
-    const isReady = ready(receiver);
+    const isReady = waitForEvent(receiver, 'ready', RECEIVE_MS);
     receiver.start(service.wsUrl, TEST_CREDENTIALS);
     await isReady;
     const ids = await add(300, 30, 'LIVE_NEW');
-    await until(() => receiver.got.length >= 300);
+    await waitFor('300 events', () => receiver.got.length >= 300, RECEIVE_MS);
     expect(receiver.got.map((e) => e.id)).to.deep.equal(ids);
     receiver.stop();
   });

@@ -9,6 +9,7 @@ import type { StreamService } from '../../src/app/service';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { describeDatabases } from '../support/db';
 import { startService, TEST_CREDENTIALS } from '../support/service';
+import { waitFor, waitForEvent } from '../support/wait';
 
 interface RefReceiver {
   start(
@@ -17,7 +18,8 @@ interface RefReceiver {
     options: { component?: string; want?: string[] },
   ): void;
   stop(): void;
-  on(event: string, handler: (...args: unknown[]) => void): void;
+  once(event: string, handler: (...args: unknown[]) => void): void;
+  off(event: string, handler: (...args: unknown[]) => void): void;
   _onEvents(as: AsyncSteps, events: Event[]): void;
 }
 type RefReceiverClass = new (ccm: AdvancedCCM) => RefReceiver;
@@ -26,7 +28,10 @@ const RefReliableReceiver = require('futoin-eventstream/ReliableReceiver') as Re
 const RefLiveReceiver = require('futoin-eventstream/LiveReceiver') as RefReceiverClass;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
-/** A reference receiver recording what it gets; resolves `ready` on its 'ready' event. */
+/** How long a receiver may take to be ready, or to get what it waits for. */
+const RECEIVE_MS = 30_000;
+
+/** A reference receiver recording what it gets; `ready` resolves on its 'ready' event. */
 function recording(
   Base: RefReceiverClass,
   ccm: AdvancedCCM,
@@ -37,16 +42,9 @@ function recording(
       events.push(...got);
     }
   })(ccm);
-  const ready = new Promise<void>((resolve) => receiver.on('ready', () => resolve()));
+  const ready = waitForEvent(receiver, 'ready', RECEIVE_MS).then(() => undefined);
+  ready.catch(() => undefined); // where nobody awaits it, a timeout is no unhandled rejection
   return { receiver, events, ready };
-}
-
-async function until(pred: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describeDatabases('reference receivers against our push service', (fx) => {
@@ -73,7 +71,7 @@ describeDatabases('reference receivers against our push service', (fx) => {
     receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'REFREL' });
     await ready;
     const more = await add(1_500);
-    await until(() => events.length >= 3_000);
+    await waitFor('3,000 events', () => events.length >= 3_000, RECEIVE_MS);
     expect(events.map((e) => e.id)).to.deep.equal([...backlog, ...more]);
     receiver.stop();
   });
@@ -84,12 +82,20 @@ describeDatabases('reference receivers against our push service', (fx) => {
     first.receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'REFRESTART' });
     await first.ready;
     const a = await add(200);
-    await until(() => first.events.some((e) => e.id === a[a.length - 1]));
+    await waitFor(
+      'the first batch',
+      () => first.events.some((e) => e.id === a[a.length - 1]),
+      RECEIVE_MS,
+    );
     first.receiver.stop();
     const b = await add(100);
     const second = recording(RefReliableReceiver, ccm);
     second.receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'REFRESTART' });
-    await until(() => second.events.some((e) => e.id === b[b.length - 1]));
+    await waitFor(
+      'the second batch',
+      () => second.events.some((e) => e.id === b[b.length - 1]),
+      RECEIVE_MS,
+    );
     const got = second.events.map((e) => e.id);
     // At most the last unacknowledged batches again, then exactly what followed.
     expect(got.slice(got.indexOf(b[0]!))).to.deep.equal(b);
@@ -108,7 +114,7 @@ describeDatabases('reference receivers against our push service', (fx) => {
     await ready;
     await add(5, 'OTHER');
     const ids = await add(10, 'LIVE_ONE');
-    await until(() => events.length >= 10);
+    await waitFor('10 events', () => events.length >= 10, RECEIVE_MS);
     expect(events.map((e) => e.id)).to.deep.equal(ids);
     receiver.stop();
   });

@@ -25,7 +25,7 @@ import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import type { Dialect } from '../../src/storage/sql';
 import type { EventStore } from '../../src/storage/store';
 import {
-  ensureBuilt,
+  requireFreshDist,
   freePort,
   killChildren,
   ROOT,
@@ -41,6 +41,7 @@ import {
   TEST_SECRET,
   TEST_USER,
 } from '../support/service';
+import { sleep, waitFor } from '../support/wait';
 
 /** onEvents calls in flight per consumer (DBPushService's request_max default). */
 const REQUEST_MAX = 2;
@@ -51,27 +52,6 @@ const CATCH_UP_MS = 30_000;
 const RECONNECT = { reconnectMinMS: 20, reconnectMaxMS: 300 };
 const DB_SCRIPT = path.join(ROOT, '.ci', 'databases.sh');
 const HIGHEST_ID: EventId = '999999999999999999';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves once `pred` holds (checked every `everyMs`); rejects after `ms`. */
-async function until(
-  pred: () => boolean | Promise<boolean>,
-  ms: number,
-  what: string | (() => string),
-  everyMs = 5,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await pred()) return;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`,
-      );
-    }
-    await sleep(everyMs);
-  }
-}
 
 const report = (line: string): void => {
   if (process.env['EVT_FAULTS_REPORT']) process.stdout.write(`      [faults] ${line}\n`);
@@ -407,7 +387,7 @@ describeDatabases('faults: the receiver WebSocket dropped mid-stream', (fx) => {
     defer(() => service.close(1_000));
     const receiver = newReceiver(defer);
     receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'WS_DROP', ...RECONNECT });
-    await until(() => receiver.ready === 1, 10_000, 'the first ready');
+    await waitFor('the first ready', () => receiver.ready === 1, 10_000);
 
     // Events keep coming until every drop is done and TOTAL were added.
     let added = 0;
@@ -426,19 +406,19 @@ describeDatabases('faults: the receiver WebSocket dropped mid-stream', (fx) => {
     try {
       for (let d = 1; d <= DROPS; d++) {
         const from = receiver.received.length;
-        await until(
+        await waitFor(
+          () => `events flowing before drop ${d} (${receiver.received.length} received)`,
           () => receiver.ready === d && receiver.received.length >= from + 300,
           CATCH_UP_MS,
-          () => `events flowing before drop ${d} (${receiver.received.length} received)`,
         );
         const open = wsContexts();
         expect(open.length, 'open WebSocket connections').to.be.above(0);
         for (const c of open) c._ws_conn.terminate();
         drops++;
-        await until(
+        await waitFor(
+          () => `the receiver to reconnect after drop ${d} (${receiver.workerErrors.join(',')})`,
           () => receiver.ready === d + 1,
           CATCH_UP_MS,
-          () => `the receiver to reconnect after drop ${d} (${receiver.workerErrors.join(',')})`,
         );
       }
     } finally {
@@ -448,10 +428,10 @@ describeDatabases('faults: the receiver WebSocket dropped mid-stream', (fx) => {
 
     const table = await tableIds(service.store);
     expect(table.length).to.be.at.least(TOTAL);
-    await until(
+    await waitFor(
+      () => receiver.missing(table),
       () => receiver.hasAll(table),
       CATCH_UP_MS,
-      () => receiver.missing(table),
     );
     receiver.stop();
     const figures = checkDelivery(receiver, table, DROPS);
@@ -493,8 +473,8 @@ describeDatabases('faults: the receiver throwing for a while', (fx) => {
       }
     })();
     try {
-      await until(() => failUntil > 0, 10_000, 'the first onEvents call');
-      await until(() => Date.now() > failUntil, FAIL_MS + 1_000, 'the end of the failing window');
+      await waitFor('the first onEvents call', () => failUntil > 0, 10_000);
+      await waitFor('the end of the failing window', () => Date.now() > failUntil, FAIL_MS + 1_000);
       const failed = receiver.failedAttempts;
       expect(failed, 'onEvents attempts while failing (backoff, no storm)').to.be.below(30);
       expect(receiver.received, 'nothing accepted while failing').to.deep.equal([]);
@@ -505,11 +485,11 @@ describeDatabases('faults: the receiver throwing for a while', (fx) => {
     const table = await tableIds(service.store);
     expect(table.length).to.equal(3_500);
     const since = Date.now();
-    await until(
-      () => receiver.hasAll(table),
-      RESUME_MS,
+    await waitFor(
       () =>
         `delivery to resume once the handler works (${receiver.failedAttempts} failed attempts): ${receiver.missing(table)}`,
+      () => receiver.hasAll(table),
+      RESUME_MS,
     );
     const catchUpMs = Date.now() - since;
     // Paced retries: 1.5 s of failures is a few attempts (a stall would leave just one).
@@ -552,11 +532,11 @@ describeDatabases(
       const writer = new WireWriter(service.wsUrl, 8);
       defer(() => writer.stop());
       await writer.start();
-      await until(
-        () => writer.ids.length >= 300 && receiver.uniques.size >= 200,
-        CATCH_UP_MS,
+      await waitFor(
         () =>
           `writes and deliveries (${writer.ids.length} written, ${receiver.uniques.size} received)`,
+        () => writer.ids.length >= 300 && receiver.uniques.size >= 200,
+        CATCH_UP_MS,
       );
 
       // A transaction open on the service's own database client when the server goes away (as
@@ -594,10 +574,10 @@ describeDatabases(
       expect(txOutcome, 'the transaction open across the restart').to.match(/^failed: /);
 
       const written = writer.ids.length;
-      await until(
+      await waitFor(
+        () => `writes to succeed again (${writer.failures} failed: ${writer.lastError})`,
         () => writer.ids.length >= written + 300,
         60_000,
-        () => `writes to succeed again (${writer.failures} failed: ${writer.lastError})`,
       );
       await writer.stop();
 
@@ -607,10 +587,10 @@ describeDatabases(
         writer.ids.filter((id) => !inTable.has(id)),
         'acknowledged events missing from evt_queue',
       ).to.deep.equal([]);
-      await until(
+      await waitFor(
+        () => receiver.missing(table),
         () => receiver.hasAll(table),
         60_000,
-        () => receiver.missing(table),
       );
       receiver.stop();
       const figures = checkDelivery(receiver, table, 1);
@@ -631,7 +611,7 @@ describeDatabases('faults: the service process killed with SIGKILL and started a
 
   before(function () {
     this.timeout(200_000);
-    ensureBuilt();
+    requireFreshDist();
   });
 
   it('the receiver reconnects by itself to the restarted service and gets every committed event', async function () {
@@ -649,11 +629,11 @@ describeDatabases('faults: the service process killed with SIGKILL and started a
     const writer = new WireWriter(first.wsUrl, 4, 3_000);
     defer(() => writer.stop());
     await writer.start();
-    await until(
-      () => receiver.ready === 1 && writer.ids.length >= 300 && receiver.uniques.size >= 200,
-      CATCH_UP_MS,
+    await waitFor(
       () =>
         `writes and deliveries (${writer.ids.length} written, ${receiver.uniques.size} received)`,
+      () => receiver.ready === 1 && writer.ids.length >= 300 && receiver.uniques.size >= 200,
+      CATCH_UP_MS,
     );
 
     first.child.kill();
@@ -664,15 +644,15 @@ describeDatabases('faults: the service process killed with SIGKILL and started a
     const second = await startCliServerWith(args, options);
     defer(stopChild(second));
     expect(second.wsUrl).to.equal(first.wsUrl);
-    await until(
+    await waitFor(
+      () => `the receiver to reconnect by itself (${receiver.workerErrors.join(',')})`,
       () => receiver.ready === 2,
       CATCH_UP_MS,
-      () => `the receiver to reconnect by itself (${receiver.workerErrors.join(',')})`,
     );
-    await until(
+    await waitFor(
+      () => `writes to succeed again (${writer.failures} failed: ${writer.lastError})`,
       () => writer.ids.length >= atKill + 300,
       CATCH_UP_MS,
-      () => `writes to succeed again (${writer.failures} failed: ${writer.lastError})`,
     );
     await writer.stop();
 
@@ -683,10 +663,10 @@ describeDatabases('faults: the service process killed with SIGKILL and started a
       writer.ids.filter((id) => !inTable.has(id)),
       'acknowledged events missing from evt_queue',
     ).to.deep.equal([]);
-    await until(
+    await waitFor(
+      () => receiver.missing(table),
       () => receiver.hasAll(table),
       CATCH_UP_MS,
-      () => receiver.missing(table),
     );
     receiver.stop();
     const figures = checkDelivery(receiver, table, 1);

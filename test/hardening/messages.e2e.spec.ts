@@ -4,7 +4,7 @@
  * that one connection, and the process keeps serving everyone.
  */
 import { expect } from 'chai';
-import { ensureBuilt, killChildren, startCliServer, type CliServer } from '../support/cli';
+import { requireFreshDist, killChildren, startCliServer, type CliServer } from '../support/cli';
 import { describeDatabases } from '../support/db';
 import { TEST_CREDENTIALS } from '../support/service';
 
@@ -66,7 +66,7 @@ describeDatabases('hardening: messages that crash a stock NodeExecutor', (fx) =>
   let service: CliServer;
   before(async function () {
     this.timeout(240_000);
-    ensureBuilt();
+    requireFreshDist();
     service = await startCliServer(['--db', fx.url], {
       env: { EVTSTREAM_USERS: TEST_CREDENTIALS, EVTSTREAM_LOG: 'warn' },
     });

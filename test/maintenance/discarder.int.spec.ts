@@ -24,18 +24,9 @@ import type { EventStore } from '../../src/storage/store';
 import { describeDatabases, testLog } from '../support/db';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
 import { sqlFor } from '../support/sql';
+import { sleep, waitFor } from '../support/wait';
 
 const HOUR = 3_600_000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every few ms until it holds; fails after `ms`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** A logger that keeps warnings (and passes the rest to the test log). */
 function recordingLog(): Logger & { warnings: string[] } {
@@ -77,7 +68,7 @@ describe('DBEventDiscarder options', () => {
     // No #db.evt and no store: the passes fail with workerError, the start itself does not.
     d.start(ccm, { poll_period_ms: HOUR, log: recordingLog() });
     expect(() => d.start(ccm)).to.throw('Already started');
-    await until('workerError', () => errors.length > 0);
+    await waitFor('workerError', () => errors.length > 0);
     await d.stop();
     ccm.close();
   });
@@ -199,7 +190,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
     disc.start(ccm, { store, poll_period_ms: HOUR, limit_at_once: 1000 });
     await disc.runPass();
     expect(await remaining()).to.deep.equal([ids[2500]]);
-    await until('3 eventDiscard', () => batches.length >= 3);
+    await waitFor('3 eventDiscard', () => batches.length >= 3);
     expect(batches).to.deep.equal([
       [1000, ids[999]],
       [1000, ids[1999]],
@@ -217,7 +208,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
     disc.start(ccm, { store, poll_period_ms: HOUR });
     const second = await disc.runPass();
     expect(second).to.deep.include({ deleted: 0, lastId: null, batches: 0 });
-    await until('2 passEnd', () => passes.length >= 2);
+    await waitFor('2 passEnd', () => passes.length >= 2);
     expect(passes.map((r) => [r.deleted, r.lastId])).to.deep.equal([
       [2, ids[1]],
       [0, null],
@@ -237,9 +228,9 @@ describeDatabases('DBEventDiscarder', (fx) => {
     // Queued behind start()'s first pass, which stopped at the cap too.
     const r = await disc.runPass();
     expect(r.batches).to.equal(BATCHES_PER_PASS);
-    await until('all deleted', async () => (await remaining()).length === 1, 50_000);
+    await waitFor('all deleted', async () => (await remaining()).length === 1, 50_000);
     expect(await remaining()).to.deep.equal([ids[n]]);
-    await until('every eventDiscard', () => batches === n);
+    await waitFor('every eventDiscard', () => batches === n);
   });
 
   it('deletes nothing without consumers; a removed consumer no longer holds events back', async () => {
@@ -290,7 +281,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
     const r = await disc.runPass();
     expect(r.stale.map((c) => c.ident)).to.deep.equal(['u:IDLE']);
     expect(await remaining()).to.deep.equal(ids.slice(5));
-    await until('staleConsumer events', () => staleEvents.length >= 2);
+    await waitFor('staleConsumer events', () => staleEvents.length >= 2);
     // Each pass: start()'s and ours.
     expect(staleEvents.map((e) => e.slice(0, 2))).to.deep.equal([
       ['u:IDLE', ids[1]],
@@ -336,14 +327,14 @@ describeDatabases('DBEventDiscarder', (fx) => {
     disc.on('workerError', (code, info, exception) => errors.push([code, info, exception]));
     try {
       disc.start(ccm, { store, poll_period_ms: 20, log: recordingLog() });
-      await until('two workerErrors', () => errors.length >= 2);
+      await waitFor('two workerErrors', () => errors.length >= 2);
     } finally {
       await rename('evt_queue_away', 'evt_queue');
     }
     expect(errors[0]![0]).to.equal('InternalError');
     expect(errors[0]![1]).to.match(/evt_queue/);
     expect(errors[0]![2]).to.be.instanceOf(Error);
-    await until('deletion after recovery', async () => (await remaining()).length === 2);
+    await waitFor('deletion after recovery', async () => (await remaining()).length === 2);
     expect(await remaining()).to.deep.equal(ids.slice(3));
   });
 
@@ -353,7 +344,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
     discarder = disc;
     disc.on('workerError', (_code, info) => errors.push(info ?? ''));
     disc.start(ccm, { store, poll_period_ms: 20, event_table: 'evt_nowhere', log: recordingLog() });
-    await until('workerErrors', () => errors.length >= 2);
+    await waitFor('workerErrors', () => errors.length >= 2);
     expect(errors[0]).to.match(/evt_nowhere/);
   });
 
@@ -505,7 +496,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
       disc.start(ccm, { store, poll_period_ms: HOUR });
       let atAnswer: EventId[] | null = null;
       try {
-        await until('the DELETE waiting', async () => (await lockWaits('DELETE')) > 0);
+        await waitFor('the DELETE waiting', async () => (await lockWaits('DELETE')) > 0);
         // What AdminCore.moveConsumer commits, to the start.
         const move = mover.db
           .execute(
@@ -513,7 +504,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
             ['u:A'],
           )
           .then(async () => (atAnswer = await remaining(mover)));
-        await until(
+        await waitFor(
           'the move answered, or waiting for the DELETE',
           async () => atAnswer !== null || (await lockWaits('UPDATE')) > 0,
         );
@@ -523,7 +514,7 @@ describeDatabases('DBEventDiscarder', (fx) => {
       } finally {
         release();
       }
-      await until('passEnd', () => passes.length > 0);
+      await waitFor('passEnd', () => passes.length > 0);
       expect(await store.consumerPointer('u:A')).to.equal('0');
       // Nothing it could replay when it answered is deleted afterwards.
       expect(atAnswer, 'the events when the move answered').to.not.equal(null);
@@ -541,10 +532,10 @@ describeDatabases('DBEventDiscarder', (fx) => {
     const discarded: number[] = [];
     disc.on('eventDiscard', (n) => discarded.push(n));
     disc.start(dbCcm, { poll_period_ms: 20 });
-    await until('eventDiscard', () => discarded.length > 0);
+    await waitFor('eventDiscard', () => discarded.length > 0);
     expect(await remaining()).to.deep.equal(ids.slice(3));
     dbCcm.close();
-    await until('stopped by the CCM close', () =>
+    await waitFor('stopped by the CCM close', () =>
       disc.runPass().then(
         () => false,
         (e: Error) => e.message === 'Not started',
@@ -631,7 +622,7 @@ describeDatabases('DBEventDiscarder under concurrent writers', (fx) => {
         const events = await steps<Event[]>((as) => poll.pollEvents(as, 'DISC', last));
         for (const e of events) received.push(e.id);
         if (events.length > 0) last = events[events.length - 1]!.id;
-        else await sleep(2);
+        else await sleep(2); // nothing new yet: poll again soon, without spinning
       }
       // The final acknowledgement.
       await steps((as) => poll.pollEvents(as, 'DISC', last));
@@ -645,13 +636,13 @@ describeDatabases('DBEventDiscarder under concurrent writers', (fx) => {
     expect(rolledBack, 'some transactions rolled back').to.be.greaterThan(0);
     expect(received).to.deep.equal(committed);
     // And the discarder was at work meanwhile: all but the newest is gone in the end.
-    await until('the discarder catches up', async () => {
+    await waitFor('the discarder catches up', async () => {
       const [row] = await store.db.query<{ n: number | string }>(
         `SELECT COUNT(*) AS n FROM ${table}`,
       );
       return Number(row?.n) === 1;
     });
-    await until('eventDiscard delivered', () => discarded === committed.length - 1);
+    await waitFor('eventDiscard delivered', () => discarded === committed.length - 1);
     expect(errors).to.deep.equal([]);
     expect(discardedWhileWriting, 'deleted while writers ran').to.be.greaterThan(0);
     if (process.env['EVT_TEST_VERBOSE']) {

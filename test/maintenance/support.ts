@@ -1,7 +1,7 @@
 /**
  * Helpers for the archiver suites: a TCP proxy that can take a database server away and give it
- * back (without touching the shared server), an SqlClient wrapper that records transactions and
- * can fail one in the middle, and bounded waiting.
+ * back (without touching the shared server), and an SqlClient wrapper that records transactions
+ * and can fail one in the middle.
  */
 import net from 'net';
 import type {
@@ -13,23 +13,6 @@ import type {
   SqlValue,
 } from '../../src/storage/sql';
 import { sqlFor } from '../support/sql';
-
-/** Waits until `pred` holds, checking every 25 ms; fails after `ms` with `what`. */
-export async function until(
-  pred: () => boolean | Promise<boolean>,
-  what: string | (() => string),
-  ms = 60_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) {
-      throw new Error(
-        `Timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * Forwards 127.0.0.1:port to a database server. close() refuses new connections and cuts the

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import type { AsyncSteps } from 'futoin-asyncsteps';
+import { RequestInfo } from 'futoin-executor';
 import { AdvancedCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import type { EventId } from '../../src/common/ids';
@@ -31,20 +32,11 @@ import {
   TEST_USER,
 } from '../support/service';
 import { sqlFor } from '../support/sql';
+import { waitFor } from '../support/wait';
 
 const ADMIN = 'root';
 const ADMIN_CREDENTIALS = `${ADMIN}:root-secret`;
 const HOUR = 3_600_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 class Collecting extends ReliableReceiver {
   readonly got: Event[] = [];
@@ -213,6 +205,26 @@ describeDatabases('ftn18es.admin', (fx) => {
         as.add((as) => ccm.iface<AdminFace>('local').stats(as));
       });
       expect(r.stats.consumers).to.be.greaterThan(0);
+
+      // A call made while serving a request carries that request's user ("on behalf of", FTN3):
+      // the user's own level decides.
+      await steps((as) =>
+        AdminFace.register(as, ccm, 'local-obf', service.executor, null, { sendOnBehalfOf: true }),
+      );
+      const statsOnBehalfOf = (user: string, level: string) =>
+        steps<{ stats: StreamStats }>((as) => {
+          // What futoin-executor sets while it serves that user's request.
+          as.state['reqinfo'] = {
+            info: {
+              USER_INFO: { localID: () => user, globalID: () => user },
+              SECURITY_LEVEL: level,
+            },
+          };
+          ccm.iface<AdminFace>('local-obf').stats(as);
+        });
+      await expectFutoinError(statsOnBehalfOf(TEST_USER, RequestInfo.SL_SAFE_OPS), 'SecurityError');
+      const byAdmin = await statsOnBehalfOf(ADMIN, RequestInfo.SL_PRIVILEGED_OPS);
+      expect(byAdmin.stats.consumers).to.be.greaterThan(0);
     });
   });
 
@@ -274,11 +286,13 @@ describeDatabases('ftn18es.admin', (fx) => {
       const got = await poll(face, 'MOVER', newest);
       expect(got.length).to.be.greaterThan(0);
       expect(BigInt(got[0]!.id) <= BigInt(ids[0]!)).to.equal(true);
-      // After that, its last_id counts again (never backwards past the stored pointer).
+      // After that, its last_id counts again (never backwards past the stored pointer): the next
+      // poll goes on after what it got, up to an event added now.
+      const [added] = await add(1);
       const next = await poll(face, 'MOVER', got[got.length - 1]!.id);
-      if (next.length > 0) {
-        expect(BigInt(next[0]!.id) > BigInt(got[got.length - 1]!.id)).to.equal(true);
-      }
+      expect(next.length).to.be.greaterThan(0);
+      expect(BigInt(next[0]!.id) > BigInt(got[got.length - 1]!.id)).to.equal(true);
+      expect(next.map((e) => e.id)).to.include(added);
 
       const moves = (await admin<{ moves: MoveRecord[] }>((as, f) => f.listMoves(as, ident, 10)))
         .moves;
@@ -360,11 +374,11 @@ describeDatabases('ftn18es.admin', (fx) => {
       receiver.on('ready', () => ready.push('ready'));
       receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'PUSHED' });
       try {
-        await until('ready', () => ready.length === 1);
+        await waitFor('ready', () => ready.length === 1);
         const fresh = await add(4, 'PUSHME');
-        await until('4 pushed', () => receiver.got.some((e) => e.id === fresh[3]));
+        await waitFor('4 pushed', () => receiver.got.some((e) => e.id === fresh[3]));
         // The pointer is stored once the onEvents call has returned: soon after.
-        await until(
+        await waitFor(
           'the pointer stored',
           async () => (await consumer(pushIdent))?.pointer === fresh[3],
         );
@@ -373,11 +387,14 @@ describeDatabases('ftn18es.admin', (fx) => {
 
         await admin((as, f) => f.moveConsumer(as, pushIdent, 'id', { id: fresh[0] }));
         // The session ends; the receiver reconnects and gets fresh[1..3] again.
-        await until('a second ready', () => ready.length >= 2);
-        await until('the replay', () => receiver.got.filter((e) => e.id === fresh[3]).length === 2);
+        await waitFor('a second ready', () => ready.length >= 2);
+        await waitFor(
+          'the replay',
+          () => receiver.got.filter((e) => e.id === fresh[3]).length === 2,
+        );
         const replay = receiver.got.slice(receiver.got.findIndex((e) => e.id === fresh[3]) + 1);
         expect(replay.map((e) => e.id)).to.deep.equal(fresh.slice(1));
-        await until(
+        await waitFor(
           'the pointer stored again',
           async () => (await consumer(pushIdent))?.pointer === fresh[3],
         );
@@ -397,12 +414,15 @@ describeDatabases('ftn18es.admin', (fx) => {
     receiver.on('ready', () => ready.push('ready'));
     receiver.start(service.executor, null, { component: 'INPROC' });
     try {
-      await until('ready', () => ready.length === 1);
+      await waitFor('ready', () => ready.length === 1);
       const fresh = await add(3, 'INPROC');
-      await until('3 pushed and stored', async () => (await consumer(ident))?.pointer === fresh[2]);
+      await waitFor(
+        '3 pushed and stored',
+        async () => (await consumer(ident))?.pointer === fresh[2],
+      );
       await admin((as, f) => f.moveConsumer(as, ident, 'id', { id: fresh[0] }));
-      await until('a second session', () => ready.length >= 2);
-      await until('the replay', () => receiver.got.filter((e) => e.id === fresh[2]).length === 2);
+      await waitFor('a second session', () => ready.length >= 2);
+      await waitFor('the replay', () => receiver.got.filter((e) => e.id === fresh[2]).length === 2);
       const replay = receiver.got.slice(receiver.got.findIndex((e) => e.id === fresh[2]) + 1);
       expect(replay.map((e) => e.id)).to.deep.equal(fresh.slice(1));
     } finally {
@@ -421,9 +441,12 @@ describeDatabases('ftn18es.admin', (fx) => {
     receiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ELSEWHERE' });
     const store = await fx.openStore();
     try {
-      await until('ready', () => ready.length === 1);
+      await waitFor('ready', () => ready.length === 1);
       const first = await add(3, 'ELSEWHERE');
-      await until('3 pushed and stored', async () => (await consumer(ident))?.pointer === first[2]);
+      await waitFor(
+        '3 pushed and stored',
+        async () => (await consumer(ident))?.pointer === first[2],
+      );
       // As `evtstream consumer reset --db` does: another AdminCore on its own connection, with
       // no way to reach this service's session.
       const core = new AdminCore(store);
@@ -431,9 +454,9 @@ describeDatabases('ftn18es.admin', (fx) => {
       const next = await add(2, 'ELSEWHERE');
       // The session pushes on from where it was, its pointer write fails, it ends; the receiver
       // reconnects and gets everything after the new position.
-      await until('a second session', () => ready.length >= 2);
+      await waitFor('a second session', () => ready.length >= 2);
       // (The old session may have pushed `next` first: wait for the replay itself.)
-      await until('the replay', () => {
+      await waitFor('the replay', () => {
         const ids = receiver.got.map((e) => e.id);
         return (
           ids.lastIndexOf(first[1]!) > 1 && ids.lastIndexOf(next[1]!) > ids.lastIndexOf(first[1]!)
@@ -449,7 +472,7 @@ describeDatabases('ftn18es.admin', (fx) => {
         first[2],
         ...next,
       ]);
-      await until(
+      await waitFor(
         'the pointer at the end',
         async () => (await consumer(ident))?.pointer === next[1],
       );

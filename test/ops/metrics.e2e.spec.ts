@@ -13,22 +13,12 @@ import { GenFace } from '../../src/common/faces/GenFace';
 import { describeDatabases } from '../support/db';
 import { connectRaw } from '../support/push';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { waitFor } from '../support/wait';
 
 const ADMIN = 'root';
 const ADMIN_SECRET = 'root-secret';
 const basic = (user: string, secret: string): string =>
   `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Checks until `check` holds; fails after `ms`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** A parsed exposition: samples by `name{label="value",...}` (labels sorted), and the families. */
 interface Exposition {
@@ -256,7 +246,7 @@ describeDatabases('/metrics', (fx) => {
     expect(value(e, 'evtstream_consumer_connected', { ...c, mode: 'idle' })).to.equal(0);
     expect(value(e, 'evtstream_events_delivered_total', c)).to.equal(undefined);
     // The oldest unacknowledged event ages (timestamps may be whole seconds: wait for it).
-    await until('the lag in seconds to grow', async () => {
+    await waitFor('the lag in seconds to grow', async () => {
       const lag = value(await scrape(), 'evtstream_consumer_lag_seconds', c) ?? 0;
       return lag > 0;
     });
@@ -303,14 +293,14 @@ describeDatabases('/metrics', (fx) => {
       const ids = await addEvents(3);
       await receiver.until(() => ids.every((id) => receiver.events.some((ev) => ev.id === id)));
       // It started from the first event stored: every successful call is counted once acknowledged.
-      await until('the pushes to be acknowledged and counted', async () => {
+      await waitFor('the pushes to be acknowledged and counted', async () => {
         e = await scrape();
         return value(e, 'evtstream_events_delivered_total', c) === receiver.events.length;
       });
       expect(value(e, 'evtstream_push_failures_total')).to.be.at.least(failures0 + 1);
       expect(value(e, 'evtstream_push_calls_total')).to.be.at.least(calls0 + 1);
       // Every event it got is acknowledged; once the pointer is stored, no lag is left.
-      await until('the pointer to be stored', async () => {
+      await waitFor('the pointer to be stored', async () => {
         e = await scrape();
         return value(e, 'evtstream_consumer_lag_events', c) === 0;
       });
@@ -319,7 +309,7 @@ describeDatabases('/metrics', (fx) => {
       receiver.close();
     }
     // Gone with its connection.
-    await until('the session to end', async () => {
+    await waitFor('the session to end', async () => {
       const e = await scrape();
       return value(e, 'evtstream_push_queued_events', c) === undefined;
     });
@@ -335,7 +325,7 @@ describeDatabases('/metrics', (fx) => {
       const before = value(e, 'evtstream_events_delivered_total', { consumer: 'LIVE' }) ?? 0;
       const ids = await addEvents(2);
       await live.until(() => ids.every((id) => live.events.some((ev) => ev.id === id)));
-      await until('the LIVE pushes to be counted', async () => {
+      await waitFor('the LIVE pushes to be counted', async () => {
         e = await scrape();
         const now = value(e, 'evtstream_events_delivered_total', { consumer: 'LIVE' });
         return now === before + live.events.length;
@@ -343,7 +333,7 @@ describeDatabases('/metrics', (fx) => {
     } finally {
       live.close();
     }
-    await until('the LIVE session to end', async () => {
+    await waitFor('the LIVE session to end', async () => {
       const e = await scrape();
       return value(e, 'evtstream_push_sessions', { kind: 'live' }) === 0;
     });

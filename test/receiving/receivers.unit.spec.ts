@@ -10,19 +10,26 @@ import { Executor } from 'futoin-executor';
 import { AdvancedCCM } from 'futoin-invoker';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { LiveReceiver } from '../../src/receiving/LiveReceiver';
+import type { ReceiverService } from '../../src/receiving/ReceiverService';
+import type { ReliableReceiverService } from '../../src/receiving/ReliableReceiverService';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
+import { expectElapsedAtLeast, expectGapsAtLeast, shortestBackoffs } from '../support/pacing';
+import { sleep, waitFor, withTimeout } from '../support/wait';
 import {
   activeResources,
-  delay,
   FakePushService,
   makeEvents,
   resourcesAbove,
   run,
-  waitFor,
   type Outcome,
 } from './support';
 
 const accepted: Outcome = { ok: true, result: true };
+
+/** LiveReceiver's reconnection backoff by default (RECONNECT_MIN_MS, RECONNECT_MAX_MS). */
+const RECONNECT = { min: 100, max: 10_000 };
+/** LiveReceiver's backoff before it answers a failed handling (FAILURE_MIN_MS, FAILURE_MAX_MS). */
+const HANDLER_RETRY = { min: 100, max: 5_000 };
 
 /** What a receiver emitted, in order. */
 class Recorder {
@@ -31,6 +38,8 @@ class Recorder {
   readonly processed: string[] = [];
   readonly workerErrors: string[] = [];
   readonly receiverErrors: string[] = [];
+  /** When each workerError was handled (performance.now()): at or after it happened. */
+  readonly workerErrorsAt: number[] = [];
   ready = 0;
 
   constructor(receiver: LiveReceiver) {
@@ -42,22 +51,40 @@ class Recorder {
     receiver.on('processedEvents', (events) => this.processed.push(...events.map((e) => e.id)));
     receiver.on('workerError', (code, info) => {
       this.workerErrors.push(code);
+      this.workerErrorsAt.push(performance.now());
       this.log.push(`workerError ${code} ${info ?? ''}`);
     });
     receiver.on('receiverError', (code) => this.receiverErrors.push(code));
   }
 }
 
-/** A ReliableReceiver whose handler fails while `failing()` says so. */
+/** A ReliableReceiver whose handler fails the next `failNext` times. */
 class FlakyReceiver extends ReliableReceiver {
-  attempts = 0;
+  /** When each handling started (performance.now()). */
+  readonly attemptsAt: number[] = [];
   readonly handled: string[] = [];
-  failing: () => boolean = () => false;
+  failNext = 0;
 
   protected override _onEvents(as: AsyncSteps, events: Event[]): void {
-    this.attempts++;
-    if (this.failing()) as.error('Boom', 'Handler failed');
+    this.attemptsAt.push(performance.now());
+    if (this.failNext > 0) {
+      this.failNext--;
+      as.error('Boom', 'Handler failed');
+    }
     this.handled.push(...events.map((e) => e.id));
+  }
+}
+
+/** A ReliableReceiver that shows the receiver service of its session. */
+class WatchedReceiver extends ReliableReceiver {
+  service: ReliableReceiverService | null = null;
+
+  protected override _registerReceiver(
+    ...args: Parameters<ReliableReceiver['_registerReceiver']>
+  ): ReceiverService {
+    const service = super._registerReceiver(...args);
+    this.service = service as ReliableReceiverService;
+    return service;
   }
 }
 
@@ -101,7 +128,7 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const receiver = track(new ReliableReceiver(receiverCcm));
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor, null, { component: 'UNIT', want: ['T'] });
-    await waitFor(() => rec.ready === 1, 'ready');
+    await waitFor('ready', () => rec.ready === 1);
     expect(pusher.registered).to.deep.equal(['UNIT']);
     const session = pusher.lastSession;
     expect(session.component).to.equal('UNIT');
@@ -110,14 +137,17 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const calls = [3, 1, 0, 2].map((seq) => session.push(seq, makeEvents(seq * 10 + 1, 2)));
     for (const c of calls) expect(await c.done).to.deep.equal(accepted);
     const inOrder = ['1', '2', '11', '12', '21', '22', '31', '32'];
-    await waitFor(() => rec.processed.length === 8, 'processedEvents');
+    await waitFor('processedEvents', () => rec.processed.length === 8);
     expect(rec.newEvents).to.deep.equal(inOrder);
     expect(rec.processed).to.deep.equal(inOrder);
 
-    // A re-delivery of an acknowledged group is answered without handling it again.
+    // A re-delivery of an acknowledged group is answered without handling it again: the next
+    // group's events come right after the last ones, with nothing in between.
     expect(await session.push(2, makeEvents(21, 2)).done).to.deep.equal(accepted);
-    await delay(50);
-    expect(rec.newEvents).to.deep.equal(inOrder);
+    const next = session.push(4, makeEvents(41, 2));
+    await waitFor('two more processed events', () => rec.processed.length >= 10);
+    expect(rec.newEvents).to.deep.equal([...inOrder, '41', '42']);
+    expect(await next.done).to.deep.equal(accepted);
     expect(rec.workerErrors).to.deep.equal([]);
     expect(rec.receiverErrors).to.deep.equal([]);
   });
@@ -126,7 +156,7 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const receiver = track(new LiveReceiver(receiverCcm));
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor);
-    await waitFor(() => rec.ready === 1, 'ready');
+    await waitFor('ready', () => rec.ready === 1);
     expect(pusher.registered).to.deep.equal([]);
     expect(pusher.lastSession.component).to.equal('LIVE');
     expect(pusher.lastSession.want).to.equal(null);
@@ -136,7 +166,7 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
         accepted,
       );
     }
-    await waitFor(() => rec.newEvents.length === 2, 'newEvents');
+    await waitFor('newEvents', () => rec.newEvents.length === 2);
     expect(rec.newEvents).to.deep.equal(['1', '6']);
   });
 
@@ -144,13 +174,12 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const receiver = track(new FlakyReceiver(receiverCcm));
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor, null, { component: 'FLAKY' });
-    await waitFor(() => rec.ready === 1, 'ready');
+    await waitFor('ready', () => rec.ready === 1);
     const session = pusher.lastSession;
 
     // A pusher that retries as soon as it gets an error: the receiver sets the pace.
-    const failUntil = Date.now() + 1_200;
-    receiver.failing = () => Date.now() < failUntil;
-    const startedAt = Date.now();
+    const FAILURES = 4;
+    receiver.failNext = FAILURES;
     let calls = 0;
     for (const seq of [0, 1]) {
       for (;;) {
@@ -161,11 +190,16 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
       }
     }
     expect(receiver.handled).to.deep.equal(['1', '2', '3', '11', '12', '13']);
-    expect(Date.now() - startedAt).to.be.at.least(1_200);
-    // Delays of 50-100, 100-200, 200-400, 400-800 ms...: a handful of attempts, not thousands.
-    expect(receiver.attempts).to.equal(calls);
-    expect(calls).to.be.within(4, 9);
-    expect(rec.receiverErrors.length).to.equal(calls - 2);
+    expect(calls).to.equal(FAILURES + 2);
+    expect(receiver.attemptsAt.length).to.equal(calls);
+    // Each failure is answered only after 50-100, 100-200, 200-400, 400-800 ms: each retry of
+    // the group waited at least the shortest of these, not a tight loop.
+    expectGapsAtLeast(
+      'retries of a failing handler',
+      receiver.attemptsAt.slice(0, FAILURES + 1),
+      shortestBackoffs(HANDLER_RETRY.min, HANDLER_RETRY.max, FAILURES),
+    );
+    await waitFor('a receiverError per failure', () => rec.receiverErrors.length === FAILURES);
     expect(new Set(rec.receiverErrors)).to.deep.equal(new Set(['Boom']));
   });
 
@@ -173,16 +207,16 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const receiver = track(new ReliableReceiver(receiverCcm));
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor, null, { component: 'AGAIN' });
-    await waitFor(() => rec.ready === 1, 'ready');
+    await waitFor('ready', () => rec.ready === 1);
     for (const seq of [0, 1]) await pusher.lastSession.push(seq, makeEvents(seq + 1, 1)).done;
 
     // A closed executor still answers in-process calls, so the receiver gets a new session.
     pushExecutor.close();
-    await waitFor(() => rec.ready === 2, 'ready again');
+    await waitFor('ready again', () => rec.ready === 2);
     expect(rec.workerErrors).to.deep.equal(['Disconnect']);
     expect(pusher.sessions.length).to.equal(2);
     expect(await pusher.lastSession.push(0, makeEvents(3, 1)).done).to.deep.equal(accepted);
-    await waitFor(() => rec.processed.length === 3, 'processed');
+    await waitFor('processed', () => rec.processed.length === 3);
     expect(rec.processed).to.deep.equal(['1', '2', '3']);
   });
 
@@ -191,47 +225,58 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const receiver = track(new ReliableReceiver(receiverCcm));
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor, null, { component: 'DENIED' });
-    await delay(1_500);
-    // Waits of 50-100, 100-200, 200-400, 400-800 ms: 4 to 5 attempts in 1.5 s.
-    expect(rec.workerErrors.length).to.be.within(3, 6);
-    expect(new Set(rec.workerErrors)).to.deep.equal(new Set(['SecurityError']));
+    await waitFor('4 refusals', () => rec.workerErrors.length >= 4);
     pusher.failReady = null;
-    await waitFor(() => rec.ready === 1, 'ready', 3_000);
+    await waitFor('ready', () => rec.ready === 1);
+    expect(new Set(rec.workerErrors)).to.deep.equal(new Set(['SecurityError']));
+    // Waits of 50-100, 100-200, 200-400 ms between the attempts that failed.
+    expectGapsAtLeast(
+      'readyToReceive attempts',
+      pusher.readyCalls.slice(0, 4),
+      shortestBackoffs(RECONNECT.min, RECONNECT.max, 3),
+    );
   });
 
   it('retries a refused connection with backoff, never in a tight loop', async function () {
     const port = await freeClosedPort();
     const receiver = track(new LiveReceiver(receiverCcm));
     const rec = new Recorder(receiver);
+    const startedAt = performance.now();
     receiver.start(`ws://127.0.0.1:${port}/`, 'user:pw', {
       reconnectMinMS: 50,
       reconnectMaxMS: 400,
     });
-    await delay(1_500);
-    // At least 25-50, 50-100, 100-200, then 200-400 ms apart: about 6 to 9 attempts in 1.5 s.
-    expect(rec.workerErrors.length).to.be.within(4, 10);
+    await waitFor('6 refused connections', () => rec.workerErrors.length >= 6);
     expect(new Set(rec.workerErrors)).to.deep.equal(new Set(['CommError']));
     expect(rec.ready).to.equal(0);
+    // At least 25-50, 50-100, 100-200, then 200-400 ms apart: the 6th attempt at least 575 ms
+    // after the start.
+    expectElapsedAtLeast(
+      'refused connections',
+      startedAt,
+      rec.workerErrorsAt.slice(0, 6),
+      shortestBackoffs(50, 400, 5),
+    );
   });
 
   it('stop() ends everything: no reconnection, no timer or handle left', async function () {
     // Mocha starts this test's own timeout timer once the test function first awaits.
-    await delay(1);
+    await sleep(1);
     const baseline = activeResources();
-    const receiver = new ReliableReceiver(receiverCcm);
+    const receiver = new WatchedReceiver(receiverCcm);
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor, null, { component: 'STOP' });
-    await waitFor(() => rec.ready === 1, 'ready');
+    await waitFor('ready', () => rec.ready === 1);
     // One call still waiting for its turn when stop() comes.
     const waiting = pusher.lastSession.push(3, makeEvents(4, 1));
-    await delay(20);
+    await waitFor('the call waiting', () => receiver.service?.waitingCalls === 1);
     receiver.stop();
-    expect((await waiting.done).ok).to.equal(false);
+    expect((await withTimeout(waiting.done, 'the waiting call to end')).ok).to.equal(false);
+    // No timer or handle left, so nothing can reconnect later.
     await waitFor(
+      () => `resources back to the baseline: ${resourcesAbove(baseline).join()}`,
       () => resourcesAbove(baseline).length === 0,
-      `resources back to the baseline: ${resourcesAbove(baseline).join()}`,
     );
-    await delay(300);
     expect(pusher.sessions.length).to.equal(1);
     expect(rec.ready).to.equal(1);
 
@@ -241,11 +286,11 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
       component: 'STOP',
       reconnectMinMS: 5_000,
     });
-    await waitFor(() => rec.workerErrors.length === 1, 'a refused connection');
+    await waitFor('a refused connection', () => rec.workerErrors.length === 1);
     receiver.stop();
     await waitFor(
+      () => `resources back to the baseline: ${resourcesAbove(baseline).join()}`,
       () => resourcesAbove(baseline).length === 0,
-      `resources back to the baseline: ${resourcesAbove(baseline).join()}`,
     );
     expect(resourcesAbove(baseline)).to.deep.equal([]);
   });
@@ -255,12 +300,19 @@ describe('LiveReceiver and ReliableReceiver (in-process push service)', function
     const receiver = track(new LiveReceiver(ccm));
     const rec = new Recorder(receiver);
     receiver.start(pushExecutor);
-    await waitFor(() => rec.ready === 1, 'ready');
+    await waitFor('ready', () => rec.ready === 1);
     ccm.close();
-    await delay(300);
-    // Stopped, so it can start again (and would have thrown if still running).
-    expect(() => receiver.start(pushExecutor)).not.to.throw();
-    await waitFor(() => rec.ready === 2, 'ready again');
+    // Stopped, so it can start again (start() throws while it still runs).
+    await waitFor('the receiver to stop', () => {
+      try {
+        receiver.start(pushExecutor);
+        return true;
+      } catch (err) {
+        if (!/already started/.test(String(err))) throw err;
+        return false;
+      }
+    });
+    await waitFor('ready again', () => rec.ready === 2);
     expect(rec.workerErrors).to.deep.equal([]);
   });
 

@@ -26,7 +26,9 @@ import { AdvancedCCM } from 'futoin-invoker';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { LiveReceiver } from '../../src/receiving/LiveReceiver';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
-import { delay, run, waitFor } from './support';
+import { expectElapsedAtLeast, expectGapsAtLeast, shortestBackoffs } from '../support/pacing';
+import { sleep, waitFor, waitForValue, withTimeout } from '../support/wait';
+import { run } from './support';
 
 /** The reference services: untyped CommonJS, loaded by path and typed from their sources. */
 interface RefServiceClass {
@@ -51,6 +53,10 @@ const CREDENTIALS = 'user:secret';
 const REF_WS_CHUNK = 100;
 /** It sleeps up to 3 s between reads when idle, so deliveries get a generous deadline. */
 const DELIVERY_MS = 20_000;
+/** LiveReceiver's reconnection backoff by default (RECONNECT_MIN_MS, RECONNECT_MAX_MS). */
+const RECONNECT = { min: 100, max: 10_000 };
+/** LiveReceiver's backoff before it answers a failed handling (FAILURE_MIN_MS, FAILURE_MAX_MS). */
+const HANDLER_RETRY = { min: 100, max: 5_000 };
 
 /**
  * futoin-executor 2.3.7's NodeExecutor, with one fix: when a WebSocket closes while a call to
@@ -83,26 +89,33 @@ class Observed {
   readonly ids: string[] = [];
   readonly workerErrors: string[] = [];
   readonly receiverErrors: string[] = [];
+  /** When each workerError was handled (performance.now()): at or after it happened. */
+  readonly workerErrorsAt: number[] = [];
   ready = 0;
 
   constructor(receiver: LiveReceiver) {
     receiver.on('ready', () => this.ready++);
     receiver.on('newEvents', (events) => this.ids.push(...events.map((e) => e.id)));
-    receiver.on('workerError', (code) => this.workerErrors.push(code));
+    receiver.on('workerError', (code) => {
+      this.workerErrors.push(code);
+      this.workerErrorsAt.push(performance.now());
+    });
     receiver.on('receiverError', (code) => this.receiverErrors.push(code));
   }
 }
 
-/** A ReliableReceiver whose handler fails while `failing()` says so. */
+/** A ReliableReceiver whose handler fails the next `failNext` times. */
 class FlakyReceiver extends ReliableReceiver {
-  attempts = 0;
+  /** When each handling started (performance.now()). */
+  readonly attemptsAt: number[] = [];
   failures = 0;
+  failNext = 0;
   readonly handled: string[] = [];
-  failing: () => boolean = () => false;
 
   protected override _onEvents(as: AsyncSteps, events: Event[]): void {
-    this.attempts++;
-    if (this.failing()) {
+    this.attemptsAt.push(performance.now());
+    if (this.failNext > 0) {
+      this.failNext--;
       this.failures++;
       throw new Error('Handler failed');
     }
@@ -181,19 +194,31 @@ describe('our receivers against the reference push service (futoin-eventstream 1
     }
   }
 
-  /** The consumer's stored position (evt_consumers.last_evt_id), once it reaches `id`. */
+  /** Waits until the consumer's stored position (evt_consumers.last_evt_id) is `id`. */
   async function pointerReaches(component: string, id: string): Promise<void> {
-    const deadline = Date.now() + DELIVERY_MS;
-    let pointer = '';
-    while (Date.now() < deadline) {
-      const res = await run<{ rows: (number | string | null)[][] }>((as) =>
-        db().query(as, `SELECT last_evt_id FROM evt_consumers WHERE ident LIKE '%:${component}'`),
-      );
-      pointer = String(res.rows[0]?.[0] ?? '');
-      if (pointer === id) return;
-      await delay(50);
-    }
-    throw new Error(`The stored pointer of ${component} is ${pointer}, not ${id}`);
+    await waitForValue(
+      `the stored pointer of ${component} at ${id}`,
+      async () => {
+        const res = await run<{ rows: (number | string | null)[][] }>((as) =>
+          db().query(as, `SELECT last_evt_id FROM evt_consumers WHERE ident LIKE '%:${component}'`),
+        );
+        return String(res.rows[0]?.[0] ?? '');
+      },
+      (pointer) => pointer === id,
+      DELIVERY_MS,
+    );
+  }
+
+  /**
+   * Adds one more event and waits until `got` has it: in-order delivery brings anything still
+   * owed (a duplicate too) before it. Resolves with every ID in the database, the new one last.
+   */
+  async function deliverOneMore(got: () => string[], type = 'END'): Promise<string[]> {
+    await addEvents(1, type);
+    const all = await allIds();
+    const last = all[all.length - 1] ?? '';
+    await waitFor(`the event added last (${last})`, () => got().includes(last), DELIVERY_MS);
+    return all;
   }
 
   function start<T extends LiveReceiver>(
@@ -255,7 +280,7 @@ describe('our receivers against the reference push service (futoin-eventstream 1
     await new Promise((resolve) => server?.close(resolve));
     ccm?.close();
     // The reference's push worker may still be sleeping (up to 3 s) before it notices.
-    await delay(100);
+    await sleep(100);
     fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
@@ -263,12 +288,11 @@ describe('our receivers against the reference push service (futoin-eventstream 1
     await addEvents(1000);
     const receiver = new ReliableReceiver();
     const got = start(receiver, 'ALL');
-    await waitFor(() => got.ready === 1, 'ready', DELIVERY_MS);
+    await waitFor('ready', () => got.ready === 1, DELIVERY_MS);
     await addEvents(1000);
-    const expected = await allIds();
-    expect(expected.length).to.equal(2000);
-    await waitFor(() => got.ids.length >= 2000, 'all 2000 events', DELIVERY_MS);
-    await delay(200);
+    expect(await allIds()).to.have.length(2000);
+    await waitFor('all 2000 events', () => got.ids.length >= 2000, DELIVERY_MS);
+    const expected = await deliverOneMore(() => got.ids);
     expect(got.ids).to.deep.equal(expected);
     await pointerReaches('ALL', expected[expected.length - 1] ?? '');
     expect(got.workerErrors).to.deep.equal([]);
@@ -278,20 +302,20 @@ describe('our receivers against the reference push service (futoin-eventstream 1
   it('ReliableReceiver reconnects by itself after its WebSocket drops and resumes from the stored pointer', async function () {
     const receiver = new ReliableReceiver();
     const got = start(receiver, 'DROP');
-    await waitFor(() => got.ready === 1, 'ready', DELIVERY_MS);
+    await waitFor('ready', () => got.ready === 1, DELIVERY_MS);
     await addEvents(1500);
     // Drop the connection while the stream is flowing.
-    await waitFor(() => got.ids.length >= 300, 'the first events', DELIVERY_MS);
+    await waitFor('the first events', () => got.ids.length >= 300, DELIVERY_MS);
     for (const sock of sockets) sock.destroy();
     await addEvents(300);
-    await waitFor(() => got.ready === 2, 'ready after reconnecting', DELIVERY_MS);
+    await waitFor('ready after reconnecting', () => got.ready === 2, DELIVERY_MS);
     expect(got.workerErrors).to.deep.equal(['Disconnect']);
     await addEvents(200);
 
     // A new consumer starts from the first event in the database.
-    const expected = await allIds();
-    await waitFor(() => new Set(got.ids).size >= expected.length, 'every event', DELIVERY_MS);
-    await delay(200);
+    const before = await allIds();
+    await waitFor('every event', () => new Set(got.ids).size >= before.length, DELIVERY_MS);
+    const expected = await deliverOneMore(() => got.ids);
     expectAtLeastOnceInOrder(got.ids, expected, 1);
     await pointerReaches('DROP', expected[expected.length - 1] ?? '');
   });
@@ -300,45 +324,57 @@ describe('our receivers against the reference push service (futoin-eventstream 1
     await addEvents(300, 'FLAKY');
     const expected = await allIds();
     const receiver = new FlakyReceiver();
-    const failUntil = Date.now() + 1_500;
-    receiver.failing = () => Date.now() < failUntil;
+    const FAILURES = 4;
+    receiver.failNext = FAILURES;
     const got = start(receiver, 'FLAKY');
-    await waitFor(() => Date.now() > failUntil, 'the failing period', 5_000);
-    // The reference re-sends a failed push at once: our answers set the pace (50-100 ms,
-    // then doubling), so 1.5 s of failures is a handful of attempts, not thousands.
-    expect(receiver.failures).to.be.within(2, 8);
-    await waitFor(() => got.receiverErrors.length === receiver.failures, 'receiverError events');
-
     await waitFor(
-      () => new Set(receiver.handled).size >= expected.length,
       'every event',
+      () => new Set(receiver.handled).size >= expected.length,
       DELIVERY_MS,
     );
-    await delay(200);
-    expectAtLeastOnceInOrder(receiver.handled, expected, 0);
+    expect(receiver.failures).to.equal(FAILURES);
+    // The reference re-sends a failed push at once: our answers set the pace (50-100 ms, then
+    // doubling), so each retry waited at least the shortest of these.
+    expectGapsAtLeast(
+      'retries of a failing handler',
+      receiver.attemptsAt.slice(0, FAILURES + 1),
+      shortestBackoffs(HANDLER_RETRY.min, HANDLER_RETRY.max, FAILURES),
+    );
+    await waitFor('receiverError events', () => got.receiverErrors.length === FAILURES);
+
+    const all = await deliverOneMore(() => receiver.handled);
+    expectAtLeastOnceInOrder(receiver.handled, all, 0);
     expect(got.workerErrors).to.deep.equal([]);
   });
 
   it('retries a refused login with backoff, never in a tight loop', async function () {
     const receiver = new ReliableReceiver();
+    const startedAt = performance.now();
     const got = start(receiver, 'DENIED', 'user:wrong');
-    await delay(1_500);
-    // Waits of 50-100, 100-200, 200-400, 400-800 ms: 4 or 5 attempts in 1.5 s.
-    expect(got.workerErrors.length).to.be.within(3, 6);
+    await waitFor('6 refused logins', () => got.workerErrors.length >= 6);
     expect(new Set(got.workerErrors)).to.deep.equal(new Set(['SecurityError']));
     expect(got.ready).to.equal(0);
+    // Waits of 50-100, 100-200, 200-400, 400-800, 800-1600 ms: the 6th attempt at least 1550 ms
+    // after the start (refusing without waiting is far quicker).
+    expectElapsedAtLeast(
+      'refused logins',
+      startedAt,
+      got.workerErrorsAt.slice(0, 6),
+      shortestBackoffs(RECONNECT.min, RECONNECT.max, 5),
+    );
   });
 
   it('LiveReceiver gets new events', async function () {
     const receiver = new LiveReceiver();
     const got = start(receiver);
-    await waitFor(() => got.ready === 1, 'ready', DELIVERY_MS);
+    await waitFor('ready', () => got.ready === 1, DELIVERY_MS);
     await addEvents(250, 'LIVE_NEW');
     const expected = await allIds('LIVE_NEW');
-    await waitFor(() => got.ids.length >= 250, 'the new events', DELIVERY_MS);
-    await delay(200);
+    await waitFor('the new events', () => got.ids.length >= 250, DELIVERY_MS);
+    const last = (await deliverOneMore(() => got.ids, 'LIVE_END')).at(-1);
     // Live groups may be pushed two at a time and are handled as they come.
-    expect([...got.ids].sort((a, b) => Number(a) - Number(b))).to.deep.equal(expected);
+    const live = got.ids.filter((id) => id !== last).sort((a, b) => Number(a) - Number(b));
+    expect(live).to.deep.equal(expected);
     expect(got.receiverErrors).to.deep.equal([]);
   });
 
@@ -361,18 +397,21 @@ describe('our receivers against the reference push service (futoin-eventstream 1
     );
     let out = '';
     let err = '';
-    let stoppedAt = 0;
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (!stoppedAt && out.includes('stopped')) stoppedAt = Date.now();
-    });
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exit = new Promise<number | null>((resolve) =>
       child.once('exit', (code) => resolve(code)),
     );
     try {
-      await waitFor(() => stoppedAt > 0, `the child to stop (stderr: ${err})`, 30_000);
-      const code = await Promise.race([exit, delay(5_000).then(() => 'still running' as const)]);
+      await waitFor(
+        () => `the child to stop (stderr: ${err})`,
+        () => out.includes('stopped'),
+        30_000,
+      );
+      const code = await withTimeout(
+        exit,
+        () => `the exit after stop (stdout: ${out}, stderr: ${err})`,
+      );
       expect(code, `exit after stop (stdout: ${out}, stderr: ${err})`).to.equal(0);
       expect(out).to.match(/received \d+/);
     } finally {

@@ -1,7 +1,7 @@
 /**
  * Helpers for the receiving suites: an in-process futoin.evt.push service made of real futoin
- * code that pushes what a test tells it to, a caller of futoin.evt.receiver over the internal
- * channel, and bounded waiting.
+ * code that pushes what a test tells it to, and a caller of futoin.evt.receiver over the
+ * internal channel.
  */
 import $as from 'futoin-asyncsteps';
 import type { AsyncSteps } from 'futoin-asyncsteps';
@@ -54,18 +54,6 @@ export async function run<T = unknown>(body: (as: AsyncSteps) => void): Promise<
   return outcome.result as T;
 }
 
-export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `cond` every 10 ms until it holds; fails after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline)
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(10);
-  }
-}
-
 /** A consumer's channel as the fake push service sees it. */
 export class PushSession {
   constructor(
@@ -87,6 +75,8 @@ export class PushSession {
 export class FakePushService extends PingService {
   readonly sessions: PushSession[] = [];
   readonly registered: string[] = [];
+  /** When each readyToReceive call came (performance.now()), failed ones included. */
+  readonly readyCalls: number[] = [];
   /** When set, readyToReceive fails with this error code. */
   failReady: string | null = null;
 
@@ -106,6 +96,7 @@ export class FakePushService extends PingService {
   }
 
   readyToReceive(as: AsyncSteps, reqinfo: RequestInfo): void {
+    this.readyCalls.push(performance.now());
     if (this.failReady) as.error(this.failReady, 'Told to fail');
     const params = reqinfo.params() as { component: string; want?: string[] | null };
     const channel = reqinfo.channel();

@@ -19,10 +19,9 @@ import { connectRaw } from '../support/push';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
 import { clientCcm, startService, steps, TEST_CREDENTIALS } from '../support/service';
 import { sqlFor } from '../support/sql';
+import { sleep, waitFor } from '../support/wait';
 
 const NO_LIMIT: EventId = '999999999999999999';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Inserts one event in `tx` the way any writer's transaction would. */
 const insertOne = async (
@@ -54,8 +53,8 @@ describeDatabases(
         .catch((err: Error) => {
           if (!rollback) throw err;
         });
-      while (!id) await sleep(1);
-      return { id, release: async () => (release(), await done) };
+      const drawn = await waitFor('the writer to draw an ID', () => id);
+      return { id: drawn, release: async () => (release(), await done) };
     }
 
     it('holds delivery back while a lower ID is uncommitted, where `id > last_id` skips it', async () => {
@@ -106,12 +105,12 @@ describeDatabases(
       try {
         let release!: () => void;
         const held = new Promise<void>((r) => (release = r));
-        let idA: EventId | undefined;
+        let drawnA: EventId | undefined;
         const a = store.db.transaction(async (tx) => {
-          idA = await insertOne(store, tx);
+          drawnA = await insertOne(store, tx);
           await held;
         });
-        while (!idA) await sleep(1);
+        const idA = await waitFor('A to draw an ID', () => drawnA);
         let bDone = false;
         const b = other
           .transaction((tx) => insertOne(store, tx))
@@ -150,7 +149,7 @@ async function pollUntil(
     const events = await steps<Event[]>((as) => face.pollEvents(as, component, last, want));
     for (const e of events) tally.ids.push(e.id);
     if (events.length > 0) last = events[events.length - 1]!.id;
-    else await sleep(2);
+    else await sleep(2); // nothing new yet: poll again soon, without spinning
   }
 }
 
@@ -239,7 +238,7 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
         const events = await steps<Event[]>((as) => live.pollEvents(as, 'LIVE', last));
         for (const e of events) liveTally.ids.push(e.id);
         if (events.length > 0) last = events[events.length - 1]!.id;
-        else await sleep(2);
+        else await sleep(2); // nothing new yet: poll again soon, without spinning
       }
     })();
     // For comparison only: the reference's read, `id > last_id` with no horizon.
@@ -255,7 +254,7 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
         });
         for (const r of rows) naive.ids.push(r.id);
         if (rows.length > 0) last = rows[rows.length - 1]!.id;
-        else await sleep(1);
+        else await sleep(1); // nothing new yet: read again soon, without spinning
       }
     })();
     const deadline = Date.now() + 150_000;

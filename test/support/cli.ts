@@ -3,11 +3,12 @@
  * compiled dist/) and the TypeScript examples. Every wait is bounded; children that are still
  * running are killed by killChildren() (call it in an after hook).
  */
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import net from 'net';
 import path from 'path';
 import type { ConnectionConfig } from '../../src/storage/config';
+import { Notifier } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'evtstream.js');
@@ -15,10 +16,37 @@ export const BIN = path.join(ROOT, 'bin', 'evtstream.js');
 /** How long a child may run before it is killed and the wait fails (ms). */
 export const CHILD_TIMEOUT_MS = 30_000;
 
-/** Builds dist/ once when it is missing (the CLI runs the compiled code). */
-export function ensureBuilt(): void {
-  if (fs.existsSync(path.join(ROOT, 'dist', 'app', 'cli.js'))) return;
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
+/** Source files (under src/) whose compiled file in dist/ is missing or older than they are. */
+export function staleDistFiles(root = ROOT): string[] {
+  const stale: string[] = [];
+  const walk = (rel: string): void => {
+    for (const entry of fs.readdirSync(path.join(root, 'src', rel), { withFileTypes: true })) {
+      const file = path.join(rel, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+        const built = path.join(root, 'dist', file.replace(/\.ts$/, '.js'));
+        const source = fs.statSync(path.join(root, 'src', file)).mtimeMs;
+        if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < source) stale.push(file);
+      }
+    }
+  };
+  walk('');
+  return stale;
+}
+
+/**
+ * Fails unless dist/ was built from the src/ there is now: the CLI runs the compiled code, so a
+ * stale dist/ would be tested in its place. Tests never build it themselves (npm test and the
+ * test:quick and test:e2e scripts build first).
+ */
+export function requireFreshDist(): void {
+  const stale = staleDistFiles();
+  if (stale.length === 0) return;
+  const shown = stale.slice(0, 3).map((f) => `src/${f}`);
+  throw new Error(
+    `dist/ is older than src/ or missing (${shown.join(', ')}${stale.length > 3 ? ', ...' : ''}): ` +
+      'run "npm run build" first; the CLI tests run the compiled dist/',
+  );
 }
 
 /**
@@ -57,7 +85,8 @@ export class Child {
   status: ExitStatus | null = null;
   readonly exited: Promise<ExitStatus>;
   private readonly proc: ChildProcess;
-  private readonly listeners = new Set<() => void>();
+  /** Waits re-checked at each output and at the exit. */
+  private readonly changes = new Notifier();
 
   constructor(
     readonly command: string,
@@ -72,18 +101,18 @@ export class Child {
     running.add(this);
     this.proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
-      this.notify();
+      this.changes.notify();
     });
     this.proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
       this.stderr += d;
-      this.notify();
+      this.changes.notify();
     });
     this.exited = new Promise<ExitStatus>((resolve) => {
       const done = (status: ExitStatus): void => {
         if (this.status) return;
         this.status = status;
         running.delete(this);
-        this.notify();
+        this.changes.notify();
         resolve(status);
       };
       this.proc.on('close', (code, signal) => done({ code, signal }));
@@ -107,37 +136,22 @@ export class Child {
     );
   }
 
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
-  }
-
   /**
    * Resolves when `check()` returns a value (checked now and after every output and the exit);
    * rejects after `timeoutMs`, or once the process has exited without `check()` succeeding.
    */
-  until<T>(what: string, check: () => T | null | undefined, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const finish = (err: Error | null, value?: T): void => {
-        this.listeners.delete(listener);
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const listener = (): void => {
+  until<T>(what: string, check: () => T | null | undefined | false, timeoutMs: number): Promise<T> {
+    return this.changes.until(
+      () => `${what}: ${this.describe()}`,
+      () => {
         const value = check();
-        if (value !== null && value !== undefined) finish(null, value);
-        else if (this.status) finish(new Error(`Exited before ${what}: ${this.describe()}`));
-      };
-      const timer = setTimeout(
-        () =>
-          finish(
-            new Error(`Timed out after ${timeoutMs} ms waiting for ${what}: ${this.describe()}`),
-          ),
-        timeoutMs,
-      );
-      this.listeners.add(listener);
-      listener();
-    });
+        if ((value === null || value === undefined || value === false) && this.status) {
+          throw new Error(`Exited before ${what}: ${this.describe()}`);
+        }
+        return value;
+      },
+      timeoutMs,
+    );
   }
 
   /** Waits for a match of `pattern` in the output of `stream`. */

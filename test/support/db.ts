@@ -1,6 +1,7 @@
 /**
  * One suite, three databases: describeDatabases() runs the same tests against a fresh SQLite
- * file, a fresh PostgreSQL database and a fresh MariaDB database.
+ * file, a fresh PostgreSQL database and a fresh MariaDB database (EVT_TEST_DBS narrows that
+ * down, outside CI).
  */
 import crypto from 'crypto';
 import fs from 'fs';
@@ -15,8 +16,27 @@ import { parseDbUrl } from '../../src/storage/config';
 import { migrate } from '../../src/storage/migrate';
 import type { Dialect } from '../../src/storage/sql';
 import { EventStore, type StoreOptions } from '../../src/storage/store';
+import { needServers } from './servers';
 
 export const DIALECTS: readonly Dialect[] = ['sqlite', 'postgresql', 'mysql'];
+
+/**
+ * The databases EVT_TEST_DBS names (comma-separated, e.g. `sqlite,postgresql`), or all of them.
+ * Refused with CI=true, where every database suite must run.
+ */
+export function selectedDialects(value = process.env['EVT_TEST_DBS']): readonly Dialect[] {
+  if (value === undefined || value.trim() === '') return DIALECTS;
+  if (process.env['CI'] === 'true') {
+    throw new Error(`EVT_TEST_DBS=${value}: with CI=true every database runs; unset EVT_TEST_DBS`);
+  }
+  const names = value.split(',').map((n) => n.trim());
+  for (const n of names) {
+    if (!(DIALECTS as readonly string[]).includes(n)) {
+      throw new Error(`EVT_TEST_DBS: unknown database "${n}" (known: ${DIALECTS.join(', ')})`);
+    }
+  }
+  return DIALECTS.filter((d) => names.includes(d));
+}
 
 export const testLog = consoleLogger((process.env['EVT_TEST_LOG'] as 'debug') ?? 'error', 'test');
 
@@ -107,13 +127,19 @@ export class DbFixture {
   }
 }
 
-/** Declares `title [dialect]` suites for every database, each on a fresh database. */
+/**
+ * Declares `title [dialect]` suites for every database (of `dialects`, as far as EVT_TEST_DBS
+ * selects them), each on a fresh database.
+ */
 export function describeDatabases(
   title: string,
   body: (fx: DbFixture) => void,
   dialects = DIALECTS,
 ): void {
-  for (const dialect of dialects) {
+  const selected = selectedDialects();
+  // Both servers, whatever the selection: some suites also open a database of another kind.
+  needServers();
+  for (const dialect of dialects.filter((d) => selected.includes(d))) {
     describe(`${title} [${dialect}]`, function () {
       const fx = new DbFixture(dialect);
       before(async function () {

@@ -9,6 +9,7 @@ import { SPEC_DIRS_ALL } from '../../src/common/constants';
 import { PushFace } from '../../src/common/faces/PushFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { clientCcm, steps } from './service';
+import { Notifier } from './wait';
 
 export interface Call {
   seq: number;
@@ -44,7 +45,8 @@ export async function connectRaw(
 ): Promise<RawReceiver> {
   const ccm = clientCcm();
   const executor = new Executor(ccm);
-  const waiters = new Set<() => void>();
+  /** Waits re-checked after each call. */
+  const changes = new Notifier();
   let nextSeq = 0;
   const receiver: RawReceiver = {
     events: [],
@@ -55,26 +57,14 @@ export async function connectRaw(
       ccm.close();
       executor.close();
     },
-    until: (pred, ms = 60_000) =>
-      new Promise<void>((resolve, reject) => {
-        if (pred()) return resolve();
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(
-            new Error(
-              `condition not met within ${ms} ms (${receiver.events.length} events, ${receiver.calls.length} calls)`,
-            ),
-          );
-        }, ms);
-        const check = (): void => {
-          if (pred()) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            resolve();
-          }
-        };
-        waiters.add(check);
-      }),
+    until: async (pred, ms = 60_000) => {
+      await changes.until(
+        () =>
+          `a condition on the pushed events (${receiver.events.length} events, ${receiver.calls.length} calls)`,
+        pred,
+        ms,
+      );
+    },
   };
   const service = {
     onEvents(as: AsyncSteps, reqinfo: RequestInfo): void {
@@ -87,7 +77,7 @@ export async function connectRaw(
       }
       const what = receiver.ordered && seq > nextSeq ? 'fail' : receiver.behaviour(call);
       if (what === 'fail') {
-        waiters.forEach((w) => w());
+        changes.notify();
         as.error('InternalError', 'receiver fails on purpose');
       }
       if (what === 'stall') {
@@ -97,7 +87,7 @@ export async function connectRaw(
       receiver.events.push(...events);
       nextSeq = seq + 1;
       reqinfo.result(true);
-      waiters.forEach((w) => w());
+      changes.notify();
     },
   };
   init(receiver);

@@ -18,6 +18,7 @@ import {
   steps,
   TEST_CREDENTIALS,
 } from '../support/service';
+import { waitForValue } from '../support/wait';
 
 /** The reference faces: futoin-eventstream ships no types and its main module does not export
  * them, so they are loaded by path and typed here from GenFace.js / PollFace.js. */
@@ -167,11 +168,11 @@ const cmpIds = (a: string, b: string): number =>
  * horizon follows commits through a probe of open writers. It never moves back, so every poll
  * made afterwards sees the event. */
 async function deliverable(store: EventStore, id: string): Promise<void> {
-  for (let attempt = 0; attempt < 500; attempt++) {
-    if (cmpIds(await store.horizon(), id) >= 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`Event ${id} never became deliverable`);
+  await waitForValue(
+    `event ${id} to be deliverable (the horizon at or past it)`,
+    () => store.horizon(),
+    (horizon) => cmpIds(horizon, id) >= 0,
+  );
 }
 
 /** Adds events one after another (so IDs increase) and waits until they are deliverable. */
