@@ -240,7 +240,13 @@ describe('the packed package', function () {
     expect(r.stdout).to.match(/^ {2}serve {2,}run the service/m);
   });
 
-  for (const resolution of ['node16', 'node10'] as const) {
+  const MODULE = {
+    node16: 'node16',
+    nodenext: 'nodenext',
+    bundler: 'preserve',
+    node10: 'commonjs',
+  };
+  for (const [resolution, module] of Object.entries(MODULE)) {
     it(`compiles strict consumer code with moduleResolution ${resolution}`, async function () {
       const dir = path.join(consumer, `src-${resolution}`);
       fs.mkdirSync(dir);
@@ -253,7 +259,7 @@ describe('the packed package', function () {
         JSON.stringify({
           compilerOptions: {
             target: 'ES2022',
-            module: resolution === 'node16' ? 'node16' : 'commonjs',
+            module,
             moduleResolution: resolution,
             strict: true,
             esModuleInterop: true,
