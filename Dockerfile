@@ -31,7 +31,8 @@ RUN --mount=type=secret,id=npm_ca \
   && npm rebuild sqlite3 bufferutil utf-8-validate
 
 FROM ${BASE}
-RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home evtstream
+RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home evtstream \
+  && mkdir /data && chown evtstream:evtstream /data
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules/
 COPY --from=build /app/dist dist/
