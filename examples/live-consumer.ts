@@ -10,7 +10,7 @@
  */
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
-// In your project: import { LiveReceiver, type Event } from 'ftn18-eventstream/dist/receiving';
+// In your project: import { LiveReceiver, type Event } from 'ftn18-eventstream/receiver';
 import type { Event } from '../src/delivery/poll/PollService';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
 

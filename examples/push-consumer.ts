@@ -18,7 +18,7 @@
  */
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
-// In your project: import { ReliableReceiver, type Event } from 'ftn18-eventstream/dist/receiving';
+// In your project: import { ReliableReceiver, type Event } from 'ftn18-eventstream/receiver';
 import type { Event } from '../src/delivery/poll/PollService';
 import { ReliableReceiver } from '../src/receiving/ReliableReceiver';
 

@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- ships the futoin-* typings with ours
+/// <reference path="../types/futoin.d.ts" preserve="true" />
 /**
  * ftn18-eventstream: the FutoIn FTN18 Event Stream. Class names follow the reference
  * implementation (futoin-eventstream) so FutoIn users find what they know.

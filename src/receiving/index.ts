@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- ships the futoin-* typings with ours
+/// <reference path="../../types/futoin.d.ts" preserve="true" />
 /**
  * Entry point for consumer processes (`ftn18-eventstream/receiver`): the receivers and the
  * client faces, without the services and their database code.
