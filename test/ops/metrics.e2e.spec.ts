@@ -5,11 +5,14 @@
  * cannot read the store answers 503 and the service keeps serving.
  */
 import { expect } from 'chai';
+import fs from 'fs';
+import path from 'path';
 import type { AdvancedCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import { PollFace } from '../../src/common/faces/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { GenFace } from '../../src/common/faces/GenFace';
+import { AGE_BUCKETS, LATENCY_BUCKETS } from '../../src/storage/latency';
 import { describeDatabases } from '../support/db';
 import { connectRaw } from '../support/push';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
@@ -37,7 +40,33 @@ const FAMILIES: Record<string, string> = {
   evtstream_push_sessions: 'gauge',
   evtstream_push_queued_events: 'gauge',
   evtstream_push_in_flight_batches: 'gauge',
+  evtstream_build_info: 'gauge',
+  evtstream_horizon_held_seconds: 'gauge',
+  evtstream_horizon_stalls_total: 'counter',
+  evtstream_delivery_latency_seconds: 'histogram',
+  evtstream_delivery_age_seconds: 'histogram',
 };
+
+/** A histogram series of an exposition: cumulative buckets by bound, sum and count. */
+function histogram(
+  e: Exposition,
+  name: string,
+  labels: Record<string, string>,
+): { buckets: [string, number][]; sum: number; count: number } | undefined {
+  const count = e.samples.get(sampleKey(`${name}_count`, labels));
+  if (count === undefined) return undefined;
+  const buckets = e.series
+    .filter((s) => s.name === `${name}_bucket` && s.labels['consumer'] === labels['consumer'])
+    .map((s): [string, number] => [s.labels['le']!, e.samples.get(sampleKey(s.name, s.labels))!]);
+  return { buckets, sum: e.samples.get(sampleKey(`${name}_sum`, labels))!, count };
+}
+
+/** Checks a histogram series is well formed: buckets cumulative, +Inf last and equal to count. */
+function expectWellFormed(h: { buckets: [string, number][]; count: number }): void {
+  const values = h.buckets.map(([, v]) => v);
+  expect(values, 'cumulative').to.deep.equal([...values].sort((a, b) => a - b));
+  expect(h.buckets[h.buckets.length - 1]).to.deep.equal(['+Inf', h.count]);
+}
 
 describeDatabases('/metrics', (fx) => {
   let service: StreamService;
@@ -304,6 +333,114 @@ describeDatabases('/metrics', (fx) => {
       await open.close();
       await off.close();
     }
+  });
+
+  it('shows build_info: our version, Node.js and the database kind', async () => {
+    const e = await scrape();
+    const { version } = JSON.parse(
+      fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'),
+    ) as { version: string };
+    const labels = { version, node_version: process.version, database: fx.dialect };
+    expect(value(e, 'evtstream_build_info', labels)).to.equal(1);
+    expect(e.series.filter((s) => s.name === 'evtstream_build_info')).to.have.length(1);
+  });
+
+  // Breaking change it catches: a poll observed when it delivers, not when its events are acknowledged.
+  it('measures commit to acknowledgement and event age, for polled and pushed events, once acknowledged', async () => {
+    const polled = { consumer: `${TEST_USER}:M_LATP` };
+    const pushed = { consumer: `${TEST_USER}:M_LATS` };
+    // The first scrape starts the measuring (earlier ones in this suite did already).
+    await scrape();
+    await steps((as) => ccm.iface<PollFace>('poll').registerConsumer(as, 'M_LATP'));
+    const ids = await addEvents(3, 'LAT');
+    const got = await poll('M_LATP');
+    expect(got.slice(-3).map((ev) => ev.id)).to.deep.equal(ids);
+    let e = await scrape();
+    expect(histogram(e, 'evtstream_delivery_latency_seconds', polled), 'not acknowledged yet').to.be
+      .undefined;
+    expect(histogram(e, 'evtstream_delivery_age_seconds', polled), 'not acknowledged yet').to.be
+      .undefined;
+
+    // Acknowledged with the next poll's last_id: every event's age, sampled commits' latency.
+    expect(await poll('M_LATP', ids[2])).to.deep.equal([]);
+    e = await scrape();
+    const age = histogram(e, 'evtstream_delivery_age_seconds', polled)!;
+    expect(age.count, 'every event acknowledged').to.equal(got.length);
+    expectWellFormed(age);
+    expect(age.buckets.map(([le]) => le)).to.deep.equal([...AGE_BUCKETS.map(String), '+Inf']);
+    const latency = histogram(e, 'evtstream_delivery_latency_seconds', polled)!;
+    // Commits (since the first scrape) at least 10 ms apart are each sampled: at most one per
+    // event here, at least the first commit after measuring began.
+    expect(latency.count, 'sampled commits').to.be.within(1, got.length);
+    expectWellFormed(latency);
+    expect(latency.buckets.map(([le]) => le)).to.deep.equal([
+      ...LATENCY_BUCKETS.map(String),
+      '+Inf',
+    ]);
+    expect(latency.sum).to.be.above(0);
+
+    // Pushed: acknowledged when onEvents succeeds.
+    const receiver = await connectRaw(service.wsUrl, TEST_CREDENTIALS, 'M_LATS');
+    try {
+      const more = await addEvents(2, 'LAT');
+      await receiver.until(() => more.every((id) => receiver.events.some((ev) => ev.id === id)));
+      await waitFor('every pushed event to be measured', async () => {
+        e = await scrape();
+        const h = histogram(e, 'evtstream_delivery_age_seconds', pushed);
+        return h?.count === receiver.events.length;
+      });
+      const h = histogram(e, 'evtstream_delivery_latency_seconds', pushed)!;
+      expect(h.count, 'a sampled commit pushed').to.be.at.least(1);
+      expectWellFormed(h);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  // Breaking change it catches: the held time or the stalls not read from the table's horizon.
+  it('shows how long an open writer transaction holds delivery back, and counts the stall', async function () {
+    this.timeout(120_000);
+    const table = { table: 'evt_queue' };
+    if (fx.dialect === 'sqlite') {
+      // One writer at a time: nothing can hold the horizon back.
+      const e = await scrape();
+      expect(value(e, 'evtstream_horizon_held_seconds', table)).to.equal(0);
+      expect(value(e, 'evtstream_horizon_stalls_total', table)).to.equal(0);
+      return;
+    }
+    const writer = await fx.openStore();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let drawn = false;
+    const tx = writer.db.transaction(async (t) => {
+      await writer.insertEventsInTx(t, [{ type: 'HELD', data: '{}' }]);
+      drawn = true;
+      await held;
+    });
+    try {
+      await waitFor('the writer to insert', () => drawn);
+      // A later event commits; delivery waits for the open one below it.
+      await addEvents(1, 'HELD');
+      const before = value(await scrape(), 'evtstream_horizon_stalls_total', table)!;
+      await waitFor('the hold to show', async () => {
+        const e = await scrape();
+        return value(e, 'evtstream_horizon_held_seconds', table)! > 0;
+      });
+      // Past stall_warn_ms (10 s by default) it counts as a stall, once.
+      await waitFor(
+        'the stall to be counted',
+        async () => value(await scrape(), 'evtstream_horizon_stalls_total', table) === before + 1,
+        60_000,
+      );
+    } finally {
+      release();
+      await tx;
+      await writer.close();
+    }
+    await waitFor('the hold to end', async () => {
+      const e = await scrape();
+      return value(e, 'evtstream_horizon_held_seconds', table) === 0;
+    });
   });
 
   it('answers 503 when the store cannot be read, and keeps serving', async () => {
