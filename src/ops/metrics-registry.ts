@@ -222,12 +222,10 @@ interface LifecycleDef<C> {
   name: string;
   help: string;
   kind: 'counter' | 'gauge';
-  /** null: no sample (nothing to show yet). */
-  read: (c: C) => number | null;
+  read: (c: C) => number;
 }
 
-const seconds = (ms: number): number | null => (ms > 0 ? ms / 1000 : null);
-const idValue = (id: string | null): number | null => (id === null ? null : Number(id));
+const idValue = (id: string | null): number => (id === null ? 0 : Number(id));
 
 const ARCHIVER_DEFS: readonly LifecycleDef<ArchiverCounters>[] = [
   {
@@ -256,13 +254,13 @@ const ARCHIVER_DEFS: readonly LifecycleDef<ArchiverCounters>[] = [
   },
   {
     name: 'evtstream_archiver_last_success_timestamp_seconds',
-    help: 'When the archiver last committed a batch (Unix time); absent before the first.',
+    help: 'When the archiver last committed a batch (Unix time); 0 before the first.',
     kind: 'gauge',
-    read: (c) => seconds(c.lastSuccessMs),
+    read: (c) => c.lastSuccessMs / 1000,
   },
   {
     name: 'evtstream_archiver_last_event_id',
-    help: 'The highest event ID archived (a float: exact up to 2^53); absent before the first.',
+    help: 'The highest event ID archived (a float: exact up to 2^53); 0 before the first.',
     kind: 'gauge',
     read: (c) => idValue(c.lastId),
   },
@@ -295,13 +293,13 @@ const DISCARDER_DEFS: readonly LifecycleDef<DiscarderCounters>[] = [
   },
   {
     name: 'evtstream_discarder_last_success_timestamp_seconds',
-    help: 'When a discarder pass last ended without an error (Unix time); absent before the first.',
+    help: 'When a discarder pass last ended without an error (Unix time); 0 before the first.',
     kind: 'gauge',
-    read: (c) => seconds(c.lastSuccessMs),
+    read: (c) => c.lastSuccessMs / 1000,
   },
   {
     name: 'evtstream_discarder_last_event_id',
-    help: 'The highest event ID deleted (a float: exact up to 2^53); absent before the first.',
+    help: 'The highest event ID deleted (a float: exact up to 2^53); 0 before the first.',
     kind: 'gauge',
     read: (c) => idValue(c.lastId),
   },
@@ -323,7 +321,6 @@ function registerLifecycle<C>(
     const collect = (m: Counter | Gauge): void => {
       m.reset();
       const v = def.read(counters);
-      if (v === null) return;
       if (m instanceof Counter) m.inc(v);
       else m.set(v);
     };

@@ -298,7 +298,16 @@ describeDatabases('docs/monitoring against a running service', (fx) => {
 
   /** A scrape after the service did all it does: events added, delivered, archived, discarded. */
   async function busyScrape(): Promise<Exposition> {
-    await scrape(); // starts the latency measures
+    // Before any event: the archiver runs and has done nothing (its times and IDs are 0).
+    const first = await scrape(); // also starts the latency measures
+    for (const [name, v] of [
+      ['evtstream_archiver_running', 1],
+      ['evtstream_archiver_events_total', 0],
+      ['evtstream_archiver_last_event_id', 0],
+      ['evtstream_archiver_last_success_timestamp_seconds', 0],
+    ] as const) {
+      expect(first.samples.get(name), name).to.equal(v);
+    }
     const face = (): PollFace => ccm.iface<PollFace>('poll');
     await steps((as) => face().registerConsumer(as, 'MON_POLL'));
     const ids: string[] = [];
