@@ -290,7 +290,11 @@ describeDatabases('DBEventArchiver', (fx) => {
       ARCHIVE_WAIT_MS,
     );
     expect(client.leaked, 'rows of a failed transaction stored anyway').to.equal(0);
-    expect(first.archiver.counters.writeFailures, 'failed batches counted').to.equal(3);
+    // The archiver counts a failure once the rejection reaches it, a moment after the client.
+    await waitFor(
+      () => `3 failed batches counted (${first.archiver.counters.writeFailures})`,
+      () => first.archiver.counters.writeFailures === 3,
+    );
 
     // 2. Stopped in the middle of a warehouse transaction, once it copied 8,000 events: that
     // transaction commits, but its batch is never acknowledged. A new archiver takes over.
