@@ -70,16 +70,20 @@ export const OPERATIONS = {
 
 const NOT_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
-/** The API's proxy tracer: it follows whatever provider the host registers, also later. */
-const TRACER: Tracer = trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION);
-let tracer: Tracer | null = TRACER;
+/**
+ * The API's proxy tracer: it follows whatever provider the host registers, also later; but once
+ * it handed out a span of one, it keeps that one, also after `trace.disable()`.
+ */
+const apiTracer = (): Tracer => trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION);
+let tracer: Tracer | null = apiTracer();
 
 /**
- * Turns our spans off or on again (on by default). Only for measuring what the instrumentation
- * costs (bench/ops-cost.ts): without an SDK, spans record nothing anyway.
+ * Turns our spans off or on again (on by default); on, they go to the provider registered now
+ * (none after `trace.disable()`). For measuring what the instrumentation costs
+ * (bench/ops-cost.ts) and for tests: without an SDK, spans record nothing anyway.
  */
 export function setTracing(on: boolean): void {
-  tracer = on ? TRACER : null;
+  tracer = on ? apiTracer() : null;
 }
 
 function start(op: Operation, destination: string): Span {

@@ -38,16 +38,26 @@ import { waitFor } from '../support/wait';
 
 const MAX_EVENT_BYTES = 1000;
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+let exporter = new InMemorySpanExporter();
 
-before(() => {
-  expect(trace.setGlobalTracerProvider(provider), 'no other SDK registered').to.be.true;
-});
-after(async () => {
-  trace.disable();
-  await provider.shutdown();
-});
+/**
+ * The host's SDK, for each suite (a shut-down one records nothing, and hooks at the top level
+ * would span the whole run).
+ */
+function withSdk(): void {
+  let provider: BasicTracerProvider;
+  before(() => {
+    exporter = new InMemorySpanExporter();
+    provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    expect(trace.setGlobalTracerProvider(provider), 'no other SDK registered').to.be.true;
+  });
+  after(async () => {
+    trace.disable();
+    // Our tracer keeps the provider it used until it is taken anew.
+    setTracing(true);
+    await provider.shutdown();
+  });
+}
 
 const spans = (name: string): ReadableSpan[] =>
   exporter.getFinishedSpans().filter((s) => s.name === name);
@@ -61,6 +71,7 @@ const base = (operation: string, type: string, destination: string) => ({
 });
 
 describeDatabases('tracing', (fx) => {
+  withSdk();
   let service: StreamService;
   let ccm: AdvancedCCM;
   let warehouseFile: string;
