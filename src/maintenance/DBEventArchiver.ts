@@ -9,7 +9,7 @@ import type { Event } from '../common/event';
 import { defaultLogger, type Logger } from '../common/log';
 import { PollFace } from '../common/faces/PollFace';
 import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isServiceEndpoint } from '../receiving/connect';
-import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
+import { ALREADY_STARTED, type ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
 import { HistoryWriter, type HistorySource, type WarehouseSource } from '../storage/history';
@@ -98,7 +98,8 @@ interface Run {
  * HTTP URL or the service does not push, by polling. Any failure (the service, the connection,
  * the warehouse) is retried with backoff; nothing is skipped. Run one archiver per component.
  *
- * Emits 'ready' (receiving), 'newEvents' (a batch arrived), 'processedEvents' (it is archived),
+ * Emits 'ready' (receiving), 'newEvents' (a batch arrived), 'processedEvents' (count, events)
+ * once per warehouse INSERT of a committed batch, as futoin-eventstream's (count) does,
  * 'receiverError' (archiving a batch failed: it comes again) and 'workerError' (connecting,
  * the warehouse at start, or a lost connection). One failure is not retried: a history table
  * that the warehouse does not have (or without the columns id, type, data, ts). That is
@@ -132,16 +133,17 @@ export class DBEventArchiver extends ReliableReceiver {
 
   /**
    * Starts archiving from `endpoint`: a ws(s):// or http(s):// URL (`secure+` marks a loopback
-   * channel secure) or an in-process Executor. Throws when already started or when the options
-   * cannot work; everything else is retried (see 'workerError'), except a history table missing
-   * in the warehouse, found once it answers: 'workerError' InvalidConfig, and the archiver stops.
+   * channel secure) or an in-process Executor. Throws when already started ('Already started!')
+   * or when the options cannot work; everything else is retried (see 'workerError'), except a
+   * history table missing in the warehouse, found once it answers: 'workerError' InvalidConfig,
+   * and the archiver stops.
    */
   override start(
     endpoint: unknown,
     credentials: string | null = null,
     options: ArchiverStartOptions = {},
   ): void {
-    if (this.run) throw new Error('The archiver is already started');
+    if (this.run) throw new Error(ALREADY_STARTED);
     const s = archiverSettings(options);
     const { mode, faceOptions } = s;
     if (mode === 'push' && !canPush(endpoint)) {
@@ -216,15 +218,25 @@ export class DBEventArchiver extends ReliableReceiver {
     awaitSteps(as, () => this.archive(run, events));
   }
 
-  /** Writes a batch to the warehouse in one transaction. */
-  private archive(run: Run, events: readonly Event[]): Promise<void> {
+  /** 'processedEvents' comes from archive(), per warehouse insert. */
+  protected override _processed(_events: Event[]): void {}
+
+  /**
+   * Writes a batch to the warehouse in one transaction; once committed, emits 'processedEvents'
+   * once per INSERT statement, with its count (futoin-eventstream's listeners add them up) and
+   * its events.
+   */
+  private async archive(run: Run, events: readonly Event[]): Promise<void> {
     const writer = run.writer;
-    if (!writer) return Promise.reject(new Error('The warehouse is not open'));
-    const done = this.track(run, writer.write(events));
-    return done.catch((err: unknown) => {
+    if (!writer) throw new Error('The warehouse is not open');
+    let inserts: Event[][];
+    try {
+      inserts = await this.track(run, writer.write(events));
+    } catch (err) {
       this.log.warn(`Archiver: writing ${events.length} events failed: ${errorText(err)}`);
       throw err;
-    });
+    }
+    for (const insert of inserts) this.emit('processedEvents', insert.length, insert);
   }
 
   private track<T>(run: Run, task: Promise<T>): Promise<T> {
@@ -412,7 +424,6 @@ export class DBEventArchiver extends ReliableReceiver {
       run.failures.reset();
       const last = events[events.length - 1];
       if (last) run.lastId = last.id;
-      this.emit('processedEvents', events);
     });
   }
 }
