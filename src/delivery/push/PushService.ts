@@ -18,7 +18,7 @@ import { callerExecutorOf, wsConnectionOf } from '../../futoin/channel';
 import { raiseInheritedMinor, type WsConnection } from '../../futoin/executor';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
 import type { Event } from '../../common/event';
-import { PollService, type PollServiceOptions } from '../poll/PollService';
+import { ourServiceClass, PollService, type PollServiceOptions } from '../poll/PollService';
 import { pushSettings, type PushSettings } from './options';
 import type { PushTarget } from './session';
 
@@ -62,8 +62,9 @@ const REQUEST_ENVELOPE_BYTES = 1024;
 /**
  * futoin.evt.push service base: futoin.evt.poll plus readyToReceive, which registers the
  * caller's futoin.evt.receiver on the same bi-directional channel (WebSocket or in-process) and
- * starts pushing onEvents(seq, events) to it. Emits 'pushError' (consumer, error) and
- * 'queueOverflow' (consumer, dropped events) as the reference does.
+ * starts pushing onEvents(seq, events) to it. Emits 'pushError' (code, info, exception,
+ * consumer) and 'queueOverflow' (consumer, dropped events): the reference's arguments, ours
+ * after them.
  */
 export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
@@ -132,6 +133,8 @@ export class PushService extends PollService {
   declare once: (event: string, handler: (...args: never[]) => void) => void;
   declare off: (event: string, handler: (...args: never[]) => void) => void;
 }
+
+ourServiceClass(PushService);
 
 /**
  * futoin.evt.push inherits futoin.evt.poll 1.0 (in FTN18 1.1 too), so futoin-executor records
