@@ -44,6 +44,14 @@ export interface PushServiceOptions extends PollServiceOptions {
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;
+  /**
+   * futoin-eventstream's DBPushService names: the pause between reads for new events while
+   * there are none, from sleep_min growing to sleep_max (by sleep_step each time: here it
+   * doubles, so sleep_step is accepted and has no effect). poll_min_ms and poll_max_ms win.
+   */
+  sleep_min?: number;
+  sleep_max?: number;
+  sleep_step?: number;
   /** Listen for PostgreSQL notifications from other processes. */
   listen?: boolean;
 }
