@@ -3,7 +3,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
 import { sleepStep } from '../common/async';
 import { Backoff } from '../common/backoff';
-import { DB_CONN } from '../common/constants';
+import { DB_CONN, LIVE_COMPONENT } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
 import type { Event } from '../common/event';
 import { defaultLogger, type Logger } from '../common/log';
@@ -203,6 +203,14 @@ export class DBEventArchiver extends ReliableReceiver {
         this.log.warn(`Archiver: closing the warehouse connection: ${errorText(err)}`);
       });
     })();
+  }
+
+  /** The archive must have every event: a LIVE stream would miss some. */
+  protected override _checkComponent(component: string | null): string {
+    if (component === LIVE_COMPONENT) {
+      throw new TypeError(`The archiver is a reliable consumer: ${LIVE_COMPONENT} misses events`);
+    }
+    return super._checkComponent(component);
   }
 
   /** Resolves once the archiver stopped by stop() has closed everything. */
