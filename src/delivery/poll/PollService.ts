@@ -9,7 +9,7 @@ import {
   MAX_EVENTS_PER_LIST,
   SPEC_DIRS_ALL,
 } from '../../common/constants';
-import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
+import { awaitSteps, ErrorCode, EvtError, isEvtError } from '../../common/errors';
 import type { Event } from '../../common/event';
 import { NO_EVENT, type EventId } from '../../common/ids';
 import { callerId, consumerIdent } from '../../common/identity';
@@ -143,7 +143,7 @@ export class PollService extends PingService {
       as.error(ErrorCode.LiveNotAllowed, 'The LIVE component does not register');
     }
     if (!this.allowReliable) as.error(ErrorCode.SecurityError, 'Registration is not allowed');
-    const ident = consumerIdent(callerId(reqinfo), component);
+    const ident = callerIdent(as, reqinfo, component);
     this._registerConsumer(as, reqinfo.executor(), ident);
     as.add((_as) => {
       reqinfo.result(true);
@@ -164,7 +164,7 @@ export class PollService extends PingService {
     const limits = chunkLimits(reqinfo, this.maxChunkEvents);
     this._pollEvents(as, {
       executor: reqinfo.executor(),
-      ident: consumerIdent(callerId(reqinfo), params.component),
+      ident: callerIdent(as, reqinfo, params.component),
       last_id: params.last_id ?? NO_EVENT,
       want: params.want ?? null,
       is_reliable: reliable,
@@ -219,6 +219,16 @@ export class PollService extends PingService {
   }
 
   _close(): void {}
+}
+
+/** The caller's consumer ident; an anonymous caller fails the step (SecurityError, with why). */
+function callerIdent(as: AsyncSteps, reqinfo: RequestInfo, component: string): string {
+  try {
+    return consumerIdent(callerId(reqinfo), component);
+  } catch (err) {
+    if (isEvtError(err)) as.error(err.code, err.info);
+    throw err;
+  }
 }
 
 /** Limits for a request a subclass made itself: `chunk_size` events in FTN3's 64 KiB. */
