@@ -89,6 +89,9 @@ describe('applications written for futoin-eventstream', function () {
         const ours = await runApp('serviceApp', OURS, dialect);
         try {
           expect(ours.outcome).to.deep.equal(reference.outcome);
+          // SQLite: no connection was left to close after the callback (the last one removes
+          // the WAL file).
+          if (dialect === 'sqlite') expect(ours.walAtClose, 'WAL file at close').to.equal(false);
           // Not before: the next step on the same database finds it free.
           expect(await openConnections(ours.active)).to.equal(dialect === 'sqlite' ? 'delete' : 0);
         } finally {

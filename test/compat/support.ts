@@ -28,6 +28,8 @@ export interface AppContext {
   waitFor: typeof waitFor;
   /** A port where nothing listens. */
   closedPort: number;
+  /** Called by a scenario the moment the application's close completed (its callback). */
+  closed(): void;
 }
 
 export type Scenario = (ctx: AppContext) => Promise<unknown>;
@@ -126,6 +128,12 @@ export async function closedPort(): Promise<number> {
 export interface AppRun<T> {
   outcome: T;
   active: DbFixture;
+  /**
+   * SQLite: whether the database's WAL file was still there when the scenario's close
+   * completed (`ctx.closed()`). The last connection to close removes it, so true means a
+   * connection was left open; checked at once, before any later step can let it finish.
+   */
+  walAtClose?: boolean;
   drop(): Promise<void>;
 }
 
@@ -153,6 +161,10 @@ export async function runApp<T>(name: string, pkg: Package, dialect: Dialect): P
       }),
     );
   };
+  let walAtClose: boolean | undefined;
+  const closed = (): void => {
+    if (active.dialect === 'sqlite') walAtClose = fs.existsSync(`${active.config.file ?? ''}-wal`);
+  };
   try {
     await active.create();
     await dwh.create();
@@ -172,8 +184,9 @@ export async function runApp<T>(name: string, pkg: Package, dialect: Dialect): P
       dwhEnv,
       waitFor,
       closedPort: await closedPort(),
+      closed,
     })) as T;
-    return { outcome, active, drop };
+    return { outcome, active, walAtClose, drop };
   } catch (err) {
     await drop().catch(() => undefined);
     throw err;
