@@ -53,10 +53,10 @@ const stop = (why: string): void => {
 };
 
 archiver.on('ready', () => console.log(`archiving ${url} into ${describeConnection(warehouse)}`));
-// Emitted once a batch is committed in the warehouse.
-archiver.on('processedEvents', (events) => {
-  archived += events.length;
-  console.log(`archived ${events.length} events up to ${events.at(-1)?.id ?? '?'}`);
+// Emitted once a batch is committed in the warehouse, per INSERT: their count and the events.
+archiver.on('processedEvents', (count, events) => {
+  archived += count;
+  console.log(`archived ${count} events up to ${events.at(-1)?.id ?? '?'}`);
   if (archived >= maxEvents) stop(`archived ${archived} events`);
 });
 archiver.on('workerError', (code, info) =>

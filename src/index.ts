@@ -19,7 +19,12 @@ export { DBGenService, type DBGenServiceOptions } from './generation/DBGenServic
 
 export { PollFace } from './common/faces/PollFace';
 export { POLL_DEFAULTS } from './delivery/poll/options';
-export { PollService, type PollServiceOptions } from './delivery/poll/PollService';
+export {
+  PollService,
+  UnsupportedHookError,
+  type PollHookRequest,
+  type PollServiceOptions,
+} from './delivery/poll/PollService';
 export { DBPollService, type DBPollServiceOptions } from './delivery/poll/DBPollService';
 
 export { PushFace } from './common/faces/PushFace';

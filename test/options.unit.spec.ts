@@ -137,6 +137,15 @@ describe('component options', function () {
     ]);
     const d = PUSH_DEFAULTS;
     expect(pushSettings({ skip_store_ms: 0 }).hub.session.skipStoreMs).to.equal(0);
+    // futoin-eventstream's DBPushService names for the same pauses; ours win where both are.
+    expect(pushSettings({ sleep_min: 100, sleep_max: 3000, sleep_step: 100 }).hub.waker).to.include(
+      { pollMinMs: 100, pollMaxMs: 3000 },
+    );
+    expect(pushSettings({ sleep_min: 100, poll_min_ms: 7 }).hub.waker.pollMinMs).to.equal(7);
+    expectRefusals([
+      [() => pushSettings({ sleep_min: 0 }), 'push option sleep_min'],
+      [() => pushSettings({ sleep_step: -1 }), 'push option sleep_step'],
+    ]);
     expect(pushSettings({})).to.deep.equal({
       callTimeoutMs: d.call_timeout_ms,
       hub: {

@@ -33,6 +33,17 @@ export const FACE_NAMES = {
   push: '#evtpush',
 } as const;
 
+/**
+ * The names futoin-eventstream's main and `common` modules export, with the same values and
+ * meaning, so code written for it finds them here.
+ */
+export const GEN_FACE = FACE_NAMES.gen;
+export const POLL_FACE = FACE_NAMES.poll;
+export const PUSH_FACE = FACE_NAMES.push;
+export const DB_EVTTABLE = TABLES.events;
+export const DB_EVTCONSUMERS = TABLES.consumers;
+export const DB_EVTHISTORY = TABLES.history;
+
 /** The futoin-database connection the services use: `#db.evt` (and `#db.evtdwh`). */
 export const DB_CONN = { active: 'evt', warehouse: 'evtdwh' } as const;
 export const DB_IFACEVER = 'futoin.db.l2:1.0';
@@ -50,3 +61,8 @@ export const FTN18_1_1_MESSAGE_LIMIT = 8 * 1024 * 1024;
 /** Our copies of the FTN18 specs, then the official ones for what they import (futoin.ping). */
 export const SPECS_DIR = path.resolve(__dirname, '..', '..', 'specs');
 export const SPEC_DIRS_ALL: string[] = [SPECS_DIR, ...SPEC_DIRS];
+/**
+ * futoin-eventstream's name for the spec folders to give `ccm.register()` and executors:
+ * SPEC_DIRS_ALL (the official FTN18 specs, and our ftn18es.admin besides).
+ */
+export const specDirs: string[] = SPEC_DIRS_ALL;

@@ -1,8 +1,9 @@
 import type { XferBuilder } from 'futoin-database';
 import { TABLES } from '../common/constants';
 import { invalidRequest } from '../common/errors';
+import { isEventType } from '../common/event';
 import { ATTR, OPERATIONS, tracedSync } from '../common/tracing';
-import { assertEventType, encodeEventData } from './encode';
+import { encodeEventData } from './encode';
 import { GenFace } from '../common/faces/GenFace';
 
 /** futoin-database limits every query of a transaction to 10,000 characters (futoin.db.l1 Query). */
@@ -20,13 +21,15 @@ export class DBGenFace extends GenFace {
   }
 
   /**
-   * Adds an event INSERT to `xb`. Throws (InvalidRequest) before touching `xb` when the type is
-   * invalid, the data cannot travel as JSON unchanged, or the statement would exceed
+   * Adds an event INSERT to `xb`. Throws before touching `xb`: `Error('Invalid event type: X')`
+   * for an invalid type (futoin-eventstream's words, which callers may match), InvalidRequest
+   * when the data cannot travel as JSON unchanged or the statement would exceed
    * futoin-database's 10,000-character query limit (use addEvent for larger events).
    */
   addXferEvent(xb: XferBuilder, type: string, data: unknown, table: string = TABLES.events): void {
     tracedSync(OPERATIONS.addXferEvent, table, (span) => {
-      assertEventType(type);
+      // futoin-eventstream's words, which applications may match.
+      if (!isEventType(type)) throw new Error(`Invalid event type: ${String(type)}`);
       const { json, bytes } = encodeEventData(data, Number.MAX_SAFE_INTEGER);
       if (span.isRecording()) {
         span.setAttribute(ATTR.eventType, type);

@@ -3,14 +3,14 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM, type RegisterOptions } from 'futoin-invoker';
 import { sleepStep } from '../common/async';
 import { Backoff } from '../common/backoff';
-import { DB_CONN } from '../common/constants';
+import { DB_CONN, LIVE_COMPONENT } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
 import type { Event } from '../common/event';
 import { defaultLogger, type Logger } from '../common/log';
 import { PollFace } from '../common/faces/PollFace';
 import { ATTR, OPERATIONS, setBatch, traced } from '../common/tracing';
 import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isServiceEndpoint } from '../receiving/connect';
-import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
+import { ALREADY_STARTED, type ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
 import { ArchiverCounters } from '../storage/counters';
@@ -100,7 +100,8 @@ interface Run {
  * HTTP URL or the service does not push, by polling. Any failure (the service, the connection,
  * the warehouse) is retried with backoff; nothing is skipped. Run one archiver per component.
  *
- * Emits 'ready' (receiving), 'newEvents' (a batch arrived), 'processedEvents' (it is archived),
+ * Emits 'ready' (receiving), 'newEvents' (a batch arrived), 'processedEvents' (count, events)
+ * once per warehouse INSERT of a committed batch, as futoin-eventstream's (count) does,
  * 'receiverError' (archiving a batch failed: it comes again) and 'workerError' (connecting,
  * the warehouse at start, or a lost connection). One failure is not retried: a history table
  * that the warehouse does not have (or without the columns id, type, data, ts). That is
@@ -137,16 +138,17 @@ export class DBEventArchiver extends ReliableReceiver {
 
   /**
    * Starts archiving from `endpoint`: a ws(s):// or http(s):// URL (`secure+` marks a loopback
-   * channel secure) or an in-process Executor. Throws when already started or when the options
-   * cannot work; everything else is retried (see 'workerError'), except a history table missing
-   * in the warehouse, found once it answers: 'workerError' InvalidConfig, and the archiver stops.
+   * channel secure) or an in-process Executor. Throws when already started ('Already started!')
+   * or when the options cannot work; everything else is retried (see 'workerError'), except a
+   * history table missing in the warehouse, found once it answers: 'workerError' InvalidConfig,
+   * and the archiver stops.
    */
   override start(
     endpoint: unknown,
     credentials: string | null = null,
     options: ArchiverStartOptions = {},
   ): void {
-    if (this.run) throw new Error('The archiver is already started');
+    if (this.run) throw new Error(ALREADY_STARTED);
     const s = archiverSettings(options);
     const { mode, faceOptions } = s;
     if (mode === 'push' && !canPush(endpoint)) {
@@ -210,6 +212,14 @@ export class DBEventArchiver extends ReliableReceiver {
     })();
   }
 
+  /** The archive must have every event: a LIVE stream would miss some. */
+  protected override _checkComponent(component: string | null): string {
+    if (component === LIVE_COMPONENT) {
+      throw new TypeError(`The archiver is a reliable consumer: ${LIVE_COMPONENT} misses events`);
+    }
+    return super._checkComponent(component);
+  }
+
   /** Resolves once the archiver stopped by stop() has closed everything. */
   whenStopped(): Promise<void> {
     return this.stopping;
@@ -223,7 +233,14 @@ export class DBEventArchiver extends ReliableReceiver {
     awaitSteps(as, () => this.archive(run, events));
   }
 
-  /** Writes a batch to the warehouse in one transaction. */
+  /** 'processedEvents' comes from archive(), per warehouse insert. */
+  protected override _processed(_events: Event[]): void {}
+
+  /**
+   * Writes a batch to the warehouse in one transaction; once committed, emits 'processedEvents'
+   * once per INSERT statement, with its count (futoin-eventstream's listeners add them up) and
+   * its events.
+   */
   private archive(run: Run, events: readonly Event[]): Promise<void> {
     return traced(OPERATIONS.archive, run.table, async (span) => {
       if (span.isRecording()) {
@@ -232,8 +249,9 @@ export class DBEventArchiver extends ReliableReceiver {
       }
       const writer = run.writer;
       if (!writer) throw new Error('The warehouse is not open');
+      let inserts: Event[][];
       try {
-        await this.track(run, writer.write(events));
+        inserts = await this.track(run, writer.write(events));
       } catch (err) {
         this.counters.writeFailures++;
         this.log.warn(`Archiver: writing ${events.length} events failed: ${errorText(err)}`);
@@ -244,6 +262,7 @@ export class DBEventArchiver extends ReliableReceiver {
       c.batches++;
       c.lastId = events[events.length - 1]?.id ?? c.lastId;
       c.lastSuccessMs = Date.now();
+      for (const insert of inserts) this.emit('processedEvents', insert.length, insert);
     });
   }
 
@@ -432,7 +451,6 @@ export class DBEventArchiver extends ReliableReceiver {
       run.failures.reset();
       const last = events[events.length - 1];
       if (last) run.lastId = last.id;
-      this.emit('processedEvents', events);
     });
   }
 }

@@ -35,11 +35,17 @@ export interface ReceiverEvents {
   ready: () => void;
   /** New events, when `_onEvents` is not overridden. */
   newEvents: (events: Event[]) => void;
-  /** `_onEvents` succeeded for these events. */
-  processedEvents: (events: Event[]) => void;
+  /**
+   * `_onEvents` succeeded for `count` events, `events` (the archiver: once per warehouse
+   * insert). futoin-eventstream's listeners take the count alone.
+   */
+  processedEvents: (count: number, events: Event[]) => void;
   /** Handling a pushed call failed: `_onEvents` raised, or the executor hit something unexpected. */
   receiverError: (code: string, info?: string, exception?: Error) => void;
-  /** Connecting, registering or readyToReceive failed, or the connection was lost ('Disconnect'). */
+  /**
+   * Registering or readyToReceive failed, or the connection failed to open or was lost
+   * ('Disconnect', as futoin-eventstream's receivers say).
+   */
   workerError: (code: string, info?: string, exception?: Error) => void;
 }
 
@@ -54,6 +60,10 @@ const RECEIVER_EVENTS: readonly (keyof ReceiverEvents)[] = [
 ];
 
 const PUSHER = 'pusher';
+/** What start() throws when started already: futoin-eventstream's words, which callers may match. */
+export const ALREADY_STARTED = 'Already started!';
+/** workerError's info for 'Disconnect', as futoin-eventstream's receivers say it. */
+const LOST = 'Lost connection';
 /** Only a session that stayed up this long resets the backoff: a flapping service is not hammered. */
 const STABLE_SESSION_MS = 1_000;
 
@@ -104,29 +114,32 @@ export class LiveReceiver {
 
   /**
    * Starts receiving from `endpoint`: a `ws://` or `wss://` URL (`secure+ws://` marks a
-   * loopback channel secure) or an in-process Executor. Throws when already started or when
-   * the endpoint or component cannot work; everything else is retried (see 'workerError').
+   * loopback channel secure) or an in-process Executor. Throws when already started ('Already
+   * started!', as futoin-eventstream's) or when the endpoint or component cannot work;
+   * everything else is retried (see 'workerError').
    */
   start(
     endpoint: unknown,
     credentials: string | null = null,
     options: ReceiverStartOptions = {},
   ): void {
-    if (this.worker) throw new Error('The receiver is already started');
+    if (this.worker) throw new Error(ALREADY_STARTED);
     if (!canPush(endpoint)) {
       throw new TypeError('Push needs a bi-directional channel: a ws(s):// URL or an Executor');
     }
     const checked = receiverSettings('receiver', options);
+    const component = this._checkComponent(
+      checked.component ?? (this.constructor as typeof LiveReceiver).COMPONENT,
+    );
     const settings: SessionSettings = {
       endpoint,
       credentials,
-      component: this._checkComponent(
-        checked.component ?? (this.constructor as typeof LiveReceiver).COMPONENT,
-      ),
+      component,
       want: checked.want,
       reqTimeout: checked.reqTimeout,
       faceOptions: checked.faceOptions,
-      startOptions: options,
+      // The receiving service sees the component in effect (ReliableReceiverService: LIVE).
+      startOptions: { ...options, component },
     };
     const reconnect = new Backoff(checked.reconnectMinMS, checked.reconnectMaxMS);
 
@@ -199,6 +212,14 @@ export class LiveReceiver {
     this.emit('newEvents', events);
   }
 
+  /**
+   * `_onEvents` succeeded for `events`: emits 'processedEvents'. The archiver overrides it: it
+   * emits once per warehouse insert instead.
+   */
+  protected _processed(events: Event[]): void {
+    this.emit('processedEvents', events.length, events);
+  }
+
   /** `Base` with its `_onEvents` delivering to this receiver (one per session). */
   protected _serviceClass(Base: typeof ReceiverService): typeof ReceiverService {
     const failures = new Backoff(FAILURE_BACKOFF.minMs, FAILURE_BACKOFF.maxMs);
@@ -209,7 +230,7 @@ export class LiveReceiver {
           as.add((as) => this._onEvents(as, events));
           as.add((_as) => {
             failures.reset();
-            this.emit('processedEvents', events);
+            this._processed(events);
           });
         },
         (as, err) => {
@@ -280,7 +301,7 @@ export class LiveReceiver {
       // In process, a service that ends the session (its pointer was moved) closes this
       // session's executor: the same as a lost connection.
       executor.once('close', lose);
-      if (lost) as.error(ErrorCode.CommError, 'Lost connection');
+      if (lost) as.error(ErrorCode.Disconnect, LOST);
       // futoin-invoker leaves a call waiting for a connection that failed to open until the call
       // times out: the loss of the connection ends the calls at once instead.
       const calls = $as();
@@ -300,7 +321,7 @@ export class LiveReceiver {
       );
       onLoss = () => {
         calls.cancel();
-        raise(as, ErrorCode.CommError, 'Lost connection');
+        raise(as, ErrorCode.Disconnect, LOST);
       };
       as.setCancel(() => {
         onLoss = null;
@@ -321,7 +342,7 @@ export class LiveReceiver {
       as.add((_as) => {
         close();
         if (Date.now() - readyAt >= STABLE_SESSION_MS) reconnect.reset();
-        this.emit('workerError', ErrorCode.Disconnect, 'Lost connection');
+        this.emit('workerError', ErrorCode.Disconnect, LOST);
       });
     });
   }

@@ -1,8 +1,9 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
-import type { RequestInfo } from 'futoin-executor';
+import type { Executor, RequestInfo } from 'futoin-executor';
+import { LIVE_COMPONENT } from '../common/constants';
 import { ErrorCode } from '../common/errors';
 import type { Event } from '../common/event';
-import { ReceiverService } from './ReceiverService';
+import { ReceiverService, type ReceiverServiceOptions } from './ReceiverService';
 
 /**
  * futoin.evt.receiver for reliable consumers: a push service may send several groups at once
@@ -18,8 +19,15 @@ import { ReceiverService } from './ReceiverService';
  * Sequence IDs restart at 0 with each push session (each `readyToReceive`). Register one
  * instance per connection (LiveReceiver/ReliableReceiver use a fresh Executor per connection),
  * or call `reset()` before asking for a new session on a reused executor.
+ *
+ * For the LIVE stream (`options.component` LIVE: a ReliableReceiver without a component), the
+ * service skips a `seq` number where it dropped events, and never sends that number: there, a
+ * call ahead of its turn goes on once nothing before it is being processed or waiting (calls
+ * of one channel arrive in the order sent), instead of waiting for ever.
  */
 export class ReliableReceiverService extends ReceiverService {
+  /** LIVE: a missing `seq` is a gap, not a call still to come. */
+  private readonly gapsAllowed: boolean;
   private next = 0;
   /** A group numbered `next` is being processed. */
   private busy = false;
@@ -27,6 +35,11 @@ export class ReliableReceiverService extends ReceiverService {
   private session = 0;
   /** Wake-up callbacks of waiting calls, by the seq they carry. */
   private readonly waiting = new Map<number, Set<() => void>>();
+
+  constructor(executor: Executor, options: ReceiverServiceOptions = {}) {
+    super(executor, options);
+    this.gapsAllowed = options.component === LIVE_COMPONENT;
+  }
 
   /** The `seq` the next new group must carry. */
   get expectedSeq(): number {
@@ -73,9 +86,10 @@ export class ReliableReceiverService extends ReceiverService {
           as.error(ErrorCode.InternalError, 'The push session was reset');
         }
         if (seq < this.next) as.break(); // already processed
-        if (seq === this.next && !this.busy) {
+        if (!this.busy && (seq === this.next || this.afterGap(seq))) {
           this.busy = true;
           holdsTurn = true;
+          this.next = seq;
           as.break();
         }
         this.park(as, seq);
@@ -104,6 +118,17 @@ export class ReliableReceiverService extends ReceiverService {
     // Copies of `seq` learn the outcome (done, or theirs to retry); `seq + 1` may now run.
     this.wake(seq);
     if (processed) this.wake(seq + 1);
+    // LIVE: after a gap, the first call waiting.
+    if (processed && this.gapsAllowed && this.waiting.size > 0) {
+      this.wake(Math.min(...this.waiting.keys()));
+    }
+  }
+
+  /** LIVE: `seq` is ahead of its turn because of a gap: no earlier call waits. */
+  private afterGap(seq: number): boolean {
+    if (!this.gapsAllowed || seq < this.next) return false;
+    for (const waiting of this.waiting.keys()) if (waiting < seq) return false;
+    return true;
   }
 
   /** Suspends the current step until `wake(seq)`; cancelling it unregisters it. */

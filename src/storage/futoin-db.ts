@@ -1,6 +1,8 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { Executor } from 'futoin-executor';
 import type { SimpleCCM } from 'futoin-invoker';
+// Before futoin-database: moment must load also under a frozen Object.prototype.
+import '../futoin/database-deps';
 // futoin-database's main module registers its query builder drivers.
 import 'futoin-database';
 import L2Face from 'futoin-database/L2Face';

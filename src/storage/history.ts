@@ -148,13 +148,15 @@ export class HistoryWriter {
 
   /**
    * Stores the events (those already there are skipped) in one transaction; resolves once it
-   * committed. Deadlocks and unavailable connections are retried a few times at once (the
-   * write is idempotent, so even one whose outcome is unknown); other failures reject, and
-   * nothing of the batch is stored.
+   * committed, with the events of each INSERT statement, in order. Deadlocks and unavailable
+   * connections are retried a few times at once (the write is idempotent, so even one whose
+   * outcome is unknown); other failures reject, and nothing of the batch is stored.
    */
-  async write(events: readonly Event[]): Promise<void> {
-    if (events.length === 0) return;
+  async write(events: readonly Event[]): Promise<Event[][]> {
+    if (events.length === 0) return [];
     const statements = historyStatements(this.dialect, this.table, events);
+    let at = 0;
+    const inserts = statements.map((s) => events.slice(at, (at += s.ids.length)));
     await withRetry(
       () => this.db.transaction((tx) => this.insert(tx, statements)),
       (e) => this.dialect.errorKind(e),
@@ -163,6 +165,7 @@ export class HistoryWriter {
       true,
       { attempts: 3, firstDelayMs: 50, maxDelayMs: 500 },
     );
+    return inserts;
   }
 
   private async insert(tx: SqlRunner, statements: readonly HistoryStatement[]): Promise<void> {

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 // NodeExecutor freezes Object.prototype (futoin's defence against prototype pollution,
 // CVE-2018-3721). A module loaded after that which assigns toString & co. on its own prototypes
-// throws; moment, which futoin-database's query drivers use, does. Load them first.
+// throws; moment, which futoin-database's query drivers use, does. Load them first (and moment
+// safely, in case the prototype is frozen already).
+import '../futoin/database-deps';
 import 'futoin-database/MySQLDriver';
 import 'futoin-database/PostgreSQLDriver';
 import 'futoin-database/SQLiteDriver';

@@ -30,8 +30,11 @@ const ADMIN = 'root';
 const ADMIN_SECRET = 'root-secret';
 const BIG = { blob: 'x'.repeat(100 * 1024), tail: 'end ✓' };
 
+/** 'pushError' as emitted: the reference's code, info and exception, then the consumer. */
 interface PushError {
   consumer: string;
+  code: string;
+  info: string;
   err: unknown;
   /** performance.now() when the listener got it: at or after the attempt. */
   at: number;
@@ -56,8 +59,9 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
       metrics: 'open',
       push: RETRY,
     });
-    service.push.on('pushError', (consumer: string, err: unknown) =>
-      pushErrors.push({ consumer, err, at: performance.now() }),
+    // The reference's arguments (code, info, exception), then the consumer.
+    service.push.on('pushError', (code: string, info: string, err: Error, consumer: string) =>
+      pushErrors.push({ consumer, code, info, err, at: performance.now() }),
     );
   });
   afterEach(() => open.splice(0).forEach((r) => r.close()));
@@ -319,8 +323,10 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     ]);
     await waitFor('pushError', () => errorsOf(ident('HUGE')).length >= 2);
     expect(r.events.map((e) => e.id)).to.deep.equal([before]);
-    const err = errorsOf(ident('HUGE'))[0]!.err;
+    const { err, code, info } = errorsOf(ident('HUGE'))[0]!;
     expect((err as Error).message).to.equal('InternalError');
+    expect(code).to.equal('InternalError');
+    expect(info).to.include(`Event ${hugeId} `);
     expect(String(err)).to.include(`Event ${hugeId} `);
     const lines = logged.filter((l) => l.msg.includes(`event ${hugeId} `));
     expect(lines).to.have.length(1);

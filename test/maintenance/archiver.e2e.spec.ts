@@ -87,7 +87,7 @@ function watch(archiver: DBEventArchiver): Seen {
   const seen: Seen = { ready: 0, processed: 0, newEvents: 0, receiverErrors: [], workerErrors: [] };
   archiver.on('ready', () => seen.ready++);
   archiver.on('newEvents', (events) => (seen.newEvents += events.length));
-  archiver.on('processedEvents', (events) => (seen.processed += events.length));
+  archiver.on('processedEvents', (count) => (seen.processed += count));
   archiver.on('receiverError', (code, info) => seen.receiverErrors.push(`${code}: ${info ?? ''}`));
   archiver.on('workerError', (code, info) => seen.workerErrors.push(`${code}: ${info ?? ''}`));
   return seen;
@@ -309,7 +309,7 @@ describeDatabases('DBEventArchiver', (fx) => {
     const before = new Set(await idsOf(history, 'evt_history'));
     const second = archiverOn(wfx.config);
     const again: string[] = [];
-    second.archiver.on('processedEvents', (events) => {
+    second.archiver.on('processedEvents', (_count, events) => {
       for (const e of events) if (before.has(e.id)) again.push(e.id);
     });
     second.archiver.start(service.wsUrl, TEST_CREDENTIALS, { component: 'ARCH_KILL' });
@@ -535,7 +535,7 @@ describeDatabases('DBEventArchiver', (fx) => {
       ARCHIVE_WAIT_MS,
     );
     expect(await pointer('ARCHIVER')).to.not.equal(null);
-    expect(() => archiver.start(service.wsUrl, TEST_CREDENTIALS)).to.throw(/already started/);
+    expect(() => archiver.start(service.wsUrl, TEST_CREDENTIALS)).to.throw('Already started!');
 
     ccm.close();
     await archiver.whenStopped();

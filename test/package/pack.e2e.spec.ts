@@ -1,7 +1,7 @@
 /**
  * The package as a user gets it: `npm pack` of this tree, installed into a throw-away project.
- * Checks what the tarball holds, that both entry points (`.` and `./receiver`) resolve through
- * `exports`, that the consumer entry loads no database driver, and that a strict TypeScript
+ * Checks what the tarball holds, that the entry points (`.`, `./receiver` and futoin-eventstream's
+ * per-class modules, `./DBServiceApp` and the like) resolve through `exports`, that the consumer entry loads no database driver, and that a strict TypeScript
  * project compiles the README's quick start, a push consumer and an `addXferEvent` example
  * against the shipped declarations alone. Uses dist/ as built (npm test builds first).
  */
@@ -114,6 +114,57 @@ $as()
   .execute();
 `;
 
+/** futoin-eventstream's per-class modules: ours under the same names (`ftn18-eventstream/X`). */
+const REFERENCE_MODULES = [
+  'DBEventArchiver',
+  'DBEventDiscarder',
+  'DBGenFace',
+  'DBGenService',
+  'DBPollService',
+  'DBPushService',
+  'DBServiceApp',
+  'GenFace',
+  'GenService',
+  'LiveReceiver',
+  'PollFace',
+  'PollService',
+  'PushFace',
+  'PushService',
+  'ReceiverFace',
+  'ReceiverService',
+  'ReliableReceiver',
+  'ReliableReceiverService',
+];
+
+/** Code written for futoin-eventstream, its package name changed. */
+const REFERENCE_STYLE = `
+import $as from 'futoin-asyncsteps';
+import type { AsyncSteps } from 'futoin-asyncsteps';
+import { AdvancedCCM } from 'futoin-invoker';
+import { specDirs, GEN_FACE } from 'ftn18-eventstream';
+import { DB_EVTTABLE, cmpIds } from 'ftn18-eventstream/common';
+import DBServiceApp from 'ftn18-eventstream/DBServiceApp';
+import ReliableReceiver from 'ftn18-eventstream/ReliableReceiver';
+import GenFace from 'ftn18-eventstream/GenFace';
+
+class Printer extends ReliableReceiver {
+  protected override _onEvents(_as: AsyncSteps, events: { id: string }[]): void {
+    console.log(events.map((e) => e.id), cmpIds('2', '10'));
+  }
+}
+
+const ccm = new AdvancedCCM({ specDirs });
+$as()
+  .add((as) => {
+    const app = new DBServiceApp(as, { ccm, databaseConfig: { DB_EVT_TYPE: 'sqlite' } });
+    as.add((as) => {
+      ccm.iface<GenFace>(GEN_FACE).addEvent(as, 'TABLE', DB_EVTTABLE);
+      new Printer(ccm).start(app.executor(), null, { component: 'PRINTER' });
+    });
+  })
+  .execute();
+`;
+
 describe('the packed package', function () {
   this.timeout(2 * NPM_TIMEOUT_MS);
   let tmp = '';
@@ -187,24 +238,46 @@ describe('the packed package', function () {
     }
   });
 
-  it('resolves both entry points through exports, and nothing inside dist', async function () {
+  it('resolves the entry points through exports, and nothing inside dist', async function () {
     const script = `
       const main = require('ftn18-eventstream');
       const receiver = require('ftn18-eventstream/receiver');
+      const reference = Object.fromEntries(${JSON.stringify(REFERENCE_MODULES)}.map(
+        (n) => [n, require('ftn18-eventstream/' + n).name]));
+      const common = require('ftn18-eventstream/common');
       let deep = '';
       try { require.resolve('ftn18-eventstream/dist/storage/store'); } catch (e) { deep = e.code; }
       process.stdout.write(JSON.stringify({
         main: Object.keys(main),
         receiver: Object.keys(receiver),
         receiverPath: require.resolve('ftn18-eventstream/receiver'),
+        reference,
+        common: Object.keys(common),
         version: require('ftn18-eventstream/package.json').version,
         spec: require.resolve('ftn18-eventstream/specs/futoin.evt.gen-1.1-iface.json'),
         deep,
       }));
     `;
     const r = await ok(run(process.execPath, ['-e', script], { cwd: consumer }), 'require');
-    const out = JSON.parse(r.stdout) as Record<string, string | string[]>;
+    const out = JSON.parse(r.stdout) as Record<string, string | string[] | Record<string, string>>;
     expect(out['main']).to.include.members(['DBServiceApp', 'DBGenService', 'GenFace']);
+    // What futoin-eventstream's main, common and per-class modules export.
+    expect(out['main']).to.include.members(['specDirs', 'GEN_FACE', 'POLL_FACE', 'PUSH_FACE']);
+    expect(out['reference']).to.deep.equal(
+      Object.fromEntries(REFERENCE_MODULES.map((n) => [n, n])),
+    );
+    expect(out['common']).to.include.members([
+      'FTN18_VERSION',
+      'PING_VERSION',
+      'DB_IFACEVER',
+      'DB_EVTTABLE',
+      'DB_EVTCONSUMERS',
+      'DB_EVTHISTORY',
+      'GEN_FACE',
+      'POLL_FACE',
+      'PUSH_FACE',
+      'cmpIds',
+    ]);
     expect(out['receiver']).to.include.members(['ReliableReceiver', 'LiveReceiver', 'PushFace']);
     expect(out['receiverPath']).to.equal(
       path.join(consumer, 'node_modules', 'ftn18-eventstream', 'dist', 'receiving', 'index.js'),
@@ -253,6 +326,7 @@ describe('the packed package', function () {
       fs.writeFileSync(path.join(dir, 'quick-start.ts'), QUICK_START);
       fs.writeFileSync(path.join(dir, 'push-consumer.ts'), PUSH_CONSUMER);
       fs.writeFileSync(path.join(dir, 'xfer-event.ts'), XFER_EVENT);
+      fs.writeFileSync(path.join(dir, 'reference-style.ts'), REFERENCE_STYLE);
       const tsconfig = path.join(consumer, `tsconfig.${resolution}.json`);
       fs.writeFileSync(
         tsconfig,

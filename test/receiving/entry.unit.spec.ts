@@ -34,4 +34,33 @@ describe('receiving entry point', function () {
     ]);
     expect(loaded.filter((f) => DATABASE_CODE.test(f))).to.deep.equal([]);
   });
+
+  it("so do futoin-eventstream's per-class modules of the consumer side", function () {
+    const modules = [
+      'LiveReceiver',
+      'ReliableReceiver',
+      'ReceiverService',
+      'ReliableReceiverService',
+      'ReceiverFace',
+      'GenFace',
+      'PollFace',
+      'PushFace',
+      'common',
+    ];
+    const script = `
+      const names = ${JSON.stringify(modules)}.map((m) => {
+        const mod = require('./src/compat/' + m);
+        return typeof mod === 'function' ? mod.name : Object.keys(mod).join();
+      });
+      process.stdout.write(JSON.stringify({ names, loaded: Object.keys(require.cache) }));
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    const { names, loaded } = JSON.parse(out) as { names: string[]; loaded: string[] };
+    expect(names.slice(0, -1)).to.deep.equal(modules.slice(0, -1));
+    expect(names[names.length - 1]).to.include('GEN_FACE');
+    expect(loaded.filter((f) => DATABASE_CODE.test(f))).to.deep.equal([]);
+  });
 });

@@ -82,7 +82,7 @@ export function importsOf(
  *   ← generation, delivery (services over the store)
  *   ← ops (admin, metrics, console: they register HTTP routes), maintenance (the archiver is
  *     a ReliableReceiver)
- *   ← app (DBServiceApp, the CLI) ← main
+ *   ← app (DBServiceApp, the CLI) ← main, compat (the reference's per-class modules)
  */
 export const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   common: [],
@@ -104,6 +104,19 @@ export const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
     'delivery',
     'ops',
     'maintenance',
+  ],
+  /** futoin-eventstream's per-class modules (`ftn18-eventstream/DBServiceApp`...), beside main. */
+  compat: [
+    'common',
+    'futoin',
+    'storage',
+    'transport',
+    'receiving',
+    'generation',
+    'delivery',
+    'ops',
+    'maintenance',
+    'app',
   ],
   main: [
     'common',

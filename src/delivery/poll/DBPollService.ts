@@ -3,7 +3,12 @@ import type { Executor } from 'futoin-executor';
 import { resolveStore, type ResolveStoreOptions } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
 import type { Event } from '../../common/event';
-import { PollService, type PollRequest, type PollServiceOptions } from './PollService';
+import {
+  ourServiceClass,
+  PollService,
+  type PollRequest,
+  type PollServiceOptions,
+} from './PollService';
 import { storeOptionsOf } from './options';
 import { StorePoller } from './store-poller';
 
@@ -38,11 +43,12 @@ export class DBPollService extends PollService {
     return impl;
   }
 
-  protected override async _registerConsumer(ident: string): Promise<void> {
+  protected override async _registerConsumerAsync(ident: string): Promise<void> {
     await (await this.poller).register(ident);
   }
 
-  protected override async _pollEvents(req: PollRequest): Promise<Event[]> {
+  protected override async _pollEventsAsync(req: PollRequest): Promise<Event[]> {
     return (await this.poller).poll(req);
   }
 }
+ourServiceClass(DBPollService);

@@ -1,12 +1,12 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor } from 'futoin-executor';
-import { ErrorCode, EvtError } from '../../common/errors';
+import { ErrorCode, EvtError, isEvtError } from '../../common/errors';
 import { resolveStore } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
 import type { DBPollServiceOptions } from '../poll/DBPollService';
 import { storeOptionsOf } from '../poll/options';
 import type { Event } from '../../common/event';
-import type { PollRequest } from '../poll/PollService';
+import { ourServiceClass, type PollRequest } from '../poll/PollService';
 import { StorePoller } from '../poll/store-poller';
 import { PushHub, type OperatorHints } from './hub';
 import { PushService, type PushRequest, type PushServiceOptions } from './PushService';
@@ -35,12 +35,15 @@ export class DBPushService extends PushService {
           ...(options.operatorHints ? { hints: options.operatorHints } : {}),
         },
         {
-          pushError: (consumer, err) => this.emit('pushError', consumer, err),
+          pushError: (consumer, err) => this._pushError(consumer, err),
           queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
         },
       ),
     }));
     this.engine.catch(() => undefined);
+    // Its store closes with the CCM (see resolveStore): the sessions stop then, also when the
+    // application closes the CCM and not the executor, as futoin-eventstream's users do.
+    executor.ccm().once('close', () => this._close());
   }
 
   static override register(
@@ -63,11 +66,24 @@ export class DBPushService extends PushService {
     return (await this.engine).hub;
   }
 
-  protected override async _registerConsumer(ident: string): Promise<void> {
+  /**
+   * Also `_pollEvents`: push sessions read the store themselves, so an override (an access
+   * filter, say) would apply to polling only, where futoin-eventstream applies it to the
+   * backlog a push session starts with too.
+   */
+  static override _unsupportedHooks(): Record<string, string> {
+    return {
+      ...super._unsupportedHooks(),
+      _pollEvents:
+        'our push sessions do not call: they read the store themselves (override it in a DBPollService for polling)',
+    };
+  }
+
+  protected override async _registerConsumerAsync(ident: string): Promise<void> {
     await (await this.engine).poller.register(ident);
   }
 
-  protected override async _pollEvents(req: PollRequest): Promise<Event[]> {
+  protected override async _pollEventsAsync(req: PollRequest): Promise<Event[]> {
     return (await this.engine).poller.poll(req);
   }
 
@@ -80,7 +96,15 @@ export class DBPushService extends PushService {
     }
   }
 
+  /** 'pushError' with the reference's arguments (code, info, exception), then the consumer. */
+  private _pushError(consumer: string, err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (isEvtError(e)) this.emit('pushError', e.code, e.info, e, consumer);
+    else this.emit('pushError', ErrorCode.InternalError, e.message, e, consumer);
+  }
+
   override _close(): void {
     void this.engine.then(({ hub }) => hub.close()).catch(() => undefined);
   }
 }
+ourServiceClass(DBPushService);

@@ -18,7 +18,7 @@ import { callerExecutorOf, wsConnectionOf } from '../../futoin/channel';
 import { raiseInheritedMinor, type WsConnection } from '../../futoin/executor';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
 import type { Event } from '../../common/event';
-import { PollService, type PollServiceOptions } from '../poll/PollService';
+import { ourServiceClass, PollService, type PollServiceOptions } from '../poll/PollService';
 import { pushSettings, type PushSettings } from './options';
 import type { PushTarget } from './session';
 
@@ -44,6 +44,14 @@ export interface PushServiceOptions extends PollServiceOptions {
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;
+  /**
+   * futoin-eventstream's DBPushService names: the pause between reads for new events while
+   * there are none, from sleep_min growing to sleep_max (by sleep_step each time: here it
+   * doubles, so sleep_step is accepted and has no effect). poll_min_ms and poll_max_ms win.
+   */
+  sleep_min?: number;
+  sleep_max?: number;
+  sleep_step?: number;
   /** Listen for PostgreSQL notifications from other processes. */
   listen?: boolean;
 }
@@ -62,8 +70,9 @@ const REQUEST_ENVELOPE_BYTES = 1024;
 /**
  * futoin.evt.push service base: futoin.evt.poll plus readyToReceive, which registers the
  * caller's futoin.evt.receiver on the same bi-directional channel (WebSocket or in-process) and
- * starts pushing onEvents(seq, events) to it. Emits 'pushError' (consumer, error) and
- * 'queueOverflow' (consumer, dropped events) as the reference does.
+ * starts pushing onEvents(seq, events) to it. Emits 'pushError' (code, info, exception,
+ * consumer) and 'queueOverflow' (consumer, dropped events): the reference's arguments, ours
+ * after them.
  */
 export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
@@ -132,6 +141,8 @@ export class PushService extends PollService {
   declare once: (event: string, handler: (...args: never[]) => void) => void;
   declare off: (event: string, handler: (...args: never[]) => void) => void;
 }
+
+ourServiceClass(PushService);
 
 /**
  * futoin.evt.push inherits futoin.evt.poll 1.0 (in FTN18 1.1 too), so futoin-executor records

@@ -49,12 +49,19 @@ export function pushSettings(options: PushServiceOptions): PushSettings {
         skipStoreMs: check.ms('skip_store_ms', options.skip_store_ms, d.skip_store_ms, true),
       },
       waker: {
-        pollMinMs: check.ms('poll_min_ms', options.poll_min_ms, d.poll_min_ms),
-        pollMaxMs: check.ms('poll_max_ms', options.poll_max_ms, d.poll_max_ms),
+        pollMinMs:
+          options.poll_min_ms === undefined && options.sleep_min !== undefined
+            ? check.ms('sleep_min', options.sleep_min, d.poll_min_ms)
+            : check.ms('poll_min_ms', options.poll_min_ms, d.poll_min_ms),
+        pollMaxMs:
+          options.poll_max_ms === undefined && options.sleep_max !== undefined
+            ? check.ms('sleep_max', options.sleep_max, d.poll_max_ms)
+            : check.ms('poll_max_ms', options.poll_max_ms, d.poll_max_ms),
         listen: check.bool('listen', options.listen, d.listen),
       },
     },
   };
+  if (options.sleep_step !== undefined) check.ms('sleep_step', options.sleep_step, 0, true);
   const { session, waker } = settings.hub;
   check.delays('retry_min_ms', 'retry_max_ms', session.retryMinMs, session.retryMaxMs);
   check.delays('poll_min_ms', 'poll_max_ms', waker.pollMinMs, waker.pollMaxMs);
