@@ -254,6 +254,21 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
     });
   }
 
+  const auth = options.auth;
+  if (auth) {
+    new Counter<'reason'>({
+      name: 'evtstream_auth_failures_total',
+      help: 'Authentications refused: wrong or unknown credentials (reason "invalid"), or from an address over the limit of failures (reason "limited", DefenseRejected).',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect(this: Counter<'reason'>) {
+        this.reset();
+        this.inc({ reason: 'invalid' }, auth.counts.invalid);
+        this.inc({ reason: 'limited' }, auth.counts.limited);
+      },
+    });
+  }
+
   const withProcess = options.processMetrics ?? true;
   let served: Registry | null = null;
 
