@@ -74,6 +74,14 @@ export class HookedNodeExecutor extends NodeExecutor {
   }
 
   /**
+   * The client address of an HTTP request as FutoIn calls see it: with `trustProxy`, the
+   * proxy's X-Real-IP or first X-Forwarded-For entry (2.3.7: `_clientAddress`).
+   */
+  clientAddressOf(req: IncomingMessage): string | undefined {
+    return callBase<string | undefined>(this, '_clientAddress', req);
+  }
+
+  /**
    * Runs the FutoIn request of an HTTP POST whose body a subclass has read itself, as 2.3.7's
    * own body handler does: decoded in the format it is in, anything undecodable becoming an
    * empty request (InvalidRequest).

@@ -1,5 +1,6 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor } from 'futoin-executor';
+import { waitAtMost } from '../../common/async';
 import { ErrorCode, EvtError } from '../../common/errors';
 import { resolveStore } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
@@ -78,6 +79,24 @@ export class DBPushService extends PushService {
     } else if (!(await hub.openReliable(req.ident, req.want, req.target, req.limits))) {
       throw new EvtError(ErrorCode.NotRegistered, 'Call registerConsumer first');
     }
+  }
+
+  protected override async _drain(timeoutMs: number): Promise<boolean> {
+    let hub: PushHub;
+    try {
+      ({ hub } = await this.engine);
+    } catch {
+      return true; // never started: nothing to drain
+    }
+    let settled = false;
+    await waitAtMost(
+      hub.drain().then(() => {
+        settled = true;
+      }),
+      timeoutMs,
+    );
+    hub.close();
+    return settled;
   }
 
   override _close(): void {
