@@ -320,6 +320,11 @@ describe('component options', function () {
     for (const [name, d] of Object.entries(ALL_DEFAULTS))
       expect(Object.isFrozen(d), name).to.equal(true);
   });
+
+  it('every defaults object is exported from the package main', async function () {
+    const main: Record<string, unknown> = await import('../src/index');
+    for (const [name, d] of Object.entries(ALL_DEFAULTS)) expect(main[name], name).to.equal(d);
+  });
 });
 
 describe('README option tables', function () {
