@@ -24,4 +24,7 @@ process.on('beforeExit', () => {
 cli.main(process.argv.slice(2)).then((code) => {
   settled = true;
   process.exitCode = code;
+  // The command has finished: what it left open (connections a shutdown timeout cut off) must
+  // not keep the process, though what is closing anyway gets a moment.
+  setTimeout(() => process.exit(code), 1000).unref();
 });

@@ -78,7 +78,13 @@ export {
 export { migrate, pendingMigrations, MigrationError, type SchemaKind } from './storage/migrate';
 
 export { EvtNodeExecutor, type EvtExecutorOptions, type HttpRoute } from './transport/executor';
-export { UsersSecurityProvider, parseUsers, type Users } from './transport/auth';
+export {
+  UsersSecurityProvider,
+  parseUsers,
+  AUTH_DEFAULTS,
+  type AuthOptions,
+  type Users,
+} from './transport/auth';
 export { APP_DEFAULTS, SERVICE_DEFAULTS } from './app/options';
 export { DBServiceApp, type DBServiceAppOptions, type DatabaseSpec } from './app/DBServiceApp';
 export { StreamService, type ServiceConfig } from './app/service';

@@ -31,6 +31,7 @@ import {
 } from '../src/maintenance/options';
 import { RECEIVER_DEFAULTS, receiverSettings } from '../src/receiving/connect';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
+import { AUTH_DEFAULTS, UsersSecurityProvider } from '../src/transport/auth';
 
 /** Every component's defaults, by the name the README gives them. */
 const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
@@ -42,6 +43,7 @@ const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
   DISCARDER_DEFAULTS,
   APP_DEFAULTS,
   SERVICE_DEFAULTS,
+  AUTH_DEFAULTS,
 };
 
 /** Refusals: what to call, and the start of the error it must throw. */
@@ -251,6 +253,22 @@ describe('component options', function () {
       ],
       [() => serviceSettings(config({ metrics: wrong('everyone') })), 'service option metrics'],
       [() => serviceSettings(config({ console: wrong('no') })), 'service option console'],
+      [
+        () => serviceSettings(config({ shutdownTimeoutMs: -1 })),
+        'service option shutdownTimeoutMs must be a number of ms ≥ 0',
+      ],
+      [
+        () => serviceSettings(config({ readyTimeoutMs: 0 })),
+        'service option readyTimeoutMs must be a number of ms > 0',
+      ],
+      [
+        () => new UsersSecurityProvider(new Map(), new Map(), { failure_limit: 0 }),
+        'auth option failure_limit must be an integer ≥ 1',
+      ],
+      [
+        () => new UsersSecurityProvider(new Map(), new Map(), { failure_window_ms: 0 }),
+        'auth option failure_window_ms must be a number of ms > 0',
+      ],
     ]);
     expect(appSettings({})).to.deep.equal(APP_DEFAULTS);
     expect(serviceSettings(config({}))).to.deep.equal({
@@ -258,6 +276,8 @@ describe('component options', function () {
       console: SERVICE_DEFAULTS.console,
       trustProxy: SERVICE_DEFAULTS.trustProxy,
       secureLoopback: SERVICE_DEFAULTS.secureLoopback,
+      shutdownTimeoutMs: SERVICE_DEFAULTS.shutdownTimeoutMs,
+      readyTimeoutMs: SERVICE_DEFAULTS.readyTimeoutMs,
     });
   });
 
@@ -308,6 +328,11 @@ describe('component options', function () {
   it('every defaults object is frozen', function () {
     for (const [name, d] of Object.entries(ALL_DEFAULTS))
       expect(Object.isFrozen(d), name).to.equal(true);
+  });
+
+  it('every defaults object is exported from the package main', async function () {
+    const main: Record<string, unknown> = await import('../src/index');
+    for (const [name, d] of Object.entries(ALL_DEFAULTS)) expect(main[name], name).to.equal(d);
   });
 });
 

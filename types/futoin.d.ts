@@ -201,6 +201,19 @@ declare module 'futoin-invoker' {
     const standard_errors: Record<string, string>;
   }
 
+  /** An FTN7 message format (JSON, CBOR, MsgPack). */
+  interface MessageFormat {
+    contentType(): string;
+    encode(msg: unknown): string | Buffer;
+    /** Throws on what it cannot decode. */
+    decode(raw: Buffer): unknown;
+  }
+
+  namespace MessageCoder {
+    /** The format of a raw message (JSON when none matches). */
+    function detect(raw: Buffer): MessageFormat;
+  }
+
   const Errors: Record<string, string>;
   const FutoInError: Record<string, string>;
   const specDirs: string[];
@@ -282,6 +295,8 @@ declare module 'futoin-executor' {
     readonly SAFE_PAYLOAD_LIMIT: number;
     /** The largest response the registered specs allow (used in src/futoin only). */
     protected _maxRspSize: number;
+    /** The largest request the registered specs allow (used in src/futoin only). */
+    protected _maxReqSize: number;
     ccm(): SimpleCCM;
     register(
       as: AsyncSteps,
@@ -333,6 +348,8 @@ declare module 'futoin-executor' {
 
   class NodeExecutor extends Executor {
     constructor(ccm: SimpleCCM, opts?: NodeExecutorOptions);
+    /** Where FutoIn calls are served, ending in '/' (used in src/futoin only). */
+    protected _http_path: string;
     handleHTTPRequest(req: IncomingMessage, rsp: ServerResponse): boolean;
     /** `ws` is a WebSocket of the `ws` package futoin-executor depends on. */
     handleWSConnection(upgrade_req: IncomingMessage, ws: unknown): void;

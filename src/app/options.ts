@@ -3,6 +3,7 @@ import { pollSettings, storeOptionsOf } from '../delivery/poll/options';
 import { pushSettings } from '../delivery/push/options';
 import { dbGenSettings, genMaxEventBytes, GEN_DEFAULTS } from '../generation/options';
 import { archiverSettings, discarderSettings } from '../maintenance/options';
+import { READY_TIMEOUT_MS } from '../ops/health';
 import type { MetricsAccess } from '../ops/metrics';
 import type { DBServiceAppOptions } from './DBServiceApp';
 import type { ServiceConfig } from './service';
@@ -63,6 +64,10 @@ export const SERVICE_DEFAULTS = Object.freeze({
   /** Count loopback connections as secure channels (`serve` turns it on: see its help). */
   secureLoopback: false,
   maxEventBytes: GEN_DEFAULTS.max_event_bytes,
+  /** How long shutdown() (SIGTERM) may take: draining push batches in flight, then closing. */
+  shutdownTimeoutMs: 10_000,
+  /** /readyz: how long the database may take to answer before the service counts as not ready. */
+  readyTimeoutMs: READY_TIMEOUT_MS,
 });
 
 const METRICS_ACCESS: readonly MetricsAccess[] = ['admins', 'open', 'off'];
@@ -73,6 +78,8 @@ export function serviceSettings(config: ServiceConfig): {
   console: boolean;
   trustProxy: boolean;
   secureLoopback: boolean;
+  shutdownTimeoutMs: number;
+  readyTimeoutMs: number;
 } {
   const check = new OptionChecks('service');
   check.int('port', config.port, SERVICE_DEFAULTS.port, { min: 0, max: 65_535 });
@@ -85,6 +92,17 @@ export function serviceSettings(config: ServiceConfig): {
       'secureLoopback',
       config.secureLoopback,
       SERVICE_DEFAULTS.secureLoopback,
+    ),
+    shutdownTimeoutMs: check.ms(
+      'shutdownTimeoutMs',
+      config.shutdownTimeoutMs,
+      SERVICE_DEFAULTS.shutdownTimeoutMs,
+      true,
+    ),
+    readyTimeoutMs: check.ms(
+      'readyTimeoutMs',
+      config.readyTimeoutMs,
+      SERVICE_DEFAULTS.readyTimeoutMs,
     ),
   };
 }

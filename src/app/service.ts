@@ -1,5 +1,6 @@
 import type http from 'http';
 import { AdvancedCCM } from 'futoin-invoker';
+import { waitAtMost } from '../common/async';
 import { SPEC_DIRS_ALL } from '../common/constants';
 import type { Logger } from '../common/log';
 import type { DBPushService } from '../delivery/push/DBPushService';
@@ -8,13 +9,14 @@ import type { DBEventDiscarderOptions } from '../maintenance/DBEventDiscarder';
 import { describeConnection, type ConnectionConfig } from '../storage/config';
 import { loadDatabaseModules } from '../storage/preload';
 import type { EventStore } from '../storage/store';
-import { UsersSecurityProvider, type Users } from '../transport/auth';
+import { UsersSecurityProvider, type AuthOptions, type Users } from '../transport/auth';
 import { EvtNodeExecutor } from '../transport/executor';
 import { createHttpServer, listen, serverUrl, type TlsFiles } from '../transport/server';
 import { DBServiceApp } from './DBServiceApp';
 import { serviceSettings } from './options';
 import { serveMetrics, type MetricsAccess } from '../ops/metrics';
 import { serveConsole } from '../ops/console';
+import { serveHealth } from '../ops/health';
 
 /** What StreamService runs with; SERVICE_DEFAULTS (app/options) has the defaults. */
 export interface ServiceConfig {
@@ -42,11 +44,21 @@ export interface ServiceConfig {
   warehouse?: ConnectionConfig;
   /** Run the discarder with these options. */
   discard?: DBEventDiscarderOptions;
+  /** The limit on failed authentications per client address (AUTH_DEFAULTS). */
+  auth?: Omit<AuthOptions, 'log'>;
+  /** How long shutdown() may take (SIGTERM in `serve`). */
+  shutdownTimeoutMs?: number;
+  /** /readyz: how long the database may take to answer. */
+  readyTimeoutMs?: number;
 }
 
-/** A running event stream service: HTTP + WebSocket executor with gen and push (+ poll) on a store. */
+/**
+ * A running event stream service: HTTP + WebSocket executor with gen and push (+ poll) on a
+ * store, /livez and /readyz for probes, /metrics and the console.
+ */
 export class StreamService {
   private closing: Promise<void> | null = null;
+  private shuttingDown: Promise<boolean> | null = null;
 
   private constructor(
     readonly url: string,
@@ -54,6 +66,7 @@ export class StreamService {
     readonly app: DBServiceApp,
     private readonly server: http.Server,
     private readonly log: Logger,
+    private readonly shutdownTimeoutMs: number,
   ) {}
 
   get store(): EventStore {
@@ -75,6 +88,10 @@ export class StreamService {
   static async start(config: ServiceConfig): Promise<StreamService> {
     const { log } = config;
     const settings = serviceSettings(config);
+    const security = new UsersSecurityProvider(config.users, config.admins, {
+      ...config.auth,
+      log,
+    });
     // Before the executor: see loadDatabaseModules.
     await loadDatabaseModules(
       config.db.dialect,
@@ -88,7 +105,7 @@ export class StreamService {
       secureChannel: !!config.tls,
       trustProxy: settings.trustProxy,
       secureLoopback: settings.secureLoopback,
-      securityProvider: new UsersSecurityProvider(config.users, config.admins),
+      securityProvider: security,
       specDirs: SPEC_DIRS_ALL,
       // Responses are ours and checked by the tests; skip re-validating each one.
       prodMode: true,
@@ -99,6 +116,8 @@ export class StreamService {
       );
     executor.on('notExpected', notExpected);
     let app: DBServiceApp | undefined;
+    /** Set once the service is made: until then nothing drains. */
+    let service: StreamService | undefined;
     try {
       app = await DBServiceApp.start({
         ccm,
@@ -117,17 +136,30 @@ export class StreamService {
       if (metrics !== 'off') {
         serveMetrics(executor, app, metrics === 'open' ? null : (config.admins ?? new Map()), {
           log,
+          auth: security,
         });
       }
       if (settings.console) serveConsole(executor);
+      const store = app.store;
+      serveHealth(
+        executor,
+        {
+          store,
+          get draining() {
+            return service?.draining ?? false;
+          },
+        },
+        { readyTimeoutMs: settings.readyTimeoutMs, log },
+      );
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
-      const service = new StreamService(
+      service = new StreamService(
         serverUrl(addr, tls),
         serverUrl(addr, tls, 'ws'),
         app,
         server,
         log,
+        settings.shutdownTimeoutMs,
       );
       log.info(
         `Serving on ${service.url} with ${describeConnection(config.db)}` +
@@ -148,6 +180,41 @@ export class StreamService {
   /** Push sessions open now. */
   sessions(): Promise<number> {
     return this.push.sessions();
+  }
+
+  /** True once shutdown() has begun: /readyz answers 503 and new push sessions are refused. */
+  get draining(): boolean {
+    return this.shuttingDown !== null;
+  }
+
+  /**
+   * Stops the service the way a load balancer expects: at once /readyz answers 503 and new push
+   * sessions are refused (DefenseRejected: receivers connect again, elsewhere); the onEvents
+   * calls in flight get their answers and their pointers stored; then it closes as close()
+   * does. All within `timeoutMs` (shutdownTimeoutMs by default): past it, what is left is cut
+   * off (unconfirmed batches are delivered again by the consumer's next session). Resolves true
+   * if everything finished in time.
+   */
+  shutdown(timeoutMs = this.shutdownTimeoutMs): Promise<boolean> {
+    this.shuttingDown ??= (async () => {
+      const started = performance.now();
+      const drained = await this.push.drain(timeoutMs);
+      if (!drained)
+        this.log.warn(
+          `Shutdown: push batches still unanswered after ${timeoutMs} ms; their consumers get them again from their stored pointers`,
+        );
+      const left = Math.max(0, timeoutMs - (performance.now() - started));
+      let closed = false;
+      await waitAtMost(
+        this.close(left).then(() => {
+          closed = true;
+        }),
+        left,
+      );
+      if (!closed) this.log.warn(`Shutdown: not closed within ${timeoutMs} ms; stopping anyway`);
+      return drained && closed;
+    })();
+    return this.shuttingDown;
   }
 
   /** Stops accepting calls, lets running ones finish (up to `graceMs`), closes the database. */

@@ -14,6 +14,11 @@ export const ErrorCode = {
   UnknownInterface: 'UnknownInterface',
   InternalError: 'InternalError',
   NotImplemented: 'NotImplemented',
+  /**
+   * futoin-asyncsteps: a defence refused the call. Ours for a caller over the limit of failed
+   * authentications, and for new push sessions while the service shuts down.
+   */
+  DefenseRejected: 'DefenseRejected',
   /** futoin-invoker: a call's connection failed or was lost. */
   CommError: 'CommError',
   /** Ours, for a receiver's 'workerError': its established push session lost the connection. */

@@ -33,6 +33,15 @@ export function durationMs(value: unknown, unitRequired = false): number | null 
   return Math.floor(ms);
 }
 
+/** A duration the way the grammar writes it, in the largest unit it is a whole number of ('1m'). */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const u = DURATION_UNIT_MS[unit];
+    if (ms >= u && ms % u === 0) return `${ms / u}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 /**
  * A duration in ms from a number of ms or a string like '7d', '12h', '30m', '45s', '500ms';
  * throws a TypeError naming `what` when it is none.

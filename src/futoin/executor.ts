@@ -4,9 +4,10 @@
  * the typed hooks of HookedNodeExecutor, and the interface tables are changed by the functions
  * below.
  */
-import type { IncomingMessage } from 'http';
+import type { IncomingMessage, ServerResponse } from 'http';
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import { NodeExecutor, type Executor } from 'futoin-executor';
+import { MessageCoder } from 'futoin-invoker';
 
 /** A WebSocket of the `ws` package, as NodeExecutor is given one and channels hold it. */
 export interface WsConnection {
@@ -60,6 +61,40 @@ export class HookedNodeExecutor extends NodeExecutor {
   /** The largest response the registered specs allow (2.3.7: `_maxRspSize`). */
   protected get specMaxResponseBytes(): number {
     return this._maxRspSize;
+  }
+
+  /** The largest request the registered specs allow: 64 KiB unless one allows more (2.3.7: `_maxReqSize`). */
+  protected get specMaxRequestBytes(): number {
+    return this._maxReqSize;
+  }
+
+  /** Where FutoIn calls are served, ending in '/' (2.3.7: `_http_path`, from `httpPath`). */
+  protected get httpPath(): string {
+    return this._http_path;
+  }
+
+  /**
+   * The client address of an HTTP request as FutoIn calls see it: with `trustProxy`, the
+   * proxy's X-Real-IP or first X-Forwarded-For entry (2.3.7: `_clientAddress`).
+   */
+  clientAddressOf(req: IncomingMessage): string | undefined {
+    return callBase<string | undefined>(this, '_clientAddress', req);
+  }
+
+  /**
+   * Runs the FutoIn request of an HTTP POST whose body a subclass has read itself, as 2.3.7's
+   * own body handler does: decoded in the format it is in, anything undecodable becoming an
+   * empty request (InvalidRequest).
+   */
+  protected runHttpBody(req: IncomingMessage, rsp: ServerResponse, body: Buffer): void {
+    const coder = MessageCoder.detect(body);
+    let ftnreq: unknown;
+    try {
+      ftnreq = coder.decode(body);
+    } catch {
+      ftnreq = {};
+    }
+    this._handleHTTPRequestCommon({ ftnreq, req, rsp, coder });
   }
 
   override handleWSConnection(upgradeReq: IncomingMessage, wsArg: unknown): void {

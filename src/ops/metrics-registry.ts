@@ -445,6 +445,20 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
     });
   }
 
+  const auth = options.auth;
+  if (auth) {
+    new Counter<'reason'>({
+      name: 'evtstream_auth_failures_total',
+      help: 'Authentications refused: wrong or unknown credentials (reason "invalid"), or from an address over the limit of failures (reason "limited", DefenseRejected).',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect(this: Counter<'reason'>) {
+        this.reset();
+        this.inc({ reason: 'invalid' }, auth.counts.invalid);
+        this.inc({ reason: 'limited' }, auth.counts.limited);
+      },
+    });
+  }
   new Counter<'table'>({
     name: 'evtstream_horizon_stalls_total',
     help: "Times delivery was held back by open writer transactions longer than the store's stall_warn_ms (each logged as a warning).",

@@ -14,7 +14,7 @@ import { sameSecret } from '../common/secret';
 import type { PushHub } from '../delivery/push/hub';
 import type { ArchiverCounters, DiscarderCounters } from '../storage/counters';
 import type { EventStore } from '../storage/store';
-import type { Users } from '../transport/auth';
+import type { AuthLimit, Users } from '../transport/auth';
 import type { EvtNodeExecutor } from '../transport/executor';
 import type { AdminCore } from './admin';
 import type { StreamMetrics } from './metrics-registry';
@@ -64,18 +64,30 @@ export interface MetricsOptions {
    * set up at the first scrape, so a service nobody scrapes never pays for them.
    */
   processMetrics?: boolean;
+  /**
+   * The limit on failed authentications to apply to /metrics' Basic auth (addresses over it get
+   * 429), whose counts `evtstream_auth_failures_total` shows.
+   */
+  auth?: AuthLimit;
+}
+
+/** The name and secret of an HTTP Basic Authorization header, or null. */
+function basicCredentials(header: string | undefined): { name: string; secret: string } | null {
+  const m = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header ?? '');
+  if (!m?.[1]) return null;
+  const pair = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = pair.indexOf(':');
+  if (colon < 0) return null;
+  return { name: pair.slice(0, colon), secret: pair.slice(colon + 1) };
 }
 
 /** Whether an Authorization header names one of `admins` with the right secret (HTTP Basic). */
 export function isAdminBasicAuth(header: string | undefined, admins: Users): boolean {
-  const m = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header ?? '');
-  if (!m?.[1]) return false;
-  const pair = Buffer.from(m[1], 'base64').toString('utf8');
-  const colon = pair.indexOf(':');
-  if (colon < 0) return false;
-  const expected = admins.get(pair.slice(0, colon));
+  const given = basicCredentials(header);
+  if (!given) return false;
+  const expected = admins.get(given.name);
   // Compare even for an unknown name, so unknown and known names take the same time.
-  const ok = sameSecret(pair.slice(colon + 1), expected ?? '\u0000no-such-admin');
+  const ok = sameSecret(given.secret, expected ?? '\u0000no-such-admin');
   return ok && expected !== undefined;
 }
 
@@ -108,8 +120,18 @@ export function serveMetrics(
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return plain(rsp, 405, 'Method not allowed', { Allow: 'GET, HEAD' });
     }
-    if (admins && !isAdminBasicAuth(req.headers.authorization, admins)) {
-      return plain(rsp, 401, 'Unauthorized', { 'WWW-Authenticate': 'Basic realm="evtstream"' });
+    if (admins) {
+      const address = executor.clientAddressOf(req);
+      if (options.auth?.refuses(address)) {
+        return plain(rsp, 429, 'Too many failed authentications: try again later');
+      }
+      const header = req.headers.authorization;
+      if (!isAdminBasicAuth(header, admins)) {
+        // A request without credentials is how a browser asks for the login prompt.
+        if (header !== undefined)
+          options.auth?.failed(address, basicCredentials(header)?.name ?? null);
+        return plain(rsp, 401, 'Unauthorized', { 'WWW-Authenticate': 'Basic realm="evtstream"' });
+      }
     }
     metrics ??= import('./metrics-registry').then((m) => m.createMetrics(app, options));
     const scraped = metrics.then(async (m) => ({

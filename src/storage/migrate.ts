@@ -104,6 +104,33 @@ export async function migrate(
   return applied;
 }
 
+/** Migration files per folder, read once: they do not change while a process runs. */
+const filesOf = new Map<string, string[]>();
+
+/**
+ * The names of the set's migrations the database has not recorded, read with one query and
+ * nothing written (for readiness probes: see ops/health). Fails when the database does not
+ * answer or has no record table yet.
+ */
+export async function unappliedMigrations(
+  db: SqlClient,
+  dialect: SqlDialect,
+  kind: SchemaKind,
+): Promise<string[]> {
+  const dir = path.join(SQL_DIR, kind, dialect.name);
+  let files = filesOf.get(dir);
+  if (!files) {
+    files = migrationFiles(dir);
+    filesOf.set(dir, files);
+  }
+  const rows = await db.query<{ name: string }>(
+    `SELECT name FROM ${MIGRATIONS_TABLE} WHERE name LIKE ?`,
+    [`${kind}/%`],
+  );
+  const done = new Set(rows.map((r) => r.name));
+  return files.map((f) => `${kind}/${f}`).filter((n) => !done.has(n));
+}
+
 /** The names of the set's migrations not applied yet. */
 export async function pendingMigrations(
   db: SqlClient,

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'http';
+import type { IncomingMessage, Server, ServerResponse } from 'http';
 // NodeExecutor freezes Object.prototype (futoin's defence against prototype pollution,
 // CVE-2018-3721). A module loaded after that which assigns toString & co. on its own prototypes
 // throws; moment, which futoin-database's query drivers use, does. Load them first (and moment
@@ -33,16 +33,36 @@ export type HttpRoute = (req: IncomingMessage, rsp: ServerResponse) => void;
 /** Per executor: path → route (see EvtNodeExecutor.route). */
 const httpRoutes = new WeakMap<object, Map<string, HttpRoute>>();
 
-/** The route for `url`: its path equal to a route's, or below it ('/console/app.js'). */
-function findRoute(routes: Map<string, HttpRoute> | undefined, url: string): HttpRoute | null {
-  if (!routes || routes.size === 0) return null;
+/** The path of a request URL, without its query. */
+function pathOf(url: string): string {
   const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** The route for `path`: equal to a route's, or below it ('/console/app.js'). */
+function findRoute(routes: Map<string, HttpRoute> | undefined, path: string): HttpRoute | null {
+  if (!routes || routes.size === 0) return null;
   for (const [prefix, route] of routes) {
     if (path === prefix || path.startsWith(`${prefix}/`)) return route;
   }
   return null;
 }
+
+/**
+ * A FutoIn call in the URL (FTN5 GET-style: `iface/version/func`, then optionally the
+ * credentials), below the executor's path: everything else there that no route serves is 404.
+ */
+const FUTOIN_CALL_PATH = /^[A-Za-z][\w.-]*\/\d+\.\d+\/[^/]+(\/.*)?$/;
+
+/**
+ * A request body over the message limit is read to its end and thrown away, so that the 413
+ * answer and the close that follows reach a client still sending (closing on unread data would
+ * reset the connection, losing the answer); past this many bytes it is not worth it.
+ */
+const OVERSIZED_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/** WebSocket close code for a message over the size limit (RFC 6455). */
+const WS_MESSAGE_TOO_BIG = 1009;
 
 const isLoopback = (addr: string | undefined): boolean =>
   !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
@@ -78,6 +98,16 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
     super(ccm, opts);
     secureLoopback.set(this, opts.secureLoopback ?? false);
     httpRoutes.set(this, new Map());
+    const server = opts.httpServer;
+    // Node answers `Expect: 100-continue` itself unless someone listens; here an oversized body
+    // is refused before the client sends it.
+    if (server && server.listenerCount('checkContinue') === 0)
+      server.on('checkContinue', (req, rsp) => this.checkContinue(server, req, rsp));
+  }
+
+  /** The largest request body or WebSocket message taken: what the registered specs allow. */
+  get maxRequestBytes(): number {
+    return this.specMaxRequestBytes;
   }
 
   /**
@@ -88,9 +118,28 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
     httpRoutes.get(this)!.set(path.replace(/\/+$/, ''), route);
   }
 
+  /**
+   * HTTP requests: routes first; FutoIn POSTs with their size checked (over the limit: 413 with
+   * a FutoIn error, see readFutoinPost); FutoIn GET-style calls as futoin-executor serves them;
+   * any other path below the executor's is 404.
+   */
   override handleHTTPRequest(req: IncomingMessage, rsp: ServerResponse): boolean {
-    const route = findRoute(httpRoutes.get(this), req.url ?? '/');
-    if (!route) return super.handleHTTPRequest(req, rsp);
+    const url = req.url ?? '/';
+    const path = pathOf(url);
+    const route = findRoute(httpRoutes.get(this), path);
+    if (!route) {
+      const base = this.httpPath;
+      // Not below our path: NodeExecutor leaves it to the server's other listeners.
+      if (!`${path}/`.startsWith(base)) return super.handleHTTPRequest(req, rsp);
+      if (path === base || `${path}/` === base) {
+        if (req.method !== 'POST' || url !== path) return super.handleHTTPRequest(req, rsp);
+        this.readFutoinPost(req, rsp);
+        return true;
+      }
+      if (FUTOIN_CALL_PATH.test(path.slice(base.length))) return super.handleHTTPRequest(req, rsp);
+      rsp.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not found\n');
+      return true;
+    }
     req.on('error', () => this.emit('clientError', req, 'HTTP request failed'));
     try {
       route(req, rsp);
@@ -100,6 +149,69 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
       rsp.end();
     }
     return true;
+  }
+
+  /**
+   * A FutoIn message POSTed to the executor's path, read here rather than by NodeExecutor, which
+   * resets the connection of a body over the limit: the client gets no answer at all. Here it
+   * gets 413 with a FutoIn error ({"e":"InvalidRequest","edesc":...}, what futoin-invoker reads
+   * as the call's error), after the rest of the body was read and thrown away, and the
+   * connection is then closed: nothing of it reaches a service.
+   */
+  private readFutoinPost(req: IncomingMessage, rsp: ServerResponse): void {
+    const limit = this.maxRequestBytes;
+    req.on('error', () => this.emit('clientError', req, 'HTTP request failed'));
+    const declared = Number(req.headers['content-length']);
+    if (declared > OVERSIZED_DRAIN_BYTES) {
+      this.refuseOversized(req, rsp, declared);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > OVERSIZED_DRAIN_BYTES) this.refuseOversized(req, rsp, size);
+      else chunks.length = 0;
+    });
+    req.on('end', () => {
+      if (size <= limit) this.runHttpBody(req, rsp, Buffer.concat(chunks, size));
+      else this.refuseOversized(req, rsp, size);
+    });
+  }
+
+  /** Answers `Expect: 100-continue`: 413 at once for a FutoIn message declared too large. */
+  private checkContinue(server: Server, req: IncomingMessage, rsp: ServerResponse): void {
+    const path = pathOf(req.url ?? '/');
+    const base = this.httpPath;
+    const declared = Number(req.headers['content-length']);
+    if (
+      req.method === 'POST' &&
+      (path === base || `${path}/` === base) &&
+      declared > this.maxRequestBytes &&
+      !findRoute(httpRoutes.get(this), path)
+    ) {
+      // The client waits for this answer before it sends the body: nothing is left unread.
+      this.refuseOversized(req, rsp, declared);
+      return;
+    }
+    rsp.writeContinue();
+    server.emit('request', req, rsp);
+  }
+
+  /** 413 with a FutoIn error; `Connection: close` ends the connection once it is sent. */
+  private refuseOversized(req: IncomingMessage, rsp: ServerResponse, bytes: number): void {
+    if (rsp.headersSent) return;
+    const limit = this.maxRequestBytes;
+    const info = `Request message of ${bytes} bytes exceeds the message limit of ${limit} bytes`;
+    this.emit('clientError', req, info);
+    const body = Buffer.from(JSON.stringify({ e: ErrorCode.InvalidRequest, edesc: info }));
+    rsp.writeHead(413, {
+      'Content-Type': 'application/futoin+json',
+      'Content-Length': body.length,
+      Connection: 'close',
+    });
+    rsp.end(body);
   }
 
   /**
@@ -161,6 +273,16 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
     const ws = wsArg as WsConnection;
     // `ws` has already closed the connection with the right code when it emits 'error'.
     ws.on('error', (err) => this.emit('clientError', upgradeReq, (err as Error).message));
+    // ...but with no reason: ws 8 closes on a message over its size limit with 1009 alone.
+    const close = ws.close.bind(ws);
+    ws.close = (code, reason) =>
+      close(
+        code,
+        reason ??
+          (code === WS_MESSAGE_TOO_BIG
+            ? `Message over the limit of ${this.maxRequestBytes} bytes`
+            : undefined),
+      );
     super.handleWSConnection(upgradeReq, ws);
   }
 

@@ -35,6 +35,9 @@ const SERVE_OPTIONS = [
   '--no-secure-loopback',
   '--max-event-bytes',
   '--log-level',
+  '--shutdown-timeout',
+  '--auth-failure-limit',
+  '--auth-failure-window',
 ];
 
 const REGISTER = 'futoin.evt.poll:1.1:registerConsumer';
@@ -131,6 +134,9 @@ describe('evtstream CLI: help and usage errors', function () {
     [['serve', '--discard', '--keep-for', 'a week'], 'Invalid --keep-for: "a week"'],
     [['serve', '--discard', '--discard-every', 'often'], 'Invalid --discard-every: "often"'],
     [['serve', '--discard', '--discard-every', '0'], '--discard-every must be above 0'],
+    [['serve', '--shutdown-timeout', 'soon'], 'Invalid --shutdown-timeout: "soon"'],
+    [['serve', '--auth-failure-limit', '0'], '--auth-failure-limit must be an integer ≥ 1'],
+    [['serve', '--auth-failure-window', '0'], '--auth-failure-window must be above 0'],
   ] as const) {
     it(`${args.join(' ')}: exits 2 with "${message}"`, async () => {
       const r = await runCli(args);
@@ -267,7 +273,8 @@ describe('evtstream serve: users, database settings, signals [sqlite]', function
     });
   }
 
-  it('with no users at all, prints generated demo credentials that work', async () => {
+  // Breaking change it catches: a demo user without the admin right (the console refuses it).
+  it('with no users at all, on loopback: a one-run demo user, also the admin, and the console URL', async () => {
     const server = await startCliServer(
       ['--db', `sqlite:${path.join(tmp.path, 'demo.sqlite')}`],
       // EVTSTREAM_LOG stays at its default (info) here.
@@ -275,19 +282,23 @@ describe('evtstream serve: users, database settings, signals [sqlite]', function
     );
     try {
       const m =
-        /^No users configured: created user "demo" with secret "([^"]+)" for this run$/m.exec(
+        /^No users configured: created user "demo" with secret "([^"]+)" for this run, also an admin: console at (\S+)$/m.exec(
           server.child.stdout,
         );
       expect(m, server.child.describe()).to.not.equal(null);
       const secret = m?.[1] ?? '';
       expect(secret.length).to.be.greaterThan(10);
+      expect(m?.[2]).to.equal(`${server.url}console/`);
       // The demo line comes before the "listening" line.
       expect(server.child.stdout.indexOf('No users configured')).to.be.lessThan(
         server.child.stdout.indexOf('evtstream listening on'),
       );
-      expect(server.child.stderr).to.match(/WARN .*one-run demo user/);
+      expect(server.child.stderr).to.match(/WARN .*one-run demo user \(also an admin\)/);
       const ok = await rawCall(server.url, REGISTER, { component: 'C' }, `demo:${secret}`);
       expect(ok).to.include({ r: true });
+      const admin = await rawCall(server.url, 'ftn18es.admin:1.0:stats', {}, `demo:${secret}`);
+      expect(admin, 'the admin interface (what the console calls)').to.have.property('r');
+      expect((await fetch(m?.[2] ?? '')).status).to.equal(200);
       const wrong = await rawCall(server.url, REGISTER, { component: 'C' }, 'demo:guess');
       expect(wrong).to.include({ e: 'SecurityError' });
     } finally {

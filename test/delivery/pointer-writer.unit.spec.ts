@@ -214,6 +214,35 @@ describe('PointerWriter', function () {
     expect(store.writes.map((w) => w.to)).to.deep.equal(['20']);
   });
 
+  // Breaking change it catches: flush() that leaves a move past skips waiting for skipStoreMs,
+  // or settled that ignores a write running or waiting to be retried.
+  it('flushing (a draining session): writes a move past skips at once; settled once nothing is due', async function () {
+    const { clock, store, seen, writer, allow } = setup('10');
+    allow('15', true);
+    await store.last.answer(true);
+    allow('18', true);
+    expect(store.writes, 'deferred').to.have.length(1);
+    expect(writer.settled, 'a move is due').to.equal(false);
+    writer.flush();
+    expect(store.writes.map((w) => w.to)).to.deep.equal(['15', '18']);
+    expect(clock.pending, 'the deferral timer is gone').to.equal(0);
+    expect(writer.settled, 'a write runs').to.equal(false);
+    await store.last.answer(true);
+    expect(writer.settled).to.equal(true);
+    allow('19', true);
+    expect(
+      store.writes.map((w) => w.to),
+      'no deferral any more',
+    ).to.deep.equal(['15', '18', '19']);
+    await store.last.fail(new Error('down'));
+    expect(seen.failed).to.have.length(1);
+    expect(writer.settled, 'a retry waits').to.equal(false);
+    clock.advance(10_000);
+    await store.last.answer(true);
+    expect(seen.stored).to.deep.equal(['15', '18', '19']);
+    expect(writer.settled).to.equal(true);
+  });
+
   it('writes nothing more once closed, and ignores the answer of a write running then', async function () {
     const { clock, store, seen, writer, allow } = setup('10');
     allow('20');

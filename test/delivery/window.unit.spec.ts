@@ -246,6 +246,34 @@ describe('DeliveryWindow', function () {
     expect(steps).to.have.length(1);
   });
 
+  // Breaking change it catches: drain() that lets failed batches be sent again, or stops the
+  // pointer from moving past what is acknowledged.
+  it('draining: starts nothing new, sends no failed batch again, moves the pointer past what is acknowledged', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    w.offer(evs(1, 6), '6');
+    const [first, second] = sent(drain(w));
+    expect(w.sending).to.equal(2);
+    w.drain();
+    w.offer(evs(7, 9), '9');
+    expect(w.next(), 'nothing new').to.equal(null);
+    w.acked(first!.seq);
+    expect(w.sending).to.equal(1);
+    expect(w.pointerMove()).to.deep.equal({ to: '3', skipOnly: false });
+    w.failed(second!.seq);
+    expect(w.sending).to.equal(0);
+    expect(w.resend(second!.seq), 'not sent again while draining').to.equal(null);
+    expect(w.next()).to.equal(null);
+    w.pointerStored('3');
+    expect(w.pointerMove(), 'never past the failed batch').to.equal(null);
+    expect(w.inFlight, 'the failed batch stays unconfirmed').to.equal(1);
+  });
+
+  it('draining while catching up: reads nothing more', function () {
+    const w = new DeliveryWindow('0', OPTIONS);
+    w.drain();
+    expect(w.next()).to.equal(null);
+  });
+
   it('starts nothing more once closed', function () {
     const w = tailWindow('0');
     w.offer(evs(1, 2), '2');

@@ -183,6 +183,11 @@ export class Child {
     return this.wait(timeoutMs);
   }
 
+  /** Sends `signal` if still running, without waiting. */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.status) this.proc.kill(signal);
+  }
+
   /** SIGKILL if still running. */
   kill(): void {
     if (!this.status) this.proc.kill('SIGKILL');

@@ -21,8 +21,11 @@ export interface RawReceiver {
   readonly events: Event[];
   /** Every call, failed ones included. */
   readonly calls: Call[];
-  /** Decide per call: 'ok', 'fail' (raise an error) or 'stall' (never answer). */
-  behaviour: (call: Call) => 'ok' | 'fail' | 'stall';
+  /**
+   * Decide per call: 'ok', 'fail' (raise an error), 'stall' (never answer), or a promise: answer
+   * (as 'ok') once it resolves.
+   */
+  behaviour: (call: Call) => 'ok' | 'fail' | 'stall' | Promise<void>;
   /**
    * Process calls in seq order, as a reliable receiver must when calls run in parallel: a call
    * ahead of the next expected seq fails (the service sends it again), one below it was
@@ -71,6 +74,7 @@ export async function connectRaw(
       const { seq, events } = reqinfo.params() as { seq: number; events: Event[] };
       const call = { seq, ids: events.map((e) => e.id) };
       receiver.calls.push(call);
+      changes.notify();
       if (receiver.ordered && seq < nextSeq) {
         reqinfo.result(true);
         return;
@@ -84,21 +88,39 @@ export async function connectRaw(
         as.waitExternal();
         return;
       }
-      receiver.events.push(...events);
-      nextSeq = seq + 1;
-      reqinfo.result(true);
-      changes.notify();
+      const accept = (): void => {
+        receiver.events.push(...events);
+        nextSeq = seq + 1;
+        reqinfo.result(true);
+        changes.notify();
+      };
+      if (what instanceof Promise) {
+        as.waitExternal();
+        void what.then(() => {
+          // Gone meanwhile (the connection closed): nobody waits for the answer.
+          if (!as.state) return;
+          accept();
+          as.success();
+        });
+        return;
+      }
+      accept();
     },
   };
   init(receiver);
-  await steps((as) => {
-    executor.register(as, `futoin.evt.receiver:${version}`, service, SPEC_DIRS_ALL);
-    PushFace.register(as, ccm, 'push', endpoint, credentials, { executor, version });
-    as.add((as) => {
-      const push = ccm.iface<PushFace>('push');
-      if (component !== 'LIVE') push.registerConsumer(as, component);
-      push.readyToReceive(as, component, want);
+  try {
+    await steps((as) => {
+      executor.register(as, `futoin.evt.receiver:${version}`, service, SPEC_DIRS_ALL);
+      PushFace.register(as, ccm, 'push', endpoint, credentials, { executor, version });
+      as.add((as) => {
+        const push = ccm.iface<PushFace>('push');
+        if (component !== 'LIVE') push.registerConsumer(as, component);
+        push.readyToReceive(as, component, want);
+      });
     });
-  });
+  } catch (err) {
+    receiver.close();
+    throw err;
+  }
   return receiver;
 }

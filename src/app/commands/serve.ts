@@ -1,12 +1,13 @@
 import crypto from 'crypto';
 import fs from 'fs';
+import net from 'net';
 import { parseArgs, type ParseArgsConfig } from 'util';
-import { consoleLogger, type Logger } from '../../common/log';
-import { parseDuration } from '../../common/time';
+import { consoleLogger } from '../../common/log';
+import { formatDuration, parseDuration } from '../../common/time';
 import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
 import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
-import { parseUsersEnv, readUsersFile, type Users } from '../../transport/auth';
+import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
 import { SERVICE_DEFAULTS } from '../options';
 import { StreamService } from '../service';
 import {
@@ -27,8 +28,15 @@ export const SERVE_HELP = `Usage: evtstream serve [options]
 Serves futoin.evt.gen, futoin.evt.push and futoin.evt.poll (FTN18 1.0 and 1.1) and the admin
 interface ftn18es.admin:1.0 over HTTP and WebSocket at the same URL, the web console at
 <URL>console/ and Prometheus metrics at <URL>metrics. When ready it prints one line:
-"evtstream listening on <URL> ...".
-SIGINT or SIGTERM stop it cleanly (exit code 0).
+"evtstream listening on <URL> ...". GET <URL>livez answers 200 while the process serves,
+GET <URL>readyz 200 while it should get traffic (the database answers, migrations are
+applied, not shutting down), else 503 with the reason; other paths that are no FutoIn
+call get 404.
+
+SIGINT or SIGTERM stop it cleanly: /readyz turns 503 at once, new push sessions are
+refused (DefenseRejected: receivers connect again, elsewhere), the push batches in flight
+get their answers and their pointers stored, then it closes and exits with code 0, all
+within --shutdown-timeout (a second signal stops it at once).
 
 Options:
   --host H           address to listen on (default ${SERVICE_DEFAULTS.host}; 0.0.0.0 for all)
@@ -37,12 +45,22 @@ ${DB_HELP}
   --users FILE       client users, one "name:secret" per line (# starts a comment).
                      Also from EVTSTREAM_USERS="name:secret,name2:secret2". Clients
                      authenticate with FTN3 credentials "name:secret"; a wrong secret is
-                     a SecurityError. With no users at all, a user "demo" with a random
-                     secret is created for this run and printed.
+                     a SecurityError. A file (or variable) given that is missing,
+                     unreadable, empty or malformed stops the service (exit code 2).
+                     With no users and no admins at all, on a loopback address only, a
+                     user "demo" with a random secret is created for this run, also an
+                     admin, and printed with the console's URL; on any other address
+                     the service refuses to start without users.
   --admins FILE      admin users, "name:secret" lines as --users (also from
                      EVTSTREAM_ADMINS="name:secret,..."): they may call ftn18es.admin
                      (the console, the consumers/consumer/stats commands with --url) and
                      read /metrics, and may do all a user can
+  --auth-failure-limit N
+                     failed authentications from one client address (IPv6: one /64)
+                     within --auth-failure-window before every authentication from
+                     there gets DefenseRejected until the window ends (default ${AUTH_DEFAULTS.failure_limit})
+  --auth-failure-window AGE
+                     that window, from the address's first failure (default ${formatDuration(AUTH_DEFAULTS.failure_window_ms)})
   --metrics-open     serve /metrics without credentials (default: admins only, HTTP
                      Basic auth); for a Prometheus on a trusted network
   --no-console       do not serve the web console at /console
@@ -75,6 +93,9 @@ Event lifecycle:
 Other options:
   --max-event-bytes N  largest event data accepted, bytes of JSON (default ${SERVICE_DEFAULTS.maxEventBytes};
                      at most ${MAX_EVENT_BYTES_LIMIT}, to fit an FTN18 1.1 message)
+  --shutdown-timeout AGE
+                     how long stopping may take, draining push batches in flight and
+                     closing (default ${formatDuration(SERVICE_DEFAULTS.shutdownTimeoutMs)}; 0: close at once)
 `;
 
 const SERVE_OPTIONS = {
@@ -94,35 +115,58 @@ const SERVE_OPTIONS = {
   discard: { type: 'boolean' },
   'keep-for': { type: 'string' },
   'discard-every': { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
+  'auth-failure-limit': { type: 'string' },
+  'auth-failure-window': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-/** Users of a file and an environment variable (the variable's win). */
-function readUsers(file: string | undefined, fromEnv: string | undefined): Users {
+/**
+ * Users of a file and of an environment variable (the variable's win). Either one, once given,
+ * must hold users: a missing, unreadable, empty or malformed one stops the service rather than
+ * let it start with fewer users than meant (or the demo user). Messages name the file or
+ * variable and never show a secret.
+ */
+function readUsers(
+  option: string,
+  file: string | undefined,
+  variable: string,
+  env: CliIO['env'],
+): Users {
   const users: Users = new Map();
-  try {
-    if (file) for (const [k, v] of readUsersFile(file)) users.set(k, v);
-    if (fromEnv) for (const [k, v] of parseUsersEnv(fromEnv)) users.set(k, v);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new UsageError(`${option} ${file}: cannot read it (${e.code ?? e.message})`);
+    }
+    for (const [k, v] of parsedUsers(`${option} ${file}`, () => parseUsers(text))) users.set(k, v);
+  }
+  const value = env[variable];
+  if (value !== undefined) {
+    for (const [k, v] of parsedUsers(variable, () => parseUsersEnv(value))) users.set(k, v);
   }
   return users;
 }
 
-function loadUsers(
-  file: string | undefined,
-  env: CliIO['env'],
-  log: Logger,
-  io: CliIO,
-  admins: Users,
-): Users {
-  const users = readUsers(file, env['EVTSTREAM_USERS']);
-  if (users.size === 0 && admins.size === 0) {
-    const secret = crypto.randomBytes(12).toString('base64url');
-    users.set('demo', secret);
-    io.out(`No users configured: created user "demo" with secret "${secret}" for this run`);
-    log.warn('No --users file or EVTSTREAM_USERS: using a one-run demo user');
+function parsedUsers(source: string, parse: () => Users): Users {
+  let users: Users;
+  try {
+    users = parse();
+  } catch (err) {
+    throw new UsageError(`${source}: ${(err as Error).message}`);
   }
+  if (users.size === 0) throw new UsageError(`${source}: holds no users ("name:secret" entries)`);
   return users;
+}
+
+/** Whether `host` (--host) is a loopback name or address: only there may a demo user exist. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (h === 'localhost') return true;
+  if (net.isIPv4(h)) return h.startsWith('127.');
+  return h === '::1' || /^::ffff:127\./.test(h);
 }
 
 export async function serve(argv: string[], io: CliIO): Promise<number> {
@@ -155,9 +199,39 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
       throw new UsageError(`Cannot read TLS files: ${(err as Error).message}`);
     }
   }
-  const admins = readUsers(values.admins, io.env['EVTSTREAM_ADMINS']);
-  const users = loadUsers(values.users, io.env, log, io, admins);
+  const host = values.host ?? SERVICE_DEFAULTS.host;
+  const admins = readUsers('--admins', values.admins, 'EVTSTREAM_ADMINS', io.env);
+  const users = readUsers('--users', values.users, 'EVTSTREAM_USERS', io.env);
+  let demoSecret: string | null = null;
+  if (users.size === 0 && admins.size === 0) {
+    if (!isLoopbackHost(host)) {
+      throw new UsageError(
+        `No users configured: refusing to serve on ${host} without them (give --users FILE or EVTSTREAM_USERS); the one-run demo user is for loopback addresses only`,
+      );
+    }
+    // A newcomer's first run: one user for this run, also the admin, so /console/ works.
+    demoSecret = crypto.randomBytes(12).toString('base64url');
+    users.set('demo', demoSecret);
+    admins.set('demo', demoSecret);
+  }
   const trustProxy = values['trust-proxy'] ?? false;
+  let shutdownTimeoutMs: number = SERVICE_DEFAULTS.shutdownTimeoutMs;
+  let failureWindowMs: number = AUTH_DEFAULTS.failure_window_ms;
+  try {
+    if (values['shutdown-timeout'] !== undefined)
+      shutdownTimeoutMs = parseDuration(values['shutdown-timeout'], '--shutdown-timeout');
+    if (values['auth-failure-window'] !== undefined)
+      failureWindowMs = parseDuration(values['auth-failure-window'], '--auth-failure-window');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (failureWindowMs === 0) throw new UsageError('--auth-failure-window must be above 0');
+  const failureLimit = intOption(
+    'auth-failure-limit',
+    values['auth-failure-limit'],
+    AUTH_DEFAULTS.failure_limit,
+    { min: 1 },
+  );
 
   let warehouse: ConnectionConfig | undefined;
   try {
@@ -186,7 +260,7 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
 
   const service = await StreamService.start({
     db,
-    host: values.host ?? SERVICE_DEFAULTS.host,
+    host,
     port,
     users,
     admins,
@@ -199,15 +273,25 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     maxEventBytes,
     ...(warehouse ? { warehouse } : {}),
     ...(discard ? { discard } : {}),
+    shutdownTimeoutMs,
+    auth: { failure_limit: failureLimit, failure_window_ms: failureWindowMs },
   });
   // Listen for signals before announcing readiness: a supervisor may signal at once.
   const stopped = io.stopSignal();
+  const consoleUrl = values['no-console'] ? '' : `${service.url}console/`;
+  if (demoSecret !== null) {
+    io.out(
+      `No users configured: created user "demo" with secret "${demoSecret}" for this run, ` +
+        (consoleUrl ? `also an admin: console at ${consoleUrl}` : 'also an admin'),
+    );
+    log.warn('No --users or --admins: using a one-run demo user (also an admin), on loopback only');
+  }
   io.out(
     `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`,
   );
   if (admins.size === 0) log.info('No --admins: the admin interface and console refuse everyone');
   const signal = await stopped;
-  log.info(`${signal}: stopping`);
-  await service.close();
+  log.info(`${signal}: stopping within ${formatDuration(shutdownTimeoutMs)}`);
+  await service.shutdown();
   return 0;
 }

@@ -1,5 +1,6 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor } from 'futoin-executor';
+import { waitAtMost } from '../../common/async';
 import { ErrorCode, EvtError, isEvtError } from '../../common/errors';
 import { resolveStore } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
@@ -101,6 +102,24 @@ export class DBPushService extends PushService {
     const e = err instanceof Error ? err : new Error(String(err));
     if (isEvtError(e)) this.emit('pushError', e.code, e.info, e, consumer);
     else this.emit('pushError', ErrorCode.InternalError, e.message, e, consumer);
+  }
+
+  protected override async _drain(timeoutMs: number): Promise<boolean> {
+    let hub: PushHub;
+    try {
+      ({ hub } = await this.engine);
+    } catch {
+      return true; // never started: nothing to drain
+    }
+    let settled = false;
+    await waitAtMost(
+      hub.drain().then(() => {
+        settled = true;
+      }),
+      timeoutMs,
+    );
+    hub.close();
+    return settled;
   }
 
   override _close(): void {

@@ -21,6 +21,7 @@ import type { Event } from '../../common/event';
 import { ourServiceClass, PollService, type PollServiceOptions } from '../poll/PollService';
 import { pushSettings, type PushSettings } from './options';
 import type { PushTarget } from './session';
+import { SHUTTING_DOWN } from './hub';
 
 /** Options of the push service; PUSH_DEFAULTS (delivery/push/options) has the defaults. */
 export interface PushServiceOptions extends PollServiceOptions {
@@ -78,6 +79,7 @@ export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
   /** The options checked, with the defaults in. */
   protected readonly settings: PushSettings;
+  private isDraining = false;
 
   constructor(as: AsyncSteps, executor: Executor, options: PushServiceOptions = {}) {
     super(as, executor, options);
@@ -102,6 +104,7 @@ export class PushService extends PollService {
 
   readyToReceive(as: AsyncSteps, reqinfo: RequestInfo): void {
     const { component, want } = reqinfo.params() as { component: string; want?: string[] | null };
+    if (this.isDraining) as.error(ErrorCode.DefenseRejected, SHUTTING_DOWN);
     const reliable = component !== LIVE_COMPONENT;
     if (reliable && !this.allowReliable)
       as.error(ErrorCode.SecurityError, 'Reliable delivery is disabled');
@@ -126,6 +129,28 @@ export class PushService extends PollService {
         reqinfo.result(true);
       });
     });
+  }
+
+  /** Whether drain() was called. */
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  /**
+   * For a shutdown: new push sessions are refused from now on (DefenseRejected, which receivers
+   * take as a reason to connect again, elsewhere); the onEvents calls in flight may finish and
+   * their pointers be stored, for up to `timeoutMs`; then every session ends (WebSocket
+   * channels closed as going away, 1001). Resolves true if all in flight settled in time.
+   * Polling and the other calls are served as before.
+   */
+  drain(timeoutMs: number): Promise<boolean> {
+    this.isDraining = true;
+    return this._drain(timeoutMs);
+  }
+
+  /** Drains the sessions (see drain). */
+  protected _drain(_timeoutMs: number): Promise<boolean> {
+    return Promise.resolve(true);
   }
 
   /** Starts a push session; rejects with NotRegistered for an unknown reliable consumer. */
@@ -198,9 +223,14 @@ function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: numb
  * receiver's executor behind the channel (what a lost connection is there: LiveReceiver then
  * reconnects, as the channel's onInvokerAbort ends the session here).
  */
-function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect'> {
+function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect' | 'goingAway'> {
   const ws = wsConnectionOf(channel);
-  if (ws) return { disconnect: (reason: string) => closeWs(ws, reason) };
+  if (ws) {
+    return {
+      disconnect: (reason: string) => closeWs(ws, WS_CLOSE_RESTART, reason),
+      goingAway: (reason: string) => closeWs(ws, WS_CLOSE_GOING_AWAY, reason),
+    };
+  }
   const caller = callerExecutorOf(channel);
   if (caller) return { disconnect: () => caller.close() };
   return {};
@@ -208,8 +238,10 @@ function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect'> {
 
 /** WebSocket close code for "start a new session" (4000-4999 are the application's). */
 const WS_CLOSE_RESTART = 4001;
+/** WebSocket close code of a server going down (RFC 6455). */
+const WS_CLOSE_GOING_AWAY = 1001;
 
-function closeWs(ws: WsConnection, reason: string): void {
+function closeWs(ws: WsConnection, code: number, reason: string): void {
   // A close reason is at most 123 bytes.
-  ws.close(WS_CLOSE_RESTART, Buffer.from(reason).subarray(0, 120).toString());
+  ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
 }

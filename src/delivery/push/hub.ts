@@ -4,7 +4,7 @@ import type { StreamCounters } from '../../storage/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
 import { ChunkReader, type EventTooLarge } from '../reader';
-import { ErrorCode } from '../../common/errors';
+import { ErrorCode, EvtError } from '../../common/errors';
 import { ATTR, OPERATIONS, setBatch, traced } from '../../common/tracing';
 import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
 import {
@@ -128,6 +128,7 @@ export class PushHub implements SessionHost {
   private readonly reader: ChunkReader;
   private readonly waker: Waker;
   private isClosed = false;
+  private isDraining = false;
   private readonly counters: StreamCounters;
   /** Per consumer, the event too large for its channel that was logged last (logged once). */
   private readonly tooLargeLogged = new Map<string, EventId>();
@@ -156,8 +157,11 @@ export class PushHub implements SessionHost {
     target: PushTarget,
     limits: ChunkLimits,
   ): Promise<boolean> {
+    this.refuseWhileDraining();
     const position = await this.store.consumerPosition(ident);
     if (position === null) return false;
+    // Checked again: the service may have started draining while the store answered.
+    this.refuseWhileDraining();
     // A new session always starts from the stored pointer: a pending move is applied by that.
     const { pointer } = position;
     if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
@@ -185,7 +189,9 @@ export class PushHub implements SessionHost {
     target: PushTarget,
     limits: ChunkLimits,
   ): Promise<void> {
+    this.refuseWhileDraining();
     const horizon = await this.store.horizon();
+    this.refuseWhileDraining();
     if (this.isClosed) return;
     this.live.add(
       new LiveSession(
@@ -333,10 +339,41 @@ export class PushHub implements SessionHost {
     return found || this.store.horizonOf(this.store.eventTable).waiting;
   }
 
+  /** Whether drain() was called: new sessions are refused. */
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  /**
+   * For a shutdown: new sessions are refused (DefenseRejected, which receivers take as a reason
+   * to connect again, elsewhere), nothing new is read or sent, and the batches in flight get
+   * their answers and their pointer writes (see Session.drain). Resolves once every session is
+   * settled; the sessions stay open until close().
+   */
+  async drain(): Promise<void> {
+    this.isDraining = true;
+    this.waker.stop();
+    await Promise.all([...this.reliable.values(), ...this.live].map((s) => s.drain()));
+  }
+
+  /**
+   * Ends every session. When draining, their WebSocket channels are closed as going away, so
+   * that receivers connect again at once, to another node.
+   */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     this.waker.stop();
-    for (const s of [...this.reliable.values(), ...this.live]) s.close();
+    for (const s of [...this.reliable.values(), ...this.live]) {
+      s.close();
+      if (this.isDraining) s.target.goingAway?.(SHUTTING_DOWN);
+    }
+  }
+
+  private refuseWhileDraining(): void {
+    if (this.isDraining) throw new EvtError(ErrorCode.DefenseRejected, SHUTTING_DOWN);
   }
 }
+
+/** Why new sessions are refused and open ones closed at a shutdown. */
+export const SHUTTING_DOWN = 'The service is shutting down: connect again, to another node';

@@ -60,6 +60,8 @@ export class PointerWriter {
   private lastWriteAt = -Infinity;
   private failures = 0;
   private closed = false;
+  /** Write every move at once, skips too (the session is draining). */
+  private flushing = false;
 
   constructor(
     private readonly store: PointerStore,
@@ -80,7 +82,7 @@ export class PointerWriter {
     if (this.closed || this.writing || this.waiting?.for === 'retry') return;
     const move = this.hooks.target();
     if (move === null || cmpIds(move.to, this.stored) <= 0) return;
-    if (move.skipOnly) {
+    if (move.skipOnly && !this.flushing) {
       const wait = this.lastWriteAt + this.options.skipStoreMs - this.clock.now();
       if (wait > 0) {
         this.waiting ??= { for: 'skip', cancel: this.clock.later(Math.ceil(wait), this.wake) };
@@ -90,6 +92,27 @@ export class PointerWriter {
     this.waiting?.cancel();
     this.waiting = null;
     void this.write(move.to);
+  }
+
+  /**
+   * Whether nothing is left to store: no write running or waiting to be retried, and no move
+   * due beyond what is stored.
+   */
+  get settled(): boolean {
+    if (this.closed) return true;
+    if (this.writing || this.waiting?.for === 'retry') return false;
+    const move = this.hooks.target();
+    return move === null || cmpIds(move.to, this.stored) <= 0;
+  }
+
+  /** From now on every move is written at once, a move past filtered-out events too. */
+  flush(): void {
+    this.flushing = true;
+    if (this.waiting?.for === 'skip') {
+      this.waiting.cancel();
+      this.waiting = null;
+    }
+    this.kick();
   }
 
   /** No more writes; one running may finish, but changes nothing here. */

@@ -20,6 +20,11 @@ export interface PushTarget {
    * for in-process channels, which have no connection to close).
    */
   disconnect?(reason: string): void;
+  /**
+   * Closes the channel because the service is shutting down, so that the consumer connects
+   * again, elsewhere (absent for in-process channels).
+   */
+  goingAway?(reason: string): void;
 }
 
 export interface SessionOptions {
@@ -73,9 +78,31 @@ export interface TailChannel {
 
 export interface Session {
   readonly consumer: string;
+  readonly target: PushTarget;
   /** New events from the channel, in ID order; `coversUpTo`: nothing else up to it passed the filter. */
   offer(items: readonly Delivery[], coversUpTo: EventId): void;
+  /**
+   * Sends nothing new; resolves once the calls in flight have their answers and, for a
+   * reliable consumer, the pointer is stored past what was acknowledged (or the session closed).
+   */
+  drain(): Promise<void>;
   close(): void;
+}
+
+/** Resolves the waiters of a drain once `settled()` holds (checked at each change). */
+class DrainWaiters {
+  private readonly waiters: (() => void)[] = [];
+
+  wait(check: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      this.check(check);
+    });
+  }
+
+  check(settled: () => boolean): void {
+    if (this.waiters.length > 0 && settled()) for (const w of this.waiters.splice(0)) w();
+  }
 }
 
 /**
@@ -98,6 +125,8 @@ export class ReliableSession implements Session {
   /** Attempts at an event too large for this channel: the pause before the next doubles. */
   private tooLargeAttempts = 0;
   private isClosed = false;
+  private draining = false;
+  private readonly drained = new DrainWaiters();
   /** Retry delays: failed calls, store errors, an event too large. */
   private readonly retry: Backoff;
 
@@ -105,7 +134,7 @@ export class ReliableSession implements Session {
     private readonly host: SessionHost,
     readonly consumer: string,
     private readonly want: readonly string[] | null,
-    private readonly target: PushTarget,
+    readonly target: PushTarget,
     pointer: EventId,
     private readonly options: SessionOptions,
   ) {
@@ -152,7 +181,26 @@ export class ReliableSession implements Session {
     this.leaveChannel();
     this.window.close();
     this.host.closed(this);
+    this.drained.check(() => true);
   }
+
+  /**
+   * Sends and reads nothing new, sends no failed batch again, and stores the pointer past what
+   * is acknowledged at once (a move past filtered-out events too). Resolves once no batch waits
+   * for its answer and no pointer write is due or running (a failed write is retried as usual).
+   */
+  drain(): Promise<void> {
+    if (!this.draining) {
+      this.draining = true;
+      this.window.drain();
+      this.leaveChannel();
+      this.writer.flush();
+    }
+    return this.drained.wait(this.settled);
+  }
+
+  private readonly settled = (): boolean =>
+    this.isClosed || (this.window.sending === 0 && this.writer.settled);
 
   /**
    * Ends the session and closes its channel: the consumer's pointer was moved or the consumer
@@ -200,8 +248,9 @@ export class ReliableSession implements Session {
       if (step.do === 'send') this.transmit(step.batch);
       else void this.read(step.after);
     }
-    if (this.window.mode !== 'tail') this.leaveChannel();
+    if (this.window.mode !== 'tail' || this.draining) this.leaveChannel();
     this.writer.kick();
+    this.drained.check(this.settled);
   }
 
   private async read(after: EventId): Promise<void> {
@@ -277,6 +326,8 @@ export class ReliableSession implements Session {
         if (this.isClosed) return;
         const failures = this.window.failed(batch.seq);
         this.host.pushError(this.consumer, err);
+        // Draining: the batch is not sent again here; the consumer's next session sends it.
+        this.drained.check(this.settled);
         setTimeout(() => {
           const again = this.isClosed ? null : this.window.resend(batch.seq);
           if (again) this.transmit(again);
@@ -299,11 +350,13 @@ export class LiveSession implements Session {
   private readonly queue = new DeliveryQueue();
   private inFlight = 0;
   private isClosed = false;
+  private draining = false;
+  private readonly drained = new DrainWaiters();
 
   constructor(
     private readonly host: SessionHost,
     private readonly channel: TailChannel,
-    private readonly target: PushTarget,
+    readonly target: PushTarget,
     private readonly options: SessionOptions,
   ) {
     target.onClose(() => this.close());
@@ -316,6 +369,13 @@ export class LiveSession implements Session {
     this.channel.leave(this);
     this.queue.clear();
     this.host.closed(this);
+    this.drained.check(() => true);
+  }
+
+  /** Sends nothing new; resolves once the calls in flight have their answers. */
+  drain(): Promise<void> {
+    this.draining = true;
+    return this.drained.wait(() => this.isClosed || this.inFlight === 0);
   }
 
   offer(items: readonly Delivery[]): void {
@@ -339,7 +399,7 @@ export class LiveSession implements Session {
   private pump(): void {
     for (
       let head = this.queue.head;
-      head && !this.isClosed && this.inFlight < this.options.maxInFlight;
+      head && !this.isClosed && !this.draining && this.inFlight < this.options.maxInFlight;
       head = this.queue.head
     ) {
       const { maxBytes, version } = this.options.limits;
@@ -371,6 +431,7 @@ export class LiveSession implements Session {
         .finally(() => {
           this.inFlight--;
           this.pump();
+          this.drained.check(() => this.isClosed || this.inFlight === 0);
         });
     }
   }

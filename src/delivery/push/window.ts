@@ -71,6 +71,8 @@ export class DeliveryWindow {
   /** Batches that failed and were not sent again yet. */
   private failedBatches = 0;
   private closed = false;
+  /** Nothing new starts (the service is shutting down); what runs may finish. */
+  private draining = false;
 
   constructor(
     pointer: EventId,
@@ -102,6 +104,13 @@ export class DeliveryWindow {
     return this.entries.length;
   }
 
+  /** Batches sent whose answer has not come yet. */
+  get sending(): number {
+    let n = 0;
+    for (const e of this.entries) if (e.kind === 'batch' && e.batch.state === 'sending') n++;
+    return n;
+  }
+
   /**
    * The next thing to start, or null when nothing may start now (the window is full, a batch
    * failed, a read runs, or there is nothing to send). Call it until it returns null. Events
@@ -109,7 +118,7 @@ export class DeliveryWindow {
    * window nor a failed batch holds it back.
    */
   next(): Step | null {
-    if (this.closed) return null;
+    if (this.closed || this.draining) return null;
     if (this.queue.length === 0 && cmpIds(this.covers, this.sentUpTo) > 0) {
       this.addSkip(this.covers);
     }
@@ -189,7 +198,7 @@ export class DeliveryWindow {
   /** The failed batch `seq`, to send again now: same seq, same events. */
   resend(seq: number): Batch | null {
     const b = this.batch(seq);
-    if (!b || b.state !== 'failed') return null;
+    if (!b || b.state !== 'failed' || this.draining) return null;
     b.state = 'sending';
     this.failedBatches--;
     return b;
@@ -222,6 +231,14 @@ export class DeliveryWindow {
     this.entries = this.entries.filter(
       (e) => cmpIds(e.kind === 'batch' ? e.batch.coversUpTo : e.skip.coversUpTo, to) > 0,
     );
+  }
+
+  /**
+   * Nothing new starts, no failed batch is sent again: the batches in flight get their answers
+   * and the pointer moves past those acknowledged (pointerMove goes on working).
+   */
+  drain(): void {
+    this.draining = true;
   }
 
   /** Nothing more starts; the queue is freed. */
