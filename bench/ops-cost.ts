@@ -1,5 +1,5 @@
 /**
- * What /metrics and the web console cost the event path.
+ * What /metrics, the web console and tracing cost the event path.
  *
  * Both only do work when someone looks: the services bump plain counters either way, /metrics
  * reads them (and asks the database for lag) when scraped, and the console is static files plus
@@ -8,6 +8,13 @@
  *   A  off        `metrics: 'off', console: false`
  *   B  unwatched  metrics (admins) and console served, nobody looking
  *   C  scraped    as B, with an admin scraping /metrics every second throughout
+ *
+ * and, with `--variants untraced,off,sdk` (any list of the variants, the first the baseline),
+ * what the OpenTelemetry instrumentation costs:
+ *
+ *   U  untraced   as A, with our spans turned off (setTracing(false))
+ *   A  off        the instrumentation as shipped, no SDK: every span a no-op
+ *   S  sdk        as A, with an SDK recording every span (exported to nowhere)
  *
  * Each run: a fresh database, our service in its own process (this script, re-run with
  * `--serve`: StreamService as `evtstream serve` sets it up, plus the variant's settings), then
@@ -19,11 +26,18 @@
  *   npx tsx bench/ops-cost.ts [--db sqlite|postgresql|mysql] [--rounds 3] [--add 16000]
  *                             [--push 150000]
  */
+import { trace } from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
 import fs from 'fs';
 import path from 'path';
 import { parseArgs } from 'util';
 import { StreamService } from '../src/app/service';
 import { consoleLogger } from '../src/common/log';
+import { setTracing } from '../src/common/tracing';
 import { parseDbUrl } from '../src/storage/config';
 import {
   addEvents,
@@ -36,13 +50,28 @@ import {
 import { FreshDb, isDbKind, unavailable, type DbKind } from './db';
 import { childEnv, ServerProcess } from './servers/process';
 
-type Variant = 'off' | 'unwatched' | 'scraped';
-const VARIANTS: readonly Variant[] = ['off', 'unwatched', 'scraped'];
+type Variant = 'off' | 'unwatched' | 'scraped' | 'untraced' | 'sdk';
+const VARIANTS: readonly Variant[] = ['off', 'unwatched', 'scraped', 'untraced', 'sdk'];
+const DEFAULT_VARIANTS: readonly Variant[] = ['off', 'unwatched', 'scraped'];
 const LABEL: Record<Variant, string> = {
   off: 'A: metrics off, no console',
   unwatched: 'B: metrics + console, unwatched',
   scraped: 'C: metrics scraped every 1 s',
+  untraced: 'U: as A, spans turned off',
+  sdk: 'S: as A, an SDK recording every span',
 };
+
+/** An SDK as a host application would install one, recording every span and dropping it. */
+function installTracingSdk(): void {
+  const discard: SpanExporter = {
+    // 0: ExportResultCode.SUCCESS (of @opentelemetry/core, not a dependency of ours).
+    export: (_spans, done) => done({ code: 0 }),
+    shutdown: async () => undefined,
+  };
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] }),
+  );
+}
 
 const ADMIN = 'root';
 const ADMIN_SECRET = 'root-secret';
@@ -55,7 +84,9 @@ const CALLERS = 16;
  * and /metrics and the console on or off. Prints the line ServerProcess waits for.
  */
 async function serve(url: string, variant: Variant): Promise<void> {
-  const on = variant !== 'off';
+  const on = variant === 'unwatched' || variant === 'scraped';
+  if (variant === 'untraced') setTracing(false);
+  if (variant === 'sdk') installTracingSdk();
   const service = await StreamService.start({
     db: parseDbUrl(url),
     host: '127.0.0.1',
@@ -222,6 +253,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '3' },
       add: { type: 'string', default: '16000' },
       push: { type: 'string', default: '150000' },
+      variants: { type: 'string' },
     },
   });
   if (values.serve !== undefined) {
@@ -236,7 +268,14 @@ async function main(): Promise<void> {
   const rounds = Math.max(1, Number(values.rounds));
   const addCount = Number(values.add);
   const pushCount = Number(values.push);
-  const results = new Map<Variant, RunResult[]>(VARIANTS.map((v) => [v, []]));
+  const variants: Variant[] = [];
+  for (const name of values.variants?.split(',') ?? DEFAULT_VARIANTS) {
+    const v = VARIANTS.find((x) => x === name.trim());
+    if (!v) throw new Error(`--variants: ${name} is not one of ${VARIANTS.join(', ')}`);
+    variants.push(v);
+  }
+  const baseline = variants[0]!;
+  const results = new Map<Variant, RunResult[]>(variants.map((v) => [v, []]));
   const t0 = Date.now();
   // A run whose figures are not kept: the first server start pays for cold caches (the
   // TypeScript loader's, the file system's, the database's).
@@ -244,7 +283,7 @@ async function main(): Promise<void> {
   console.error(`warm-up: add ${fmt(warm.add)}/s, push ${fmt(warm.push)}/s (not counted)`);
   for (let r = 0; r < rounds; r++) {
     // Rotate the order each round: ABC, BCA, CAB.
-    const order = VARIANTS.map((_v, i) => VARIANTS[(i + r) % VARIANTS.length]!);
+    const order = variants.map((_v, i) => variants[(i + r) % variants.length]!);
     for (const variant of order) {
       const res = await runOnce(kind, variant, addCount, pushCount);
       results.get(variant)!.push(res);
@@ -265,24 +304,25 @@ async function main(): Promise<void> {
   console.log(
     `\n${kind}, ${rounds} rounds; addEvent: ${fmt(addCount)} events by ${CALLERS} WebSocket ` +
       `callers; push: a reliable receiver catching up on ${fmt(addCount + pushCount)} stored ` +
-      `events; medians, ratio to A in brackets (${Math.round((Date.now() - t0) / 1000)} s)\n`,
+      `events; medians, ratio to ${LABEL[baseline].slice(0, 1)} in brackets (${Math.round((Date.now() - t0) / 1000)} s)\n`,
   );
   console.log(`| variant | ${cols.map((c) => c.head).join(' | ')} |`);
   console.log(`|---|${cols.map(() => '---:').join('|')}|`);
-  for (const v of VARIANTS) {
+  for (const v of variants) {
     const cells = cols.map((c) => {
       const x = med(v, c.f);
       const n = c.digits ? x.toFixed(c.digits) : fmt(x);
-      return `${n} (${(x / med('off', c.f)).toFixed(2)})`;
+      return `${n} (${(x / med(baseline, c.f)).toFixed(2)})`;
     });
     console.log(`| ${LABEL[v]} | ${cells.join(' | ')} |`);
   }
   console.log('\nEach run: add events/s, push events/s');
-  for (const v of VARIANTS) {
+  for (const v of variants) {
     const rs = results.get(v)!;
     console.log(`- ${v}: ${rs.map((x) => `${fmt(x.add)} / ${fmt(x.push)}`).join(', ')}`);
   }
-  const scraped = results.get('scraped')!;
+  const scraped = results.get('scraped');
+  if (!scraped) return;
   console.log(`- scrapes per C run: ${scraped.map((x) => x.scrapes).join(', ')}`);
   console.log(
     `- server CPU per scrape (${SCRAPES_TIMED} back to back, idle, after each C run): ` +

@@ -1,6 +1,7 @@
 import type { XferBuilder } from 'futoin-database';
 import { TABLES } from '../common/constants';
 import { invalidRequest } from '../common/errors';
+import { ATTR, OPERATIONS, tracedSync } from '../common/tracing';
 import { assertEventType, encodeEventData } from './encode';
 import { GenFace } from '../common/faces/GenFace';
 
@@ -24,16 +25,25 @@ export class DBGenFace extends GenFace {
    * futoin-database's 10,000-character query limit (use addEvent for larger events).
    */
   addXferEvent(xb: XferBuilder, type: string, data: unknown, table: string = TABLES.events): void {
-    assertEventType(type);
-    const { json } = encodeEventData(data, Number.MAX_SAFE_INTEGER);
-    const helpers = xb.helpers();
-    const literal = helpers.escape(json);
-    if (literal.length + table.length + INSERT_OVERHEAD > FUTOIN_DB_QUERY_LIMIT) {
-      throw invalidRequest(
-        `Event data of ${json.length} characters does not fit futoin-database's ${FUTOIN_DB_QUERY_LIMIT}-character ` +
-          'query limit inside a transaction; use addEvent for large events',
-      );
-    }
-    xb.insert(table, { affected: 1 }).set('type', type).set('data', json).set('ts', helpers.now());
+    tracedSync(OPERATIONS.addXferEvent, table, (span) => {
+      assertEventType(type);
+      const { json, bytes } = encodeEventData(data, Number.MAX_SAFE_INTEGER);
+      if (span.isRecording()) {
+        span.setAttribute(ATTR.eventType, type);
+        span.setAttribute(ATTR.bodySize, bytes);
+      }
+      const helpers = xb.helpers();
+      const literal = helpers.escape(json);
+      if (literal.length + table.length + INSERT_OVERHEAD > FUTOIN_DB_QUERY_LIMIT) {
+        throw invalidRequest(
+          `Event data of ${json.length} characters does not fit futoin-database's ${FUTOIN_DB_QUERY_LIMIT}-character ` +
+            'query limit inside a transaction; use addEvent for large events',
+        );
+      }
+      xb.insert(table, { affected: 1 })
+        .set('type', type)
+        .set('data', json)
+        .set('ts', helpers.now());
+    });
   }
 }

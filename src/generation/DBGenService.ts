@@ -29,7 +29,9 @@ export class DBGenService extends GenService {
     if (eventTable) storeOptions.eventTable = eventTable;
     this.ready = resolveStore(executor.ccm(), storeOptions);
     // Errors surface through register() and each call; never as an unhandled rejection.
-    this.ready.catch(() => undefined);
+    this.ready
+      .then((store) => (this.destination = eventTable ?? store.eventTable))
+      .catch(() => undefined);
     this.writer = new GroupCommit(() => this.ready, limits, eventTable);
   }
 

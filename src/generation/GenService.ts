@@ -1,9 +1,10 @@
 import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { Executor, RequestInfo } from 'futoin-executor';
 import PingService from 'futoin-executor/PingService';
-import { FTN18_VERSION, IFACE, SPEC_DIRS_ALL } from '../common/constants';
+import { FTN18_VERSION, IFACE, SPEC_DIRS_ALL, TABLES } from '../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
 import type { EventId } from '../common/ids';
+import { ATTR, OPERATIONS, traced } from '../common/tracing';
 import type { NewEvent } from '../storage/dialects';
 import { assertEventType, encodeEventData } from './encode';
 import { genMaxEventBytes } from './options';
@@ -20,6 +21,8 @@ export interface GenServiceOptions {
  */
 export class GenService extends PingService {
   protected readonly maxEventBytes: number;
+  /** The event table, as spans name it (`messaging.destination.name`). */
+  protected destination: string = TABLES.events;
 
   constructor(_as: AsyncSteps, _executor: Executor, options: GenServiceOptions = {}) {
     super();
@@ -45,10 +48,18 @@ export class GenService extends PingService {
   }
 
   /** Validates, encodes and stores one event; resolves with its ID once it is committed. */
-  async addEventAsync(type: unknown, data: unknown): Promise<EventId> {
-    assertEventType(type);
-    const { json, bytes } = encodeEventData(data, this.maxEventBytes);
-    return this._storeEvent({ type, data: json }, bytes);
+  addEventAsync(type: unknown, data: unknown): Promise<EventId> {
+    return traced(OPERATIONS.addEvent, this.destination, async (span) => {
+      assertEventType(type);
+      const { json, bytes } = encodeEventData(data, this.maxEventBytes);
+      if (span.isRecording()) {
+        span.setAttribute(ATTR.eventType, type);
+        span.setAttribute(ATTR.bodySize, bytes);
+      }
+      const id = await this._storeEvent({ type, data: json }, bytes);
+      if (span.isRecording()) span.setAttribute(ATTR.messageId, id);
+      return id;
+    });
   }
 
   protected _storeEvent(_event: NewEvent, _bytes: number): Promise<EventId> {

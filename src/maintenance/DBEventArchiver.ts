@@ -8,10 +8,12 @@ import { awaitSteps, ErrorCode } from '../common/errors';
 import type { Event } from '../common/event';
 import { defaultLogger, type Logger } from '../common/log';
 import { PollFace } from '../common/faces/PollFace';
+import { ATTR, OPERATIONS, setBatch, traced } from '../common/tracing';
 import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isServiceEndpoint } from '../receiving/connect';
 import type { ReceiverStartOptions } from '../receiving/LiveReceiver';
 import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
+import { ArchiverCounters } from '../storage/counters';
 import { HistoryWriter, type HistorySource, type WarehouseSource } from '../storage/history';
 import { ARCHIVER_DEFAULTS, archiverMigrate, archiverSettings } from './options';
 
@@ -109,6 +111,8 @@ export class DBEventArchiver extends ReliableReceiver {
     return ARCHIVER_DEFAULTS.component;
   }
 
+  /** What it archived and what failed, for /metrics. */
+  readonly counters = new ArchiverCounters();
   private readonly warehouse: HistorySource;
   private readonly migrate: boolean;
   private readonly log: Logger;
@@ -128,6 +132,7 @@ export class DBEventArchiver extends ReliableReceiver {
       'transaction' in w ? { kind: 'client', client: w } : { kind: 'connect', config: w };
     this.migrate = archiverMigrate(options);
     this.log = options.log ?? defaultLogger();
+    this.on('workerError', () => this.counters.workerErrors++);
   }
 
   /**
@@ -177,6 +182,7 @@ export class DBEventArchiver extends ReliableReceiver {
       stopped: false,
     };
     this.run = run;
+    this.counters.running = true;
     run.worker = this.prepare(run, mode !== 'poll' && canPush(endpoint) ? 'push' : 'poll');
   }
 
@@ -190,6 +196,7 @@ export class DBEventArchiver extends ReliableReceiver {
     const run = this.run;
     if (!run) return;
     this.run = null;
+    this.counters.running = false;
     run.stopped = true;
     run.worker?.cancel();
     run.worker = null;
@@ -218,12 +225,25 @@ export class DBEventArchiver extends ReliableReceiver {
 
   /** Writes a batch to the warehouse in one transaction. */
   private archive(run: Run, events: readonly Event[]): Promise<void> {
-    const writer = run.writer;
-    if (!writer) return Promise.reject(new Error('The warehouse is not open'));
-    const done = this.track(run, writer.write(events));
-    return done.catch((err: unknown) => {
-      this.log.warn(`Archiver: writing ${events.length} events failed: ${errorText(err)}`);
-      throw err;
+    return traced(OPERATIONS.archive, run.table, async (span) => {
+      if (span.isRecording()) {
+        span.setAttribute(ATTR.consumer, run.component);
+        setBatch(span, events);
+      }
+      const writer = run.writer;
+      if (!writer) throw new Error('The warehouse is not open');
+      try {
+        await this.track(run, writer.write(events));
+      } catch (err) {
+        this.counters.writeFailures++;
+        this.log.warn(`Archiver: writing ${events.length} events failed: ${errorText(err)}`);
+        throw err;
+      }
+      const c = this.counters;
+      c.events += events.length;
+      c.batches++;
+      c.lastId = events[events.length - 1]?.id ?? c.lastId;
+      c.lastSuccessMs = Date.now();
     });
   }
 

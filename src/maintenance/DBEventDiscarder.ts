@@ -4,6 +4,7 @@ import { ErrorCode, isEvtError } from '../common/errors';
 import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
 import { resolveStore } from '../storage/ccm';
+import { DiscarderCounters } from '../storage/counters';
 import { Lock } from '../storage/sql';
 import type { ConsumerState, EventStore } from '../storage/store';
 import { afterBatch, batchBound, passCeiling, planBatch } from './discard-plan';
@@ -128,6 +129,8 @@ export class DBEventDiscarder {
     ...args: Parameters<DiscarderEvents[K]>
   ) => void;
 
+  /** What it deleted and what failed, for /metrics. */
+  readonly counters = new DiscarderCounters();
   private worker: Worker | null = null;
   /** Passes never overlap, periodic or runPass(). */
   private readonly passLock = new Lock();
@@ -180,7 +183,17 @@ export class DBEventDiscarder {
   }
 
   private async reportedPass(w: Worker): Promise<DiscardResult> {
-    const result = await this.pass(w);
+    const c = this.counters;
+    let result: DiscardResult;
+    try {
+      result = await this.pass(w);
+    } catch (err) {
+      c.failures++;
+      throw err;
+    }
+    c.passes++;
+    c.lastSuccessMs = Date.now();
+    c.staleConsumers = result.stale.length;
     this.emit('passEnd', result);
     return result;
   }
@@ -292,6 +305,8 @@ export class DBEventDiscarder {
       if (lastId !== null) {
         result.deleted += deleted;
         result.lastId = lastId;
+        this.counters.events += deleted;
+        this.counters.lastId = lastId;
         this.emit('eventDiscard', deleted, lastId);
       }
       if (!more) break;

@@ -9,8 +9,15 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { withTimeout } from '../common/async';
+import { PACKAGE_VERSION } from '../common/build';
 import type { PushHub } from '../delivery/push/hub';
-import type { ConsumerCounts, StreamCounters } from '../storage/counters';
+import type {
+  ArchiverCounters,
+  ConsumerCounts,
+  DiscarderCounters,
+  StreamCounters,
+} from '../storage/counters';
+import type { Buckets, DeliveryLatency } from '../storage/latency';
 import { AdminCore, type ConsumerInfo } from './admin';
 import {
   METRICS_LAG_LIMIT,
@@ -38,6 +45,8 @@ interface Snapshot {
   activeEvents: number;
   reliable: { consumer: string; queued: number; inFlight: number }[];
   live: number;
+  /** Per event table with a horizon: how long it is held back now, and stalls so far. */
+  horizons: { table: string; heldSeconds: number; stalls: number }[];
 }
 
 /**
@@ -197,6 +206,188 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
   },
 ];
 
+const horizonDefs: GaugeDef[] = [
+  {
+    name: 'evtstream_horizon_held_seconds',
+    help: "How long committed events have waited on open writer transactions (PostgreSQL, MySQL) before delivery, as this process's last probe saw it; 0 when nothing waits.",
+    labels: ['table'],
+    fill: (set, s) => {
+      for (const h of s.horizons) set({ table: h.table }, h.heldSeconds);
+    },
+  },
+];
+
+/** A figure of the archiver or the discarder: a counter (a total) or a gauge. */
+interface LifecycleDef<C> {
+  name: string;
+  help: string;
+  kind: 'counter' | 'gauge';
+  read: (c: C) => number;
+}
+
+const idValue = (id: string | null): number => (id === null ? 0 : Number(id));
+
+const ARCHIVER_DEFS: readonly LifecycleDef<ArchiverCounters>[] = [
+  {
+    name: 'evtstream_archiver_events_total',
+    help: 'Events the in-process archiver committed to the warehouse (a batch delivered again counts again).',
+    kind: 'counter',
+    read: (c) => c.events,
+  },
+  {
+    name: 'evtstream_archiver_batches_total',
+    help: 'Batches the archiver committed to the warehouse, one transaction each.',
+    kind: 'counter',
+    read: (c) => c.batches,
+  },
+  {
+    name: 'evtstream_archiver_write_failures_total',
+    help: 'Batches whose warehouse transaction failed (they are delivered again).',
+    kind: 'counter',
+    read: (c) => c.writeFailures,
+  },
+  {
+    name: 'evtstream_archiver_errors_total',
+    help: 'Connection and set-up errors of the archiver (the service, the warehouse at start), each retried.',
+    kind: 'counter',
+    read: (c) => c.workerErrors,
+  },
+  {
+    name: 'evtstream_archiver_last_success_timestamp_seconds',
+    help: 'When the archiver last committed a batch (Unix time); 0 before the first.',
+    kind: 'gauge',
+    read: (c) => c.lastSuccessMs / 1000,
+  },
+  {
+    name: 'evtstream_archiver_last_event_id',
+    help: 'The highest event ID archived (a float: exact up to 2^53); 0 before the first.',
+    kind: 'gauge',
+    read: (c) => idValue(c.lastId),
+  },
+  {
+    name: 'evtstream_archiver_running',
+    help: '1 while the archiver runs; 0 once stopped (also by itself, on a history table the warehouse does not have).',
+    kind: 'gauge',
+    read: (c) => (c.running ? 1 : 0),
+  },
+];
+
+const DISCARDER_DEFS: readonly LifecycleDef<DiscarderCounters>[] = [
+  {
+    name: 'evtstream_discarder_events_total',
+    help: 'Events the discarder deleted from the active table.',
+    kind: 'counter',
+    read: (c) => c.events,
+  },
+  {
+    name: 'evtstream_discarder_passes_total',
+    help: 'Discarder passes that ended without an error, whether they deleted anything or not.',
+    kind: 'counter',
+    read: (c) => c.passes,
+  },
+  {
+    name: 'evtstream_discarder_failures_total',
+    help: 'Discarder passes that failed (the next period tries again).',
+    kind: 'counter',
+    read: (c) => c.failures,
+  },
+  {
+    name: 'evtstream_discarder_last_success_timestamp_seconds',
+    help: 'When a discarder pass last ended without an error (Unix time); 0 before the first.',
+    kind: 'gauge',
+    read: (c) => c.lastSuccessMs / 1000,
+  },
+  {
+    name: 'evtstream_discarder_last_event_id',
+    help: 'The highest event ID deleted (a float: exact up to 2^53); 0 before the first.',
+    kind: 'gauge',
+    read: (c) => idValue(c.lastId),
+  },
+  {
+    name: 'evtstream_discarder_stale_consumers',
+    help: 'Consumers the last pass ignored as stale (stale_consumer_ms), holding nothing back.',
+    kind: 'gauge',
+    read: (c) => c.staleConsumers,
+  },
+];
+
+/** Registers the figures of an archiver or a discarder, read from its counters at each scrape. */
+function registerLifecycle<C>(
+  registry: Registry,
+  defs: readonly LifecycleDef<C>[],
+  counters: C,
+): void {
+  for (const def of defs) {
+    const collect = (m: Counter | Gauge): void => {
+      m.reset();
+      const v = def.read(counters);
+      if (m instanceof Counter) m.inc(v);
+      else m.set(v);
+    };
+    const config = { name: def.name, help: def.help, registers: [registry] };
+    if (def.kind === 'counter') {
+      new Counter({
+        ...config,
+        collect(this: Counter) {
+          collect(this);
+        },
+      });
+    } else {
+      new Gauge({
+        ...config,
+        collect(this: Gauge) {
+          collect(this);
+        },
+      });
+    }
+  }
+}
+
+/** A histogram family in the text format, from plain bucket counts per consumer. */
+interface HistogramDef {
+  name: string;
+  help: string;
+  read: (l: DeliveryLatency) => Map<string, Buckets>;
+}
+
+const HISTOGRAMS: readonly HistogramDef[] = [
+  {
+    name: 'evtstream_delivery_latency_seconds',
+    help: 'From the commit of an event (addEvent in this process) to its acknowledgement here, on the monotonic clock; commit times are sampled, one per 10 ms. Since the first scrape.',
+    read: (l) => l.latency,
+  },
+  {
+    name: 'evtstream_delivery_age_seconds',
+    help: "From an event's ts (whole seconds, the database's clock) to its acknowledgement here: every event acknowledged, from any process. Since the first scrape.",
+    read: (l) => l.age,
+  },
+];
+
+const escapeLabel = (v: string): string =>
+  v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/**
+ * Renders a histogram as the text format has it (cumulative `_bucket` series with `le`, then
+ * `_sum` and `_count`). prom-client's Histogram only takes one observation at a time; the
+ * event path keeps counts of its own (storage/latency.ts), so they are rendered here.
+ */
+function renderHistogram(def: HistogramDef, series: Map<string, Buckets>): string {
+  const lines = [`# HELP ${def.name} ${def.help}`, `# TYPE ${def.name} histogram`];
+  for (const consumer of [...series.keys()].sort()) {
+    const b = series.get(consumer)!;
+    const c = `consumer="${escapeLabel(consumer)}"`;
+    let cumulative = 0;
+    b.bounds.forEach((bound, i) => {
+      cumulative += b.counts[i] ?? 0;
+      lines.push(`${def.name}_bucket{${c},le="${bound}"} ${cumulative}`);
+    });
+    lines.push(`${def.name}_bucket{${c},le="+Inf"} ${b.count}`);
+    lines.push(`${def.name}_sum{${c}} ${b.sum}`);
+    lines.push(`${def.name}_count{${c}} ${b.count}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /**
  * Builds the app's metrics on a registry of their own (never prom-client's global one, so two
  * services in one process, as in the tests, do not clash). Needs the app's active store.
@@ -241,7 +432,7 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
       },
     });
   }
-  for (const def of gaugeDefs(lagLimit)) {
+  for (const def of [...gaugeDefs(lagLimit), ...horizonDefs]) {
     new Gauge({
       name: def.name,
       help: def.help,
@@ -254,27 +445,62 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
     });
   }
 
+  new Counter<'table'>({
+    name: 'evtstream_horizon_stalls_total',
+    help: "Times delivery was held back by open writer transactions longer than the store's stall_warn_ms (each logged as a warning).",
+    labelNames: ['table'],
+    registers: [registry],
+    collect(this: Counter<'table'>) {
+      this.reset();
+      for (const h of snapshot?.horizons ?? []) this.inc({ table: h.table }, h.stalls);
+    },
+  });
+  const build = new Gauge<'version' | 'node_version' | 'database'>({
+    name: 'evtstream_build_info',
+    help: 'Always 1; the labels say what runs: our version, Node.js, the kind of the active database.',
+    labelNames: ['version', 'node_version', 'database'],
+    registers: [registry],
+  });
+  build.set(
+    { version: PACKAGE_VERSION, node_version: process.version, database: store.dialect.name },
+    1,
+  );
+  if (app.archiver) registerLifecycle(registry, ARCHIVER_DEFS, app.archiver.counters);
+  if (app.discarder) registerLifecycle(registry, DISCARDER_DEFS, app.discarder.counters);
+  // Measured from now on: what nobody scrapes costs the event path nothing.
+  const latency = counters.trackLatency();
+
   const withProcess = options.processMetrics ?? true;
   let served: Registry | null = null;
 
   const read = async (): Promise<string> => {
+    // listConsumers probes the horizon of the store's table; the others are probed here, so
+    // that how long each is held back is as of now.
+    const others = store.horizonTables().filter((t) => t !== store.eventTable);
     const [consumers, figures, pushHub] = await Promise.all([
       admin.listConsumers(lagLimit),
       admin.tableRange(),
       hub(),
+      ...others.map((t) => store.horizon(t)),
     ]);
+    const now = Date.now();
     snapshot = {
       consumers,
       newestId: Number(figures.newest),
       activeEvents: figures.count,
       reliable: pushHub?.reliableSessions() ?? [],
       live: pushHub?.liveSessions ?? 0,
+      horizons: [store.eventTable, ...others].map((table) => {
+        const h = store.horizonOf(table);
+        return { table, heldSeconds: h.heldForMs(now) / 1000, stalls: h.stalls };
+      }),
     };
     // prom-client runs every collect callback synchronously when rendering starts, so this
     // snapshot is what all the gauges show. Registry.merge registers the same metric objects in
     // a new registry: built once.
     served ??= withProcess ? Registry.merge([registry, processMetrics()]) : registry;
-    return served.metrics();
+    const text = await served.metrics();
+    return text + HISTOGRAMS.map((def) => `\n${renderHistogram(def, def.read(latency))}`).join('');
   };
 
   let running: { p: Promise<string>; since: number } | null = null;

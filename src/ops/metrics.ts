@@ -12,6 +12,7 @@ import { ErrorCode } from '../common/errors';
 import type { Logger } from '../common/log';
 import { sameSecret } from '../common/secret';
 import type { PushHub } from '../delivery/push/hub';
+import type { ArchiverCounters, DiscarderCounters } from '../storage/counters';
 import type { EventStore } from '../storage/store';
 import type { Users } from '../transport/auth';
 import type { EvtNodeExecutor } from '../transport/executor';
@@ -28,6 +29,10 @@ export interface MetricsSource {
   readonly push: { hub(): Promise<PushHub> } | null;
   /** The app's AdminCore when it serves ftn18es.admin (else metrics make one on the store). */
   readonly admin: AdminCore | null;
+  /** The app's archiver, for its progress (evtstream_archiver_*), when it runs one. */
+  readonly archiver?: { readonly counters: ArchiverCounters } | null;
+  /** The app's discarder, for its progress (evtstream_discarder_*), when it runs one. */
+  readonly discarder?: { readonly counters: DiscarderCounters } | null;
 }
 
 /** Who may read /metrics: admins (HTTP Basic auth), anyone, or nobody (not served). */

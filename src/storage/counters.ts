@@ -1,3 +1,6 @@
+import type { EventId } from '../common/ids';
+import { DeliveryLatency } from './latency';
+
 /** What one consumer received through this process. */
 export interface ConsumerCounts {
   /** Events delivered: returned by pollEvents, or pushed and acknowledged. */
@@ -27,6 +30,16 @@ export class StreamCounters {
   /** Events re-read from the store after a reliable session's queue overflowed. */
   queueOverflows = 0;
   readonly consumers = new Map<string, ConsumerCounts>();
+  /** Delivery latency, once trackLatency() was called (by the first /metrics scrape). */
+  latency: DeliveryLatency | null = null;
+
+  /**
+   * Starts measuring delivery latency (see DeliveryLatency): from then on, each commit and each
+   * acknowledgement costs a few steps more. Until someone asks, nothing is measured.
+   */
+  trackLatency(): DeliveryLatency {
+    return (this.latency ??= new DeliveryLatency());
+  }
 
   consumer(ident: string): ConsumerCounts {
     let c = this.consumers.get(ident);
@@ -48,4 +61,37 @@ export class StreamCounters {
     this.pushCalls++;
     this.consumer(ident).delivered += events;
   }
+}
+
+/** What a DBEventArchiver did since it was created (read by /metrics). */
+export class ArchiverCounters {
+  /** Events in batches committed to the warehouse (a batch delivered again counts again). */
+  events = 0;
+  batches = 0;
+  /** The highest event ID archived, null before the first batch. */
+  lastId: EventId | null = null;
+  /** When the last batch was committed (ms since the epoch), 0 before the first. */
+  lastSuccessMs = 0;
+  /** Batches whose warehouse transaction failed (they come again). */
+  writeFailures = 0;
+  /** Connecting, the service, the warehouse at start: the errors the archiver retries. */
+  workerErrors = 0;
+  /** Between start() and stop() (also stopping by itself on a missing history table). */
+  running = false;
+}
+
+/** What a DBEventDiscarder did since it was created (read by /metrics). */
+export class DiscarderCounters {
+  /** Events deleted. */
+  events = 0;
+  /** Passes that ended without an error (deleting something or not). */
+  passes = 0;
+  /** The highest event ID deleted, null before the first. */
+  lastId: EventId | null = null;
+  /** When the last pass ended without an error (ms since the epoch), 0 before the first. */
+  lastSuccessMs = 0;
+  /** Passes that failed (the next period tries again). */
+  failures = 0;
+  /** Consumers the last pass ignored as stale. */
+  staleConsumers = 0;
 }

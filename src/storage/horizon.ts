@@ -40,6 +40,9 @@ export class HorizonTracker {
   private running: Promise<EventId> | null = null;
   private queued: Promise<EventId> | null = null;
   private lastWarnAt = -Infinity;
+  /** The oldest waiting probe when a stall was last counted. */
+  private stalledProbe: Pending | null = null;
+  private stallCount = 0;
 
   constructor(
     private readonly probe: (since: EventId) => Promise<WriterProbe>,
@@ -85,6 +88,14 @@ export class HorizonTracker {
     return this.pending.length > 0;
   }
 
+  /**
+   * Stalls seen so far: each time the oldest waiting probe had waited `stallWarnMs`, counted
+   * once per such probe (a stall outlasting several probes counts once).
+   */
+  get stalls(): number {
+    return this.stallCount;
+  }
+
   private async refresh(): Promise<EventId> {
     const probe = await this.probe(this.safe);
     const now = this.now();
@@ -115,9 +126,14 @@ export class HorizonTracker {
 
   private warnIfStalled(now: number): void {
     const held = this.heldForMs(now);
-    if (held < this.options.stallWarnMs || now - this.lastWarnAt < this.options.stallWarnMs) return;
-    this.lastWarnAt = now;
+    if (held < this.options.stallWarnMs) return;
     const first = this.pending[0];
+    if (first && first !== this.stalledProbe) {
+      this.stalledProbe = first;
+      this.stallCount++;
+    }
+    if (now - this.lastWarnAt < this.options.stallWarnMs) return;
+    this.lastWarnAt = now;
     const who = first?.writers
       ? `open transactions ${[...first.writers].slice(0, 5).join(', ')}`
       : 'an unfilled ID gap';
@@ -151,6 +167,13 @@ export class SingleWriterHorizon {
   get waiting(): boolean {
     return false;
   }
+
+  get stalls(): number {
+    return 0;
+  }
 }
 
-export type Horizon = Pick<HorizonTracker, 'current' | 'known' | 'heldForMs' | 'waiting'>;
+export type Horizon = Pick<
+  HorizonTracker,
+  'current' | 'known' | 'heldForMs' | 'waiting' | 'stalls'
+>;

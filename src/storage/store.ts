@@ -245,8 +245,10 @@ export class EventStore {
       false,
     );
     const last = ids[ids.length - 1];
+    const table = tableName ?? this.eventTable;
     this.counters.eventsAdded += ids.length;
-    if (last) this.shared.bus.emit('committed', tableName ?? this.eventTable, last);
+    this.counters.latency?.committed(table, ids);
+    if (last) this.shared.bus.emit('committed', table, last);
     return ids;
   }
 
@@ -303,6 +305,11 @@ export class EventStore {
   horizonAbove(after: EventId, slack = 1000, tableName?: string): Promise<EventId> {
     const h = this.horizonOf(tableName ?? this.eventTable);
     return BigInt(h.known) - BigInt(after) > BigInt(slack) ? Promise.resolve(h.known) : h.current();
+  }
+
+  /** The event tables whose horizon this connection has computed. */
+  horizonTables(): string[] {
+    return [...this.horizons.keys()];
   }
 
   /** The horizon object of a table (for its stall figures). */

@@ -290,6 +290,11 @@ describeDatabases('DBEventArchiver', (fx) => {
       ARCHIVE_WAIT_MS,
     );
     expect(client.leaked, 'rows of a failed transaction stored anyway').to.equal(0);
+    // The archiver counts a failure once the rejection reaches it, a moment after the client.
+    await waitFor(
+      () => `3 failed batches counted (${first.archiver.counters.writeFailures})`,
+      () => first.archiver.counters.writeFailures === 3,
+    );
 
     // 2. Stopped in the middle of a warehouse transaction, once it copied 8,000 events: that
     // transaction commits, but its batch is never acknowledged. A new archiver takes over.
@@ -420,6 +425,14 @@ describeDatabases('DBEventArchiver', (fx) => {
     );
     expect(seen.ready, 'ready').to.equal(0);
     expect(seen.newEvents, 'events received').to.equal(0);
+    // What /metrics shows: stopped, one error, nothing archived.
+    expect(archiver.counters).to.deep.include({
+      running: false,
+      workerErrors: 1,
+      events: 0,
+      lastId: null,
+      lastSuccessMs: 0,
+    });
     expect(seen.receiverErrors).to.deep.equal([]);
     expect(await pointer('ARCH_NOTAB'), 'the consumer, never registered').to.equal(null);
     expect(await count(history, 'evt_history'), 'rows in evt_history').to.equal(0);
@@ -448,6 +461,15 @@ describeDatabases('DBEventArchiver', (fx) => {
     expect(await idsOf(history, 'evt_archive')).to.deep.equal(ids);
     expect(seen.workerErrors, 'no more errors').to.have.length(2);
     expect(seen.receiverErrors).to.deep.equal([]);
+    await waitFor('the last batch counted', () => archiver.counters.lastId === ids[ids.length - 1]);
+    expect(archiver.counters).to.deep.include({
+      running: true,
+      workerErrors: 2,
+      writeFailures: 0,
+      events: ids.length,
+    });
+    expect(archiver.counters.batches).to.be.within(1, ids.length);
+    expect(archiver.counters.lastSuccessMs).to.be.within(Date.now() - 60_000, Date.now());
   });
 
   it('polls when the endpoint is HTTP (no bi-directional channel) and archives everything', async function () {

@@ -213,6 +213,15 @@ describeDatabases('DBEventDiscarder', (fx) => {
       [2, ids[1]],
       [0, null],
     ]);
+    // What /metrics shows of it.
+    expect(disc.counters).to.deep.include({
+      events: 2,
+      passes: 2,
+      lastId: ids[1],
+      failures: 0,
+      staleConsumers: 0,
+    });
+    expect(disc.counters.lastSuccessMs).to.be.within(Date.now() - 60_000, Date.now());
   });
 
   it(`ends a pass after ${BATCHES_PER_PASS} batches; the next follows soon, not a period later`, async function () {
@@ -334,8 +343,14 @@ describeDatabases('DBEventDiscarder', (fx) => {
     expect(errors[0]![0]).to.equal('InternalError');
     expect(errors[0]![1]).to.match(/evt_queue/);
     expect(errors[0]![2]).to.be.instanceOf(Error);
+    const failed = disc.counters.failures;
+    expect(failed, 'failed passes counted').to.be.at.least(2);
+    expect(disc.counters.lastSuccessMs, 'no pass succeeded yet').to.equal(0);
     await waitFor('deletion after recovery', async () => (await remaining()).length === 2);
     expect(await remaining()).to.deep.equal(ids.slice(3));
+    expect(disc.counters.events).to.equal(3);
+    expect(disc.counters.passes).to.be.at.least(1);
+    expect(disc.counters.lastSuccessMs).to.be.above(0);
   });
 
   it('reports a table that does not exist (event_table) as workerError', async () => {

@@ -5,81 +5,22 @@
  * cannot read the store answers 503 and the service keeps serving.
  */
 import { expect } from 'chai';
+import fs from 'fs';
+import path from 'path';
 import type { AdvancedCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import { PollFace } from '../../src/common/faces/PollFace';
 import type { Event } from '../../src/delivery/poll/PollService';
 import { GenFace } from '../../src/common/faces/GenFace';
+import { AGE_BUCKETS, LATENCY_BUCKETS } from '../../src/storage/latency';
 import { describeDatabases } from '../support/db';
 import { connectRaw } from '../support/push';
 import { clientCcm, startService, steps, TEST_CREDENTIALS, TEST_USER } from '../support/service';
 import { waitFor } from '../support/wait';
+import { basic, parseExposition, sampleKey, type Exposition } from '../support/metrics';
 
 const ADMIN = 'root';
 const ADMIN_SECRET = 'root-secret';
-const basic = (user: string, secret: string): string =>
-  `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
-
-/** A parsed exposition: samples by `name{label="value",...}` (labels sorted), and the families. */
-interface Exposition {
-  samples: Map<string, number>;
-  types: Map<string, string>;
-}
-
-const sampleKey = (name: string, labels: Record<string, string> = {}): string => {
-  const parts = Object.keys(labels)
-    .sort()
-    .map((k) => `${k}="${labels[k]}"`);
-  return parts.length ? `${name}{${parts.join(',')}}` : name;
-};
-
-const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
-const SAMPLE_RE = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)(?: -?\\d+)?$`);
-const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)/y;
-
-/**
- * Parses the Prometheus text format 0.0.4 strictly enough to catch a malformed line: every
- * sample belongs to a family declared by `# TYPE` before it, labels are `name="value"` pairs,
- * values are numbers (or +Inf, -Inf, NaN: Prometheus reads these as Go's ParseFloat does, case
- * aside; prom-client writes an event-loop figure with no sample yet as "Nan").
- */
-function parseExposition(text: string): Exposition {
-  const samples = new Map<string, number>();
-  const types = new Map<string, string>();
-  expect(text.endsWith('\n'), 'ends with a newline').to.be.true;
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      const m = new RegExp(`^# (HELP|TYPE) (${NAME}) (.*)$`).exec(line);
-      expect(m, line).to.not.be.null;
-      if (m![1] === 'TYPE') {
-        expect(['counter', 'gauge', 'histogram', 'summary', 'untyped'], line).to.include(m![3]);
-        types.set(m![2]!, m![3]!);
-      }
-      continue;
-    }
-    const m = SAMPLE_RE.exec(line);
-    expect(m, `sample line: ${line}`).to.not.be.null;
-    const [, name = '', labelText = '', raw = ''] = m!;
-    const family = [...types.keys()].find(
-      (f) => name === f || /^_(total|sum|count|bucket|created)$/.test(name.slice(f.length)),
-    );
-    expect(family, `a TYPE before ${line}`).to.not.be.undefined;
-    const labels: Record<string, string> = {};
-    LABEL_RE.lastIndex = 0;
-    while (LABEL_RE.lastIndex < labelText.length) {
-      const lm = LABEL_RE.exec(labelText);
-      expect(lm, `labels of ${line}`).to.not.be.null;
-      labels[lm![1]!] = lm![2]!.replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c));
-    }
-    const nan = /^nan$/i.test(raw);
-    const value = /^\+inf$/i.test(raw) ? Infinity : /^-inf$/i.test(raw) ? -Infinity : Number(raw);
-    expect(nan || !Number.isNaN(value), `value of ${line}`).to.be.true;
-    samples.set(sampleKey(name, labels), value);
-  }
-  return { samples, types };
-}
-
 /** Every `evtstream_*` family and its type. */
 const FAMILIES: Record<string, string> = {
   evtstream_events_added_total: 'counter',
@@ -99,7 +40,33 @@ const FAMILIES: Record<string, string> = {
   evtstream_push_sessions: 'gauge',
   evtstream_push_queued_events: 'gauge',
   evtstream_push_in_flight_batches: 'gauge',
+  evtstream_build_info: 'gauge',
+  evtstream_horizon_held_seconds: 'gauge',
+  evtstream_horizon_stalls_total: 'counter',
+  evtstream_delivery_latency_seconds: 'histogram',
+  evtstream_delivery_age_seconds: 'histogram',
 };
+
+/** A histogram series of an exposition: cumulative buckets by bound, sum and count. */
+function histogram(
+  e: Exposition,
+  name: string,
+  labels: Record<string, string>,
+): { buckets: [string, number][]; sum: number; count: number } | undefined {
+  const count = e.samples.get(sampleKey(`${name}_count`, labels));
+  if (count === undefined) return undefined;
+  const buckets = e.series
+    .filter((s) => s.name === `${name}_bucket` && s.labels['consumer'] === labels['consumer'])
+    .map((s): [string, number] => [s.labels['le']!, e.samples.get(sampleKey(s.name, s.labels))!]);
+  return { buckets, sum: e.samples.get(sampleKey(`${name}_sum`, labels))!, count };
+}
+
+/** Checks a histogram series is well formed: buckets cumulative, +Inf last and equal to count. */
+function expectWellFormed(h: { buckets: [string, number][]; count: number }): void {
+  const values = h.buckets.map(([, v]) => v);
+  expect(values, 'cumulative').to.deep.equal([...values].sort((a, b) => a - b));
+  expect(h.buckets[h.buckets.length - 1]).to.deep.equal(['+Inf', h.count]);
+}
 
 describeDatabases('/metrics', (fx) => {
   let service: StreamService;
@@ -366,6 +333,114 @@ describeDatabases('/metrics', (fx) => {
       await open.close();
       await off.close();
     }
+  });
+
+  it('shows build_info: our version, Node.js and the database kind', async () => {
+    const e = await scrape();
+    const { version } = JSON.parse(
+      fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'),
+    ) as { version: string };
+    const labels = { version, node_version: process.version, database: fx.dialect };
+    expect(value(e, 'evtstream_build_info', labels)).to.equal(1);
+    expect(e.series.filter((s) => s.name === 'evtstream_build_info')).to.have.length(1);
+  });
+
+  // Breaking change it catches: a poll observed when it delivers, not when its events are acknowledged.
+  it('measures commit to acknowledgement and event age, for polled and pushed events, once acknowledged', async () => {
+    const polled = { consumer: `${TEST_USER}:M_LATP` };
+    const pushed = { consumer: `${TEST_USER}:M_LATS` };
+    // The first scrape starts the measuring (earlier ones in this suite did already).
+    await scrape();
+    await steps((as) => ccm.iface<PollFace>('poll').registerConsumer(as, 'M_LATP'));
+    const ids = await addEvents(3, 'LAT');
+    const got = await poll('M_LATP');
+    expect(got.slice(-3).map((ev) => ev.id)).to.deep.equal(ids);
+    let e = await scrape();
+    expect(histogram(e, 'evtstream_delivery_latency_seconds', polled), 'not acknowledged yet').to.be
+      .undefined;
+    expect(histogram(e, 'evtstream_delivery_age_seconds', polled), 'not acknowledged yet').to.be
+      .undefined;
+
+    // Acknowledged with the next poll's last_id: every event's age, sampled commits' latency.
+    expect(await poll('M_LATP', ids[2])).to.deep.equal([]);
+    e = await scrape();
+    const age = histogram(e, 'evtstream_delivery_age_seconds', polled)!;
+    expect(age.count, 'every event acknowledged').to.equal(got.length);
+    expectWellFormed(age);
+    expect(age.buckets.map(([le]) => le)).to.deep.equal([...AGE_BUCKETS.map(String), '+Inf']);
+    const latency = histogram(e, 'evtstream_delivery_latency_seconds', polled)!;
+    // Commits (since the first scrape) at least 10 ms apart are each sampled: at most one per
+    // event here, at least the first commit after measuring began.
+    expect(latency.count, 'sampled commits').to.be.within(1, got.length);
+    expectWellFormed(latency);
+    expect(latency.buckets.map(([le]) => le)).to.deep.equal([
+      ...LATENCY_BUCKETS.map(String),
+      '+Inf',
+    ]);
+    expect(latency.sum).to.be.above(0);
+
+    // Pushed: acknowledged when onEvents succeeds.
+    const receiver = await connectRaw(service.wsUrl, TEST_CREDENTIALS, 'M_LATS');
+    try {
+      const more = await addEvents(2, 'LAT');
+      await receiver.until(() => more.every((id) => receiver.events.some((ev) => ev.id === id)));
+      await waitFor('every pushed event to be measured', async () => {
+        e = await scrape();
+        const h = histogram(e, 'evtstream_delivery_age_seconds', pushed);
+        return h?.count === receiver.events.length;
+      });
+      const h = histogram(e, 'evtstream_delivery_latency_seconds', pushed)!;
+      expect(h.count, 'a sampled commit pushed').to.be.at.least(1);
+      expectWellFormed(h);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  // Breaking change it catches: the held time or the stalls not read from the table's horizon.
+  it('shows how long an open writer transaction holds delivery back, and counts the stall', async function () {
+    this.timeout(120_000);
+    const table = { table: 'evt_queue' };
+    if (fx.dialect === 'sqlite') {
+      // One writer at a time: nothing can hold the horizon back.
+      const e = await scrape();
+      expect(value(e, 'evtstream_horizon_held_seconds', table)).to.equal(0);
+      expect(value(e, 'evtstream_horizon_stalls_total', table)).to.equal(0);
+      return;
+    }
+    const writer = await fx.openStore();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let drawn = false;
+    const tx = writer.db.transaction(async (t) => {
+      await writer.insertEventsInTx(t, [{ type: 'HELD', data: '{}' }]);
+      drawn = true;
+      await held;
+    });
+    try {
+      await waitFor('the writer to insert', () => drawn);
+      // A later event commits; delivery waits for the open one below it.
+      await addEvents(1, 'HELD');
+      const before = value(await scrape(), 'evtstream_horizon_stalls_total', table)!;
+      await waitFor('the hold to show', async () => {
+        const e = await scrape();
+        return value(e, 'evtstream_horizon_held_seconds', table)! > 0;
+      });
+      // Past stall_warn_ms (10 s by default) it counts as a stall, once.
+      await waitFor(
+        'the stall to be counted',
+        async () => value(await scrape(), 'evtstream_horizon_stalls_total', table) === before + 1,
+        60_000,
+      );
+    } finally {
+      release();
+      await tx;
+      await writer.close();
+    }
+    await waitFor('the hold to end', async () => {
+      const e = await scrape();
+      return value(e, 'evtstream_horizon_held_seconds', table) === 0;
+    });
   });
 
   it('answers 503 when the store cannot be read, and keeps serving', async () => {

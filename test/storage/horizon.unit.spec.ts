@@ -140,6 +140,34 @@ describe('HorizonTracker', function () {
     expect(warnings[1]).to.contain('for 20 s');
   });
 
+  // Breaking change it catches: counting each warning (or each probe) past stallWarnMs as a stall.
+  it('counts a stall once per stuck transaction, however long it lasts', async function () {
+    const { clock, step, tracker } = setup({ stallWarnMs: 10_000 });
+    expect(await step('1', [])).to.equal('1');
+    let newest = 2;
+    // T stays open 35 s (three warnings' worth), probed every second.
+    for (let s = 0; s <= 35; s++) {
+      await step(String(newest++), ['T']);
+      if (s === 9) expect(tracker.stalls, 'before 10 s').to.equal(0);
+      if (s === 10) expect(tracker.stalls, 'at 10 s').to.equal(1);
+      clock.advance(1_000);
+    }
+    expect(tracker.stalls).to.equal(1);
+    expect(tracker.heldForMs()).to.equal(36_000);
+    // T ends: nothing waits; a short wait on U is no stall; a long one on V is the second.
+    expect(await step(String(newest), [])).to.equal(String(newest));
+    expect(tracker.heldForMs()).to.equal(0);
+    await step(String(++newest), ['U']);
+    clock.advance(9_000);
+    await step(String(++newest), ['U']);
+    await step(String(++newest), []);
+    expect(tracker.stalls, 'U was no stall').to.equal(1);
+    await step(String(++newest), ['V']);
+    clock.advance(10_000);
+    await step(String(++newest), ['V']);
+    expect(tracker.stalls).to.equal(2);
+  });
+
   it('warns of an unfilled ID gap when it cannot list writers', async function () {
     const { clock, step, warnings } = setup({ stallWarnMs: 1_000, settleMs: 60_000 });
     await step('3', null);

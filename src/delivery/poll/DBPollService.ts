@@ -23,7 +23,7 @@ export class DBPollService extends PollService {
     super(as, executor, options);
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('poll', options));
     // Errors surface through register() and each call; never as an unhandled rejection.
-    this.ready.catch(() => undefined);
+    this.ready.then((store) => (this.destination = store.eventTable)).catch(() => undefined);
     this.poller = this.ready.then((store) => new StorePoller(store));
     this.poller.catch(() => undefined);
   }

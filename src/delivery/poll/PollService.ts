@@ -7,11 +7,13 @@ import {
   LIVE_COMPONENT,
   MAX_EVENTS_PER_LIST,
   SPEC_DIRS_ALL,
+  TABLES,
 } from '../../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
 import type { Event } from '../../common/event';
 import type { EventId } from '../../common/ids';
 import { callerId, consumerIdent } from '../../common/identity';
+import { ATTR, OPERATIONS, setBatch, traced } from '../../common/tracing';
 import { chunkLimits, type ChunkLimits } from '../limits';
 import { pollSettings } from './options';
 
@@ -42,6 +44,8 @@ export class PollService extends PingService {
   protected readonly allowReliable: boolean;
   protected readonly allowPolling: boolean;
   protected readonly maxChunkEvents: number;
+  /** The event table, as spans name it (`messaging.destination.name`). */
+  protected destination: string = TABLES.events;
 
   get MAX_EVENTS(): number {
     return MAX_EVENTS_PER_LIST;
@@ -90,21 +94,32 @@ export class PollService extends PingService {
       last_id?: string | null;
       want?: string[] | null;
     };
-    awaitSteps(as, async () => {
-      if (!this.allowPolling)
-        throw new EvtError(ErrorCode.SecurityError, 'Only event push is allowed');
-      const reliable = params.component !== LIVE_COMPONENT;
-      if (reliable && !this.allowReliable)
-        throw new EvtError(ErrorCode.SecurityError, 'Reliable delivery is disabled');
-      const events = await this._pollEvents({
-        ident: consumerIdent(callerId(reqinfo), params.component),
-        lastId: params.last_id ?? null,
-        want: params.want ?? null,
-        reliable,
-        limits: chunkLimits(reqinfo, this.maxChunkEvents),
-      });
-      reqinfo.result(events);
-    });
+    awaitSteps(as, () =>
+      traced(OPERATIONS.pollEvents, this.destination, async (span) => {
+        if (!this.allowPolling)
+          throw new EvtError(ErrorCode.SecurityError, 'Only event push is allowed');
+        const reliable = params.component !== LIVE_COMPONENT;
+        if (reliable && !this.allowReliable)
+          throw new EvtError(ErrorCode.SecurityError, 'Reliable delivery is disabled');
+        const ident = consumerIdent(callerId(reqinfo), params.component);
+        const lastId = params.last_id ?? null;
+        const want = params.want ?? null;
+        if (span.isRecording()) {
+          span.setAttribute(ATTR.consumer, ident);
+          if (lastId !== null) span.setAttribute(ATTR.ackedId, lastId);
+          if (want !== null) span.setAttribute(ATTR.want, want);
+        }
+        const events = await this._pollEvents({
+          ident,
+          lastId,
+          want,
+          reliable,
+          limits: chunkLimits(reqinfo, this.maxChunkEvents),
+        });
+        setBatch(span, events);
+        reqinfo.result(events);
+      }),
+    );
   }
 
   protected _registerConsumer(_ident: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { ErrorCode, EvtError } from '../../common/errors';
-import { cmpIds, maxId, minId, NO_EVENT } from '../../common/ids';
-import type { EventStore } from '../../storage/store';
+import { cmpIds, maxId, minId, NO_EVENT, type EventId } from '../../common/ids';
+import type { AckedEvent } from '../../storage/latency';
+import type { EventStore, StoredEvent } from '../../storage/store';
 import { ChunkReader, toEvents } from '../reader';
 import type { Event } from '../../common/event';
 import type { PollRequest } from './PollService';
@@ -13,6 +14,11 @@ import type { PollRequest } from './PollService';
  */
 export class StorePoller {
   private readonly reader: ChunkReader;
+  /**
+   * While delivery latency is measured: per consumer, the events of its last answer here, whose
+   * acknowledgement (a later last_id) is then observed.
+   */
+  private readonly answered = new Map<string, AckedEvent[]>();
 
   constructor(private readonly store: EventStore) {
     this.reader = new ChunkReader(store);
@@ -43,8 +49,13 @@ export class StorePoller {
     // is never undone.
     if (lastId !== null && cmpIds(lastId, pointer) > 0) {
       const target = minId(lastId, horizon);
-      if (cmpIds(target, pointer) > 0 && (await store.advanceConsumer(req.ident, target, pointer)))
+      if (
+        cmpIds(target, pointer) > 0 &&
+        (await store.advanceConsumer(req.ident, target, pointer))
+      ) {
+        this.acknowledged(req.ident, pointer, target);
         pointer = target;
+      }
     }
 
     const chunk = await this.reader.next(after, req.want, req.limits, horizon);
@@ -57,6 +68,26 @@ export class StorePoller {
     // pending; an answer lost on the way is not seen here).
     if (position.move !== null) await store.consumerMovesApplied(req.ident, position.move);
     store.counters.polled(req.ident, chunk.events.length);
+    this.remember(req.ident, chunk.events);
     return toEvents(chunk.events);
+  }
+
+  /** The consumer's pointer moved from `from` to `to`: what the last answer had there arrived. */
+  private acknowledged(ident: string, from: EventId, to: EventId): void {
+    const latency = this.store.counters.latency;
+    const answer = this.answered.get(ident);
+    if (!latency || !answer) return;
+    const acked = answer.filter((e) => cmpIds(e.id, from) > 0 && cmpIds(e.id, to) <= 0);
+    latency.acknowledged(ident, this.store.eventTable, acked);
+  }
+
+  private remember(ident: string, events: readonly StoredEvent[]): void {
+    if (!this.store.counters.latency) return;
+    if (events.length === 0) this.answered.delete(ident);
+    else
+      this.answered.set(
+        ident,
+        events.map((e) => ({ id: e.id, ts: e.ts })),
+      );
   }
 }

@@ -24,7 +24,7 @@ export class DBPushService extends PushService {
   constructor(as: AsyncSteps, executor: Executor, options: DBPushServiceOptions = {}) {
     super(as, executor, options);
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('push', options));
-    this.ready.catch(() => undefined);
+    this.ready.then((store) => (this.destination = store.eventTable)).catch(() => undefined);
     this.engine = this.ready.then((store) => ({
       poller: new StorePoller(store),
       hub: new PushHub(

@@ -5,6 +5,7 @@ import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
 import { ChunkReader, type EventTooLarge } from '../reader';
 import { ErrorCode } from '../../common/errors';
+import { ATTR, OPERATIONS, setBatch, traced } from '../../common/tracing';
 import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
 import {
   LiveSession,
@@ -162,10 +163,17 @@ export class PushHub implements SessionHost {
     if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
     if (this.isClosed) return true;
     this.reliable.get(ident)?.close();
-    const session = new ReliableSession(this, ident, want, target, pointer, {
-      ...this.options.session,
-      limits,
-    });
+    const session = new ReliableSession(
+      this,
+      ident,
+      want,
+      this.instrumented(target, ident),
+      pointer,
+      {
+        ...this.options.session,
+        limits,
+      },
+    );
     this.reliable.set(ident, session);
     session.start();
     return true;
@@ -180,11 +188,38 @@ export class PushHub implements SessionHost {
     const horizon = await this.store.horizon();
     if (this.isClosed) return;
     this.live.add(
-      new LiveSession(this, this.channelOf(want, horizon), target, {
-        ...this.options.session,
-        limits,
-      }),
+      new LiveSession(
+        this,
+        this.channelOf(want, horizon),
+        this.instrumented(target, LIVE_COMPONENT),
+        {
+          ...this.options.session,
+          limits,
+        },
+      ),
     );
+  }
+
+  /**
+   * The target with each onEvents call in a span, and its success counted as the acknowledgement
+   * of its events for delivery latency (StreamCounters.latency).
+   */
+  private instrumented(target: PushTarget, consumer: string): PushTarget {
+    const table = this.store.eventTable;
+    return {
+      send: (seq, events) =>
+        traced(OPERATIONS.onEvents, table, async (span) => {
+          if (span.isRecording()) {
+            span.setAttribute(ATTR.consumer, consumer);
+            span.setAttribute(ATTR.seq, seq);
+            setBatch(span, events);
+          }
+          await target.send(seq, events);
+          this.counters.latency?.acknowledged(consumer, table, events);
+        }),
+      onClose: (cb) => target.onClose(cb),
+      ...(target.disconnect ? { disconnect: (reason: string) => target.disconnect?.(reason) } : {}),
+    };
   }
 
   channelOf(want: readonly string[] | null, startAt: EventId): WantChannel {
