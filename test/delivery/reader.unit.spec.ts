@@ -163,4 +163,38 @@ describe('ChunkReader', function () {
       );
     }
   });
+
+  it('tells the operator what to do, in words', function () {
+    const upgrade = new EventTooLarge('7', 5_000, 1_000, '1.0');
+    expect(upgrade.name).to.equal('EventTooLarge');
+    expect(upgrade.info).to.equal(
+      'Event 7 takes 5000 bytes, more than one message of this channel carries (1000);' +
+        ' use FTN18 1.1 (8 MiB messages)',
+    );
+    const none = new EventTooLarge('8', FTN18_1_1_EVENT_ROOM + 1, 1_000, '1.0');
+    expect(none.info).to.equal(
+      `Event 8 takes ${FTN18_1_1_EVENT_ROOM + 1} bytes, more than one message of this channel` +
+        ` carries (1000); no FTN18 message carries it (8 MiB at most)`,
+    );
+    // Exactly what an FTN18 1.1 message carries: upgrading helps.
+    expect(new EventTooLarge('9', FTN18_1_1_EVENT_ROOM, 1_000, '1.0').code).to.equal(
+      ErrorCode.NotSupportedVersion,
+    );
+  });
+
+  // Breaking changes it catches: the room left counted up instead of down, in events or bytes.
+  it('sizes each fetch by the room left, in events and in bytes', async function () {
+    // 100-byte rows, a first guess of 256 bytes a row: 1000 bytes is 5 rows at first (with a
+    // quarter more); after them the guess is 192, so the 500 bytes left are 4 more rows; then
+    // one at a time for the last 100 bytes and for the row that no longer fits.
+    const bytes = new FakeSource(rows(1, 50));
+    const chunk = await new ChunkReader(bytes).next('0', null, limits(100, 1_000));
+    expect(chunk.events).to.have.length(10);
+    expect(bytes.fetches).to.deep.equal([5, 4, 1, 1]);
+    // By events: 5 rows fit the guess, 3 are left of 8.
+    const count = new FakeSource(rows(1, 50));
+    const byCount = await new ChunkReader(count).next('0', null, limits(8, 1_000));
+    expect(byCount.events).to.have.length(8);
+    expect(count.fetches).to.deep.equal([5, 3]);
+  });
 });

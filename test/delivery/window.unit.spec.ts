@@ -274,6 +274,51 @@ describe('DeliveryWindow', function () {
     expect(w.next()).to.equal(null);
   });
 
+  // Breaking change it catches: counting a failed batch as failed still once it was acknowledged.
+  it('takes a late success of a failed batch as its acknowledgement, and sends on', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    w.offer(evs(1, 3), '3');
+    const [first] = sent(drain(w));
+    expect(w.failed(first!.seq)).to.equal(1);
+    w.offer(evs(4, 4), '4');
+    expect(w.next(), 'held while it failed').to.equal(null);
+    // The call's answer came after all (the failure was a timeout): it counts.
+    w.acked(first!.seq);
+    expect(w.pointerMove()).to.deep.equal({ to: '3', skipOnly: false });
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['4']]);
+    expect(w.resend(first!.seq), 'nothing to resend').to.equal(null);
+  });
+
+  it('ignores answers and resends of batches it does not hold, or that are not failed', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    w.offer(evs(1, 3), '3');
+    const [first] = sent(drain(w));
+    expect(() => w.acked(7)).to.not.throw();
+    expect(w.failed(7)).to.equal(0);
+    expect(w.resend(7)).to.equal(null);
+    expect(w.resend(first!.seq), 'still sending: no resend').to.equal(null);
+    w.acked(first!.seq);
+    w.acked(first!.seq);
+    expect(w.resend(first!.seq), 'acknowledged: no resend').to.equal(null);
+    w.offer(evs(4, 4), '4');
+    expect(sent(drain(w)).map((b) => [b.seq, ...ids(b)])).to.deep.equal([[1, '4']]);
+  });
+
+  it('asks for no read, and keeps nothing read or offered, once closed', function () {
+    const idle = new DeliveryWindow('0', OPTIONS);
+    idle.close();
+    expect(idle.next(), 'no read after close').to.equal(null);
+
+    const reading = new DeliveryWindow('0', OPTIONS);
+    expect(reading.next()).to.deep.equal({ do: 'read', after: '0' });
+    reading.close();
+    reading.readDone(evs(1, 2), '2');
+    expect(reading.queued).to.equal(0);
+    reading.enterTail('2');
+    expect(reading.mode, 'no tail after close').to.equal('catchup');
+    expect(reading.next()).to.equal(null);
+  });
+
   it('starts nothing more once closed', function () {
     const w = tailWindow('0');
     w.offer(evs(1, 2), '2');

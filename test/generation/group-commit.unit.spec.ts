@@ -126,6 +126,36 @@ describe('GroupCommit', function () {
     ]);
   });
 
+  // Breaking change it catches: a batch cut before it reaches maxBytes exactly (>= for >).
+  it('fills a batch up to maxBytes exactly', async function () {
+    const { sink, add } = setup({ maxEvents: 10, maxBytes: 100 });
+    const first = add('A');
+    await settled();
+    const rest = [add('B', 40), add('C', 60), add('D', 1)];
+    await settled();
+    await sink.last.commit(['1']);
+    expect(sink.last.types).to.deep.equal(['B', 'C']);
+    await sink.last.commit(['2', '3']);
+    expect(sink.last.types).to.deep.equal(['D']);
+    await sink.last.commit(['4']);
+    expect(await Promise.all([first, ...rest])).to.deep.equal(['1', '2', '3', '4']);
+  });
+
+  // Breaking change it catches: the committer not marked idle once its queue ran empty.
+  it('starts a new insert for an event that comes after the queue ran empty', async function () {
+    const { sink, add, gc } = setup();
+    const first = add('A');
+    await settled();
+    await sink.last.commit(['1']);
+    expect(await first).to.equal('1');
+    expect(gc.waiting).to.equal(0);
+    const later = add('B');
+    await settled();
+    expect(sink.inserts.map((i) => i.types)).to.deep.equal([['A'], ['B']]);
+    await sink.last.commit(['2']);
+    expect(await later).to.equal('2');
+  });
+
   it('fails exactly the callers whose events the database refuses', async function () {
     const { sink, add } = setup();
     const a = add('A');

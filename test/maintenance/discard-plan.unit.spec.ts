@@ -39,6 +39,8 @@ describe('discard planning', () => {
 
     it('has nothing to do on an empty table', () => {
       expect(passCeiling('0', '0')).to.equal(null);
+      // Emptied behind the discarder's back, with a horizon known from before.
+      expect(passCeiling('5', '0')).to.equal(null);
     });
 
     it('compares IDs beyond 2^53 exactly', () => {
@@ -70,6 +72,13 @@ describe('discard planning', () => {
       const stale = [consumer('u:OLD', '3', true)];
       const consumers = [consumer('u:A', '30'), consumer('u:OLD', '3', true)];
       expect(batchBound(consumers, stale, '99')).to.equal('30');
+    });
+
+    it('ignores only the consumers of the stale set, not every idle one', () => {
+      expect(isIgnored(consumer('u:IDLE', '3', true), [])).to.equal(false);
+      const stale = [consumer('u:OLD', '3', true), consumer('u:OTHER', '3', true)];
+      expect(isIgnored(consumer('u:IDLE', '3', true), stale)).to.equal(false);
+      expect(isIgnored(consumer('u:OLD', '3', true), stale)).to.equal(true);
     });
 
     it('counts a stale consumer again once it moved or is no longer idle', () => {

@@ -7,7 +7,12 @@ import { expect } from 'chai';
 import type { EventId } from '../../src/common/ids';
 import type { Logger } from '../../src/common/log';
 import type { WriterProbe } from '../../src/storage/dialects';
-import { HorizonTracker, MAX_WAITING_PROBES, type HorizonOptions } from '../../src/storage/horizon';
+import {
+  HorizonTracker,
+  MAX_WAITING_PROBES,
+  SingleWriterHorizon,
+  type HorizonOptions,
+} from '../../src/storage/horizon';
 
 const OPTIONS: HorizonOptions = { stallWarnMs: 10_000, settleMs: 3_000 };
 
@@ -70,6 +75,39 @@ describe('HorizonTracker', function () {
     expect(await step('12', []), 'no writer: the newest is final').to.equal('12');
     expect(tracker.waiting).to.equal(false);
     expect(tracker.known).to.equal('12');
+  });
+
+  // Breaking change it catches: remembering only the first waiting probe (a later, higher one
+  // never resolves on its own).
+  it('remembers each higher probe, and moves probe by probe as their writers end', async function () {
+    const { tracker, step } = setup();
+    expect(await step('10', ['a'])).to.equal('0');
+    expect(await step('12', ['a', 'b'])).to.equal('0');
+    expect(await step('14', ['b', 'c']), 'a ended: 10 is final').to.equal('10');
+    expect(await step('14', ['c']), 'b ended: 12 is final').to.equal('12');
+    expect(tracker.waiting).to.equal(true);
+    expect(await step('14', []), 'nothing open').to.equal('14');
+  });
+
+  // Breaking change it catches: a probe with the same newest ID as the last waiting one added
+  // again (it would wait for writers that came later, and hold the stall figures).
+  it('does not wait twice for the same newest ID', async function () {
+    const { tracker, step } = setup();
+    expect(await step('10', ['a'])).to.equal('0');
+    expect(await step('10', ['a', 'b'])).to.equal('0');
+    expect(await step('10', ['b']), 'a ended').to.equal('10');
+    expect(tracker.waiting, 'nothing waits: b began after 10 was read').to.equal(false);
+    expect(tracker.heldForMs()).to.equal(0);
+  });
+
+  // Breaking change it catches: waiting on a probe whose newest ID is final already.
+  it('waits for nothing when the newest ID is not above the horizon', async function () {
+    const { tracker, step } = setup();
+    expect(await step('5', [])).to.equal('5');
+    expect(await step('5', ['x']), 'x drew no ID up to 5').to.equal('5');
+    expect(tracker.waiting).to.equal(false);
+    expect(await step('4', ['x'])).to.equal('5');
+    expect(tracker.waiting).to.equal(false);
   });
 
   it('moves at once when no writer is open, and never back', async function () {
@@ -193,5 +231,37 @@ describe('HorizonTracker', function () {
     expect(await step(String(probes), ['M'])).to.equal('1');
     expect(await step(String(probes), [])).to.equal(String(probes));
     expect(tracker.waiting).to.equal(false);
+  });
+
+  // Breaking change it catches: trimming at MAX_WAITING_PROBES already (>= for >), or always.
+  it(`keeps all of ${MAX_WAITING_PROBES} waiting probes`, async function () {
+    const { step } = setup();
+    // Probes 1 and 2 see only L; probes 3.. see L and M. Dropping probe 2 would keep the
+    // horizon at 1 when L ends.
+    for (let k = 1; k <= MAX_WAITING_PROBES; k++) {
+      expect(await step(String(k), k <= 2 ? ['L'] : ['L', 'M'])).to.equal('0');
+    }
+    expect(await step(String(MAX_WAITING_PROBES), ['M'])).to.equal('2');
+  });
+});
+
+describe('SingleWriterHorizon', function () {
+  it('takes the newest committed ID as final, from the last one known, and never moves back', async function () {
+    const asked: EventId[] = [];
+    const answers = ['4', '9', '7'];
+    const h = new SingleWriterHorizon((since) => {
+      asked.push(since);
+      return Promise.resolve({ newest: answers.shift()!, writers: null });
+    });
+    expect(h.known).to.equal('0');
+    expect(h.waiting).to.equal(false);
+    expect(await h.current()).to.equal('4');
+    expect(await h.current()).to.equal('9');
+    expect(await h.current()).to.equal('9');
+    expect(h.known).to.equal('9');
+    expect(asked).to.deep.equal(['0', '4', '9']);
+    expect(h.waiting, 'it never waits for writers').to.equal(false);
+    expect(h.heldForMs()).to.equal(0);
+    expect(h.stalls).to.equal(0);
   });
 });

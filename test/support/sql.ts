@@ -4,6 +4,7 @@
  * whole in src/storage/queries/ and are not built from pieces like these.
  */
 import type { Dialect } from '../../src/storage/sql';
+import type { EventStore } from '../../src/storage/store';
 
 export interface TestSql {
   /** Quotes a table or column name. */
@@ -49,3 +50,23 @@ const SQL: Record<Dialect, TestSql> = {
 
 /** The fragments of a database kind (a store's is `store.dialect.name`). */
 export const sqlFor = (dialect: Dialect): TestSql => SQL[dialect];
+
+/** Makes the next event ID `next`, directly in the database. */
+export async function moveIdSequence(store: EventStore, next: bigint): Promise<void> {
+  const last = next - 1n;
+  // The number goes into the SQL text: drivers would bind a JS number as a double.
+  switch (store.dialect.name) {
+    case 'sqlite':
+      await store.db.execute("DELETE FROM sqlite_sequence WHERE name = 'evt_queue'");
+      await store.db.execute(
+        `INSERT INTO sqlite_sequence (name, seq) VALUES ('evt_queue', ${last})`,
+      );
+      break;
+    case 'postgresql':
+      await store.db.query(`SELECT setval('evt_queue_id_seq', ${last})`);
+      break;
+    case 'mysql':
+      await store.db.execute(`ALTER TABLE evt_queue AUTO_INCREMENT = ${next}`);
+      break;
+  }
+}

@@ -11,6 +11,7 @@ import type { AdvancedCCM, RegisterOptions, SimpleCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import type { EventStore } from '../../src/storage/store';
 import { describeDatabases, type DbFixture } from '../support/db';
+import { moveIdSequence } from '../support/sql';
 import {
   clientCcm,
   expectFutoinError,
@@ -198,26 +199,6 @@ async function storeEvents(store: EventStore, type: string, data: string[]): Pro
 async function consumerRows(store: EventStore): Promise<number> {
   const [row] = await store.db.query<{ n: unknown }>('SELECT COUNT(*) AS n FROM evt_consumers');
   return Number(row?.n);
-}
-
-/** Makes the next event ID `next`, directly in the database. */
-async function moveIdSequence(store: EventStore, next: bigint): Promise<void> {
-  const last = next - 1n;
-  // The number goes into the SQL text: drivers would bind a JS number as a double.
-  switch (store.dialect.name) {
-    case 'sqlite':
-      await store.db.execute("DELETE FROM sqlite_sequence WHERE name = 'evt_queue'");
-      await store.db.execute(
-        `INSERT INTO sqlite_sequence (name, seq) VALUES ('evt_queue', ${last})`,
-      );
-      break;
-    case 'postgresql':
-      await store.db.query(`SELECT setval('evt_queue_id_seq', ${last})`);
-      break;
-    case 'mysql':
-      await store.db.execute(`ALTER TABLE evt_queue AUTO_INCREMENT = ${next}`);
-      break;
-  }
 }
 
 interface ClientOptions {
