@@ -118,6 +118,8 @@ export class DBEventArchiver extends ReliableReceiver {
   private readonly migrate: boolean;
   private readonly log: Logger;
   private run: Run | null = null;
+  /** The warehouse inserts of each pushed batch, until its processedEvents are emitted. */
+  private readonly inserted = new WeakMap<Event[], Event[][]>();
   private stopping: Promise<void> = Promise.resolve();
 
   /**
@@ -230,18 +232,28 @@ export class DBEventArchiver extends ReliableReceiver {
     const run = this.run;
     if (!run?.writer) as.error(ErrorCode.InternalError, 'The archiver is stopped');
     this.emit('newEvents', events);
-    awaitSteps(as, () => this.archive(run, events));
+    awaitSteps(as, async () => {
+      this.inserted.set(events, await this.archive(run, events));
+    });
   }
 
-  /** 'processedEvents' comes from archive(), per warehouse insert. */
-  protected override _processed(_events: Event[]): void {}
+  /**
+   * 'processedEvents' once per warehouse insert of a pushed batch, when the receiver is done
+   * with it: as the step before the push is answered, so a listener that stops the archiver at
+   * once (the archiver example) still lets that answer go and the pointer move.
+   */
+  protected override _processed(events: Event[]): void {
+    const inserts = this.inserted.get(events) ?? [events];
+    this.inserted.delete(events);
+    for (const insert of inserts) this.emit('processedEvents', insert.length, insert);
+  }
 
   /**
    * Writes a batch to the warehouse in one transaction; once committed, emits 'processedEvents'
    * once per INSERT statement, with its count (futoin-eventstream's listeners add them up) and
    * its events.
    */
-  private archive(run: Run, events: readonly Event[]): Promise<void> {
+  private archive(run: Run, events: readonly Event[]): Promise<Event[][]> {
     return traced(OPERATIONS.archive, run.table, async (span) => {
       if (span.isRecording()) {
         span.setAttribute(ATTR.consumer, run.component);
@@ -262,7 +274,7 @@ export class DBEventArchiver extends ReliableReceiver {
       c.batches++;
       c.lastId = events[events.length - 1]?.id ?? c.lastId;
       c.lastSuccessMs = Date.now();
-      for (const insert of inserts) this.emit('processedEvents', insert.length, insert);
+      return inserts;
     });
   }
 
@@ -437,7 +449,8 @@ export class DBEventArchiver extends ReliableReceiver {
     as.add(
       (as) =>
         awaitSteps(as, async () => {
-          await this.archive(run, events);
+          for (const insert of await this.archive(run, events))
+            this.emit('processedEvents', insert.length, insert);
           archived = true;
         }),
       (as, err) => {
