@@ -5,6 +5,7 @@
  * from the stored pointer without losing anything.
  */
 import { expect } from 'chai';
+import WebSocket from 'ws';
 import {
   killChildren,
   rawCall,
@@ -15,6 +16,7 @@ import {
 import { describeDatabases, type DbFixture } from '../support/db';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { expectFutoinError, TEST_CREDENTIALS, TEST_USER } from '../support/service';
+import { withTimeout } from '../support/wait';
 
 const ADD = 'futoin.evt.gen:1.1:addEvent';
 
@@ -102,6 +104,46 @@ describeDatabases('evtstream serve: SIGTERM drains push sessions, then exits', (
     } finally {
       await next.child.stop('SIGTERM');
     }
+  });
+
+  // Breaking change it catches: the push target wrapped for tracing without goingAway (the
+  // sessions' sockets were then cut without a close code a receiver could act on).
+  it("closes the push sessions' WebSockets as going away (1001), saying why", async function () {
+    this.timeout(60_000);
+    const server = await serve(fx);
+    const ws = new WebSocket(server.wsUrl);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.on('close', (code: number, reason: Buffer) =>
+        resolve({ code, reason: reason.toString() }),
+      ),
+    );
+    // A LIVE session by hand: readyToReceive answered means the session is open.
+    const answered = await withTimeout(
+      new Promise<unknown>((resolve, reject) => {
+        ws.on('error', reject);
+        ws.on('message', (d: Buffer) => resolve(JSON.parse(d.toString())));
+        ws.on('open', () =>
+          ws.send(
+            JSON.stringify({
+              f: 'futoin.evt.push:1.1:readyToReceive',
+              p: { component: 'LIVE' },
+              rid: 'C1',
+              sec: TEST_CREDENTIALS,
+            }),
+          ),
+        );
+      }),
+      'readyToReceive to be answered',
+    );
+    expect(answered).to.deep.include({ rid: 'C1' });
+    expect(answered).to.not.have.property('e');
+    server.child.signal('SIGTERM');
+    expect(await withTimeout(closed, 'the session socket to close')).to.deep.equal({
+      code: 1001,
+      reason: 'The service is shutting down: connect again, to another node',
+    });
+    const status = await server.child.wait(30_000);
+    expect(status, server.child.describe()).to.deep.equal({ code: 0, signal: null });
   });
 
   // Breaking change it catches: a drain that waits for a receiver that never answers.

@@ -225,6 +225,7 @@ export class PushHub implements SessionHost {
         }),
       onClose: (cb) => target.onClose(cb),
       ...(target.disconnect ? { disconnect: (reason: string) => target.disconnect?.(reason) } : {}),
+      ...(target.goingAway ? { goingAway: (reason: string) => target.goingAway?.(reason) } : {}),
     };
   }
 
