@@ -154,6 +154,20 @@ async function pollUntil(
   }
 }
 
+/**
+ * For comparison only: the reference's read, `id > last_id` with no horizon, until `stop()`.
+ * Every ID it reads goes into `ids`.
+ */
+async function plainRead(store: EventStore, ids: EventId[], stop: () => boolean): Promise<void> {
+  let last: EventId = '0';
+  while (!stop()) {
+    const rows = await store.readEvents({ after: last, upTo: NO_LIMIT, limit: 1000, want: null });
+    for (const r of rows) ids.push(r.id);
+    if (rows.length > 0) last = rows[rows.length - 1]!.id;
+    else await sleep(1); // nothing new yet: read again soon, without spinning
+  }
+}
+
 describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
   const WRITERS = 16;
   const ROUNDS = Number(process.env['EVT_GAP_ROUNDS'] ?? 25);
@@ -242,22 +256,8 @@ describeDatabases('commit-order gaps: 16 concurrent writers', (fx) => {
         else await sleep(2); // nothing new yet: poll again soon, without spinning
       }
     })();
-    // For comparison only: the reference's read, `id > last_id` with no horizon.
     const naive: Tally = { ids: [] };
-    const naiveLoop = (async () => {
-      let last: EventId = '0';
-      while (!writersDone) {
-        const rows = await store.readEvents({
-          after: last,
-          upTo: NO_LIMIT,
-          limit: 1000,
-          want: null,
-        });
-        for (const r of rows) naive.ids.push(r.id);
-        if (rows.length > 0) last = rows[rows.length - 1]!.id;
-        else await sleep(1); // nothing new yet: read again soon, without spinning
-      }
-    })();
+    const naiveLoop = plainRead(store, naive.ids, () => writersDone);
     const deadline = Date.now() + 150_000;
     const pollLoop = pollUntil(
       poll,
@@ -403,20 +403,7 @@ describeDatabases(
       );
       let writersDone = false;
       const naive: EventId[] = [];
-      const naiveLoop = (async () => {
-        let last: EventId = '0';
-        while (!writersDone) {
-          const rows = await store.readEvents({
-            after: last,
-            upTo: NO_LIMIT,
-            limit: 1000,
-            want: null,
-          });
-          for (const r of rows) naive.push(r.id);
-          if (rows.length > 0) last = rows[rows.length - 1]!.id;
-          else await sleep(1); // nothing new yet: read again soon, without spinning
-        }
-      })();
+      const naiveLoop = plainRead(store, naive, () => writersDone);
       // The horizon's reader, as the poll service reads.
       const got: EventId[] = [];
       let target: EventId | null = null;
