@@ -66,7 +66,10 @@ export class HorizonTracker {
         .catch(() => undefined)
         .then(() => {
           this.queued = null;
-          return this.current();
+          // Any probe running now began after the one these callers waited out, so after their
+          // calls: share it. Queuing behind it instead would let a caller that probes back to
+          // back (a push channel) keep these waiting for ever.
+          return this.running ?? this.current();
         });
     }
     return this.queued;

@@ -146,6 +146,36 @@ describe('HorizonTracker', function () {
     expect(calls).to.have.length(2);
   });
 
+  // Breaking change it catches: a waiter that finds a newer probe running when its turn comes
+  // queues behind that one too, and so on, for as long as another caller keeps probing. Push
+  // sessions on PostgreSQL and MariaDB call again the moment they get a horizon; a waiter (an
+  // admin call, a scrape, a new session) then waited for ever.
+  it('gives a waiting caller the next probe, even while another caller probes back to back', async function () {
+    const { tracker, calls } = setup();
+    let looping = true;
+    let loops = 0;
+    const loop = (async () => {
+      while (looping) {
+        await tracker.current();
+        loops++;
+      }
+    })();
+    const waiter = tracker.current(); // during the loop's first probe: it waits for the next
+    let got: EventId | null = null;
+    void waiter.then((h) => (got = h));
+    for (let i = 0; i < 10 && got === null; i++) {
+      await calls[calls.length - 1]!.answer({ newest: String(i + 1), writers: [] });
+      await settled();
+    }
+    expect(got, 'the waiter got an answer').to.not.equal(null);
+    expect(calls.length, 'probes until then').to.be.at.most(3);
+    expect(got).to.equal('2');
+    looping = false;
+    await calls[calls.length - 1]!.answer({ newest: '99', writers: [] });
+    await loop;
+    expect(loops).to.be.at.least(2);
+  });
+
   it('fails the callers of a failed probe, and probes again for the next ones', async function () {
     const { tracker, calls } = setup();
     const first = tracker.current().catch((e: Error) => e.message);
