@@ -181,6 +181,11 @@ export class DBEventDiscarder {
 
   private async reportedPass(w: Worker): Promise<DiscardResult> {
     const result = await this.pass(w);
+    this.logOf(w).debug('discarder: pass done', {
+      deleted: result.deleted,
+      event_id: result.lastId,
+      batches: result.batches,
+    });
     this.emit('passEnd', result);
     return result;
   }
@@ -218,6 +223,7 @@ export class DBEventDiscarder {
     const info = isEvtError(err) ? err.info : exception.message;
     this.logOf(w).warn(
       `discarder: pass failed (${code}: ${info}); next try in ${w.settings.periodMs} ms`,
+      { code, err: exception },
     );
     this.emit('workerError', code, info, exception);
   }
@@ -324,6 +330,7 @@ export class DBEventDiscarder {
       this.logOf(w).warn(
         `discarder: consumer ${c.ident} is stale (at event ${c.pointer}, last moved ${c.lastTime}, ` +
           `event ${next.id} waiting longer than stale_consumer_ms); it no longer holds events back`,
+        { consumer: c.ident, event_id: c.pointer },
       );
       this.emit('staleConsumer', c.ident, c.pointer, c.lastTime);
     }
