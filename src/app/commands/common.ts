@@ -43,7 +43,7 @@ export const COMMON_FLAGS = {
     details:
       '(?max=N: pool size; PostgreSQL TLS: ?sslmode=verify-full&sslrootcert=CA.pem, also ' +
       'sslcert, sslkey; MySQL: ?ssl-mode=VERIFY_IDENTITY&ssl-ca=CA.pem, also ssl-cert, ssl-key; ' +
-      'README, "Database TLS"; sqlite:PATH?synchronous=normal trades the last commits on power ' +
+      'README, "On a managed database"; sqlite:PATH?synchronous=normal trades the last commits on power ' +
       'loss for speed). Without a URL, the DB_EVT_* variables of futoin-database AutoConfig ' +
       '(DB_EVT_TYPE, _HOST, _PORT, _USER, _PASS, _DB, _MAXCONN; for SQLite the file in ' +
       'DB_EVT_SOCKET) are read before the default (with DATABASE_URL too, it is an error).',
