@@ -14,13 +14,19 @@
  * its own: the per-event worst case of debug logs); a push catch-up of stored events. Figures: the server's CPU time per
  * event (from /proc, steadier than throughput on a shared machine), events per second, and log
  * bytes per event. Rounds rotate the order of the variants; the table shows medians and ratios
- * to text/info.
+ * to text/info. First, in this process, what one line costs the logger alone: a push batch's
+ * debug line formatted and written to /dev/null, N times per format, and the same call at a
+ * level that drops it (what every debug call costs a service logging at info).
  *
  *   npx tsx bench/log-cost.ts [--db sqlite|postgresql|mysql] [--rounds 3] [--add 8000]
- *                             [--live 2000] [--push 40000]
+ *                             [--live 2000] [--push 40000] [--lines 200000]
+ *
+ * `--rounds 0` measures the logger alone (no servers, no database).
  */
+import fs from 'fs';
 import path from 'path';
 import { parseArgs } from 'util';
+import { consoleLogger, type LogFormat, type LogLevel } from '../src/common/log';
 import { addEvents, BenchClient, CREDENTIALS, pushCatchUp, pushLatency } from './client';
 import { FreshDb, isDbKind, unavailable, type DbKind } from './db';
 import { ensureBuilt } from './servers/ours';
@@ -107,6 +113,28 @@ async function runOnce(
   return result as RunResult;
 }
 
+/** Nanoseconds of CPU per call of `log.debug('Push: delivered', fields)`, over `n` calls. */
+function lineCost(format: LogFormat, level: LogLevel, n: number): number {
+  const fd = fs.openSync('/dev/null', 'w');
+  try {
+    const log = consoleLogger(level, 'evtstream', format, (line) => fs.writeSync(fd, line));
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      log.debug('Push: delivered', {
+        consumer: 'alice:ORDERS',
+        session: 'r12',
+        seq: i,
+        event_id: String(1_000_000 + i),
+        events: 100,
+      });
+    }
+    const used = process.cpuUsage(t0);
+    return ((used.user + used.system) * 1000) / n;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -121,14 +149,38 @@ async function main(): Promise<void> {
       add: { type: 'string', default: '8000' },
       live: { type: 'string', default: '2000' },
       push: { type: 'string', default: '40000' },
+      lines: { type: 'string', default: '200000' },
     },
   });
+  const lines = Number(values.lines);
+  if (!Number.isInteger(lines) || lines < 1)
+    throw new Error(`--lines: 1 or more, not ${values.lines}`);
+  const costs = (['text', 'json'] as const).map((format) => {
+    lineCost(format, 'debug', Math.min(lines, 20_000)); // warm-up
+    const runs = [1, 2, 3].map(() => ({
+      written: lineCost(format, 'debug', lines),
+      dropped: lineCost(format, 'info', lines),
+    }));
+    return {
+      format,
+      written: median(runs.map((r) => r.written)),
+      dropped: median(runs.map((r) => r.dropped)),
+    };
+  });
+  console.log(`\nOne debug line of a push batch, ${lines} calls, median of 3 (CPU ns per call):\n`);
+  console.log('| format | written (to /dev/null) | dropped (level info) |');
+  console.log('|---|---:|---:|');
+  for (const c of costs)
+    console.log(`| ${c.format} | ${Math.round(c.written)} | ${Math.round(c.dropped)} |`);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 0)
+    throw new Error(`--rounds: 0 or more, not ${values.rounds}`);
+  if (rounds === 0) return;
   const kind = values.db;
   if (!isDbKind(kind)) throw new Error(`--db: sqlite, postgresql or mysql, not ${kind}`);
   const why = unavailable(kind);
   if (why) throw new Error(why);
   ensureBuilt((line) => console.error(line));
-  const rounds = Math.max(1, Number(values.rounds));
   const counts = { add: Number(values.add), live: Number(values.live), push: Number(values.push) };
   const results = new Map<Variant, RunResult[]>(VARIANTS.map((v) => [v, []]));
   const t0 = Date.now();
