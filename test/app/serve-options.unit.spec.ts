@@ -137,6 +137,11 @@ describe('serve options and their environment variables', function () {
       keep_for: parseDuration(doc.get('--keep-for')!),
       poll_period_ms: parseDuration(doc.get('--discard-every')!),
     });
+    expect(o.shutdownTimeoutMs).to.equal(parseDuration(doc.get('--shutdown-timeout')!));
+    expect(o.auth).to.deep.equal({
+      failure_limit: Number(doc.get('--auth-failure-limit')),
+      failure_window_ms: parseDuration(doc.get('--auth-failure-window')!),
+    });
     expect(logLevel(undefined, {})).to.equal(doc.get('--log-level'));
     expect(logFormat(undefined, {})).to.equal(doc.get('--log-format'));
   });
@@ -205,6 +210,9 @@ describe('serve options and their environment variables', function () {
         EVTSTREAM_DISCARD: '1',
         EVTSTREAM_KEEP_FOR: '7d',
         EVTSTREAM_DISCARD_EVERY: '30s',
+        EVTSTREAM_SHUTDOWN_TIMEOUT: '25s',
+        EVTSTREAM_AUTH_FAILURE_LIMIT: '5',
+        EVTSTREAM_AUTH_FAILURE_WINDOW: '10m',
       });
       expect(o).to.deep.include({
         host: '0.0.0.0',
@@ -215,6 +223,8 @@ describe('serve options and their environment variables', function () {
         secureLoopback: false,
         maxEventBytes: 1000,
         discard: { keep_for: 7 * 86_400_000, poll_period_ms: 30_000 },
+        shutdownTimeoutMs: 25_000,
+        auth: { failure_limit: 5, failure_window_ms: 600_000 },
       });
       expect(o.db).to.deep.include({ dialect: 'postgresql', host: 'db.example', port: 5433 });
       expect(o.db.tls).to.deep.equal({ mode: 'require' });
@@ -251,6 +261,15 @@ describe('serve options and their environment variables', function () {
     expect(
       usageError(() => options([], { EVTSTREAM_DWH: 'postgres://h/db?sslmode=prefer' })),
     ).to.match(/^EVTSTREAM_DWH: sslmode=prefer is not supported/);
+    expect(usageError(() => options([], { EVTSTREAM_AUTH_FAILURE_LIMIT: '0' }))).to.equal(
+      'EVTSTREAM_AUTH_FAILURE_LIMIT must be an integer ≥ 1',
+    );
+    expect(usageError(() => options([], { EVTSTREAM_AUTH_FAILURE_WINDOW: '0' }))).to.equal(
+      'EVTSTREAM_AUTH_FAILURE_WINDOW must be above 0',
+    );
+    expect(usageError(() => options([], { EVTSTREAM_SHUTDOWN_TIMEOUT: 'soon' }))).to.match(
+      /^Invalid EVTSTREAM_SHUTDOWN_TIMEOUT: "soon"/,
+    );
     expect(usageError(() => logFormat(undefined, { EVTSTREAM_LOG_FORMAT: 'xml' }))).to.equal(
       'EVTSTREAM_LOG_FORMAT must be text or json',
     );
