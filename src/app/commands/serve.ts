@@ -61,10 +61,10 @@ export const SERVE_FLAGS: readonly Flag[] = [
     arg: 'N',
     env: ['EVTSTREAM_AUTH_FAILURE_LIMIT'],
     default: String(AUTH_DEFAULTS.failure_limit),
-    summary: 'failed authentications from one client address before it is refused',
+    summary: 'failed authentications from one client address within --auth-failure-window',
     details:
-      '(IPv6: one /64) within --auth-failure-window: past it every authentication from there ' +
-      'gets DefenseRejected until the window ends.',
+      '(IPv6: one /64) before every authentication from there gets DefenseRejected until the ' +
+      'window ends.',
   },
   {
     name: 'auth-failure-window',
