@@ -44,7 +44,7 @@ COPY console/ console/
 COPY container/ container/
 USER evtstream
 WORKDIR /data
-ENV NODE_ENV=production EVTSTREAM_PORT=8080
+ENV NODE_ENV=production EVTSTREAM_HOST=0.0.0.0 EVTSTREAM_PORT=8080
 EXPOSE 8080
 VOLUME /data
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \

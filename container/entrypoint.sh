@@ -1,14 +1,10 @@
 #!/bin/sh
-# Runs `evtstream serve` from environment variables alone (README "Container image").
+# Runs `evtstream serve` from environment variables alone: serve reads every option from its
+# EVTSTREAM_* twin (README "Running the service"; the image sets EVTSTREAM_HOST=0.0.0.0).
 set -eu
-set -- serve --host "${EVTSTREAM_HOST:-0.0.0.0}" --port "${EVTSTREAM_PORT:-8080}"
-if [ -n "${EVTSTREAM_DB:-}" ]; then set -- "$@" --db "$EVTSTREAM_DB"; fi
-if [ -n "${EVTSTREAM_DWH:-}" ]; then set -- "$@" --dwh "$EVTSTREAM_DWH"; fi
-if [ -n "${EVTSTREAM_KEEP_FOR:-}" ]; then set -- "$@" --discard --keep-for "$EVTSTREAM_KEEP_FOR"; fi
-if [ -n "${EVTSTREAM_TLS_CERT:-}" ]; then
-  set -- "$@" --tls-cert "$EVTSTREAM_TLS_CERT" --tls-key "${EVTSTREAM_TLS_KEY:?EVTSTREAM_TLS_KEY must go with EVTSTREAM_TLS_CERT}"
+# Images configured before EVTSTREAM_DISCARD existed turned discarding on with the age alone.
+if [ -n "${EVTSTREAM_KEEP_FOR:-}" ] && [ -z "${EVTSTREAM_DISCARD:-}" ]; then
+  export EVTSTREAM_DISCARD=1
 fi
-if [ "${EVTSTREAM_TRUST_PROXY:-}" = 1 ]; then set -- "$@" --trust-proxy; fi
-if [ "${EVTSTREAM_METRICS_OPEN:-}" = 1 ]; then set -- "$@" --metrics-open; fi
 # exec: the service is PID 1 and gets SIGTERM itself, which stops it cleanly.
-exec node /app/bin/evtstream.js "$@"
+exec node /app/bin/evtstream.js serve "$@"

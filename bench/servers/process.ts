@@ -83,7 +83,11 @@ export class ServerProcess implements Endpoint {
     });
   }
 
+  /** Bytes the process wrote to stderr since it was ready. */
+  stderrBytes = 0;
+
   private keep(chunk: Buffer): void {
+    this.stderrBytes += chunk.length;
     this.tail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
     this.tail.splice(0, Math.max(0, this.tail.length - TAIL_LINES));
   }
@@ -107,6 +111,16 @@ export class ServerProcess implements Endpoint {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * CPU seconds (user + system) the process has used so far, from /proc/PID/stat: fields 14 and
+   * 15 (utime, stime, in clock ticks: 100 a second on Linux), after the parenthesised name.
+   */
+  cpuSeconds(): number {
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   /** SIGTERM, then SIGKILL if it has not ended within 10 s. */

@@ -103,7 +103,10 @@ export class DBServiceApp {
     const notExpected =
       options.notExpectedHandler ??
       ((...args: unknown[]) =>
-        log.error(`Unexpected error: ${args.slice(0, 2).map(String).join(': ')}`));
+        log.error(`Unexpected error: ${args.slice(0, 2).map(String).join(': ')}`, {
+          code: String(args[0]),
+          ...(args[2] instanceof Error ? { err: args[2] } : {}),
+        }));
     const executor = options.executor ?? new Executor(ccm, options.executorOptions);
     if (!options.executor) executor.on('notExpected', notExpected);
     this.ccmRef = ccm;

@@ -111,9 +111,10 @@ export class StreamService {
       prodMode: true,
     });
     const notExpected = (err: unknown, info: unknown, e: unknown): void =>
-      log.error(
-        `Unexpected error ${String(err)}: ${String(info)}${e instanceof Error ? `\n${e.stack ?? ''}` : ''}`,
-      );
+      log.error(`Unexpected error ${String(err)}: ${String(info)}`, {
+        code: String(err),
+        ...(e instanceof Error ? { err: e, stack: e.stack } : {}),
+      });
     executor.on('notExpected', notExpected);
     let app: DBServiceApp | undefined;
     /** Set once the service is made: until then nothing drains. */

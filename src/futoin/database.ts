@@ -16,6 +16,8 @@ export interface FutoinDbServer {
   database?: string;
   /** Connections of its pool at most. */
   poolSize?: number;
+  /** The driver's TLS settings (pg: Node's TLS options or true; mysqljs: its `ssl`), if any. */
+  ssl?: unknown;
 }
 
 /** What the service registered under a name in a CCM connects to. */
@@ -38,6 +40,7 @@ interface ServiceInternals {
       password?: string;
       database?: string;
       max?: number;
+      ssl?: unknown;
     };
     config?: {
       connectionLimit?: number;
@@ -47,6 +50,7 @@ interface ServiceInternals {
         user?: string;
         password?: string;
         database?: string;
+        ssl?: unknown;
       };
     };
     on(event: 'error', listener: (err: Error) => void): void;
@@ -76,13 +80,13 @@ export function futoinDbTarget(ccm: SimpleCCM, regName: string): FutoinDbTarget 
   if (service._db_params?.filename) return { kind: 'sqlite', file: service._db_params.filename };
   const pool = service._pool;
   if (pool?.options && 'max' in pool.options) {
-    const { host, port, user, password, database, max } = pool.options;
-    return { kind: 'postgresql', host, port, user, password, database, poolSize: max };
+    const { host, port, user, password, database, max, ssl } = pool.options;
+    return { kind: 'postgresql', host, port, user, password, database, poolSize: max, ssl };
   }
   if (pool?.config?.connectionConfig) {
-    const { host, port, user, password, database } = pool.config.connectionConfig;
+    const { host, port, user, password, database, ssl } = pool.config.connectionConfig;
     const poolSize = pool.config.connectionLimit;
-    return { kind: 'mysql', host, port, user, password, database, poolSize };
+    return { kind: 'mysql', host, port, user, password, database, poolSize, ssl };
   }
   return { kind: 'other' };
 }

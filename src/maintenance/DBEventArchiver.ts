@@ -6,7 +6,7 @@ import { Backoff } from '../common/backoff';
 import { DB_CONN, LIVE_COMPONENT } from '../common/constants';
 import { awaitSteps, ErrorCode } from '../common/errors';
 import type { Event } from '../common/event';
-import { defaultLogger, type Logger } from '../common/log';
+import { defaultLogger, errorOf, type LogFields, type Logger } from '../common/log';
 import { PollFace } from '../common/faces/PollFace';
 import { ATTR, OPERATIONS, setBatch, traced } from '../common/tracing';
 import { CALL_TIMEOUT_MS, canPush, FAILURE_BACKOFF, isServiceEndpoint } from '../receiving/connect';
@@ -209,7 +209,10 @@ export class DBEventArchiver extends ReliableReceiver {
       await previous;
       await Promise.allSettled([...run.tasks]);
       await run.writer?.close().catch((err: unknown) => {
-        this.log.warn(`Archiver: closing the warehouse connection: ${errorText(err)}`);
+        this.log.warn('Archiver: closing the warehouse connection failed', {
+          consumer: run.component,
+          err: errorOf(err),
+        });
       });
     })();
   }
@@ -259,6 +262,12 @@ export class DBEventArchiver extends ReliableReceiver {
         span.setAttribute(ATTR.consumer, run.component);
         setBatch(span, events);
       }
+      const fields = (): LogFields => ({
+        consumer: run.component,
+        event_id: events[events.length - 1]?.id,
+        first_id: events[0]?.id,
+        events: events.length,
+      });
       const writer = run.writer;
       if (!writer) throw new Error('The warehouse is not open');
       let inserts: Event[][];
@@ -266,9 +275,10 @@ export class DBEventArchiver extends ReliableReceiver {
         inserts = await this.track(run, writer.write(events));
       } catch (err) {
         this.counters.writeFailures++;
-        this.log.warn(`Archiver: writing ${events.length} events failed: ${errorText(err)}`);
+        this.log.warn('Archiver: writing events failed', { ...fields(), err: errorOf(err) });
         throw err;
       }
+      this.log.debug('Archiver: archived', fields());
       const c = this.counters;
       c.events += events.length;
       c.batches++;
@@ -333,7 +343,10 @@ export class DBEventArchiver extends ReliableReceiver {
    */
   private misconfigured(run: Run, info: string, e: Error | undefined): void {
     if (this.run !== run) return;
-    this.log.error(`Archiver: ${info}. Archiving stopped; start the archiver again once fixed`);
+    this.log.error(`Archiver: ${info}. Archiving stopped; start the archiver again once fixed`, {
+      consumer: run.component,
+      ...(e ? { err: e } : {}),
+    });
     this.stop();
     this.emit('workerError', ErrorCode.InvalidConfig, info, e);
   }
@@ -365,7 +378,9 @@ export class DBEventArchiver extends ReliableReceiver {
     if (!run || run.mode !== 'auto' || run.receiving !== 'push' || !pushNotOffered(code, info)) {
       return false;
     }
-    this.log.info(`Archiver: the service does not push (${code}: ${info ?? ''}); polling`);
+    this.log.info(`Archiver: the service does not push (${code}: ${info ?? ''}); polling`, {
+      consumer: run.component,
+    });
     run.reconnect.reset();
     this.receive(run, 'poll');
     return true;

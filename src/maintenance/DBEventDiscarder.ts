@@ -194,6 +194,11 @@ export class DBEventDiscarder {
     c.passes++;
     c.lastSuccessMs = Date.now();
     c.staleConsumers = result.stale.length;
+    this.logOf(w).debug('discarder: pass done', {
+      deleted: result.deleted,
+      event_id: result.lastId,
+      batches: result.batches,
+    });
     this.emit('passEnd', result);
     return result;
   }
@@ -231,6 +236,7 @@ export class DBEventDiscarder {
     const info = isEvtError(err) ? err.info : exception.message;
     this.logOf(w).warn(
       `discarder: pass failed (${code}: ${info}); next try in ${w.settings.periodMs} ms`,
+      { code, err: exception },
     );
     this.emit('workerError', code, info, exception);
   }
@@ -339,6 +345,7 @@ export class DBEventDiscarder {
       this.logOf(w).warn(
         `discarder: consumer ${c.ident} is stale (at event ${c.pointer}, last moved ${c.lastTime}, ` +
           `event ${next.id} waiting longer than stale_consumer_ms); it no longer holds events back`,
+        { consumer: c.ident, event_id: c.pointer },
       );
       this.emit('staleConsumer', c.ident, c.pointer, c.lastTime);
     }

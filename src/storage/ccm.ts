@@ -2,9 +2,10 @@ import type { SimpleCCM } from 'futoin-invoker';
 import { DB_CONN } from '../common/constants';
 import { defaultLogger, type Logger } from '../common/log';
 import { futoinDbTarget } from '../futoin/database';
-import type { ConnectionConfig } from './config';
+import type { ConnectionConfig, DbTls } from './config';
 import { migrate } from './migrate';
 import { EventStore, type StoreOptions } from './store';
+import { skipHostCheck } from './tls';
 
 /** Stores bound to a CCM, shared by every service registered with that CCM's executors. */
 const stores = new WeakMap<object, Promise<EventStore>>();
@@ -95,6 +96,39 @@ export function configFromFutoinDb(ccm: SimpleCCM, name: string): ConnectionConf
         ...(target.password ? { password: target.password } : {}),
         ...(target.database ? { database: target.database } : {}),
         maxConnections: Math.max(target.poolSize ?? 1, 4),
+        ...tlsOfDriver(target.kind, target.ssl),
       };
   }
+}
+
+const pem = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
+
+/**
+ * The TLS a futoin-database service was set up with (its `raw.ssl`, as the driver takes it), so
+ * that our connections to the same server are as secure as the service's own. pg's `ssl: true`
+ * or an object verify the certificate and the host unless told otherwise (a host check of its
+ * own is taken as the standard one: stricter, never weaker); mysqljs never checks the host
+ * name, so its verifying settings are taken as verify-ca unless `verifyIdentity` says.
+ */
+function tlsOfDriver(kind: 'postgresql' | 'mysql', ssl: unknown): { tls?: DbTls } {
+  if (ssl === true) return { tls: { mode: 'verify-full' } };
+  if (typeof ssl !== 'object' || ssl === null) return {};
+  const o = ssl as Record<string, unknown>;
+  const tls: DbTls = { mode: 'verify-full' };
+  if (o['rejectUnauthorized'] === false) tls.mode = 'require';
+  else if (
+    kind === 'postgresql'
+      ? o['checkServerIdentity'] === skipHostCheck
+      : o['verifyIdentity'] !== true
+  )
+    tls.mode = 'verify-ca';
+  const [ca, cert, key] = [pem(o['ca']), pem(o['cert']), pem(o['key'])];
+  // Without the check the service has, a CA would make `require` check the chain.
+  if (ca && tls.mode !== 'require') tls.ca = ca;
+  if (cert && key) {
+    tls.cert = cert;
+    tls.key = key;
+  }
+  return { tls };
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../common/log';
 import { hookedService } from '../futoin/database';
 import type { ConnectionConfig } from './config';
 import { loadFutoinDbService } from './preload';
+import { mysqlTlsOptions, nodeTlsOptions } from './tls';
 
 /** Per CCM: promises of its futoin-database services having closed their connections. */
 const closings = new WeakMap<SimpleCCM, Promise<void>[]>();
@@ -73,8 +74,21 @@ export function registerFutoinDb(
     if (config.password) options.password = config.password;
     if (config.database) options.database = config.database;
     options.conn_limit = config.maxConnections ?? 4;
+    const raw: Record<string, unknown> = {};
     // mysqljs connects in 3-byte utf8 unless told otherwise: emoji would fail.
-    if (config.dialect === 'mysql') options.raw = { charset: 'UTF8MB4_UNICODE_CI' };
+    if (config.dialect === 'mysql') raw['charset'] = 'UTF8MB4_UNICODE_CI';
+    if (config.tls) {
+      raw['ssl'] =
+        config.dialect === 'mysql' ? mysqlTlsOptions(config.tls) : nodeTlsOptions(config.tls);
+      if (config.dialect === 'mysql' && config.tls.mode === 'verify-full') {
+        log.warn(
+          `#db.${name}: futoin-database's MySQL driver (mysqljs) checks that the server's ` +
+            'certificate is signed by the CA, not that it names the host (VERIFY_IDENTITY is ' +
+            'VERIFY_CA for transactions through it)',
+        );
+      }
+    }
+    if (Object.keys(raw).length > 0) options.raw = raw;
   }
   // Only the service of this kind of database is loaded (with its driver).
   let Service: typeof L2Service | undefined;

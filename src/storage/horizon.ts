@@ -143,6 +143,7 @@ export class HorizonTracker {
     this.log.warn(
       `${this.label}: delivery is held at event ${this.safe} for ${Math.round(held / 1000)} s by ${who}; ` +
         'events after it wait until they commit or roll back',
+      { event_id: this.safe, held_ms: Math.round(held) },
     );
   }
 }

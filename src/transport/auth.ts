@@ -131,14 +131,18 @@ export class UsersSecurityProvider extends CallerSettingProvider implements Auth
     const key = addressKey(address);
     const n = this.limiter.failed(key);
     this.counts.invalid++;
-    const who = user !== null && this.users.has(user) ? `user "${user}"` : 'an unknown user';
+    const known = user !== null && this.users.has(user);
+    const who = known ? `user "${user}"` : 'an unknown user';
     const window = formatDuration(this.limiter.windowMs);
+    // An unknown name may be a secret typed into the wrong field: only known users are named.
+    const fields = { client: key, user: known ? user : undefined, failures: n };
     if (n < this.limiter.limit) {
-      this.log?.warn(`Failed authentication from ${key} as ${who} (${n} within ${window})`);
+      this.log?.warn(`Failed authentication from ${key} as ${who} (${n} within ${window})`, fields);
     } else if (n === this.limiter.limit) {
       this.log?.warn(
         `Failed authentication from ${key} as ${who}: ${n} within ${window}, the limit;` +
           ` authentications from ${key} are refused (DefenseRejected) for the rest of the ${window}`,
+        { ...fields, limited: true },
       );
     }
   }

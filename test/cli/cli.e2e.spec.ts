@@ -130,7 +130,7 @@ describe('evtstream CLI: help and usage errors', function () {
     [['serve', '--db', 'oracle://x/y'], 'Unknown database scheme "oracle"'],
     [['migrate', '--db', 'sqlite:'], 'No file in SQLite URL'],
     [['serve', '--dwh', 'oracle://x/y'], '--dwh: Unknown database scheme "oracle"'],
-    [['serve', '--keep-for', '7d'], '--keep-for and --discard-every go with --discard'],
+    [['serve', '--keep-for', '7d'], '--keep-for goes with --discard (EVTSTREAM_DISCARD=1)'],
     [['serve', '--discard', '--keep-for', 'a week'], 'Invalid --keep-for: "a week"'],
     [['serve', '--discard', '--discard-every', 'often'], 'Invalid --discard-every: "often"'],
     [['serve', '--discard', '--discard-every', '0'], '--discard-every must be above 0'],

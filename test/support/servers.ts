@@ -16,6 +16,9 @@ export const SERVER_URL_VARS: Readonly<Record<ServerDialect, string>> = {
   mysql: 'EVT_TEST_MYSQL_URL',
 };
 
+/** The CA of the servers' TLS certificates, as .ci/databases.sh prints it. */
+export const TLS_CA_VAR = 'EVT_TEST_DB_CA';
+
 /** The name .ci/databases.sh knows each server by. */
 const SCRIPT_NAMES: Readonly<Record<ServerDialect, string>> = { postgresql: 'pg', mysql: 'mysql' };
 
@@ -67,6 +70,9 @@ export function startNeededServers(): void {
     if (!wasRunning) started.push(dialect);
     const m = new RegExp(`^export ${urlVar}=(.*)$`, 'm').exec(out);
     if (m?.[1]) process.env[urlVar] = m[1];
+    // The servers' TLS CA (see support/tls.ts), unless given.
+    const ca = /^export EVT_TEST_DB_CA=(.*)$/m.exec(out);
+    if (ca?.[1] && !process.env[TLS_CA_VAR]) process.env[TLS_CA_VAR] = ca[1];
   }
 }
 

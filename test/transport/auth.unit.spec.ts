@@ -1,9 +1,11 @@
 /**
  * The pieces of authentication on their own: the per-address limit on failures (with a clock
- * the test moves), the keys addresses count under, and the users parser's refusals.
+ * the test moves), the keys addresses count under, the users parser's refusals, and the fields
+ * failed authentications are logged with.
  */
 import { expect } from 'chai';
-import { parseUsers } from '../../src/transport/auth';
+import type { LogFields, Logger } from '../../src/common/log';
+import { parseUsers, UsersSecurityProvider } from '../../src/transport/auth';
 import { addressKey, FailureLimiter } from '../../src/transport/failure-limit';
 
 function limiter(limit = 3, windowMs = 1_000, maxKeys = 100) {
@@ -103,5 +105,26 @@ describe('parseUsers', function () {
       expect(error?.message, text).to.match(message);
       expect(error?.message, text).not.to.include('TOPSECRET');
     }
+  });
+});
+
+describe('UsersSecurityProvider logs', function () {
+  it('a failed authentication with the client, the user if known and the count as fields', function () {
+    const lines: { msg: string; fields: LogFields | undefined }[] = [];
+    const record = (msg: string, fields?: LogFields): void => {
+      lines.push({ msg, fields });
+    };
+    const log: Logger = { debug: record, info: record, warn: record, error: record };
+    const users = new Map([['alice', 'TOPSECRET']]);
+    const auth = new UsersSecurityProvider(users, new Map(), { failure_limit: 2, log });
+    auth.failed('10.0.0.1', 'alice');
+    auth.failed('10.0.0.1', 'TOPSECRET');
+    auth.failed('10.0.0.1', 'alice');
+    expect(lines.map((l) => l.fields)).to.deep.equal([
+      { client: '10.0.0.1', user: 'alice', failures: 1 },
+      { client: '10.0.0.1', user: undefined, failures: 2, limited: true },
+    ]);
+    expect(lines[1]!.msg).to.match(/the limit; authentications from 10\.0\.0\.1 are refused/);
+    expect(JSON.stringify(lines)).not.to.include('TOPSECRET');
   });
 });

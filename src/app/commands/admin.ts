@@ -5,7 +5,6 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 import { runSteps } from '../../common/errors';
 import { isEventId } from '../../common/ids';
-import { consoleLogger } from '../../common/log';
 import { parseTime } from '../../common/time';
 import { AdminCore, type ConsumerInfo, type MoveRecord, type StreamStats } from '../../ops/admin';
 import { AdminFace, type MoveTarget } from '../../common/faces/AdminFace';
@@ -16,7 +15,7 @@ import {
   DB_HELP,
   dbConfig,
   intOption,
-  logLevel,
+  cliLogger,
   UsageError,
   type CliIO,
 } from './common';
@@ -148,7 +147,7 @@ async function remoteAdmin(url: string, credentials: string): Promise<Admin> {
 }
 
 async function localAdmin(values: Values, io: CliIO, writes: boolean): Promise<Admin> {
-  const log = consoleLogger(logLevel(values['log-level']));
+  const log = cliLogger(values, io.env);
   const store = await EventStore.open(dbConfig(values.db, io.env), { log });
   try {
     // Moves are recorded in evt_consumer_moves: a store older than that table gets it first
@@ -246,7 +245,7 @@ export async function consumersCommand(argv: string[], io: CliIO): Promise<numbe
     return 0;
   }
   if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
-  const lagLimit = intOption('lag-limit', values['lag-limit'], 100_000, LIMIT_RANGE);
+  const lagLimit = intOption('--lag-limit', values['lag-limit'], 100_000, LIMIT_RANGE);
   const consumers = await withAdmin(values, io, (a) => a.listConsumers(lagLimit));
   if (values.json) {
     for (const c of consumers) io.out(JSON.stringify(c));
@@ -316,7 +315,7 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
     }
     case 'moves': {
       const ident = name === undefined ? null : identArg(name);
-      const limit = intOption('limit', values.limit, 100, LIMIT_RANGE);
+      const limit = intOption('--limit', values.limit, 100, LIMIT_RANGE);
       const moves = await withAdmin(values, io, (a) => a.listMoves(ident, limit), true);
       if (values.json) {
         for (const m of moves) io.out(JSON.stringify(m));

@@ -1,7 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { isEventType } from '../../common/event';
 import { isEventId } from '../../common/ids';
-import { consoleLogger } from '../../common/log';
 import { parseDbUrl } from '../../storage/config';
 import { sqlTime } from '../../common/time';
 import { ACTIVE_TABLE, HISTORY_TABLE } from '../../storage/list';
@@ -11,7 +10,7 @@ import {
   DB_HELP,
   dbConfig,
   intOption,
-  logLevel,
+  cliLogger,
   UsageError,
   type CliIO,
 } from './common';
@@ -93,7 +92,7 @@ export async function eventsCommand(argv: string[], io: CliIO): Promise<number> 
   if (bad !== undefined) throw new UsageError(`--type ${bad}: event types are 1-16 of A-Z and _`);
   const query: ListQuery = {
     table: values.dwh ? HISTORY_TABLE : ACTIVE_TABLE,
-    limit: intOption('limit', values.limit, 100, { min: 1, max: 100_000 }),
+    limit: intOption('--limit', values.limit, 100, { min: 1, max: 100_000 }),
     descending: values.last ?? false,
   };
   const fromId = idOption('from', values.from);
@@ -113,7 +112,7 @@ export async function eventsCommand(argv: string[], io: CliIO): Promise<number> 
     throw new UsageError((err as Error).message);
   }
   const store = await EventStore.open(config, {
-    log: consoleLogger(logLevel(values['log-level'])),
+    log: cliLogger(values, io.env),
   });
   try {
     const events = await store.listEvents(query);

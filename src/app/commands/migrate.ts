@@ -1,9 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'util';
-import { consoleLogger } from '../../common/log';
 import { describeConnection } from '../../storage/config';
 import { migrate, type SchemaKind } from '../../storage/migrate';
 import { EventStore } from '../../storage/store';
-import { COMMON_OPTIONS, DB_HELP, dbConfig, logLevel, type CliIO } from './common';
+import { cliLogger, COMMON_OPTIONS, DB_HELP, dbConfig, type CliIO } from './common';
 
 export const MIGRATE_HELP = `Usage: evtstream migrate [options]
 
@@ -33,7 +32,7 @@ export async function migrateCommand(argv: string[], io: CliIO): Promise<number>
     io.out(MIGRATE_HELP);
     return 0;
   }
-  const log = consoleLogger(logLevel(values['log-level']));
+  const log = cliLogger(values, io.env);
   const db = dbConfig(values.db, io.env);
   const kind: SchemaKind = values.dwh ? 'dwh' : 'active';
   const store = await EventStore.open(db, { log });

@@ -1,27 +1,175 @@
 import crypto from 'crypto';
 import fs from 'fs';
 import net from 'net';
-import { parseArgs, type ParseArgsConfig } from 'util';
-import { consoleLogger } from '../../common/log';
 import { formatDuration, parseDuration } from '../../common/time';
 import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
 import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
 import { SERVICE_DEFAULTS } from '../options';
-import { StreamService } from '../service';
-import {
-  COMMON_OPTIONS,
-  DB_HELP,
-  dbConfig,
-  intOption,
-  logLevel,
-  UsageError,
-  type CliIO,
-} from './common';
+import { StreamService, type ServiceConfig } from '../service';
+import { cliLogger, COMMON_FLAGS, dbConfig, intOption, UsageError, type CliIO } from './common';
+import { flagsHelp, readFlags, type Flag, type FlagValues } from './flags';
 
 /** --max-event-bytes at most: an FTN18 1.1 message carries 8 MiB, the event and more. */
 const MAX_EVENT_BYTES_LIMIT = 7 * 1024 * 1024;
+
+/** serve's options, in the order --help and the README list them (see flags.ts). */
+export const SERVE_FLAGS: readonly Flag[] = [
+  {
+    name: 'host',
+    arg: 'H',
+    env: ['EVTSTREAM_HOST'],
+    default: SERVICE_DEFAULTS.host,
+    summary: 'address to listen on (0.0.0.0: all interfaces)',
+  },
+  {
+    name: 'port',
+    arg: 'N',
+    env: ['EVTSTREAM_PORT'],
+    default: String(SERVICE_DEFAULTS.port),
+    summary: 'port to listen on (0 picks a free one)',
+  },
+  COMMON_FLAGS.db,
+  COMMON_FLAGS['log-level'],
+  COMMON_FLAGS['log-format'],
+  {
+    name: 'users',
+    arg: 'FILE',
+    env: ['EVTSTREAM_USERS_FILE'],
+    summary: 'client users, one "name:secret" per line (# starts a comment)',
+    details:
+      '. Also inline: EVTSTREAM_USERS="name:secret,name2:secret2". Clients authenticate with ' +
+      'FTN3 credentials "name:secret"; a wrong secret is a SecurityError. A file (or variable) ' +
+      'given that is missing, unreadable, empty or malformed stops the service (exit code 2). ' +
+      'With no users and no admins at all, on a loopback address only, a user "demo" with a ' +
+      "random secret is created for this run, also an admin, and printed with the console's " +
+      'URL; on any other address the service refuses to start without users.',
+  },
+  {
+    name: 'admins',
+    arg: 'FILE',
+    env: ['EVTSTREAM_ADMINS_FILE'],
+    summary: 'admin users, "name:secret" lines as --users',
+    details:
+      '(also inline: EVTSTREAM_ADMINS="name:secret,..."): they may call ftn18es.admin (the ' +
+      'console, the consumers/consumer/stats commands with --url) and read /metrics, and may ' +
+      'do all a user can.',
+  },
+  {
+    name: 'auth-failure-limit',
+    arg: 'N',
+    env: ['EVTSTREAM_AUTH_FAILURE_LIMIT'],
+    default: String(AUTH_DEFAULTS.failure_limit),
+    summary: 'failed authentications from one client address within --auth-failure-window',
+    details:
+      '(IPv6: one /64) before every authentication from there gets DefenseRejected until the ' +
+      'window ends.',
+  },
+  {
+    name: 'auth-failure-window',
+    arg: 'AGE',
+    env: ['EVTSTREAM_AUTH_FAILURE_WINDOW'],
+    default: formatDuration(AUTH_DEFAULTS.failure_window_ms),
+    summary: "that window, from the address's first failure",
+  },
+  {
+    name: 'metrics-open',
+    env: ['EVTSTREAM_METRICS_OPEN'],
+    default: 'off',
+    summary: 'serve /metrics without credentials',
+    details: '(otherwise admins only, HTTP Basic auth); for a Prometheus on a trusted network.',
+  },
+  {
+    name: 'no-console',
+    env: ['EVTSTREAM_NO_CONSOLE'],
+    default: 'off',
+    summary: 'do not serve the web console at /console',
+  },
+  {
+    name: 'tls-cert',
+    arg: 'FILE',
+    env: ['EVTSTREAM_TLS_CERT'],
+    summary: 'serve HTTPS/WSS with this PEM certificate (needs --tls-key)',
+  },
+  {
+    name: 'tls-key',
+    arg: 'FILE',
+    env: ['EVTSTREAM_TLS_KEY'],
+    summary: "the certificate's PEM private key",
+  },
+  {
+    name: 'trust-proxy',
+    env: ['EVTSTREAM_TRUST_PROXY'],
+    default: 'off',
+    summary: 'TLS is terminated by a reverse proxy in front',
+    details:
+      ': trust its X-Forwarded-Proto (https makes the channel secure) and X-Forwarded-For / ' +
+      'X-Real-IP.',
+  },
+  {
+    name: 'no-secure-loopback',
+    env: ['EVTSTREAM_NO_SECURE_LOOPBACK'],
+    default: 'off',
+    summary: 'do not count loopback connections as secure channels',
+  },
+  {
+    name: 'dwh',
+    arg: 'URL',
+    env: ['EVTSTREAM_DWH'],
+    summary: 'archive the stream to this warehouse database (same forms as --db)',
+    details:
+      '; it may be another kind: the archiver runs in the service as the reliable consumer ' +
+      '"-internal:ARCHIVER" and copies every event into evt_history, idempotently, one ' +
+      'transaction per batch.',
+  },
+  {
+    name: 'discard',
+    env: ['EVTSTREAM_DISCARD'],
+    default: 'off',
+    summary: 'delete from the active store the events every registered consumer has acknowledged',
+    details: '(the archiver included), in batches.',
+  },
+  {
+    name: 'keep-for',
+    arg: 'AGE',
+    env: ['EVTSTREAM_KEEP_FOR'],
+    default: String(DISCARDER_DEFAULTS.keep_for),
+    summary: '...but keep events younger than AGE (e.g. 7d, 12h, 30m)',
+  },
+  {
+    name: 'discard-every',
+    arg: 'AGE',
+    env: ['EVTSTREAM_DISCARD_EVERY'],
+    default: `${DISCARDER_DEFAULTS.poll_period_ms / 60_000}m`,
+    summary: 'time between discard passes',
+    details: '(durations: ms, or a number with ms, s, m, h or d; README, "Durations and times").',
+  },
+  {
+    name: 'max-event-bytes',
+    arg: 'N',
+    env: ['EVTSTREAM_MAX_EVENT_BYTES'],
+    default: String(SERVICE_DEFAULTS.maxEventBytes),
+    summary: 'largest event data accepted, bytes of JSON',
+    details: `(at most ${MAX_EVENT_BYTES_LIMIT}, to fit an FTN18 1.1 message).`,
+  },
+  {
+    name: 'shutdown-timeout',
+    arg: 'AGE',
+    env: ['EVTSTREAM_SHUTDOWN_TIMEOUT'],
+    default: formatDuration(SERVICE_DEFAULTS.shutdownTimeoutMs),
+    summary: 'how long stopping may take, draining push batches in flight and closing',
+    details: '(0: close at once).',
+  },
+  COMMON_FLAGS.help,
+];
+
+const flagsOf = (...names: string[]): Flag[] =>
+  names.map((n) => {
+    const f = SERVE_FLAGS.find((x) => x.name === n);
+    if (!f) throw new Error(`No serve option ${n}`);
+    return f;
+  });
 
 export const SERVE_HELP = `Usage: evtstream serve [options]
 
@@ -38,39 +186,11 @@ refused (DefenseRejected: receivers connect again, elsewhere), the push batches 
 get their answers and their pointers stored, then it closes and exits with code 0, all
 within --shutdown-timeout (a second signal stops it at once).
 
+Every option may also come from the environment variable in brackets; an option on the
+command line wins over its variable. Switches take 1 or 0 there.
+
 Options:
-  --host H           address to listen on (default ${SERVICE_DEFAULTS.host}; 0.0.0.0 for all)
-  --port N           port (default ${SERVICE_DEFAULTS.port}; 0 picks a free one)
-${DB_HELP}
-  --users FILE       client users, one "name:secret" per line (# starts a comment).
-                     Also from EVTSTREAM_USERS="name:secret,name2:secret2". Clients
-                     authenticate with FTN3 credentials "name:secret"; a wrong secret is
-                     a SecurityError. A file (or variable) given that is missing,
-                     unreadable, empty or malformed stops the service (exit code 2).
-                     With no users and no admins at all, on a loopback address only, a
-                     user "demo" with a random secret is created for this run, also an
-                     admin, and printed with the console's URL; on any other address
-                     the service refuses to start without users.
-  --admins FILE      admin users, "name:secret" lines as --users (also from
-                     EVTSTREAM_ADMINS="name:secret,..."): they may call ftn18es.admin
-                     (the console, the consumers/consumer/stats commands with --url) and
-                     read /metrics, and may do all a user can
-  --auth-failure-limit N
-                     failed authentications from one client address (IPv6: one /64)
-                     within --auth-failure-window before every authentication from
-                     there gets DefenseRejected until the window ends (default ${AUTH_DEFAULTS.failure_limit})
-  --auth-failure-window AGE
-                     that window, from the address's first failure (default ${formatDuration(AUTH_DEFAULTS.failure_window_ms)})
-  --metrics-open     serve /metrics without credentials (default: admins only, HTTP
-                     Basic auth); for a Prometheus on a trusted network
-  --no-console       do not serve the web console at /console
-  --tls-cert FILE    serve HTTPS/WSS with this PEM certificate (needs --tls-key)
-  --tls-key FILE     the certificate's PEM private key
-  --trust-proxy      TLS is terminated by a reverse proxy in front: trust its
-                     X-Forwarded-Proto (https makes the channel secure) and
-                     X-Forwarded-For / X-Real-IP
-  --no-secure-loopback
-                     do not count loopback connections as secure channels
+${flagsHelp(flagsOf('host', 'port', 'db', 'log-level', 'log-format', 'users', 'admins', 'auth-failure-limit', 'auth-failure-window', 'metrics-open', 'no-console', 'tls-cert', 'tls-key', 'trust-proxy', 'no-secure-loopback'))}
 
 Secure channels: FTN18 requires one for futoin.evt.gen (addEvent). A channel is secure
 when served with --tls-cert, when --trust-proxy is set and the proxy says https, or when
@@ -78,47 +198,11 @@ the client connects over loopback (127.0.0.1, ::1), unless --no-secure-loopback 
 --trust-proxy is given. addEvent on any other channel gets SecurityError "Insecure channel".
 
 Event lifecycle:
-  --dwh URL          archive the stream to this warehouse database (same forms as --db;
-                     may be another kind): the archiver runs in the service as the
-                     reliable consumer "-internal:ARCHIVER" and copies every event into
-                     evt_history, idempotently, one transaction per batch
-  --discard          delete from the active store the events every registered consumer
-                     has acknowledged (the archiver included), in batches
-  --keep-for AGE     ...but keep events younger than AGE (e.g. 7d, 12h, 30m; default ${DISCARDER_DEFAULTS.keep_for})
-  --discard-every AGE
-                     time between discard passes (default ${DISCARDER_DEFAULTS.poll_period_ms / 60_000}m)
-                     (durations: ms, or a number with ms, s, m, h or d; README,
-                     "Durations and times")
+${flagsHelp(flagsOf('dwh', 'discard', 'keep-for', 'discard-every'))}
 
 Other options:
-  --max-event-bytes N  largest event data accepted, bytes of JSON (default ${SERVICE_DEFAULTS.maxEventBytes};
-                     at most ${MAX_EVENT_BYTES_LIMIT}, to fit an FTN18 1.1 message)
-  --shutdown-timeout AGE
-                     how long stopping may take, draining push batches in flight and
-                     closing (default ${formatDuration(SERVICE_DEFAULTS.shutdownTimeoutMs)}; 0: close at once)
+${flagsHelp(flagsOf('max-event-bytes', 'shutdown-timeout', 'help'))}
 `;
-
-const SERVE_OPTIONS = {
-  ...COMMON_OPTIONS,
-  host: { type: 'string' },
-  port: { type: 'string' },
-  users: { type: 'string' },
-  admins: { type: 'string' },
-  'metrics-open': { type: 'boolean' },
-  'no-console': { type: 'boolean' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'trust-proxy': { type: 'boolean' },
-  'no-secure-loopback': { type: 'boolean' },
-  'max-event-bytes': { type: 'string' },
-  dwh: { type: 'string' },
-  discard: { type: 'boolean' },
-  'keep-for': { type: 'string' },
-  'discard-every': { type: 'string' },
-  'shutdown-timeout': { type: 'string' },
-  'auth-failure-limit': { type: 'string' },
-  'auth-failure-window': { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
 
 /**
  * Users of a file and of an environment variable (the variable's win). Either one, once given,
@@ -169,44 +253,126 @@ export function isLoopbackHost(host: string): boolean {
   return h === '::1' || /^::ffff:127\./.test(h);
 }
 
-export async function serve(argv: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: SERVE_OPTIONS,
-    strict: true,
-    allowPositionals: false,
+/** What `serve` starts, as its options and their variables say (users and admins apart). */
+export type ServeOptions = Omit<ServiceConfig, 'users' | 'admins' | 'log'>;
+
+/** Reads serve's options (a flag wins over its variables) into what StreamService takes. */
+export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOptions {
+  const db = dbConfig(values.string('db'), env, values.from('db'));
+  const port = intOption(values.from('port'), values.string('port'), SERVICE_DEFAULTS.port, {
+    min: 0,
+    max: 65535,
   });
-  if (values.help) {
-    io.out(SERVE_HELP);
-    return 0;
-  }
-  const log = consoleLogger(logLevel(values['log-level']));
-  const db = dbConfig(values.db, io.env);
-  const port = intOption('port', values.port, SERVICE_DEFAULTS.port, { min: 0, max: 65535 });
   const maxEventBytes = intOption(
-    'max-event-bytes',
-    values['max-event-bytes'],
+    values.from('max-event-bytes'),
+    values.string('max-event-bytes'),
     SERVICE_DEFAULTS.maxEventBytes,
     { min: 1, max: MAX_EVENT_BYTES_LIMIT },
   );
-  if (!!values['tls-cert'] !== !!values['tls-key'])
-    throw new UsageError('--tls-cert and --tls-key go together');
+  const certFile = values.string('tls-cert');
+  const keyFile = values.string('tls-key');
+  if (!!certFile !== !!keyFile) throw new UsageError('--tls-cert and --tls-key go together');
   let tls: { cert: Buffer; key: Buffer } | undefined;
-  if (values['tls-cert'] && values['tls-key']) {
+  if (certFile && keyFile) {
     try {
-      tls = { cert: fs.readFileSync(values['tls-cert']), key: fs.readFileSync(values['tls-key']) };
+      tls = { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
     } catch (err) {
       throw new UsageError(`Cannot read TLS files: ${(err as Error).message}`);
     }
   }
-  const host = values.host ?? SERVICE_DEFAULTS.host;
-  const admins = readUsers('--admins', values.admins, 'EVTSTREAM_ADMINS', io.env);
-  const users = readUsers('--users', values.users, 'EVTSTREAM_USERS', io.env);
+  const trustProxy = values.on('trust-proxy');
+
+  let warehouse: ConnectionConfig | undefined;
+  const dwh = values.string('dwh');
+  try {
+    if (dwh) warehouse = parseDbUrl(dwh);
+  } catch (err) {
+    throw new UsageError(`${values.from('dwh')}: ${(err as Error).message}`);
+  }
+  const discarding = values.on('discard');
+  for (const name of ['keep-for', 'discard-every']) {
+    if (!discarding && values.given(name))
+      throw new UsageError(`${values.from(name)} goes with --discard (EVTSTREAM_DISCARD=1)`);
+  }
+  let discard: DBEventDiscarderOptions | undefined;
+  if (discarding) {
+    try {
+      discard = {
+        keep_for: parseDuration(
+          values.string('keep-for') ?? DISCARDER_DEFAULTS.keep_for,
+          values.from('keep-for'),
+        ),
+        poll_period_ms: parseDuration(
+          values.string('discard-every') ?? DISCARDER_DEFAULTS.poll_period_ms,
+          values.from('discard-every'),
+        ),
+      };
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (discard.poll_period_ms === 0)
+      throw new UsageError(`${values.from('discard-every')} must be above 0`);
+  }
+  let shutdownTimeoutMs: number = SERVICE_DEFAULTS.shutdownTimeoutMs;
+  let failureWindowMs: number = AUTH_DEFAULTS.failure_window_ms;
+  try {
+    const timeout = values.string('shutdown-timeout');
+    if (timeout !== undefined)
+      shutdownTimeoutMs = parseDuration(timeout, values.from('shutdown-timeout'));
+    const window = values.string('auth-failure-window');
+    if (window !== undefined)
+      failureWindowMs = parseDuration(window, values.from('auth-failure-window'));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (failureWindowMs === 0)
+    throw new UsageError(`${values.from('auth-failure-window')} must be above 0`);
+  const failureLimit = intOption(
+    values.from('auth-failure-limit'),
+    values.string('auth-failure-limit'),
+    AUTH_DEFAULTS.failure_limit,
+    { min: 1 },
+  );
+  return {
+    db,
+    host: values.string('host') ?? SERVICE_DEFAULTS.host,
+    port,
+    metrics: values.on('metrics-open') ? 'open' : 'admins',
+    console: !values.on('no-console'),
+    ...(tls ? { tls } : {}),
+    trustProxy,
+    secureLoopback: !values.on('no-secure-loopback') && !trustProxy,
+    maxEventBytes,
+    ...(warehouse ? { warehouse } : {}),
+    ...(discard ? { discard } : {}),
+    shutdownTimeoutMs,
+    auth: { failure_limit: failureLimit, failure_window_ms: failureWindowMs },
+  };
+}
+
+export async function serve(argv: string[], io: CliIO): Promise<number> {
+  const values = readFlags(SERVE_FLAGS, argv, io.env);
+  if (values.on('help')) {
+    io.out(SERVE_HELP);
+    return 0;
+  }
+  const log = cliLogger(
+    { 'log-level': values.string('log-level'), 'log-format': values.string('log-format') },
+    io.env,
+  );
+  const options = serveOptions(values, io.env);
+  const admins = readUsers(
+    values.from('admins'),
+    values.string('admins'),
+    'EVTSTREAM_ADMINS',
+    io.env,
+  );
+  const users = readUsers(values.from('users'), values.string('users'), 'EVTSTREAM_USERS', io.env);
   let demoSecret: string | null = null;
   if (users.size === 0 && admins.size === 0) {
-    if (!isLoopbackHost(host)) {
+    if (!isLoopbackHost(options.host)) {
       throw new UsageError(
-        `No users configured: refusing to serve on ${host} without them (give --users FILE or EVTSTREAM_USERS); the one-run demo user is for loopback addresses only`,
+        `No users configured: refusing to serve on ${options.host} without them (give --users FILE or EVTSTREAM_USERS); the one-run demo user is for loopback addresses only`,
       );
     }
     // A newcomer's first run: one user for this run, also the admin, so /console/ works.
@@ -214,71 +380,11 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     users.set('demo', demoSecret);
     admins.set('demo', demoSecret);
   }
-  const trustProxy = values['trust-proxy'] ?? false;
-  let shutdownTimeoutMs: number = SERVICE_DEFAULTS.shutdownTimeoutMs;
-  let failureWindowMs: number = AUTH_DEFAULTS.failure_window_ms;
-  try {
-    if (values['shutdown-timeout'] !== undefined)
-      shutdownTimeoutMs = parseDuration(values['shutdown-timeout'], '--shutdown-timeout');
-    if (values['auth-failure-window'] !== undefined)
-      failureWindowMs = parseDuration(values['auth-failure-window'], '--auth-failure-window');
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (failureWindowMs === 0) throw new UsageError('--auth-failure-window must be above 0');
-  const failureLimit = intOption(
-    'auth-failure-limit',
-    values['auth-failure-limit'],
-    AUTH_DEFAULTS.failure_limit,
-    { min: 1 },
-  );
 
-  let warehouse: ConnectionConfig | undefined;
-  try {
-    if (values.dwh) warehouse = parseDbUrl(values.dwh);
-  } catch (err) {
-    throw new UsageError(`--dwh: ${(err as Error).message}`);
-  }
-  if (!values.discard && (values['keep-for'] || values['discard-every'])) {
-    throw new UsageError('--keep-for and --discard-every go with --discard');
-  }
-  let discard: DBEventDiscarderOptions | undefined;
-  if (values.discard) {
-    try {
-      discard = {
-        keep_for: parseDuration(values['keep-for'] ?? DISCARDER_DEFAULTS.keep_for, '--keep-for'),
-        poll_period_ms: parseDuration(
-          values['discard-every'] ?? DISCARDER_DEFAULTS.poll_period_ms,
-          '--discard-every',
-        ),
-      };
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    if (discard.poll_period_ms === 0) throw new UsageError('--discard-every must be above 0');
-  }
-
-  const service = await StreamService.start({
-    db,
-    host,
-    port,
-    users,
-    admins,
-    metrics: values['metrics-open'] ? 'open' : 'admins',
-    console: !values['no-console'],
-    log,
-    ...(tls ? { tls } : {}),
-    trustProxy,
-    secureLoopback: !values['no-secure-loopback'] && !trustProxy,
-    maxEventBytes,
-    ...(warehouse ? { warehouse } : {}),
-    ...(discard ? { discard } : {}),
-    shutdownTimeoutMs,
-    auth: { failure_limit: failureLimit, failure_window_ms: failureWindowMs },
-  });
+  const service = await StreamService.start({ ...options, users, admins, log });
   // Listen for signals before announcing readiness: a supervisor may signal at once.
   const stopped = io.stopSignal();
-  const consoleUrl = values['no-console'] ? '' : `${service.url}console/`;
+  const consoleUrl = options.console ? `${service.url}console/` : '';
   if (demoSecret !== null) {
     io.out(
       `No users configured: created user "demo" with secret "${demoSecret}" for this run, ` +
@@ -287,10 +393,11 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     log.warn('No --users or --admins: using a one-run demo user (also an admin), on loopback only');
   }
   io.out(
-    `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(db)}`,
+    `evtstream listening on ${service.url} (WebSocket ${service.wsUrl}), database ${describeConnection(options.db)}`,
   );
   if (admins.size === 0) log.info('No --admins: the admin interface and console refuse everyone');
   const signal = await stopped;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? SERVICE_DEFAULTS.shutdownTimeoutMs;
   log.info(`${signal}: stopping within ${formatDuration(shutdownTimeoutMs)}`);
   await service.shutdown();
   return 0;

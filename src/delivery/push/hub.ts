@@ -1,5 +1,5 @@
 import { cmpIds, type EventId } from '../../common/ids';
-import type { Logger } from '../../common/log';
+import { errorOf, type Logger } from '../../common/log';
 import type { StreamCounters } from '../../storage/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
@@ -279,6 +279,7 @@ export class PushHub implements SessionHost {
             (err.code === ErrorCode.NotSupportedVersion
               ? ' futoin.evt.receiver 1.1 receives events up to 8 MiB.'
               : ''),
+          { consumer, event_id: err.eventId },
         );
       } else {
         const hints = this.options.hints ?? ADMIN_HINTS;
@@ -294,6 +295,7 @@ export class PushHub implements SessionHost {
                 ` To skip it: ${skip}`
               : `No FTN18 message carries it (8 MiB at most): read it with` +
                 ` ${hints.readEvent(this.store.eventTable, err.eventId)}, then skip it: ${skip}`),
+          { consumer, event_id: err.eventId },
         );
       }
     }
@@ -334,7 +336,7 @@ export class PushHub implements SessionHost {
     const results = await Promise.allSettled([...this.channels.values()].map((c) => c.poke()));
     for (const r of results) {
       if (r.status === 'rejected')
-        this.log.warn(`Reading new events failed: ${(r.reason as Error).message}`);
+        this.log.warn('Push: reading new events failed', { err: errorOf(r.reason) });
     }
     const found = results.some((r) => r.status === 'fulfilled' && r.value);
     return found || this.store.horizonOf(this.store.eventTable).waiting;

@@ -1,7 +1,7 @@
 import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
-import type { Logger } from '../../common/log';
+import { errorOf, type LogFields, type Logger } from '../../common/log';
 import type { Event } from '../../common/event';
 import type { ChunkLimits } from '../limits';
 import { ChunkReader, EventTooLarge, type EventSource } from '../reader';
@@ -79,6 +79,8 @@ export interface TailChannel {
 export interface Session {
   readonly consumer: string;
   readonly target: PushTarget;
+  /** Names the session in logs: `r12` (reliable) or `l3` (LIVE), counted per process. */
+  readonly id: string;
   /** New events from the channel, in ID order; `coversUpTo`: nothing else up to it passed the filter. */
   offer(items: readonly Delivery[], coversUpTo: EventId): void;
   /**
@@ -115,7 +117,11 @@ class DrainWaiters {
  * later batches until that one succeeds. An event larger than one message of the channel
  * carries is never skipped: the session waits on it (waitOnTooLarge).
  */
+let sessionsMade = 0;
+const nextSessionId = (kind: 'r' | 'l'): string => `${kind}${++sessionsMade}`;
+
 export class ReliableSession implements Session {
+  readonly id = nextSessionId('r');
   private readonly window: DeliveryWindow;
   private readonly writer: PointerWriter;
   private readonly reader: ChunkReader;
@@ -153,7 +159,11 @@ export class ReliableSession implements Session {
         },
         movedElsewhere: () => this.end('its pointer was moved elsewhere'),
         failed: (err) =>
-          host.log.warn(`${consumer}: storing the pointer failed: ${(err as Error).message}`),
+          host.log.warn('Push: storing the pointer failed', {
+            consumer,
+            session: this.id,
+            err: errorOf(err),
+          }),
       },
       { skipStoreMs: options.skipStoreMs, retry: this.retry },
     );
@@ -165,6 +175,11 @@ export class ReliableSession implements Session {
   }
 
   start(): void {
+    this.host.log.info('Push: session started', {
+      consumer: this.consumer,
+      session: this.id,
+      event_id: this.writer.pointer,
+    });
     this.pump();
   }
 
@@ -211,11 +226,13 @@ export class ReliableSession implements Session {
   end(reason: string): void {
     if (this.isClosed) return;
     this.close();
-    this.host.log.info(`${this.consumer}: session ended, ${reason}`);
+    const fields = { consumer: this.consumer, session: this.id, reason };
+    this.host.log.info('Push: session ended', fields);
     if (this.target.disconnect) this.target.disconnect(reason);
     else
       this.host.log.warn(
-        `${this.consumer}: ${reason}; its channel cannot be closed from here, it resumes from the stored pointer at its next readyToReceive`,
+        'Push: the channel cannot be closed from here; the consumer resumes from the stored pointer at its next readyToReceive',
+        fields,
       );
   }
 
@@ -268,7 +285,12 @@ export class ReliableSession implements Session {
       if (err instanceof EventTooLarge) {
         await this.waitOnTooLarge(err);
       } else {
-        this.host.log.warn(`${this.consumer}: reading events failed: ${String(err)}`);
+        this.host.log.warn('Push: reading events failed', {
+          consumer: this.consumer,
+          session: this.id,
+          event_id: after,
+          err: errorOf(err),
+        });
         await sleep(this.retry.delay(++this.readFailures));
       }
       this.window.readFailed();
@@ -302,7 +324,11 @@ export class ReliableSession implements Session {
       else if (position.move !== null || position.pointer !== this.writer.pointer)
         this.end('its pointer was moved elsewhere');
     } catch (e) {
-      this.host.log.warn(`${this.consumer}: reading the pointer failed: ${String(e)}`);
+      this.host.log.warn('Push: reading the pointer failed', {
+        consumer: this.consumer,
+        session: this.id,
+        err: errorOf(e),
+      });
     }
   }
 
@@ -319,12 +345,18 @@ export class ReliableSession implements Session {
     this.target.send(batch.seq, [...batch.events]).then(
       () => {
         this.host.pushed(this.consumer, batch.events.length);
+        this.host.log.debug('Push: delivered', this.batchFields(batch));
         this.window.acked(batch.seq);
         this.pump();
       },
       (err: unknown) => {
         if (this.isClosed) return;
         const failures = this.window.failed(batch.seq);
+        this.host.log.warn('Push: onEvents failed; sending the batch again', {
+          ...this.batchFields(batch),
+          attempt: failures,
+          err: errorOf(err),
+        });
         this.host.pushError(this.consumer, err);
         // Draining: the batch is not sent again here; the consumer's next session sends it.
         this.drained.check(this.settled);
@@ -334,6 +366,17 @@ export class ReliableSession implements Session {
         }, this.retry.delay(failures)).unref();
       },
     );
+  }
+
+  /** What a log line says of a batch: the consumer, the session, seq, its last ID and size. */
+  private batchFields(batch: Batch): LogFields {
+    return {
+      consumer: this.consumer,
+      session: this.id,
+      seq: batch.seq,
+      event_id: batch.events[batch.events.length - 1]?.id,
+      events: batch.events.length,
+    };
   }
 }
 
@@ -345,6 +388,7 @@ export class ReliableSession implements Session {
  */
 export class LiveSession implements Session {
   readonly consumer = 'LIVE';
+  readonly id = nextSessionId('l');
   private seq = 0;
   private gap = false;
   private readonly queue = new DeliveryQueue();
@@ -424,9 +468,27 @@ export class LiveSession implements Session {
           seq,
           chunk.map((d) => d.event),
         )
-        .then(() => this.host.pushed(this.consumer, chunk.length))
+        .then(() => {
+          this.host.pushed(this.consumer, chunk.length);
+          this.host.log.debug('Push: delivered', {
+            consumer: this.consumer,
+            session: this.id,
+            seq,
+            event_id: chunk[chunk.length - 1]?.event.id,
+            events: chunk.length,
+          });
+        })
         .catch((err: unknown) => {
-          if (!this.isClosed) this.host.pushError(this.consumer, err);
+          if (this.isClosed) return;
+          this.host.log.warn('Push: onEvents failed; LIVE events are not sent again', {
+            consumer: this.consumer,
+            session: this.id,
+            seq,
+            event_id: chunk[0]?.event.id,
+            events: chunk.length,
+            err: errorOf(err),
+          });
+          this.host.pushError(this.consumer, err);
         })
         .finally(() => {
           this.inFlight--;

@@ -1,3 +1,4 @@
+import net from 'net';
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import type { ConnectionConfig } from '../config';
@@ -11,6 +12,7 @@ import {
   type SqlValue,
 } from '../sql';
 import { commitOrMark } from '../retry';
+import { mysqlTlsOptions, tlsFailure } from '../tls';
 import type { Logger } from '../../common/log';
 
 type Queryable = Pick<Pool, 'query'> | PoolConnection;
@@ -39,12 +41,21 @@ export class MysqlClient implements SqlClient {
     readonly config: ConnectionConfig,
     private readonly log: Logger,
   ) {
+    // mysql2 checks an IP address against the certificate as if it were "localhost": a check
+    // that can pass for the wrong server. Refused rather than trusted.
+    if (config.tls?.mode === 'verify-full' && net.isIP(config.host ?? '') !== 0) {
+      throw new Error(
+        `ssl-mode=VERIFY_IDENTITY needs the server's host name, not the address ${config.host ?? ''}: ` +
+          'the driver cannot check an address against the certificate (use the name it holds, or VERIFY_CA)',
+      );
+    }
     this.pool = mysql.createPool({
       host: config.host,
       port: config.port,
       user: config.user,
       password: config.password,
       database: config.database,
+      ...(config.tls ? { ssl: mysqlTlsOptions(config.tls) } : {}),
       connectionLimit: config.maxConnections ?? DEFAULT_POOL_SIZE,
       charset: 'utf8mb4_unicode_ci',
       // IDs above 2^53 stay exact: BIGINT columns come back as strings.
@@ -63,7 +74,19 @@ export class MysqlClient implements SqlClient {
       raw('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
       raw("SET SESSION time_zone = '+00:00'");
     });
-    this.base = runner(this.pool);
+    const base = runner(this.pool);
+    const rethrow = (err: unknown): never => {
+      throw tlsFailure(err, config) ?? err;
+    };
+    // Connection errors said as TLS failures where they are (see tlsFailure).
+    this.base = config.tls
+      ? {
+          query: <R extends Row>(sql: string, params?: readonly SqlValue[]) =>
+            base.query<R>(sql, params).catch(rethrow),
+          execute: (sql: string, params?: readonly SqlValue[]) =>
+            base.execute(sql, params).catch(rethrow),
+        }
+      : base;
   }
 
   query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
@@ -78,7 +101,7 @@ export class MysqlClient implements SqlClient {
   }
 
   async transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T> {
-    const conn = await this.pool.getConnection();
+    const conn = await this.connection();
     let broken = false;
     try {
       await conn.query('START TRANSACTION');
@@ -101,7 +124,7 @@ export class MysqlClient implements SqlClient {
   async script(sql: string, hooks: ScriptHooks = {}): Promise<void> {
     // DDL commits implicitly on MySQL: each statement stands alone, so migrations for MySQL are
     // written to be safe to run again after a failure (IF NOT EXISTS and the like).
-    const conn = await this.pool.getConnection();
+    const conn = await this.connection();
     try {
       const tx = runner(conn);
       if (hooks.before) await hooks.before(tx);
@@ -112,6 +135,12 @@ export class MysqlClient implements SqlClient {
       await conn.query('DO RELEASE_ALL_LOCKS()').catch(() => undefined);
       conn.release();
     }
+  }
+
+  private connection(): Promise<PoolConnection> {
+    return this.pool.getConnection().catch((err: unknown) => {
+      throw tlsFailure(err, this.config) ?? err;
+    });
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { Client, Pool, type PoolClient, type QueryResult } from 'pg';
+import { Client, Pool, type ClientConfig, type PoolClient, type QueryResult } from 'pg';
 import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
 import {
@@ -10,6 +10,7 @@ import {
   type SqlValue,
 } from '../sql';
 import { commitOrMark } from '../retry';
+import { nodeTlsOptions, tlsFailure } from '../tls';
 import type { Logger } from '../../common/log';
 
 /** A statement as we send it: `?` numbered `$1, $2, ...`, and a name once it is used often. */
@@ -67,6 +68,33 @@ function runner(conn: Queryable): SqlRunner {
   };
 }
 
+/** The pool's runner, its connection errors said as TLS failures where they are (see tlsFailure). */
+function poolRunner(pool: Pool, config: ConnectionConfig): SqlRunner {
+  const base = runner(pool);
+  if (!config.tls) return base;
+  const rethrow = (err: unknown): never => {
+    throw tlsFailure(err, config) ?? err;
+  };
+  return {
+    query: <R extends Row>(sql: string, params?: readonly SqlValue[]) =>
+      base.query<R>(sql, params).catch(rethrow),
+    execute: (sql: string, params?: readonly SqlValue[]) =>
+      base.execute(sql, params).catch(rethrow),
+  };
+}
+
+/** What pg's Pool and Client take of a ConnectionConfig, besides their own settings. */
+export function pgConnection(config: ConnectionConfig): ClientConfig {
+  return {
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    password: config.password,
+    database: config.database,
+    ...(config.tls ? { ssl: nodeTlsOptions(config.tls) } : {}),
+  };
+}
+
 export class PostgresClient implements SqlClient {
   readonly dialect = 'postgresql' as const;
   readonly pool: Pool;
@@ -77,11 +105,7 @@ export class PostgresClient implements SqlClient {
     private readonly log: Logger,
   ) {
     this.pool = new Pool({
-      host: config.host,
-      port: config.port,
-      user: config.user,
-      password: config.password,
-      database: config.database,
+      ...pgConnection(config),
       max: config.maxConnections ?? DEFAULT_POOL_SIZE,
       // Timestamps are stored as UTC wall-clock time, whatever the server's zone.
       options: '-c TimeZone=UTC',
@@ -94,7 +118,7 @@ export class PostgresClient implements SqlClient {
     this.pool.on('error', (err) =>
       this.log.warn(`PostgreSQL idle connection lost: ${err.message}`),
     );
-    this.base = runner(this.pool);
+    this.base = poolRunner(this.pool, config);
   }
 
   query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
@@ -106,7 +130,9 @@ export class PostgresClient implements SqlClient {
   }
 
   async transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T> {
-    const conn = await this.pool.connect();
+    const conn = await this.pool.connect().catch((err: unknown) => {
+      throw tlsFailure(err, this.config) ?? err;
+    });
     // pg-pool takes its own error listener off a client it hands out: an error the server sends
     // between our statements (a restart's "terminating connection") would otherwise be thrown
     // as uncaught. Note it, and hand the client back as broken so the pool drops it.
@@ -143,13 +169,8 @@ export class PostgresClient implements SqlClient {
 
   /** A new connection outside the pool, not connected yet (for LISTEN). */
   newClient(): Client {
-    const c = this.config;
     return new Client({
-      host: c.host,
-      port: c.port,
-      user: c.user,
-      password: c.password,
-      database: c.database,
+      ...pgConnection(this.config),
       application_name: 'ftn18-eventstream',
       connectionTimeoutMillis: 10_000,
       keepAlive: true,
