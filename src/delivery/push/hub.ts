@@ -3,7 +3,8 @@ import type { Logger } from '../../common/log';
 import type { StreamCounters } from '../../storage/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
-import { ChunkReader, type EventTooLarge } from '../reader';
+import { Backlog, type WarehouseOpener } from '../backlog';
+import { ChunkReader, type EventSource, type EventTooLarge } from '../reader';
 import { ErrorCode } from '../../common/errors';
 import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
 import {
@@ -113,6 +114,8 @@ export interface PushHubOptions {
   waker: WakerOptions;
   /** Default ADMIN_HINTS. */
   hints?: OperatorHints;
+  /** Where reliable consumers' catch-up finds what the discarder deleted (none by default). */
+  warehouse?: WarehouseOpener | null;
 }
 
 /**
@@ -125,6 +128,7 @@ export class PushHub implements SessionHost {
   private readonly reliable = new Map<string, ReliableSession>();
   private readonly live = new Set<LiveSession>();
   private readonly reader: ChunkReader;
+  private readonly backlog: Backlog;
   private readonly waker: Waker;
   private isClosed = false;
   private readonly counters: StreamCounters;
@@ -139,6 +143,7 @@ export class PushHub implements SessionHost {
   ) {
     this.reader = new ChunkReader(store);
     this.counters = store.counters;
+    this.backlog = new Backlog(store, options.warehouse ?? null, log, store.counters);
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
     this.waker.start();
   }
@@ -185,6 +190,10 @@ export class PushHub implements SessionHost {
         limits,
       }),
     );
+  }
+
+  backlogOf(consumer: string): EventSource {
+    return this.backlog.forConsumer(consumer);
   }
 
   channelOf(want: readonly string[] | null, startAt: EventId): WantChannel {
