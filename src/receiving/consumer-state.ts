@@ -176,9 +176,19 @@ export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
 }
 
-/** What is used of a pg Pool. */
+/**
+ * What is used of a pg Pool: `connect()`. Its callback form is declared too, as pg's Pool has
+ * it, so that TypeScript infers the pool's client type for the handler from both.
+ */
 export interface PgPoolLike<C extends PgClientLike> {
   connect(): Promise<C & { release(err?: Error | boolean): void }>;
+  connect(
+    callback: (
+      err: Error | undefined,
+      client: C | undefined,
+      done: (release?: unknown) => void,
+    ) => void,
+  ): void;
   readonly totalCount: number;
 }
 
