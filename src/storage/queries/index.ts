@@ -52,7 +52,7 @@ export interface EventSql {
   readonly newest: string;
   /**
    * Returns `oldest`: the lowest ID, NULL when empty. The discarder deletes lowest first, so
-   * every ID below it was deleted or never used (see delivery/replay.ts).
+   * every ID below it was deleted or never used (see delivery/backlog.ts).
    */
   readonly oldest: string;
   /** IDs after an ID up to another, in ID order, each `old` = 1. Params: after, upTo. */
