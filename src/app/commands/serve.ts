@@ -81,7 +81,9 @@ Event lifecycle:
   --dwh URL          archive the stream to this warehouse database (same forms as --db;
                      may be another kind): the archiver runs in the service as the
                      reliable consumer "-internal:ARCHIVER" and copies every event into
-                     evt_history, idempotently, one transaction per batch
+                     evt_history, idempotently, one transaction per batch; reliable
+                     consumers behind the active store (reset to the start, say) read
+                     what the discarder deleted from there
   --discard          delete from the active store the events every registered consumer
                      has acknowledged (the archiver included), in batches
   --keep-for AGE     ...but keep events younger than AGE (e.g. 7d, 12h, 30m; default ${DISCARDER_DEFAULTS.keep_for})
