@@ -143,8 +143,8 @@ async function main(): Promise<void> {
   };
   receiver.on('ready', () => console.log(`consumer "${component}" receiving from ${url}`));
   // Every event delivered, applied now or before.
-  receiver.on('processedEvents', (events) => {
-    received += events.length;
+  receiver.on('processedEvents', (count) => {
+    received += count;
     if (received >= maxEvents) stop(`received ${received} events`);
   });
   receiver.on('receiverError', (code, info) =>
