@@ -2,6 +2,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import type { AdvancedCCM } from 'futoin-invoker';
 import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
 import type { Event } from '../common/event';
+import { LIVE_COMPONENT } from '../common/constants';
 import { cmpIds, maxId, type EventId } from '../common/ids';
 import { OptionChecks, refuseOption, TABLE_NAME } from '../common/options';
 import { checkTableName, CONSUMER_STATE_TABLE, type ConsumerStateStore } from './consumer-state';
@@ -107,7 +108,16 @@ export class TransactionalReceiver<H> extends ReliableReceiver {
     );
   }
 
+  /**
+   * A registered consumer only: without a component a ReliableReceiver takes the LIVE stream,
+   * which skips what was sent while disconnected, and its position would mean nothing.
+   */
   protected override _checkComponent(component: string | null): string {
+    if (component === LIVE_COMPONENT) {
+      throw new TypeError(
+        `TransactionalReceiver needs a registered consumer (options.component): ${LIVE_COMPONENT} misses events`,
+      );
+    }
     const checked = super._checkComponent(component);
     this.stateKey = this.stateKeyOption ?? checked;
     this.prepared = null;

@@ -193,4 +193,19 @@ describeDatabases('TransactionalReceiver', (fx) => {
     expect(make({ createTable: 'yes' })).to.throw(TypeError, 'receiver option createTable');
     expect(CONSUMER_STATE_TABLE).to.equal('evt_consumer_state');
   });
+
+  it('refuses the LIVE stream, also by default (a ReliableReceiver without a component takes it)', function () {
+    const store = {
+      prepare: () => Promise.resolve(),
+      position: () => Promise.resolve('0'),
+      apply: () => Promise.resolve(true),
+    };
+    const r = new TransactionalReceiver(receiverCcm, { database: store, handler: () => undefined });
+    expect(() => r.start(pushExecutor, null, {})).to.throw(TypeError, 'misses events');
+    expect(() => r.start(pushExecutor, null, { component: 'LIVE' })).to.throw(
+      TypeError,
+      'misses events',
+    );
+    expect(pusher.sessions).to.have.length(0);
+  });
 });
