@@ -342,8 +342,16 @@ export async function noop(
 
 /** Poll drain: `count` stored events read by a registered consumer polling in a loop. */
 export async function pollDrain(client: BenchClient, db: FreshDb, count: number): Promise<Outcome> {
-  const expected = await db.seed(count);
-  const p = await poller(client, 'DRAIN');
+  return pollExpected(client, 'DRAIN', await db.seed(count));
+}
+
+/** A new consumer `component` polls in a loop until it got `expected` (the stored IDs). */
+export async function pollExpected(
+  client: BenchClient,
+  component: string,
+  expected: readonly string[],
+): Promise<Outcome> {
+  const p = await poller(client, component);
   const t0 = performance.now();
   await p.drain(expected.length);
   const seconds = (performance.now() - t0) / 1000;
@@ -422,8 +430,16 @@ export async function pushCatchUp(
   db: FreshDb,
   count: number,
 ): Promise<Outcome> {
-  const expected = await db.seed(count);
-  const { r, ready } = await receiver(client, 'CATCHUP');
+  return pushExpected(client, 'CATCHUP', await db.seed(count));
+}
+
+/** A new reliable receiver `component` attaches and is pushed `expected` (the stored IDs). */
+export async function pushExpected(
+  client: BenchClient,
+  component: string,
+  expected: readonly string[],
+): Promise<Outcome> {
+  const { r, ready } = await receiver(client, component);
   const t0 = performance.now();
   await ready();
   await r.until(expected.length);

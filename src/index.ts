@@ -40,9 +40,20 @@ export {
   LiveReceiver,
   ReliableReceiver,
   RECEIVER_DEFAULTS,
+  TransactionalReceiver,
+  TRANSACTIONAL_DEFAULTS,
+  CONSUMER_STATE_TABLE,
+  consumerStateDdl,
+  futoinDatabase,
+  mysqlDatabase,
+  pgDatabase,
+  sqliteDatabase,
+  sqlStateStore,
+  type ConsumerStateStore,
   type ReceiverEvents,
   type ReceiverServiceOptions,
   type ReceiverStartOptions,
+  type TransactionalReceiverOptions,
 } from './receiving';
 
 export { ARCHIVER_DEFAULTS, DISCARDER_DEFAULTS } from './maintenance/options';

@@ -31,6 +31,7 @@ import {
 } from '../src/maintenance/options';
 import { RECEIVER_DEFAULTS, receiverSettings } from '../src/receiving/connect';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
+import { TRANSACTIONAL_DEFAULTS } from '../src/receiving/TransactionalReceiver';
 import { AUTH_DEFAULTS, UsersSecurityProvider } from '../src/transport/auth';
 
 /** Every component's defaults, by the name the README gives them. */
@@ -39,6 +40,7 @@ const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
   POLL_DEFAULTS,
   PUSH_DEFAULTS,
   RECEIVER_DEFAULTS,
+  TRANSACTIONAL_DEFAULTS,
   ARCHIVER_DEFAULTS,
   DISCARDER_DEFAULTS,
   APP_DEFAULTS,

@@ -427,6 +427,8 @@ declare module 'futoin-database' {
     newRow(): QueryBuilder;
     helpers(): Helpers;
     execute(as: AsyncSteps, unsafe_dml?: boolean): void;
+    /** As execute, with the rows as objects by column name: the step's result. */
+    executeAssoc(as: AsyncSteps, unsafe_dml?: boolean): void;
   }
 
   class XferBuilder {

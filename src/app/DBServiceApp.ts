@@ -142,9 +142,18 @@ export class DBServiceApp {
     }
     if (warehouse) registerFutoinDb(as, ccm, DB_CONN.warehouse, warehouse, log);
 
+    // The services replay from the warehouse what the discarder deleted (see Backlog).
+    const historyTable = options.archiverOptions?.history_table;
+    const replay: DBPushServiceOptions = warehouse
+      ? {
+          warehouse: () => this.warehouseStoreOf(warehouse),
+          ...(historyTable === undefined ? {} : { history_table: historyTable }),
+        }
+      : {};
     as.add((as) => {
       const evtOptions = {
         log,
+        ...replay,
         ...options.evtOptions,
         ...(this.storeRef ? { store: this.storeRef } : {}),
       };
@@ -163,7 +172,7 @@ export class DBServiceApp {
         const push = this.pushRef;
         const core = new AdminCore(this.storeRef, {
           hub: async () => push.hub(),
-          warehouse: () => (this.warehouseStore ??= this.openWarehouse(warehouse ?? null, log)),
+          warehouse: () => this.warehouseStoreOf(warehouse ?? null),
         });
         this.adminRef = core;
         AdminService.serve(as, executor, core);
@@ -199,12 +208,22 @@ export class DBServiceApp {
     }
   }
 
-  private async openWarehouse(
-    warehouse: ConnectionConfig | null,
-    log: Logger,
-  ): Promise<EventStore | null> {
-    if (!warehouse || this.closing) return null;
-    return EventStore.open(warehouse, { log });
+  /**
+   * A store on the warehouse, opened at the first call that needs it (the admin interface, a
+   * consumer replaying), shared, closed with the app; a failed opening is tried again next time.
+   */
+  private warehouseStoreOf(warehouse: ConnectionConfig | null): Promise<EventStore | null> {
+    if (!this.warehouseStore) {
+      const opening =
+        !warehouse || this.closing
+          ? Promise.resolve(null)
+          : EventStore.open(warehouse, { log: this.log });
+      this.warehouseStore = opening;
+      opening.catch(() => {
+        if (this.warehouseStore === opening) this.warehouseStore = null;
+      });
+    }
+    return this.warehouseStore;
   }
 
   /** Sets the application up; resolves once it serves. */

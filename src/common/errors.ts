@@ -27,6 +27,8 @@ export const ErrorCode = {
   MetricsUnavailable: 'MetricsUnavailable',
   /** Set up so that it cannot work (a missing table, say): retrying cannot help. Not on the wire. */
   InvalidConfig: 'InvalidConfig',
+  /** futoin-database: a transaction's condition (`affected`, `selected`) failed; rolled back. */
+  XferCondition: 'XferCondition',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -136,9 +136,11 @@ export class AdminCore {
    * (whatever last_id it sends), and its push session here, if any, ends so that the receiver
    * starts a new one from there. The pointer never goes past the horizon.
    *
-   * A move back replays only what the active table still holds when the move commits: events
-   * the discarder deleted before are in the warehouse only (and a move to a `time` looks among
-   * the events still held: with none older, it moves to the start). From the commit on, the
+   * A move back past what the discarder deleted replays those events from the warehouse when
+   * the services have one (they read them from there first, see Backlog); without one, the
+   * consumer goes on at the oldest event still held, and the services log and count the jump.
+   * A move to a `time` looks among the events still held, then in the warehouse (with none
+   * older, it moves to the start). From the commit on, the
    * discarder deletes none after the new pointer (while the consumer counts, see its
    * stale_consumer_ms): each of its DELETEs reads the pointers itself, with a locking read, so
    * it either sees the move or the move waits for it to end. `from` and
@@ -167,7 +169,11 @@ export class AdminCore {
         break;
       case 'time': {
         if (!options.time) throw new EvtError(ErrorCode.InvalidRequest, 'to "time" needs a time');
-        pointer = await store.newestBefore(requestedTime(options.time), horizon);
+        const time = requestedTime(options.time);
+        pointer = await store.newestBefore(time, horizon);
+        // None that old left in the active table: the warehouse knows the deleted ones.
+        const warehouse = pointer === NO_EVENT ? await this.options.warehouse?.() : null;
+        if (warehouse) pointer = await warehouse.newestBefore(time, horizon, HISTORY_TABLE);
         break;
       }
       default:

@@ -126,6 +126,16 @@ const PER_CONSUMER: readonly PerConsumerDef[] = [
     help: 'pollEvents calls answered, per consumer.',
     read: (c) => c.polls,
   },
+  {
+    name: 'evtstream_events_replayed_total',
+    help: "Events of a reliable consumer's backlog read from the warehouse, as the discarder had deleted them from the active table.",
+    read: (c) => c.replayed,
+  },
+  {
+    name: 'evtstream_consumer_behind_retention_total',
+    help: 'Reads of a reliable consumer that began below the oldest event of the active table without a warehouse to replay from: events the discarder deleted were skipped.',
+    read: (c) => c.behindRetention,
+  },
 ];
 
 const perConsumer =

@@ -22,5 +22,28 @@ export {
 export { ReliableReceiverService } from './ReliableReceiverService';
 export { LiveReceiver, type ReceiverEvents, type ReceiverStartOptions } from './LiveReceiver';
 export { ReliableReceiver } from './ReliableReceiver';
+export {
+  TransactionalReceiver,
+  TRANSACTIONAL_DEFAULTS,
+  type TransactionalReceiverOptions,
+} from './TransactionalReceiver';
+export {
+  CONSUMER_STATE_TABLE,
+  consumerStateDdl,
+  futoinDatabase,
+  mysqlDatabase,
+  pgDatabase,
+  sqliteDatabase,
+  sqlStateStore,
+  type ConsumerDialect,
+  type ConsumerStateStore,
+  type MysqlConnectionLike,
+  type MysqlPoolLike,
+  type PgClientLike,
+  type PgPoolLike,
+  type SqlDriver,
+  type SqliteDatabaseLike,
+  type SqlTransaction,
+} from './consumer-state';
 export { RECEIVER_DEFAULTS } from './connect';
 export { Backoff } from '../common/backoff';

@@ -9,6 +9,10 @@ export interface ConsumerCounts {
   polls: number;
   /** When it last polled (ms since the epoch), 0 if never. */
   lastPollMs: number;
+  /** Events of its backlog read from the warehouse (the discarder had deleted them). */
+  replayed: number;
+  /** Reads that began below the oldest event of the active table, with no warehouse to replay. */
+  behindRetention: number;
 }
 
 /**
@@ -44,7 +48,7 @@ export class StreamCounters {
   consumer(ident: string): ConsumerCounts {
     let c = this.consumers.get(ident);
     if (!c) {
-      c = { delivered: 0, polls: 0, lastPollMs: 0 };
+      c = { delivered: 0, polls: 0, lastPollMs: 0, replayed: 0, behindRetention: 0 };
       this.consumers.set(ident, c);
     }
     return c;

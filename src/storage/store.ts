@@ -484,6 +484,18 @@ export class EventStore {
     return row?.newest ?? NO_EVENT;
   }
 
+  /**
+   * The lowest ID in an event table, '0' when it is empty. Below it, every ID of the active
+   * table was deleted by the discarder (lowest first) or never used.
+   */
+  async oldestEventId(tableName?: string): Promise<EventId> {
+    const text = this.eventSqlOf(tableName).oldest;
+    const [row] = await this.retry('oldestEventId', () =>
+      this.db.query<{ oldest: string | null }>(text),
+    );
+    return row?.oldest ?? NO_EVENT;
+  }
+
   /** The newest and oldest event IDs of an event table ('0' when empty) and how many it holds. */
   async tableRange(
     tableName?: string,

@@ -5,6 +5,8 @@
  */
 import { expect } from 'chai';
 import { describeDatabases } from '../support/db';
+import fs from 'fs';
+import os from 'os';
 import path from 'path';
 import {
   Child,
@@ -56,6 +58,7 @@ describeDatabases('examples against evtstream serve', (fx) => {
       'xfer-event',
       'poll-consumer',
       'push-consumer',
+      'exactly-once-consumer',
       'live-consumer',
       'archiver',
       'admin',
@@ -187,6 +190,46 @@ describeDatabases('examples against evtstream serve', (fx) => {
     const ids = [...r.stdout.matchAll(/^event ([1-9]\d*) /gm)].map((m) => m[1]);
     expect(ids).to.deep.equal(expected);
     expect(r.stdout).to.include('stopped (received 4 events): 4 events');
+  });
+
+  it('exactly-once-consumer applies each event once, also when the service sends them again', async function () {
+    this.timeout(60_000);
+    const expected = [...added.USER_CREATED, ...added.ACCOUNT_OPENED];
+    const consumerDb =
+      fx.dialect === 'sqlite'
+        ? `sqlite:${path.join(os.tmpdir(), `evt_x1_${process.pid}.sqlite`)}`
+        : fx.url;
+    const env = {
+      ...clientEnv,
+      EVTSTREAM_COMPONENT: 'DIRECTORY',
+      EVTSTREAM_CONSUMER_DB: consumerDb,
+      EVTSTREAM_MAX_EVENTS: String(expected.length),
+    };
+    try {
+      const first = await runExample('exactly-once-consumer', { env });
+      expectSuccess(first);
+      const applied = [...first.stdout.matchAll(/^applied ([1-9]\d*) (\w+)$/gm)].map((m) => m[1]);
+      expect(applied).to.deep.equal(expected);
+      expect(first.stdout).to.include(`position ${expected[3]}`);
+      expect(first.stdout).to.include(`stopped (received 4 events): 4 events received`);
+
+      // Replayed from the start: delivered again, applied never twice.
+      const reset = await runExample('admin', {
+        env: {
+          ...clientEnv,
+          EVTSTREAM_CREDENTIALS: ADMINS,
+          EVTSTREAM_RESET: 'alice:DIRECTORY',
+          EVTSTREAM_RESET_TO: 'start',
+        },
+      });
+      expectSuccess(reset);
+      const again = await runExample('exactly-once-consumer', { env });
+      expectSuccess(again);
+      expect(again.stdout).not.to.match(/^applied /m);
+      expect(again.stdout).to.include(`stopped (received 4 events): 4 events received`);
+    } finally {
+      if (fx.dialect === 'sqlite') fs.rmSync(consumerDb.slice('sqlite:'.length), { force: true });
+    }
   });
 
   it('live-consumer gets events added while it listens, and only those', async function () {

@@ -26,6 +26,8 @@ const FAMILIES: Record<string, string> = {
   evtstream_events_added_total: 'counter',
   evtstream_events_delivered_total: 'counter',
   evtstream_polls_total: 'counter',
+  evtstream_events_replayed_total: 'counter',
+  evtstream_consumer_behind_retention_total: 'counter',
   evtstream_push_calls_total: 'counter',
   evtstream_push_failures_total: 'counter',
   evtstream_live_events_dropped_total: 'counter',

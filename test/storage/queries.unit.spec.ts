@@ -24,6 +24,7 @@ const eventStatements = (e: EventSql): [string, string, number][] => [
   ['read(0, 10)', e.read(0, 10), 2],
   ['read(3, 10)', e.read(3, 10), 5],
   ['newest', e.newest, 0],
+  ['oldest', e.oldest, 0],
   ['ages', e.ages(10), 2],
   ['agesOlderThan', e.agesOlderThan(10), 3],
   ['deleteUpTo(0)', e.deleteUpTo('evt_consumers', 0, 10), 1],

@@ -52,7 +52,9 @@ export const CONSUMER_HELP = `Usage: evtstream consumer <reset|drop|moves> [NAME
       session reads from there. WHERE: start (every event again), newest (skip to now),
       an event ID (the next event it gets is the one after), or a time (ISO 8601, UTC
       when no zone is given, or an age such as 2h; README, "Durations and times"): the
-      first event it gets is the first at or after that time.
+      first event it gets is the first at or after that time. What the discarder deleted
+      comes from the warehouse when the service has one (serve --dwh); without one, the
+      consumer goes on at the oldest event left, and the service logs the jump.
   consumer drop NAME [--reason TEXT]
       unregisters the consumer: it no longer holds events back from the discarder.
   consumer moves [NAME] [--limit N]

@@ -121,7 +121,8 @@ export const SERVE_FLAGS: readonly Flag[] = [
     details:
       '; it may be another kind: the archiver runs in the service as the reliable consumer ' +
       '"-internal:ARCHIVER" and copies every event into evt_history, idempotently, one ' +
-      'transaction per batch.',
+      'transaction per batch; reliable consumers behind the active store (reset to the start, ' +
+      'say) read what the discarder deleted from there.',
   },
   {
     name: 'discard',

@@ -9,7 +9,7 @@ import {
   type PollRequest,
   type PollServiceOptions,
 } from './PollService';
-import { storeOptionsOf } from './options';
+import { storeOptionsOf, warehouseOf } from './options';
 import { StorePoller } from './store-poller';
 
 export interface DBPollServiceOptions extends PollServiceOptions, ResolveStoreOptions {
@@ -17,6 +17,15 @@ export interface DBPollServiceOptions extends PollServiceOptions, ResolveStoreOp
   event_table?: string;
   /** Consumer table (default: the store's, evt_consumers). */
   consumer_table?: string;
+  /**
+   * The warehouse the archiver fills. A reliable consumer behind the active table (moved back,
+   * or registered after the discarder deleted events) first gets what was deleted from there,
+   * then goes on in the active table (see Backlog). A store on the warehouse, or a function
+   * opening one when first needed; none by default.
+   */
+  warehouse?: EventStore | (() => Promise<EventStore | null>) | null;
+  /** The warehouse's table (default evt_history, as the archiver's). */
+  history_table?: string;
 }
 
 /** futoin.evt.poll on a database: see StorePoller for the delivery rules. */
@@ -29,7 +38,8 @@ export class DBPollService extends PollService {
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('poll', options));
     // Errors surface through register() and each call; never as an unhandled rejection.
     this.ready.then((store) => (this.destination = store.eventTable)).catch(() => undefined);
-    this.poller = this.ready.then((store) => new StorePoller(store));
+    const warehouse = warehouseOf('poll', options);
+    this.poller = this.ready.then((store) => new StorePoller(store, warehouse));
     this.poller.catch(() => undefined);
   }
 

@@ -1,7 +1,8 @@
-import { MAX_EVENTS_PER_LIST } from '../../common/constants';
-import { OptionChecks, TABLE_NAME } from '../../common/options';
+import { MAX_EVENTS_PER_LIST, TABLES } from '../../common/constants';
+import { OptionChecks, refuseOption, TABLE_NAME } from '../../common/options';
 import type { ResolveStoreOptions } from '../../storage/ccm';
-import { assertIdentifier } from '../../storage/store';
+import { assertIdentifier, EventStore } from '../../storage/store';
+import type { WarehouseOpener } from '../backlog';
 import type { DBPollServiceOptions } from './DBPollService';
 import type { PollServiceOptions } from './PollService';
 
@@ -54,4 +55,25 @@ export function storeOptionsOf(owner: string, options: DBPollServiceOptions): Re
   if (eventTable) out.eventTable = eventTable;
   if (consumerTable) out.consumerTable = consumerTable;
   return out;
+}
+
+/**
+ * The warehouse a DB*Service replays discarded events from (options `warehouse` and
+ * `history_table`), checked; null when there is none.
+ */
+export function warehouseOf(owner: string, options: DBPollServiceOptions): WarehouseOpener | null {
+  const check = new OptionChecks(owner);
+  const table =
+    check.string('history_table', options.history_table, TABLE_NAME, assertIdentifier) ??
+    TABLES.history;
+  const w = options.warehouse;
+  if (w === undefined || w === null) return null;
+  if (w instanceof EventStore) return () => Promise.resolve({ store: w, table });
+  if (typeof w !== 'function') {
+    refuseOption(owner, 'warehouse', 'an EventStore or a function opening one', w, 'function');
+  }
+  return async () => {
+    const store = await w();
+    return store ? { store, table } : null;
+  };
 }

@@ -2,26 +2,50 @@ import { ErrorCode, EvtError } from '../../common/errors';
 import { cmpIds, maxId, minId, NO_EVENT, type EventId } from '../../common/ids';
 import type { AckedEvent } from '../../storage/latency';
 import type { EventStore, StoredEvent } from '../../storage/store';
+import { Backlog, type WarehouseOpener } from '../backlog';
 import { ChunkReader, toEvents } from '../reader';
 import type { Event } from '../../common/event';
 import type { PollRequest } from './PollService';
+
+/** Readers of reliable consumers kept at most. */
+const MAX_READERS = 10_000;
 
 /**
  * FTN18 polling on the event store, shared by DBPollService and DBPushService. Reliable
  * consumers: the stored pointer only moves forward, to the acknowledged last_id but never past
  * the gap-safe horizon (so neither a poisoned last_id nor a late commit can make it skip an
- * event); events come after max(last_id, pointer). LIVE reads from last_id and writes nothing.
+ * event); events come after max(last_id, pointer), from the warehouse first when the discarder
+ * deleted them (see Backlog). LIVE reads from last_id and writes nothing.
  */
 export class StorePoller {
+  /** LIVE reads: the active table only. */
   private readonly reader: ChunkReader;
   /**
    * While delivery latency is measured: per consumer, the events of its last answer here, whose
    * acknowledgement (a later last_id) is then observed.
    */
   private readonly answered = new Map<string, AckedEvent[]>();
+  private readonly backlog: Backlog;
+  /** Reliable consumers' readers, each learning its events' sizes (their `want` differ). */
+  private readonly readers = new Map<string, ChunkReader>();
 
-  constructor(private readonly store: EventStore) {
+  constructor(
+    private readonly store: EventStore,
+    warehouse: WarehouseOpener | null = null,
+  ) {
     this.reader = new ChunkReader(store);
+    this.backlog = new Backlog(store, warehouse, store.log, store.counters);
+  }
+
+  private readerOf(ident: string): ChunkReader {
+    let reader = this.readers.get(ident);
+    if (!reader) {
+      // Bounded: past this many consumers, start over (a reader only holds a size estimate).
+      if (this.readers.size >= MAX_READERS) this.readers.clear();
+      reader = new ChunkReader(this.backlog.forConsumer(ident));
+      this.readers.set(ident, reader);
+    }
+    return reader;
   }
 
   async register(ident: string): Promise<void> {
@@ -58,7 +82,7 @@ export class StorePoller {
       }
     }
 
-    const chunk = await this.reader.next(after, req.want, req.limits, horizon);
+    const chunk = await this.readerOf(req.ident).next(after, req.want, req.limits, horizon);
     if (chunk.events.length === 0 && req.want !== null && cmpIds(chunk.horizon, after) > 0) {
       // Nothing wanted up to the horizon: count the skipped events as delivered, so the next
       // poll does not scan them again.

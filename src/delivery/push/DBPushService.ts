@@ -5,7 +5,7 @@ import { ErrorCode, EvtError, isEvtError } from '../../common/errors';
 import { resolveStore } from '../../storage/ccm';
 import type { EventStore } from '../../storage/store';
 import type { DBPollServiceOptions } from '../poll/DBPollService';
-import { storeOptionsOf } from '../poll/options';
+import { storeOptionsOf, warehouseOf } from '../poll/options';
 import type { Event } from '../../common/event';
 import { ourServiceClass, type PollRequest } from '../poll/PollService';
 import { StorePoller } from '../poll/store-poller';
@@ -26,13 +26,15 @@ export class DBPushService extends PushService {
     super(as, executor, options);
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('push', options));
     this.ready.then((store) => (this.destination = store.eventTable)).catch(() => undefined);
+    const warehouse = warehouseOf('push', options);
     this.engine = this.ready.then((store) => ({
-      poller: new StorePoller(store),
+      poller: new StorePoller(store, warehouse),
       hub: new PushHub(
         store,
         store.log,
         {
           ...this.settings.hub,
+          warehouse,
           ...(options.operatorHints ? { hints: options.operatorHints } : {}),
         },
         {

@@ -3,7 +3,8 @@ import { errorOf, type Logger } from '../../common/log';
 import type { StreamCounters } from '../../storage/counters';
 import type { EventStore } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
-import { ChunkReader, type EventTooLarge } from '../reader';
+import { Backlog, type WarehouseOpener } from '../backlog';
+import { ChunkReader, type EventSource, type EventTooLarge } from '../reader';
 import { ErrorCode, EvtError } from '../../common/errors';
 import { ATTR, OPERATIONS, setBatch, traced } from '../../common/tracing';
 import { LIVE_COMPONENT, MAX_EVENTS_PER_LIST } from '../../common/constants';
@@ -114,6 +115,8 @@ export interface PushHubOptions {
   waker: WakerOptions;
   /** Default ADMIN_HINTS. */
   hints?: OperatorHints;
+  /** Where reliable consumers' catch-up finds what the discarder deleted (none by default). */
+  warehouse?: WarehouseOpener | null;
 }
 
 /**
@@ -126,6 +129,7 @@ export class PushHub implements SessionHost {
   private readonly reliable = new Map<string, ReliableSession>();
   private readonly live = new Set<LiveSession>();
   private readonly reader: ChunkReader;
+  private readonly backlog: Backlog;
   private readonly waker: Waker;
   private isClosed = false;
   private isDraining = false;
@@ -141,6 +145,7 @@ export class PushHub implements SessionHost {
   ) {
     this.reader = new ChunkReader(store);
     this.counters = store.counters;
+    this.backlog = new Backlog(store, options.warehouse ?? null, log, store.counters);
     this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
     this.waker.start();
   }
@@ -227,6 +232,10 @@ export class PushHub implements SessionHost {
       ...(target.disconnect ? { disconnect: (reason: string) => target.disconnect?.(reason) } : {}),
       ...(target.goingAway ? { goingAway: (reason: string) => target.goingAway?.(reason) } : {}),
     };
+  }
+
+  backlogOf(consumer: string): EventSource {
+    return this.backlog.forConsumer(consumer);
   }
 
   channelOf(want: readonly string[] | null, startAt: EventId): WantChannel {

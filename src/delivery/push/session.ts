@@ -63,6 +63,11 @@ export interface SessionHost {
   queueOverflow(consumer: string, dropped: number): void;
   /** onEvents succeeded with `events` events. */
   pushed(consumer: string, events: number): void;
+  /**
+   * What a reliable consumer's catch-up reads: its backlog, from the warehouse where the
+   * discarder deleted it (see Backlog). One per session: it reports a jump once.
+   */
+  backlogOf(consumer: string): EventSource;
   /** The channel of `want` (created at `startAt` if there is none yet). */
   channelOf(want: readonly string[] | null, startAt: EventId): TailChannel;
   closed(session: Session): void;
@@ -145,7 +150,7 @@ export class ReliableSession implements Session {
     private readonly options: SessionOptions,
   ) {
     this.window = new DeliveryWindow(pointer, options);
-    this.reader = new ChunkReader(host.store);
+    this.reader = new ChunkReader(host.backlogOf(consumer));
     this.retry = new Backoff(options.retryMinMs, options.retryMaxMs);
     this.writer = new PointerWriter(
       host.store,

@@ -50,6 +50,11 @@ export interface EventSql {
   read(types: number, limit: number): string;
   /** Returns `newest`: the highest ID, NULL when empty. */
   readonly newest: string;
+  /**
+   * Returns `oldest`: the lowest ID, NULL when empty. The discarder deletes lowest first, so
+   * every ID below it was deleted or never used (see delivery/backlog.ts).
+   */
+  readonly oldest: string;
   /** IDs after an ID up to another, in ID order, each `old` = 1. Params: after, upTo. */
   ages(limit: number): string;
   /** The same, `old` = 1 when ts is older than a duration. Params: ms, after, upTo. */

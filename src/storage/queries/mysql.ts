@@ -28,6 +28,8 @@ export const mysqlQueries: Queries = {
 
       newest: `SELECT CAST(MAX(id) AS CHAR) AS newest FROM ${t}`,
 
+      oldest: `SELECT CAST(MIN(id) AS CHAR) AS oldest FROM ${t}`,
+
       ages: (limit) =>
         `SELECT CAST(e.id AS CHAR) AS id, 1 AS old
            FROM ${t} e

@@ -30,6 +30,8 @@ export const sqliteQueries: Queries = {
 
       newest: `SELECT CAST(MAX(id) AS TEXT) AS newest FROM ${t}`,
 
+      oldest: `SELECT CAST(MIN(id) AS TEXT) AS oldest FROM ${t}`,
+
       ages: (limit) =>
         `SELECT CAST(e.id AS TEXT) AS id, 1 AS old
            FROM ${t} e
