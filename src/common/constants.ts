@@ -24,6 +24,10 @@ export const TABLES = {
   history: 'evt_history',
   /** Administrators' pointer moves and drops (ftn18es.admin). */
   moves: 'evt_consumer_moves',
+  /** Events parked for push consumers whose receiver kept failing on them (copies). */
+  parked: 'evt_parked',
+  /** Each push consumer's parking rule (max_attempts) and streak of parks. */
+  parking: 'evt_consumer_parking',
 } as const;
 
 /** CCM names FutoIn users know from the reference. */
