@@ -37,6 +37,7 @@ export class DBPushService extends PushService {
         {
           pushError: (consumer, err) => this.emit('pushError', consumer, err),
           queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
+          eventParked: (consumer, park) => this.emit('eventParked', consumer, park),
         },
       ),
     }));

@@ -41,6 +41,13 @@ export interface PushServiceOptions extends PollServiceOptions {
    * those events out again.
    */
   skip_store_ms?: number;
+  /**
+   * Parks in a row, with no event delivered in between, after which a consumer with max_attempts
+   * parks no more: delivery waits on the failing event as without max_attempts until an event
+   * goes through again (or max_attempts is set again). Bounds what a receiver failing on every
+   * event drains into the parked table.
+   */
+  park_max_streak?: number;
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;
@@ -63,7 +70,8 @@ const REQUEST_ENVELOPE_BYTES = 1024;
  * futoin.evt.push service base: futoin.evt.poll plus readyToReceive, which registers the
  * caller's futoin.evt.receiver on the same bi-directional channel (WebSocket or in-process) and
  * starts pushing onEvents(seq, events) to it. Emits 'pushError' (consumer, error) and
- * 'queueOverflow' (consumer, dropped events) as the reference does.
+ * 'queueOverflow' (consumer, dropped events) as the reference does, and 'eventParked'
+ * (consumer, ParkReport) when a consumer's receiver kept failing on an event (DBPushService).
  */
 export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
@@ -74,7 +82,7 @@ export class PushService extends PollService {
     super(as, executor, options);
     this.options = options;
     this.settings = pushSettings(options);
-    $asyncevent(this, ['pushError', 'queueOverflow']);
+    $asyncevent(this, ['pushError', 'queueOverflow', 'eventParked']);
   }
 
   static override get IFACEVER(): string {
