@@ -111,9 +111,13 @@ export interface WindowStart {
   canRestart?: boolean;
 }
 
-/** Events filtered out by `want`: never sent, acknowledged from the start. */
+/**
+ * Events filtered out by `want`: never sent, acknowledged from the start; or a parked event
+ * (recorded parked: the pointer may pass it, and is stored at once as for a batch).
+ */
 interface Skip {
   readonly coversUpTo: EventId;
+  readonly parked?: boolean;
 }
 
 type Entry = { kind: 'batch'; batch: SentBatch } | { kind: 'skip'; skip: Skip };
@@ -358,7 +362,6 @@ export class DeliveryWindow {
       return { do: 'retry', failures };
     }
     if (max === null || b.ownFailures < max) return { do: 'retry', failures };
-    if (b.events.length === 1) return this.toPark(b, b.ownFailures, b.first);
     const narrowed: Suspect = {
       kind: b.replay ? 'replay' : 'stream',
       upTo: b.events[b.events.length - 1]!.id,
@@ -366,24 +369,36 @@ export class DeliveryWindow {
       first: b.first,
       last: failure,
     };
-    if (this.isLast(b)) {
-      this.suspect = narrowed;
-      this.unsend(b);
-      return { do: 'narrow', failures };
+    // Its seq must be used again (the receiver waits for it), so nothing may follow it.
+    if (!this.isLast(b)) {
+      if (!this.canRestart) return { do: 'retry', failures };
+      this.halted = true;
+      return { do: 'restart', failures, hint: { ...narrowed, from: this.startOf(b) } };
     }
-    if (!this.canRestart) return { do: 'retry', failures };
-    this.halted = true;
-    return { do: 'restart', failures, hint: { ...narrowed, from: this.startOf(b) } };
+    if (b.events.length === 1) return this.toPark(b, b.ownFailures, b.first);
+    this.suspect = narrowed;
+    this.unsend(b);
+    return { do: 'narrow', failures };
   }
 
-  /** The event of the failed batch `seq` was recorded parked: the pointer may move past it. */
+  /**
+   * The event of the failed batch `seq` was recorded parked: the pointer may move past it, and
+   * the next batch takes its seq (the receiver never processed it, and waits for that seq).
+   */
   parked(seq: number): void {
     const b = this.batch(seq);
     if (!b || b.state !== 'failed') return;
     this.failedBatches--;
-    b.state = 'acked';
     this.suspect = null;
-    this.release(b);
+    this.nextSeq = b.seq;
+    b.events = [];
+    b.deliveries = [];
+    if (b.replay) {
+      this.replayBatches = this.replayBatches.filter((r) => r !== b);
+      return;
+    }
+    const at = this.entries.findIndex((e) => e.kind === 'batch' && e.batch === b);
+    this.entries[at] = { kind: 'skip', skip: { coversUpTo: b.coversUpTo, parked: true } };
   }
 
   /** The failed batch `seq`, to send again now: same seq, same events. */
@@ -415,6 +430,7 @@ export class DeliveryWindow {
         skipOnly = false;
         to = e.batch.coversUpTo;
       } else {
+        if (e.skip.parked) skipOnly = false;
         to = e.skip.coversUpTo;
       }
     }
@@ -557,7 +573,7 @@ export class DeliveryWindow {
     this.sentUpTo = coversUpTo;
     const last = this.entries[this.entries.length - 1];
     // Skips in a row are one: a pile of them must not grow with every commit.
-    if (last?.kind === 'skip') last.skip = { coversUpTo };
+    if (last?.kind === 'skip') last.skip = { coversUpTo, parked: last.skip.parked ?? false };
     else this.entries.push({ kind: 'skip', skip: { coversUpTo } });
   }
 
