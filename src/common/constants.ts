@@ -15,7 +15,7 @@ export const IFACE = {
 
 /** Our own administration interface (never inside futoin.evt.*). */
 export const ADMIN_IFACE = 'ftn18es.admin';
-export const ADMIN_VERSION = '1.0';
+export const ADMIN_VERSION = '1.1';
 
 /** Table names the reference implementation uses; kept so its deployments can switch. */
 export const TABLES = {
