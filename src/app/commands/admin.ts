@@ -334,8 +334,8 @@ function parkedColumn(c: ConsumerInfo): string {
 /** An optional event ID argument. */
 function eventArg(value: string | undefined): string | null {
   if (value === undefined) return null;
-  if (!isEventId(value)) throw new UsageError(`"${value}" is not an event ID`);
-  return value;
+  if (isEventId(value)) return value;
+  throw new UsageError(`"${value}" is not an event ID`);
 }
 
 /** --to: start, newest, an event ID or a time. */
