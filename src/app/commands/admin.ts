@@ -334,7 +334,8 @@ function parkedColumn(c: ConsumerInfo): string {
 /** An optional event ID argument. */
 function eventArg(value: string | undefined): string | null {
   if (value === undefined) return null;
-  if (isEventId(value)) return value;
+  const id: unknown = value;
+  if (isEventId(id)) return id;
   throw new UsageError(`"${value}" is not an event ID`);
 }
 
