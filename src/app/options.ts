@@ -1,3 +1,4 @@
+import { normalOrigin } from '../transport/origin';
 import { OptionChecks } from '../common/options';
 import { pollSettings, storeOptionsOf } from '../delivery/poll/options';
 import { pushSettings } from '../delivery/push/options';
@@ -80,8 +81,14 @@ export function serviceSettings(config: ServiceConfig): {
   secureLoopback: boolean;
   shutdownTimeoutMs: number;
   readyTimeoutMs: number;
+  adminOrigins: readonly string[];
 } {
   const check = new OptionChecks('service');
+  const adminOrigins = config.adminOrigins ?? [];
+  if (!Array.isArray(adminOrigins) || adminOrigins.some((o) => normalOrigin(String(o)) === null))
+    throw new TypeError(
+      `service option adminOrigins must be a list of http(s) origins, got ${JSON.stringify(adminOrigins)}`,
+    );
   check.int('port', config.port, SERVICE_DEFAULTS.port, { min: 0, max: 65_535 });
   check.string('host', config.host, 'a host name or address');
   return {
@@ -104,5 +111,6 @@ export function serviceSettings(config: ServiceConfig): {
       config.readyTimeoutMs,
       SERVICE_DEFAULTS.readyTimeoutMs,
     ),
+    adminOrigins,
   };
 }

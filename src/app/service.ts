@@ -32,8 +32,13 @@ export interface ServiceConfig {
   console?: boolean;
   log: Logger;
   tls?: TlsFiles;
-  /** Trust X-Forwarded-Proto/-For from a reverse proxy (TLS terminated in front). */
+  /** Trust X-Forwarded-Proto/-For/-Host from a reverse proxy (TLS terminated in front). */
   trustProxy?: boolean;
+  /**
+   * Browser origins besides the service's own from which the admin interface may be called
+   * (the console served elsewhere, a proxy that rewrites Host): `https://ops.example.com`.
+   */
+  adminOrigins?: readonly string[];
   /** Count loopback connections as secure channels. */
   secureLoopback?: boolean;
   /** Largest event data accepted (bytes of JSON). */
@@ -105,6 +110,7 @@ export class StreamService {
       secureChannel: !!config.tls,
       trustProxy: settings.trustProxy,
       secureLoopback: settings.secureLoopback,
+      allowedOrigins: settings.adminOrigins,
       securityProvider: security,
       specDirs: SPEC_DIRS_ALL,
       // Responses are ours and checked by the tests; skip re-validating each one.

@@ -126,6 +126,16 @@ const PER_CONSUMER: readonly PerConsumerDef[] = [
     help: 'pollEvents calls answered, per consumer.',
     read: (c) => c.polls,
   },
+  {
+    name: 'evtstream_events_parked_total',
+    help: 'Events parked for a push consumer by this process: its receiver failed on each max_attempts times.',
+    read: (c) => c.parked,
+  },
+  {
+    name: 'evtstream_events_replayed_total',
+    help: 'Parked events delivered again to a push consumer by this process.',
+    read: (c) => c.replayed,
+  },
 ];
 
 const perConsumer =
@@ -170,6 +180,18 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
     help: 'Age of the oldest event the consumer has not acknowledged, 0 when none.',
     labels: ['consumer'],
     fill: perConsumer((c) => c.lag_ms / 1000),
+  },
+  {
+    name: 'evtstream_consumer_parked_events',
+    help: 'Parked events of the consumer not resolved yet (parked, or to be replayed).',
+    labels: ['consumer'],
+    fill: perConsumer((c) => c.parked),
+  },
+  {
+    name: 'evtstream_consumer_parking_suspended',
+    help: 'Alert: 1 when the consumer parked too many events in a row (park_max_streak) and now waits on a failing event; its receiver may be failing on everything.',
+    labels: ['consumer'],
+    fill: perConsumer((c) => (c.parking_suspended ? 1 : 0)),
   },
   {
     name: 'evtstream_consumer_connected',

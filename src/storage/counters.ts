@@ -9,6 +9,9 @@ export interface ConsumerCounts {
   polls: number;
   /** When it last polled (ms since the epoch), 0 if never. */
   lastPollMs: number;
+  /** Events parked for it (its receiver kept failing on them), and parked events replayed. */
+  parked: number;
+  replayed: number;
 }
 
 /**
@@ -44,7 +47,7 @@ export class StreamCounters {
   consumer(ident: string): ConsumerCounts {
     let c = this.consumers.get(ident);
     if (!c) {
-      c = { delivered: 0, polls: 0, lastPollMs: 0 };
+      c = { delivered: 0, polls: 0, lastPollMs: 0, parked: 0, replayed: 0 };
       this.consumers.set(ident, c);
     }
     return c;

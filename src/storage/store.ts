@@ -13,7 +13,8 @@ import {
   type HorizonOptions,
 } from './horizon';
 import { openClient } from './open';
-import { cacheShapes, wholeMs, type ConsumerSql, type EventSql } from './queries';
+import { sqlTimestamp, sqlUtc } from '../common/time';
+import { cacheShapes, wholeMs, type ConsumerSql, type EventSql, type ParkingSql } from './queries';
 import { withRetry } from './retry';
 import type { SqlClient, SqlRunner, SqlValue } from './sql';
 
@@ -67,17 +68,76 @@ export interface ListQuery {
   descending?: boolean;
 }
 
-/** An administrator's pointer move or drop, as recorded in evt_consumer_moves. */
+/**
+ * An administrator's action on a consumer, as recorded in evt_consumer_moves: a pointer move, a
+ * drop, a replay or skip of a parked event, a new max_attempts ('limit').
+ */
 export interface MoveRecord {
   ident: string;
-  action: 'move' | 'drop';
+  action: MoveAction;
+  /** The pointer before (for every action, the pointer it had then). */
   from: EventId;
+  /** A move's new pointer. */
   to?: EventId;
   by: string;
   reason: string;
   at: string;
   applied: boolean;
+  /** The parked event of a replay or skip. */
+  event_id?: EventId;
+  /** A limit's new max_attempts, 0 for none. */
+  max_attempts?: number;
 }
+
+export type MoveAction = 'move' | 'drop' | 'replay' | 'skip' | 'limit';
+const MOVE_ACTIONS: ReadonlySet<string> = new Set(['move', 'drop', 'replay', 'skip', 'limit']);
+
+/** A push consumer's parking rule: park after max_attempts failed calls (null: never). */
+export interface ParkingRule {
+  maxAttempts: number | null;
+  /** Parks in a row with no successful delivery in between. */
+  streak: number;
+}
+
+export const NO_PARKING: ParkingRule = Object.freeze({ maxAttempts: null, streak: 0 });
+
+/** What parking an event records. Times are ms since the epoch. */
+export interface ParkRecord {
+  event: { id: EventId; type: string; data: string; ts: string };
+  /** Failed calls that carried the event. */
+  attempts: number;
+  firstFailureMs: number;
+  lastFailureMs: number;
+  /** The last error the receiver returned: its FutoIn code and info. */
+  errorCode: string;
+  errorInfo: string;
+}
+
+/** parked, replay (to be delivered again): unresolved; replayed, skipped: resolved. */
+export type ParkState = 'parked' | 'replay' | 'replayed' | 'skipped';
+
+/** A parked event as evt_parked holds it (times YYYY-MM-DDTHH:MM:SSZ). */
+export interface ParkedEvent {
+  ident: string;
+  event: StoredEvent;
+  state: ParkState;
+  attempts: number;
+  firstFailure: string;
+  lastFailure: string;
+  errorCode: string;
+  errorInfo: string;
+  parkedAt: string;
+  /** The last administrator's replay or skip. */
+  actedBy: string | null;
+  actedReason: string | null;
+  actedAt: string | null;
+  /** When it was delivered again or skipped. */
+  resolvedAt: string | null;
+}
+
+/** How much of a receiver's error a park keeps. */
+export const PARK_INFO_MAX = 1000;
+const PARK_CODE_MAX = 64;
 
 export interface StoreOptions {
   /** Event table (default evt_queue); addXferEvent may name others. */
@@ -91,6 +151,11 @@ export interface StoreEvents {
   /** After each commit of addEvents(): the table and the highest new ID. */
   committed: [table: string, lastId: EventId];
 }
+
+const toRule = (maxAttempts: unknown, streak: unknown): ParkingRule => ({
+  maxAttempts: maxAttempts === null || maxAttempts === undefined ? null : Number(maxAttempts),
+  streak: Number(streak ?? 0),
+});
 
 const IDENTIFIER_RE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -122,6 +187,7 @@ export class EventStore {
   /** Statements of the default tables. */
   private readonly events: EventSql;
   private readonly consumerSql: ConsumerSql;
+  private readonly parkingSql: ParkingSql;
   private closed = false;
 
   constructor(
@@ -144,6 +210,7 @@ export class EventStore {
     this.horizonOptions = { ...HORIZON_DEFAULTS, ...options.horizon };
     this.events = this.eventSqlOf(this.eventTable);
     this.consumerSql = this.consumerSqlOf(this.consumerTable);
+    this.parkingSql = dialect.queries.parking();
   }
 
   /**
@@ -409,24 +476,29 @@ export class EventStore {
       const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
       if (!row) return null;
       await tx.execute(sql.setPointer, [to, ident]);
-      await tx.execute(sql.recordMove, [ident, 'move', row.p, to, by, reason, 0]);
+      await tx.execute(sql.recordMove, [ident, 'move', row.p, to, by, reason, 0, null, null]);
       return row.p;
     });
   }
 
   /**
    * Unregisters a consumer and records the drop (its pending moves no longer mean anything), in
-   * one transaction; false if it was not registered. Not idempotent either (run again after an
-   * unknown outcome, it would answer false): retried like moveConsumer.
+   * one transaction; false if it was not registered. Its unresolved parked events are skipped
+   * (acted on by `by`, the reason saying it was dropped) and its parking rule goes. Not
+   * idempotent either (run again after an unknown outcome, it would answer false): retried like
+   * moveConsumer.
    */
   dropConsumer(ident: string, by: string, reason: string): Promise<boolean> {
     const sql = this.consumerSql;
+    const parking = this.parkingSql;
     return this.writeOnce('dropConsumer', async (tx) => {
       const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
       if (!row) return false;
       await tx.execute(sql.remove, [ident]);
       await tx.execute(sql.allMovesApplied, [ident]);
-      await tx.execute(sql.recordMove, [ident, 'drop', row.p, null, by, reason, 1]);
+      await tx.execute(sql.recordMove, [ident, 'drop', row.p, null, by, reason, 1, null, null]);
+      await tx.execute(parking.skip(false), [by, `dropped: ${reason}`.slice(0, 200), ident]);
+      await tx.execute(parking.removeRule, [ident]);
       return true;
     });
   }
@@ -444,17 +516,245 @@ export class EventStore {
         reason: string;
         at: string;
         applied: unknown;
+        evt_id: string | null;
+        max_attempts: unknown;
       }>(text, ident === null ? [] : [ident]),
     );
     return rows.map((r) => ({
       ident: r.ident,
-      action: r.action === 'drop' ? 'drop' : 'move',
+      action: (MOVE_ACTIONS.has(r.action) ? r.action : 'move') as MoveAction,
       from: r.from_id,
       ...(r.to_id === null ? {} : { to: r.to_id }),
       by: r.by_user,
       reason: r.reason,
       at: r.at,
       applied: Number(r.applied) === 1,
+      ...(r.evt_id === null ? {} : { event_id: r.evt_id }),
+      ...(r.action === 'limit' ? { max_attempts: Number(r.max_attempts ?? 0) } : {}),
+    }));
+  }
+
+  /** A consumer's parking rule (none set: never park). */
+  async parkingRule(ident: string): Promise<ParkingRule> {
+    const rows = await this.retry('parkingRule', () =>
+      this.db.query<{ max_attempts: unknown; park_streak: unknown }>(this.parkingSql.rule, [ident]),
+    );
+    const row = rows[0];
+    return row ? toRule(row.max_attempts, row.park_streak) : NO_PARKING;
+  }
+
+  /** Every consumer's parking rule that was ever set, by ident. */
+  async parkingRules(): Promise<Map<string, ParkingRule>> {
+    const rows = await this.retry('parkingRules', () =>
+      this.db.query<{ ident: string; max_attempts: unknown; park_streak: unknown }>(
+        this.parkingSql.rules,
+      ),
+    );
+    return new Map(rows.map((r) => [r.ident, toRule(r.max_attempts, r.park_streak)]));
+  }
+
+  /** Unresolved parked events (parked, or to be replayed) per consumer that has any. */
+  async parkedCounts(): Promise<Map<string, number>> {
+    const rows = await this.retry('parkedCounts', () =>
+      this.db.query<{ ident: string; n: unknown }>(this.parkingSql.counts),
+    );
+    return new Map(rows.map((r) => [r.ident, Number(r.n)]));
+  }
+
+  /**
+   * Sets a registered consumer's max_attempts (null: never park) and clears its streak of parks,
+   * recording it as a 'limit' action, in one transaction; resolves with its pointer, null when it
+   * is not registered. Retried like moveConsumer (run twice, it would record twice).
+   */
+  setMaxAttempts(
+    ident: string,
+    maxAttempts: number | null,
+    by: string,
+    reason: string,
+  ): Promise<EventId | null> {
+    const sql = this.consumerSql;
+    return this.writeOnce('setMaxAttempts', async (tx) => {
+      const [row] = await tx.query<{ p: string }>(sql.pointer, [ident]);
+      if (!row) return null;
+      await tx.execute(this.parkingSql.setRule, [ident, maxAttempts]);
+      await tx.execute(sql.recordMove, [
+        ident,
+        'limit',
+        row.p,
+        null,
+        by,
+        reason,
+        1,
+        null,
+        maxAttempts,
+      ]);
+      return row.p;
+    });
+  }
+
+  /**
+   * Parks an event for a consumer (again, if it was parked before: the attempts add up and it is
+   * unresolved again) with a copy of the event, and adds one to its streak of parks, in one
+   * transaction; resolves with the streak. Not idempotent (attempts and streak add up): retried
+   * only after errors that applied nothing.
+   */
+  parkEvent(ident: string, park: ParkRecord): Promise<number> {
+    const sql = this.parkingSql;
+    const e = park.event;
+    return this.writeOnce('parkEvent', async (tx) => {
+      await tx.execute(sql.park, [
+        ident,
+        e.id,
+        e.type,
+        e.data,
+        sqlTimestamp(e.ts),
+        park.attempts,
+        sqlUtc(park.firstFailureMs),
+        sqlUtc(park.lastFailureMs),
+        park.errorCode.slice(0, PARK_CODE_MAX),
+        park.errorInfo.slice(0, PARK_INFO_MAX),
+      ]);
+      await tx.execute(sql.bumpStreak, [ident]);
+      const [row] = await tx.query<{ park_streak: unknown }>(sql.rule, [ident]);
+      return Number(row?.park_streak ?? 1);
+    });
+  }
+
+  /** The consumer delivered an event again: its streak of parks starts over. */
+  async clearParkStreak(ident: string): Promise<void> {
+    await this.retry('clearParkStreak', () =>
+      this.db.execute(this.parkingSql.clearStreak, [ident]),
+    );
+  }
+
+  /**
+   * Marks a registered consumer's parked events (one, or all with `eventId` null) to be
+   * delivered again at its next push session, recording a 'replay' action per event, in one
+   * transaction. Resolves with their IDs (none when there is nothing parked to replay; events
+   * already marked stay as they are), null when the consumer is not registered.
+   */
+  replayParked(
+    ident: string,
+    eventId: EventId | null,
+    by: string,
+    reason: string,
+  ): Promise<EventId[] | null> {
+    return this.actOnParked('replay', ident, eventId, by, reason);
+  }
+
+  /**
+   * Resolves a registered consumer's unresolved parked events (one, or all with `eventId` null)
+   * without delivering them, recording a 'skip' action per event, in one transaction. Resolves
+   * with their IDs, null when the consumer is not registered.
+   */
+  skipParked(
+    ident: string,
+    eventId: EventId | null,
+    by: string,
+    reason: string,
+  ): Promise<EventId[] | null> {
+    return this.actOnParked('skip', ident, eventId, by, reason);
+  }
+
+  private actOnParked(
+    action: 'replay' | 'skip',
+    ident: string,
+    eventId: EventId | null,
+    by: string,
+    reason: string,
+  ): Promise<EventId[] | null> {
+    const sql = this.parkingSql;
+    const one = eventId !== null;
+    const which = one ? [ident, eventId] : [ident];
+    return this.writeOnce(`${action}Parked`, async (tx) => {
+      const [row] = await tx.query<{ p: string }>(this.consumerSql.pointer, [ident]);
+      if (!row) return null;
+      const picked = await tx.query<{ id: string }>(sql.pick(one, action === 'replay'), which);
+      if (picked.length === 0) return [];
+      await tx.execute(action === 'replay' ? sql.replay(one) : sql.skip(one), [
+        by,
+        reason,
+        ...which,
+      ]);
+      for (const p of picked) {
+        await tx.execute(this.consumerSql.recordMove, [
+          ident,
+          action,
+          row.p,
+          null,
+          by,
+          reason,
+          1,
+          p.id,
+          null,
+        ]);
+      }
+      return picked.map((p) => p.id);
+    });
+  }
+
+  /** A consumer's events marked to be replayed, after `after`, in ID order. */
+  async parkedReplays(ident: string, after: EventId, limit: number): Promise<StoredEvent[]> {
+    if (limit <= 0) return [];
+    const text = this.parkingSql.replays(Math.floor(limit));
+    return this.retry('parkedReplays', () =>
+      this.db.query<StoredEvent & Record<string, unknown>>(text, [ident, after]),
+    );
+  }
+
+  /** Events marked to be replayed were delivered: resolved. Resolves with how many changed. */
+  async parkedReplayed(ident: string, ids: readonly EventId[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const text = this.parkingSql.replayed(ids.length);
+    const res = await this.retry('parkedReplayed', () => this.db.execute(text, [ident, ...ids]));
+    return res.affected;
+  }
+
+  /** Parked events (of one consumer, or of all with null) by consumer and event ID. */
+  async listParked(q: {
+    ident: string | null;
+    unresolvedOnly: boolean;
+    limit: number;
+  }): Promise<ParkedEvent[]> {
+    const text = this.parkingSql.list(
+      q.ident !== null,
+      q.unresolvedOnly,
+      Math.max(1, Math.floor(q.limit)),
+    );
+    const rows = await this.retry('listParked', () =>
+      this.db.query<{
+        ident: string;
+        id: string;
+        type: string;
+        data: string;
+        ts: string;
+        state: string;
+        attempts: unknown;
+        first_failure: string;
+        last_failure: string;
+        error_code: string;
+        error_info: string;
+        parked_at: string;
+        acted_by: string | null;
+        acted_reason: string | null;
+        acted_at: string | null;
+        resolved_at: string | null;
+      }>(text, q.ident === null ? [] : [q.ident]),
+    );
+    return rows.map((r) => ({
+      ident: r.ident,
+      event: { id: r.id, type: r.type, data: r.data, ts: r.ts },
+      state: r.state as ParkState,
+      attempts: Number(r.attempts),
+      firstFailure: r.first_failure,
+      lastFailure: r.last_failure,
+      errorCode: r.error_code,
+      errorInfo: r.error_info,
+      parkedAt: r.parked_at,
+      actedBy: r.acted_by,
+      actedReason: r.acted_reason,
+      actedAt: r.acted_at,
+      resolvedAt: r.resolved_at,
     }));
   }
 

@@ -155,13 +155,13 @@ describe('DeliveryWindow', function () {
     expect(first!.seq).to.equal(0);
     expect(second!.seq).to.equal(1);
     w.acked(0);
-    expect(w.failed(1)).to.equal(1);
+    expect(w.failed(1)).to.deep.equal({ do: 'retry', failures: 1 });
     w.offer(evs(5, 7), '7');
     expect(w.next(), 'nothing new while a batch failed').to.equal(null);
     const again = w.resend(1);
     expect(again).to.include({ seq: 1, coversUpTo: '4' });
     expect(ids(again!)).to.deep.equal(['4']);
-    expect(w.failed(1), 'failures add up').to.equal(2);
+    expect(w.failed(1), 'failures add up').to.deep.equal({ do: 'retry', failures: 2 });
     expect(w.next()).to.equal(null);
     w.resend(1);
     // Resent: new batches may go again, numbered on from the last one.

@@ -26,6 +26,10 @@ const FAMILIES: Record<string, string> = {
   evtstream_events_added_total: 'counter',
   evtstream_events_delivered_total: 'counter',
   evtstream_polls_total: 'counter',
+  evtstream_events_parked_total: 'counter',
+  evtstream_events_replayed_total: 'counter',
+  evtstream_consumer_parked_events: 'gauge',
+  evtstream_consumer_parking_suspended: 'gauge',
   evtstream_push_calls_total: 'counter',
   evtstream_push_failures_total: 'counter',
   evtstream_live_events_dropped_total: 'counter',
@@ -73,7 +77,10 @@ describeDatabases('/metrics', (fx) => {
   let ccm: AdvancedCCM;
 
   before(async () => {
-    service = await startService(fx, { admins: new Map([[ADMIN, ADMIN_SECRET]]) });
+    service = await startService(fx, {
+      admins: new Map([[ADMIN, ADMIN_SECRET]]),
+      push: { park_max_streak: 2, retry_min_ms: 10, retry_max_ms: 100 },
+    });
     ccm = clientCcm();
     await steps((as) => {
       GenFace.register(as, ccm, 'gen', service.wsUrl, TEST_CREDENTIALS, { secureChannel: true });
@@ -282,6 +289,49 @@ describeDatabases('/metrics', (fx) => {
     });
     const e = await scrape();
     expect(value(e, 'evtstream_consumer_connected', { ...c, mode: 'idle' })).to.equal(0);
+  });
+
+  it('shows parked events per consumer, parks and replays counted, and the parking alert', async () => {
+    const component = 'M_PARK';
+    const ident = `${TEST_USER}:${component}`;
+    const c = { consumer: ident };
+    await service.store.registerConsumer(ident);
+    await service.store.setMaxAttempts(ident, 1, ADMIN, 'test');
+    let e = await scrape();
+    expect(value(e, 'evtstream_consumer_parked_events', c)).to.equal(0);
+    expect(value(e, 'evtstream_consumer_parking_suspended', c)).to.equal(0);
+
+    // A receiver failing on everything: two parks in a row (park_max_streak), then it waits.
+    const failing = await connectRaw(service.wsUrl, TEST_CREDENTIALS, component, ['M_PARK']);
+    failing.behaviour = () => 'fail';
+    const ids = await addEvents(3, 'M_PARK');
+    try {
+      await waitFor('two parks and the alert', async () => {
+        e = await scrape();
+        return value(e, 'evtstream_consumer_parking_suspended', c) === 1;
+      });
+      expect(value(e, 'evtstream_consumer_parked_events', c)).to.equal(2);
+      expect(value(e, 'evtstream_events_parked_total', c)).to.equal(2);
+    } finally {
+      failing.close();
+    }
+
+    // Replayed to a healthy receiver: counted, resolved, and the alert is off.
+    await service.store.replayParked(ident, ids[0]!, ADMIN, 'fixed');
+    const healthy = await connectRaw(service.wsUrl, TEST_CREDENTIALS, component, ['M_PARK']);
+    try {
+      await healthy.until(() => healthy.events.some((ev) => ev.id === ids[2]));
+      await waitFor('the replay counted and the alert off', async () => {
+        e = await scrape();
+        return (
+          value(e, 'evtstream_events_replayed_total', c) === 1 &&
+          value(e, 'evtstream_consumer_parking_suspended', c) === 0 &&
+          value(e, 'evtstream_consumer_parked_events', c) === 1
+        );
+      });
+    } finally {
+      healthy.close();
+    }
   });
 
   it('counts LIVE sessions by kind, and their deliveries as consumer "LIVE"', async () => {

@@ -10,6 +10,7 @@ import {
   MAX_SHAPES,
   type ConsumerSql,
   type EventSql,
+  type ParkingSql,
 } from '../../src/storage/queries';
 import type { Dialect } from '../../src/storage/sql';
 
@@ -72,11 +73,32 @@ const consumerStatements = (c: ConsumerSql): [string, string, number][] => [
   ['allIdle', c.allIdle, 1],
   ['setPointer', c.setPointer, 2],
   ['remove', c.remove, 1],
-  ['recordMove', c.recordMove, 7],
+  ['recordMove', c.recordMove, 9],
   ['movesApplied', c.movesApplied, 2],
   ['allMovesApplied', c.allMovesApplied, 1],
   ['listMoves(all)', c.listMoves(false, 5), 0],
   ['listMoves(one)', c.listMoves(true, 5), 1],
+];
+
+const parkingStatements = (p: ParkingSql): [string, string, number][] => [
+  ['rule', p.rule, 1],
+  ['rules', p.rules, 0],
+  ['setRule', p.setRule, 2],
+  ['bumpStreak', p.bumpStreak, 1],
+  ['clearStreak', p.clearStreak, 1],
+  ['removeRule', p.removeRule, 1],
+  ['park', p.park, 10],
+  ['pick(all)', p.pick(false, false), 1],
+  ['pick(one)', p.pick(true, true), 2],
+  ['replay(all)', p.replay(false), 3],
+  ['replay(one)', p.replay(true), 4],
+  ['skip(all)', p.skip(false), 3],
+  ['skip(one)', p.skip(true), 4],
+  ['replays', p.replays(10), 2],
+  ['replayed(3)', p.replayed(3), 4],
+  ['list(all)', p.list(false, false, 5), 0],
+  ['list(one, unresolved)', p.list(true, true, 5), 1],
+  ['counts', p.counts, 0],
 ];
 
 describe('store statements', () => {
@@ -86,6 +108,7 @@ describe('store statements', () => {
       for (const [what, text, params] of [
         ...eventStatements(q.events('evt_queue')),
         ...consumerStatements(q.consumers('evt_consumers')),
+        ...parkingStatements(q.parking()),
       ]) {
         expect(marks(text), `${name} ${what}: ${text}`).to.equal(params);
       }

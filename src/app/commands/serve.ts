@@ -8,6 +8,7 @@ import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder
 import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
+import { normalOrigin } from '../../transport/origin';
 import { SERVICE_DEFAULTS } from '../options';
 import { StreamService } from '../service';
 import {
@@ -26,7 +27,7 @@ const MAX_EVENT_BYTES_LIMIT = 7 * 1024 * 1024;
 export const SERVE_HELP = `Usage: evtstream serve [options]
 
 Serves futoin.evt.gen, futoin.evt.push and futoin.evt.poll (FTN18 1.0 and 1.1) and the admin
-interface ftn18es.admin:1.0 over HTTP and WebSocket at the same URL, the web console at
+interface ftn18es.admin:1.1 over HTTP and WebSocket at the same URL, the web console at
 <URL>console/ and Prometheus metrics at <URL>metrics. When ready it prints one line:
 "evtstream listening on <URL> ...". GET <URL>livez answers 200 while the process serves,
 GET <URL>readyz 200 while it should get traffic (the database answers, migrations are
@@ -67,8 +68,11 @@ ${DB_HELP}
   --tls-cert FILE    serve HTTPS/WSS with this PEM certificate (needs --tls-key)
   --tls-key FILE     the certificate's PEM private key
   --trust-proxy      TLS is terminated by a reverse proxy in front: trust its
-                     X-Forwarded-Proto (https makes the channel secure) and
-                     X-Forwarded-For / X-Real-IP
+                     X-Forwarded-Proto (https makes the channel secure),
+                     X-Forwarded-For / X-Real-IP and X-Forwarded-Host
+  --admin-origin URL a browser origin besides the service's own from which the
+                     admin interface may be called (e.g. https://ops.example.com);
+                     repeat it for more. Browsers elsewhere are refused (SecurityError)
   --no-secure-loopback
                      do not count loopback connections as secure channels
 
@@ -109,6 +113,7 @@ const SERVE_OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'trust-proxy': { type: 'boolean' },
+  'admin-origin': { type: 'string', multiple: true },
   'no-secure-loopback': { type: 'boolean' },
   'max-event-bytes': { type: 'string' },
   dwh: { type: 'string' },
@@ -232,6 +237,11 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     AUTH_DEFAULTS.failure_limit,
     { min: 1 },
   );
+  const adminOrigins = values['admin-origin'] ?? [];
+  for (const o of adminOrigins) {
+    if (normalOrigin(o) === null)
+      throw new UsageError(`--admin-origin: not an http(s) origin: ${o}`);
+  }
 
   let warehouse: ConnectionConfig | undefined;
   try {
@@ -269,6 +279,7 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     log,
     ...(tls ? { tls } : {}),
     trustProxy,
+    adminOrigins,
     secureLoopback: !values['no-secure-loopback'] && !trustProxy,
     maxEventBytes,
     ...(warehouse ? { warehouse } : {}),

@@ -38,6 +38,7 @@ export class DBPushService extends PushService {
         {
           pushError: (consumer, err) => this._pushError(consumer, err),
           queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
+          eventParked: (consumer, park) => this.emit('eventParked', consumer, park),
         },
       ),
     }));

@@ -42,6 +42,13 @@ export interface PushServiceOptions extends PollServiceOptions {
    * those events out again.
    */
   skip_store_ms?: number;
+  /**
+   * Parks in a row, with no event delivered in between, after which a consumer with max_attempts
+   * parks no more: delivery waits on the failing event as without max_attempts until an event
+   * goes through again (or max_attempts is set again). Bounds what a receiver failing on every
+   * event drains into the parked table.
+   */
+  park_max_streak?: number;
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;
@@ -73,7 +80,8 @@ const REQUEST_ENVELOPE_BYTES = 1024;
  * caller's futoin.evt.receiver on the same bi-directional channel (WebSocket or in-process) and
  * starts pushing onEvents(seq, events) to it. Emits 'pushError' (code, info, exception,
  * consumer) and 'queueOverflow' (consumer, dropped events): the reference's arguments, ours
- * after them.
+ * after them; and 'eventParked' (consumer, ParkReport) when a consumer's receiver kept failing
+ * on an event (DBPushService).
  */
 export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
@@ -85,7 +93,7 @@ export class PushService extends PollService {
     super(as, executor, options);
     this.options = options;
     this.settings = pushSettings(options);
-    $asyncevent(this, ['pushError', 'queueOverflow']);
+    $asyncevent(this, ['pushError', 'queueOverflow', 'eventParked']);
   }
 
   static override get IFACEVER(): string {

@@ -13,15 +13,19 @@ import {
   type PushTarget,
   type Session,
   type SessionHost,
+  type ParkReport,
   type SessionOptions,
   type TailChannel,
 } from './session';
+import type { NarrowHint } from './window';
 import { toDeliveries } from './queue';
 import { Waker, type WakerOptions } from './waker';
 
 export interface HubEvents {
   pushError(consumer: string, err: unknown): void;
   queueOverflow(consumer: string, dropped: number): void;
+  /** An event was parked for the consumer (see ReliableSession). */
+  eventParked?(consumer: string, park: ParkReport): void;
 }
 
 const wantKey = (want: readonly string[] | null): string =>
@@ -101,11 +105,20 @@ export interface OperatorHints {
   readEvent(table: string, id: EventId): string;
   /** How to move `consumer`'s pointer to `id`, so that delivery goes on after it. */
   skipTo(consumer: string, id: EventId): string;
+  /** How to have parked event `id` delivered again (ADMIN_HINTS' when absent). */
+  replayParked?(consumer: string, id: EventId): string;
+  /** How to resolve parked event `id` without delivering it (ADMIN_HINTS' when absent). */
+  skipParked?(consumer: string, id: EventId): string;
+  /** How to set `consumer`'s max_attempts again (ADMIN_HINTS' when absent). */
+  setMaxAttempts?(consumer: string): string;
 }
 
-export const ADMIN_HINTS: OperatorHints = {
+export const ADMIN_HINTS: Required<OperatorHints> = {
   readEvent: (table, id) => `a query of the row with id ${id} in ${table}`,
   skipTo: (consumer, id) => `ftn18es.admin moveConsumer ${consumer} to id ${id}`,
+  replayParked: (consumer, id) => `ftn18es.admin replayParked ${consumer} event_id ${id}`,
+  skipParked: (consumer, id) => `ftn18es.admin skipParked ${consumer} event_id ${id}`,
+  setMaxAttempts: (consumer) => `ftn18es.admin setMaxAttempts ${consumer}`,
 };
 
 /** The engine's settings: a push service's options, checked by pushSettings. */
@@ -132,6 +145,8 @@ export class PushHub implements SessionHost {
   private readonly counters: StreamCounters;
   /** Per consumer, the event too large for its channel that was logged last (logged once). */
   private readonly tooLargeLogged = new Map<string, EventId>();
+  /** Per consumer, what its next session goes on narrowing down (see ReliableSession). */
+  private readonly narrowHints = new Map<string, NarrowHint>();
 
   constructor(
     readonly store: EventStore,
@@ -158,7 +173,10 @@ export class PushHub implements SessionHost {
     limits: ChunkLimits,
   ): Promise<boolean> {
     this.refuseWhileDraining();
-    const position = await this.store.consumerPosition(ident);
+    const [position, rule] = await Promise.all([
+      this.store.consumerPosition(ident),
+      this.store.parkingRule(ident),
+    ]);
     if (position === null) return false;
     // Checked again: the service may have started draining while the store answered.
     this.refuseWhileDraining();
@@ -167,12 +185,14 @@ export class PushHub implements SessionHost {
     if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
     if (this.isClosed) return true;
     this.reliable.get(ident)?.close();
+    const narrow = this.narrowHints.get(ident) ?? null;
+    this.narrowHints.delete(ident);
     const session = new ReliableSession(
       this,
       ident,
       want,
       this.instrumented(target, ident),
-      pointer,
+      { pointer, rule, narrow },
       {
         ...this.options.session,
         limits,
@@ -301,6 +321,49 @@ export class PushHub implements SessionHost {
 
   pushed(consumer: string, events: number): void {
     this.counters.pushed(consumer, events);
+  }
+
+  /**
+   * One warning per park (consumer, event, attempts, the receiver's error, how to replay or
+   * skip it); an error when parking stopped at the bound of parks in a row.
+   */
+  parked(consumer: string, park: ParkReport): void {
+    this.counters.consumer(consumer).parked++;
+    const hints = { ...ADMIN_HINTS, ...this.options.hints };
+    const e = park.event;
+    this.log.warn(
+      `${consumer}: parked event ${e.id} (${e.type}) after ${park.attempts} failed onEvents calls,` +
+        ` the last answered ${park.errorCode}: ${park.errorInfo}; delivery goes on after it.` +
+        ` To deliver it again once the receiver is fixed: ${hints.replayParked(consumer, e.id)};` +
+        ` to resolve it without delivery: ${hints.skipParked(consumer, e.id)}`,
+    );
+    if (park.suspended) {
+      this.log.error(
+        `${consumer}: ${park.streak} events parked in a row with none delivered in between:` +
+          ` parking stops, and delivery waits on the next failing event as without max_attempts` +
+          ` until an event goes through again, or until max_attempts is set again` +
+          ` (${hints.setMaxAttempts(consumer)}). Its receiver may be failing on every event.`,
+      );
+    }
+    this.events.eventParked?.(consumer, park);
+  }
+
+  replayed(consumer: string, events: number): void {
+    this.counters.consumer(consumer).replayed += events;
+  }
+
+  narrowInNextSession(consumer: string, hint: NarrowHint): void {
+    this.narrowHints.set(consumer, hint);
+  }
+
+  /** The consumer's session here reads its parking rule again (an administrator changed it). */
+  refreshParking(ident: string): void {
+    this.reliable.get(ident)?.refreshRule();
+  }
+
+  /** Parks in a row after which a consumer parks no more (push option park_max_streak). */
+  get parkMaxStreak(): number {
+    return this.options.session.parkMaxStreak;
   }
 
   queueOverflow(consumer: string, dropped: number): void {

@@ -1,4 +1,4 @@
-import type { EventId } from '../../common/ids';
+import { cmpIds, type EventId } from '../../common/ids';
 import type { StoredEvent } from '../../storage/store';
 import { eventBytes, type ChunkLimits } from '../limits';
 import type { Event } from '../../common/event';
@@ -52,11 +52,28 @@ export class DeliveryQueue {
     return this.items.length > maxEvents || this.total > maxBytes;
   }
 
-  /** Takes the longest prefix that fits the limits: at least one event, if there is one. */
-  take(limits: ChunkLimits): Delivery[] {
+  /** Puts `items` (in ID order, all before what is queued) back at the front. */
+  unshift(items: readonly Delivery[]): void {
+    this.items.unshift(...items);
+    for (const d of items) this.total += d.bytes;
+  }
+
+  /** How many queued events, from the front, have IDs up to `id`. */
+  countUpTo(id: EventId): number {
+    let n = 0;
+    while (n < this.items.length && cmpIds(this.items[n]!.event.id, id) <= 0) n++;
+    return n;
+  }
+
+  /**
+   * Takes the longest prefix that fits the limits (and `most` events, if given): at least one
+   * event, if there is one.
+   */
+  take(limits: ChunkLimits, most = limits.maxEvents): Delivery[] {
     let bytes = 0;
     let n = 0;
-    while (n < this.items.length && n < limits.maxEvents) {
+    const cap = Math.min(most, limits.maxEvents);
+    while (n < this.items.length && n < cap) {
       const size = this.items[n]!.bytes;
       if (n > 0 && bytes + size > limits.maxBytes) break;
       bytes += size;

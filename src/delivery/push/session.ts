@@ -1,13 +1,15 @@
 import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
+import { isEvtError } from '../../common/errors';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import type { Event } from '../../common/event';
+import type { ParkingRule, ParkRecord, StoredEvent } from '../../storage/store';
 import type { ChunkLimits } from '../limits';
 import { ChunkReader, EventTooLarge, type EventSource } from '../reader';
 import { PointerWriter, type PointerStore } from './pointer-writer';
 import { DeliveryQueue, toDeliveries, type Delivery } from './queue';
-import { DeliveryWindow, type Batch } from './window';
+import { DeliveryWindow, type Batch, type FailOutcome, type NarrowHint } from './window';
 
 /** The consumer's end of a push session: its futoin.evt.receiver over the channel. */
 export interface PushTarget {
@@ -41,6 +43,11 @@ export interface SessionOptions {
    * is stored at most this often; a pointer write for an acknowledged batch stores it at once.
    */
   skipStoreMs: number;
+  /**
+   * Parks in a row (with nothing delivered in between) after which a consumer parks no more and
+   * waits on the failing event as without max_attempts, until an event is delivered again.
+   */
+  parkMaxStreak: number;
   limits: ChunkLimits;
 }
 
@@ -48,6 +55,31 @@ export interface SessionOptions {
 export interface SessionStore extends EventSource, PointerStore {
   /** The consumer's stored pointer and pending administrator move; null if not registered. */
   consumerPosition(ident: string): Promise<{ pointer: EventId; move: string | null } | null>;
+  parkingRule(ident: string): Promise<ParkingRule>;
+  /** Records a parked event; resolves with the consumer's streak of parks. */
+  parkEvent(ident: string, park: ParkRecord): Promise<number>;
+  clearParkStreak(ident: string): Promise<void>;
+  parkedReplays(ident: string, after: EventId, limit: number): Promise<StoredEvent[]>;
+  parkedReplayed(ident: string, ids: readonly EventId[]): Promise<number>;
+}
+
+/** A park as the session reports it. */
+export interface ParkReport {
+  event: Event;
+  attempts: number;
+  errorCode: string;
+  errorInfo: string;
+  /** Parks in a row now, and whether parking stopped at that (parkMaxStreak). */
+  streak: number;
+  suspended: boolean;
+}
+
+/** How a reliable session starts (read by the hub before it opens one). */
+export interface SessionStart {
+  pointer: EventId;
+  rule: ParkingRule;
+  /** What a session before it began narrowing down, if anything. */
+  narrow: NarrowHint | null;
 }
 
 /** What sessions need from the push hub. */
@@ -63,6 +95,12 @@ export interface SessionHost {
   queueOverflow(consumer: string, dropped: number): void;
   /** onEvents succeeded with `events` events. */
   pushed(consumer: string, events: number): void;
+  /** An event was parked for the consumer (recorded). */
+  parked(consumer: string, park: ParkReport): void;
+  /** Parked events were delivered again. */
+  replayed(consumer: string, events: number): void;
+  /** The session ends so that its successor goes on narrowing down a failing batch. */
+  narrowInNextSession(consumer: string, hint: NarrowHint): void;
   /** The channel of `want` (created at `startAt` if there is none yet). */
   channelOf(want: readonly string[] | null, startAt: EventId): TailChannel;
   closed(session: Session): void;
@@ -114,6 +152,12 @@ class DrainWaiters {
  * batch is sent again as it was after a growing, jittered delay: a reliable receiver holds the
  * later batches until that one succeeds. An event larger than one message of the channel
  * carries is never skipped: the session waits on it (waitOnTooLarge).
+ *
+ * With the consumer's max_attempts set, a batch failing that often is narrowed down and its
+ * failing event parked (see DeliveryWindow); the session records the park before the pointer may
+ * pass it. After parkMaxStreak parks in a row it parks no more (a receiver failing on every event
+ * must not drain the stream into the parked table) until an event is delivered again. A session
+ * first sends the consumer's events to replay, each marked `replayed: true`.
  */
 export class ReliableSession implements Session {
   private readonly window: DeliveryWindow;
@@ -129,16 +173,27 @@ export class ReliableSession implements Session {
   private readonly drained = new DrainWaiters();
   /** Retry delays: failed calls, store errors, an event too large. */
   private readonly retry: Backoff;
+  private rule: ParkingRule;
+  private readingRule = false;
+  /** A new session must go on narrowing: end once the batches before `seq` settled. */
+  private restart: { seq: number; hint: NarrowHint } | null = null;
 
   constructor(
     private readonly host: SessionHost,
     readonly consumer: string,
     private readonly want: readonly string[] | null,
     readonly target: PushTarget,
-    pointer: EventId,
+    start: SessionStart,
     private readonly options: SessionOptions,
   ) {
-    this.window = new DeliveryWindow(pointer, options);
+    const { pointer } = start;
+    this.window = new DeliveryWindow(pointer, options, {
+      replays: true,
+      narrow: start.narrow,
+      canRestart: target.disconnect !== undefined,
+    });
+    this.rule = start.rule;
+    this.applyRule();
     this.reader = new ChunkReader(host.store);
     this.retry = new Backoff(options.retryMinMs, options.retryMaxMs);
     this.writer = new PointerWriter(
@@ -150,6 +205,7 @@ export class ReliableSession implements Session {
         stored: (to) => {
           this.window.pointerStored(to);
           this.pump();
+          this.restartIfSettled();
         },
         movedElsewhere: () => this.end('its pointer was moved elsewhere'),
         failed: (err) =>
@@ -224,6 +280,29 @@ export class ReliableSession implements Session {
     return { queued: this.window.queued, inFlight: this.window.inFlight };
   }
 
+  /** Reads the consumer's parking rule again (an administrator may have changed it). */
+  refreshRule(): void {
+    if (this.readingRule || this.isClosed) return;
+    this.readingRule = true;
+    this.host.store.parkingRule(this.consumer).then(
+      (rule) => {
+        this.readingRule = false;
+        this.rule = rule;
+        this.applyRule();
+      },
+      (err: unknown) => {
+        this.readingRule = false;
+        this.host.log.warn(`${this.consumer}: reading its parking rule failed: ${String(err)}`);
+      },
+    );
+  }
+
+  /** max_attempts as the window applies it: none once the streak of parks reached its bound. */
+  private applyRule(): void {
+    const { maxAttempts, streak } = this.rule;
+    this.window.setMaxAttempts(streak < this.options.parkMaxStreak ? maxAttempts : null);
+  }
+
   offer(items: readonly Delivery[], coversUpTo: EventId): void {
     if (this.isClosed) return;
     // Too far behind for memory: the window reads the store again from what it has sent.
@@ -246,7 +325,8 @@ export class ReliableSession implements Session {
   private pump(): void {
     for (let step = this.window.next(); step && !this.isClosed; step = this.window.next()) {
       if (step.do === 'send') this.transmit(step.batch);
-      else void this.read(step.after);
+      else if (step.do === 'read') void this.read(step.after);
+      else void this.readReplays(step.after);
     }
     if (this.window.mode !== 'tail' || this.draining) this.leaveChannel();
     this.writer.kick();
@@ -271,6 +351,42 @@ export class ReliableSession implements Session {
         this.host.log.warn(`${this.consumer}: reading events failed: ${String(err)}`);
         await sleep(this.retry.delay(++this.readFailures));
       }
+      this.window.readFailed();
+    }
+    this.pump();
+  }
+
+  /**
+   * Reads the consumer's events to replay, marked `replayed: true`. One too large for this
+   * channel is left for a later session (with larger messages), with a warning.
+   */
+  private async readReplays(after: EventId): Promise<void> {
+    const { maxEvents, maxBytes } = this.options.limits;
+    try {
+      const rows = await this.host.store.parkedReplays(this.consumer, after, maxEvents);
+      const items: Delivery[] = [];
+      let bytes = 0;
+      let readUpTo = after;
+      let complete = rows.length < maxEvents;
+      for (const d of toDeliveries(rows)) {
+        if (d.bytes > maxBytes) {
+          this.host.log.warn(
+            `${this.consumer}: parked event ${d.event.id} (${d.bytes} bytes) is larger than one onEvents call of this session carries; it stays to be replayed at a session with larger messages`,
+          );
+        } else if (bytes + d.bytes > maxBytes) {
+          complete = false;
+          break;
+        } else {
+          bytes += d.bytes;
+          items.push({ event: { ...d.event, replayed: true }, bytes: d.bytes });
+        }
+        readUpTo = d.event.id;
+      }
+      this.readFailures = 0;
+      this.window.replaysRead(items, readUpTo, complete);
+    } catch (err) {
+      this.host.log.warn(`${this.consumer}: reading events to replay failed: ${String(err)}`);
+      await sleep(this.retry.delay(++this.readFailures));
       this.window.readFailed();
     }
     this.pump();
@@ -316,23 +432,126 @@ export class ReliableSession implements Session {
   }
 
   private transmit(batch: Batch): void {
-    this.target.send(batch.seq, [...batch.events]).then(
+    const events = [...batch.events];
+    this.target.send(batch.seq, events).then(
       () => {
-        this.host.pushed(this.consumer, batch.events.length);
+        this.host.pushed(this.consumer, events.length);
         this.window.acked(batch.seq);
+        if (batch.replay) this.resolveReplays(events.map((e) => e.id));
+        if (this.rule.streak > 0 && events.length > 0) this.clearStreak();
         this.pump();
+        this.restartIfSettled();
       },
       (err: unknown) => {
         if (this.isClosed) return;
-        const failures = this.window.failed(batch.seq);
+        const outcome = this.window.failed(batch.seq, { atMs: Date.now(), error: err });
         this.host.pushError(this.consumer, err);
         // Draining: the batch is not sent again here; the consumer's next session sends it.
         this.drained.check(this.settled);
-        setTimeout(() => {
-          const again = this.isClosed ? null : this.window.resend(batch.seq);
-          if (again) this.transmit(again);
-        }, this.retry.delay(failures)).unref();
+        // An administrator may have set or changed max_attempts since this session began.
+        this.refreshRule();
+        this.onFailed(batch.seq, outcome);
       },
+    );
+  }
+
+  private onFailed(seq: number, outcome: FailOutcome): void {
+    switch (outcome.do) {
+      case 'retry':
+        this.resendLater(seq, outcome.failures);
+        break;
+      case 'narrow':
+        this.pump();
+        break;
+      case 'park':
+        void this.park(seq, outcome);
+        break;
+      case 'restart':
+        this.restart = { seq, hint: outcome.hint };
+        this.restartIfSettled();
+        break;
+    }
+  }
+
+  private resendLater(seq: number, failures: number): void {
+    setTimeout(() => {
+      const again = this.isClosed ? null : this.window.resend(seq);
+      if (again) this.transmit(again);
+    }, this.retry.delay(failures)).unref();
+  }
+
+  /** Records the park, then lets the pointer pass the event; if that fails, tries again later. */
+  private async park(seq: number, p: FailOutcome & { do: 'park' }): Promise<void> {
+    const error = p.last.error;
+    const errorCode = isEvtError(error) ? String(error.code) : 'InternalError';
+    const errorInfo = isEvtError(error) ? error.info : String(error);
+    const e = p.event;
+    let streak: number;
+    try {
+      streak = await this.host.store.parkEvent(this.consumer, {
+        event: { id: e.id, type: e.type, data: JSON.stringify(e.data) ?? 'null', ts: e.ts },
+        attempts: p.attempts,
+        firstFailureMs: p.first.atMs,
+        lastFailureMs: p.last.atMs,
+        errorCode,
+        errorInfo,
+      });
+    } catch (err) {
+      this.host.log.warn(`${this.consumer}: parking event ${e.id} failed: ${String(err)}`);
+      this.resendLater(seq, p.failures);
+      return;
+    }
+    if (this.isClosed) return;
+    this.window.parked(seq);
+    this.rule = { ...this.rule, streak };
+    this.applyRule();
+    const suspended = this.rule.maxAttempts !== null && streak >= this.options.parkMaxStreak;
+    this.host.parked(this.consumer, {
+      event: e,
+      attempts: p.attempts,
+      errorCode,
+      errorInfo,
+      streak,
+      suspended,
+    });
+    this.pump();
+  }
+
+  /** An event went through: the streak of parks starts over (and parking again, if it stopped). */
+  private clearStreak(): void {
+    this.rule = { ...this.rule, streak: 0 };
+    this.applyRule();
+    this.host.store.clearParkStreak(this.consumer).catch((err: unknown) => {
+      this.host.log.warn(`${this.consumer}: clearing its streak of parks failed: ${String(err)}`);
+    });
+  }
+
+  /**
+   * Replayed events were delivered: resolved. Should that fail, they stay marked and are
+   * delivered again at the next session (at least once).
+   */
+  private resolveReplays(ids: EventId[]): void {
+    this.host.replayed(this.consumer, ids.length);
+    this.host.store.parkedReplayed(this.consumer, ids).catch((err: unknown) => {
+      this.host.log.warn(
+        `${this.consumer}: recording events ${ids.join(', ')} as replayed failed (they are replayed again at the next session): ${String(err)}`,
+      );
+    });
+  }
+
+  /**
+   * A restart waits until every batch before the failing one was acknowledged and its pointer
+   * stored (else the next session would deliver them again); then the session ends, and the
+   * hub hands the narrowing to the next one, from the pointer stored.
+   */
+  private restartIfSettled(): void {
+    const r = this.restart;
+    if (!r || this.isClosed || !this.window.settledBefore(r.seq)) return;
+    const move = this.window.pointerMove();
+    if (move && !move.skipOnly && cmpIds(move.to, this.writer.pointer) > 0) return;
+    this.host.narrowInNextSession(this.consumer, { ...r.hint, from: this.writer.pointer });
+    this.end(
+      'its receiver keeps failing on a batch: a new session narrows it down to the failing event',
     );
   }
 }

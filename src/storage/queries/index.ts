@@ -18,6 +18,8 @@ export interface Queries {
   events(table: string): EventSql;
   /** Statements on a consumer table and on evt_consumer_moves. */
   consumers(table: string): ConsumerSql;
+  /** Statements on evt_parked and evt_consumer_parking (poison events of push consumers). */
+  parking(): ParkingSql;
 }
 
 /** Which conditions a listing has (each given one adds its parameters, in this order). */
@@ -105,17 +107,72 @@ export interface ConsumerSql {
   readonly setPointer: string;
   /** Params: ident. */
   readonly remove: string;
-  /** Records a move or drop. Params: ident, action, from, to (NULL for a drop), by, reason, applied. */
+  /**
+   * Records a move, a drop or another administrator's action. Params: ident, action, from, to
+   * (NULL but for a move), by, reason, applied, event ID (replay, skip; else NULL), max_attempts
+   * (limit; else NULL).
+   */
   readonly recordMove: string;
   /** Marks the consumer's pending moves up to one as applied. Params: ident, move ID. */
   readonly movesApplied: string;
   /** Marks all the consumer's pending moves as applied. Params: ident. */
   readonly allMovesApplied: string;
   /**
-   * Recorded moves, newest first: ident, action, from_id, to_id, by_user, reason, at, applied.
-   * Params: ident, only when `ofOne`.
+   * Recorded moves, newest first: ident, action, from_id, to_id, by_user, reason, at, applied,
+   * evt_id, max_attempts. Params: ident, only when `ofOne`.
    */
   listMoves(ofOne: boolean, limit: number): string;
+}
+
+/**
+ * Statements of evt_parked (one row per consumer and parked event, with a copy of the event) and
+ * evt_consumer_parking (a consumer's max_attempts and its streak of parks). States of a parked
+ * event: parked, replay (to be delivered again), replayed, skipped; the first two are unresolved.
+ */
+export interface ParkingSql {
+  /** Returns max_attempts (NULL: never park) and park_streak. Params: ident. */
+  readonly rule: string;
+  /** Every consumer's rule: ident, max_attempts, park_streak. */
+  readonly rules: string;
+  /** Sets max_attempts (NULL: never park) and clears the streak. Params: ident, max_attempts. */
+  readonly setRule: string;
+  /** Adds one to the streak (creating the row). Params: ident. */
+  readonly bumpStreak: string;
+  /** Clears the streak. Params: ident. */
+  readonly clearStreak: string;
+  /** Params: ident. */
+  readonly removeRule: string;
+  /**
+   * Parks an event, or parks it again (its attempts add up, it is unresolved again). Params:
+   * ident, event ID, type, data, ts, attempts, first failure, last failure (times as UTC
+   * 'YYYY-MM-DD HH:MM:SS'), error code, error info.
+   */
+  readonly park: string;
+  /**
+   * The parked events an action applies to, locking them where the database can: `id`. The
+   * unresolved ones, or with `onlyParked` those not marked to be replayed yet. Params: ident,
+   * then the event ID when `one`.
+   */
+  pick(one: boolean, onlyParked: boolean): string;
+  /** Marks them to be replayed. Params: by, reason, ident, then the event ID when `one`. */
+  replay(one: boolean): string;
+  /** Resolves them without delivery. Params: by, reason, ident, then the event ID when `one`. */
+  skip(one: boolean): string;
+  /**
+   * The events marked to be replayed after an event ID, in ID order: id, type, data, ts, as
+   * events are read. Params: ident, after.
+   */
+  replays(limit: number): string;
+  /** Resolves `n` events marked to be replayed as delivered. Params: ident, n event IDs. */
+  replayed(n: number): string;
+  /**
+   * Parked events, newest first: ident, id, type, data, ts, state, attempts, first_failure,
+   * last_failure, error_code, error_info, parked_at, acted_by, acted_reason, acted_at,
+   * resolved_at. Params: ident when `ofOne`.
+   */
+  list(ofOne: boolean, unresolvedOnly: boolean, limit: number): string;
+  /** Unresolved parked events per consumer: ident, n. */
+  readonly counts: string;
 }
 
 /** `n` copies of `text` joined by `separator`: the rows of a VALUES list, an IN-list. */

@@ -138,8 +138,10 @@ export const postgresqlQueries: Queries = {
       remove: `DELETE FROM ${t} WHERE ident = ?`,
 
       recordMove: `INSERT INTO ${moves}
-                     (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)
-                   VALUES (?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, (now() AT TIME ZONE 'UTC'), ?)`,
+                     (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied,
+                      evt_id, max_attempts)
+                   VALUES (?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, (now() AT TIME ZONE 'UTC'), ?,
+                           CAST(? AS BIGINT), ?)`,
 
       movesApplied: `UPDATE ${moves} SET applied = 1
                       WHERE ident = ? AND applied = 0 AND id <= CAST(? AS BIGINT)`,
@@ -149,9 +151,80 @@ export const postgresqlQueries: Queries = {
       listMoves: (ofOne, limit) =>
         `SELECT m.ident, m.action, CAST(m.from_evt_id AS TEXT) AS from_id,
                 CAST(m.to_evt_id AS TEXT) AS to_id, m.by_user, m.reason,
-                to_char(m.move_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, m.applied
+                to_char(m.move_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, m.applied,
+                CAST(m.evt_id AS TEXT) AS evt_id, m.max_attempts
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+    };
+  },
+
+  parking() {
+    const p = `"${TABLES.parked}"`;
+    const r = `"${TABLES.parking}"`;
+    const unresolved = "state IN ('parked', 'replay')";
+    const oneEvent = (one: boolean): string => (one ? ' AND evt_id = CAST(? AS BIGINT)' : '');
+    return {
+      rule: `SELECT max_attempts, park_streak FROM ${r} WHERE ident = ?`,
+
+      rules: `SELECT ident, max_attempts, park_streak FROM ${r}`,
+
+      setRule: `INSERT INTO ${r} (ident, max_attempts, park_streak) VALUES (?, ?, 0)
+                ON CONFLICT (ident) DO UPDATE SET max_attempts = excluded.max_attempts, park_streak = 0`,
+
+      bumpStreak: `INSERT INTO ${r} (ident, max_attempts, park_streak) VALUES (?, NULL, 1)
+                   ON CONFLICT (ident) DO UPDATE SET park_streak = ${r}.park_streak + 1`,
+
+      clearStreak: `UPDATE ${r} SET park_streak = 0 WHERE ident = ? AND park_streak > 0`,
+
+      removeRule: `DELETE FROM ${r} WHERE ident = ?`,
+
+      park: `INSERT INTO ${p}
+                 (ident, evt_id, evt_type, evt_data, evt_ts, state, attempts, first_failure,
+                  last_failure, error_code, error_info, parked_time)
+             VALUES (?, CAST(? AS BIGINT), ?, ?, CAST(? AS TIMESTAMP), 'parked', ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), ?, ?, (now() AT TIME ZONE 'UTC'))
+             ON CONFLICT (ident, evt_id) DO UPDATE SET state = 'parked',
+                   attempts = ${p}.attempts + excluded.attempts,
+                   last_failure = excluded.last_failure, error_code = excluded.error_code,
+                   error_info = excluded.error_info, parked_time = excluded.parked_time,
+                   resolved_time = NULL`,
+
+      pick: (one, onlyParked) =>
+        `SELECT CAST(evt_id AS TEXT) AS id FROM ${p}
+          WHERE ident = ? AND ${onlyParked ? "state = 'parked'" : unresolved}${oneEvent(one)}
+          ORDER BY evt_id FOR UPDATE`,
+
+      replay: (one) =>
+        `UPDATE ${p} SET state = 'replay', acted_by = ?, acted_reason = ?, acted_time = (now() AT TIME ZONE 'UTC')
+          WHERE ident = ? AND state = 'parked'${oneEvent(one)}`,
+
+      skip: (one) =>
+        `UPDATE ${p} SET state = 'skipped', acted_by = ?, acted_reason = ?, acted_time = (now() AT TIME ZONE 'UTC'),
+                resolved_time = (now() AT TIME ZONE 'UTC')
+          WHERE ident = ? AND ${unresolved}${oneEvent(one)}`,
+
+      replays: (limit) =>
+        `SELECT CAST(evt_id AS TEXT) AS id, evt_type AS type, CAST(evt_data AS TEXT) AS data,
+                to_char(evt_ts, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ts
+           FROM ${p}
+          WHERE ident = ? AND state = 'replay' AND evt_id > CAST(? AS BIGINT)
+          ORDER BY evt_id LIMIT ${limit}`,
+
+      replayed: (n) =>
+        `UPDATE ${p} SET state = 'replayed', resolved_time = (now() AT TIME ZONE 'UTC')
+          WHERE ident = ? AND state = 'replay' AND evt_id IN (${repeat(n, 'CAST(? AS BIGINT)')})`,
+
+      list: (ofOne, unresolvedOnly, limit) =>
+        `SELECT ident, CAST(evt_id AS TEXT) AS id, evt_type AS type, CAST(evt_data AS TEXT) AS data,
+                to_char(evt_ts, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ts, state, attempts,
+                to_char(first_failure, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS first_failure,
+                to_char(last_failure, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_failure,
+                error_code, error_info, to_char(parked_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS parked_at,
+                acted_by, acted_reason, to_char(acted_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS acted_at,
+                to_char(resolved_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS resolved_at
+           FROM ${p}${where([ofOne && 'ident = ?', unresolvedOnly && unresolved])}
+          ORDER BY ident, evt_id LIMIT ${limit}`,
+
+      counts: `SELECT ident, COUNT(*) AS n FROM ${p} WHERE ${unresolved} GROUP BY ident`,
     };
   },
 };
