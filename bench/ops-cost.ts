@@ -19,7 +19,6 @@
  *   npx tsx bench/ops-cost.ts [--db sqlite|postgresql|mysql] [--rounds 3] [--add 16000]
  *                             [--push 150000]
  */
-import fs from 'fs';
 import path from 'path';
 import { parseArgs } from 'util';
 import { StreamService } from '../src/app/service';
@@ -34,7 +33,7 @@ import {
   type Outcome,
 } from './client';
 import { FreshDb, isDbKind, unavailable, type DbKind } from './db';
-import { childEnv, ServerProcess } from './servers/process';
+import { childEnv, cpuSeconds, ServerProcess } from './servers/process';
 
 type Variant = 'off' | 'unwatched' | 'scraped';
 const VARIANTS: readonly Variant[] = ['off', 'unwatched', 'scraped'];
@@ -111,19 +110,6 @@ function scraper(url: string): { stop: () => Promise<{ ok: number; failed: numbe
       return { ok, failed };
     },
   };
-}
-
-/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux). */
-const CLK_TCK = 100;
-
-/**
- * CPU seconds (user + system) the process has used so far, from /proc/PID/stat: fields 14 and 15
- * (utime, stime), counted after the parenthesised command name.
- */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 interface RunResult {

@@ -10,7 +10,18 @@ import type { DbKind } from './db';
 import type { Side } from './servers/process';
 
 export type ScenarioKey =
-  'add1' | 'add16ws' | 'add16http' | 'poll' | 'push' | 'latency' | 'noop' | 'raw' | 'memory';
+  | 'add1'
+  | 'add16ws'
+  | 'add16http'
+  | 'poll'
+  | 'push'
+  | 'latency'
+  | 'noop'
+  | 'raw'
+  | 'memory'
+  | 'trickle'
+  | 'fanout'
+  | 'live';
 
 /** Where a figure came from: a server, or the database alone (raw insert rates). */
 export type Source = Side | 'database';
