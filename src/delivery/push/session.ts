@@ -2,7 +2,6 @@ import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
-import type { Event } from '../../common/event';
 import type { ChunkLimits } from '../limits';
 import { ChunkReader, EventTooLarge, type EventSource } from '../reader';
 import { PointerWriter, type PointerStore } from './pointer-writer';
@@ -11,8 +10,8 @@ import { DeliveryWindow, type Batch } from './window';
 
 /** The consumer's end of a push session: its futoin.evt.receiver over the channel. */
 export interface PushTarget {
-  /** Calls onEvents(seq, events); resolves once the receiver answered true. */
-  send(seq: number, events: Event[]): Promise<void>;
+  /** Calls onEvents(seq, events of `items`); resolves once the receiver answered true. */
+  send(seq: number, items: readonly Delivery[]): Promise<void>;
   /** Calls `cb` once when the channel closes. */
   onClose(cb: () => void): void;
   /**
@@ -267,9 +266,9 @@ export class ReliableSession implements Session {
   }
 
   private transmit(batch: Batch): void {
-    this.target.send(batch.seq, [...batch.events]).then(
+    this.target.send(batch.seq, batch.items).then(
       () => {
-        this.host.pushed(this.consumer, batch.events.length);
+        this.host.pushed(this.consumer, batch.items.length);
         this.window.acked(batch.seq);
         this.pump();
       },
@@ -336,10 +335,17 @@ export class LiveSession implements Session {
     this.pump();
   }
 
+  /**
+   * Sends what is queued, up to maxInFlight calls; events that do not fill a batch wait while a
+   * call is unanswered (see DeliveryWindow: one call per round trip at a trickle).
+   */
   private pump(): void {
     for (
       let head = this.queue.head;
-      head && !this.isClosed && this.inFlight < this.options.maxInFlight;
+      head &&
+      !this.isClosed &&
+      this.inFlight < this.options.maxInFlight &&
+      (this.inFlight === 0 || this.queue.fills(this.options.limits));
       head = this.queue.head
     ) {
       const { maxBytes, version } = this.options.limits;
@@ -360,10 +366,7 @@ export class LiveSession implements Session {
       const seq = this.seq++;
       this.inFlight++;
       this.target
-        .send(
-          seq,
-          chunk.map((d) => d.event),
-        )
+        .send(seq, chunk)
         .then(() => this.host.pushed(this.consumer, chunk.length))
         .catch((err: unknown) => {
           if (!this.isClosed) this.host.pushError(this.consumer, err);

@@ -1,6 +1,5 @@
 import { cmpIds, maxId, type EventId } from '../../common/ids';
 import type { ChunkLimits } from '../limits';
-import type { Event } from '../poll/PollService';
 import { DeliveryQueue, type Delivery } from './queue';
 
 export interface WindowOptions {
@@ -15,7 +14,7 @@ export interface WindowOptions {
 /** A batch as sent: a failed one is sent again exactly so. */
 export interface Batch {
   readonly seq: number;
-  readonly events: readonly Event[];
+  readonly items: readonly Delivery[];
   /** Acknowledging it means every event up to here was delivered (or filtered out). */
   readonly coversUpTo: EventId;
 }
@@ -34,7 +33,7 @@ export type Step =
   | { do: 'read'; after: EventId };
 
 interface SentBatch extends Batch {
-  events: Event[];
+  items: Delivery[];
   state: 'sending' | 'acked' | 'failed';
   failures: number;
 }
@@ -53,6 +52,10 @@ type Entry = { kind: 'batch'; batch: SentBatch } | { kind: 'skip'; skip: Skip };
  * tracks the batches until their pointer is stored, and answers where the stored pointer may
  * move: past the acknowledged prefix only, so never past a batch still in flight.
  *
+ * In tail mode, new events that do not fill a batch wait while a batch is unanswered, and then
+ * go in one: a session sends one call per round trip at a trickle, and batches grow with the
+ * round trip as load grows, instead of one call per event to each of many sessions.
+ *
  * A failed batch is sent again as it was, and nothing new is sent while one failed. A move past
  * filtered-out events is a skip entry: consecutive ones merge and they take no place among the
  * `maxInFlight` batches. In tail mode a queue that exceeds its bounds is dropped and the window
@@ -64,6 +67,8 @@ export class DeliveryWindow {
   private sentUpTo: EventId;
   /** Everything up to here is queued or in an entry (or known filtered out). */
   private covers: EventId;
+  /** Queued events up to here came from reads of the store: they go without waiting. */
+  private readUpTo: EventId;
   private entries: Entry[] = [];
   private readonly queue = new DeliveryQueue();
   private tail = false;
@@ -78,6 +83,7 @@ export class DeliveryWindow {
   ) {
     this.sentUpTo = pointer;
     this.covers = pointer;
+    this.readUpTo = pointer;
   }
 
   /** Tail: new events come from the shared channel; catch-up: from reads of the store. */
@@ -95,6 +101,13 @@ export class DeliveryWindow {
     let n = 0;
     for (const e of this.entries) if (e.kind === 'batch') n++;
     return n;
+  }
+
+  /** Whether a batch was sent and not answered yet. */
+  private awaitingAck(): boolean {
+    for (const e of this.entries)
+      if (e.kind === 'batch' && e.batch.state === 'sending') return true;
+    return false;
   }
 
   /** Batches and runs of skips whose pointer is not stored yet. */
@@ -118,7 +131,18 @@ export class DeliveryWindow {
     // An event too large for one message: wait on it reading the store (where the reader
     // reports it), not queueing new events behind it in memory.
     if (head && head.bytes > this.options.limits.maxBytes) this.toCatchup();
-    else if (head) {
+    else if (
+      head &&
+      this.tail &&
+      cmpIds(head.event.id, this.readUpTo) > 0 &&
+      this.awaitingAck() &&
+      !this.queue.fills(this.options.limits)
+    ) {
+      // New events from the tail channel that do not fill a batch wait for the call in flight
+      // to be answered, then go together: one call per round trip, not one per event, to each
+      // of many sessions. What a read returned goes at once (the window allowing).
+      return null;
+    } else if (head) {
       const chunk = this.queue.take(this.options.limits);
       const lastId = chunk[chunk.length - 1]!.event.id;
       const covers = this.queue.length === 0 ? maxId(lastId, this.covers) : lastId;
@@ -134,6 +158,8 @@ export class DeliveryWindow {
     this.reading = false;
     if (this.closed) return;
     for (const d of items) this.queue.push(d);
+    const last = items[items.length - 1];
+    if (last) this.readUpTo = maxId(this.readUpTo, last.event.id);
     this.covers = maxId(this.covers, coversUpTo);
   }
 
@@ -170,7 +196,7 @@ export class DeliveryWindow {
     if (!b || b.state === 'acked') return;
     if (b.state === 'failed') this.failedBatches--;
     b.state = 'acked';
-    b.events = [];
+    b.items = [];
   }
 
   /**
@@ -239,7 +265,7 @@ export class DeliveryWindow {
   private addBatch(chunk: readonly Delivery[], coversUpTo: EventId): SentBatch {
     const batch: SentBatch = {
       seq: this.nextSeq++,
-      events: chunk.map((d) => d.event),
+      items: [...chunk],
       coversUpTo,
       state: 'sending',
       failures: 0,
