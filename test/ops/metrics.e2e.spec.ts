@@ -89,6 +89,8 @@ const FAMILIES: Record<string, string> = {
   evtstream_push_failures_total: 'counter',
   evtstream_live_events_dropped_total: 'counter',
   evtstream_queue_overflows_total: 'counter',
+  evtstream_pointer_commits_total: 'counter',
+  evtstream_pointer_moves_total: 'counter',
   evtstream_newest_event_id: 'gauge',
   evtstream_active_events: 'gauge',
   evtstream_consumers: 'gauge',
