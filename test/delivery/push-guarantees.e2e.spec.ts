@@ -131,9 +131,8 @@ describeDatabases('push: promises of reliable delivery', (fx) => {
       raw.behaviour = () => (overflows > 0 ? 'ok' : 'stall');
     });
     const [first] = await addMany(service, 1, 'TINYQ', 1);
-    // The first event went out: the session is on the tail channel now. (A stalled call does
-    // not wake RawReceiver.until.)
-    await waitFor('the first call', () => r.calls.length > 0);
+    // The first event went out: the session is on the tail channel now.
+    await r.until(() => r.calls.length > 0);
     // Events of other types between them: the consumer's reads filter them out.
     const ids: EventId[] = [];
     for (let i = 0; i < 20; i++) {

@@ -21,8 +21,11 @@ export interface RawReceiver {
   readonly events: Event[];
   /** Every call, failed ones included. */
   readonly calls: Call[];
-  /** Decide per call: 'ok', 'fail' (raise an error) or 'stall' (never answer). */
-  behaviour: (call: Call) => 'ok' | 'fail' | 'stall';
+  /**
+   * Decide per call: 'ok', 'fail' (raise an error), 'stall' (never answer), or a promise: answer
+   * (as 'ok') once it resolves.
+   */
+  behaviour: (call: Call) => 'ok' | 'fail' | 'stall' | Promise<void>;
   /**
    * Process calls in seq order, as a reliable receiver must when calls run in parallel: a call
    * ahead of the next expected seq fails (the service sends it again), one below it was
@@ -71,17 +74,28 @@ export async function connectRaw(
       const { seq, events } = reqinfo.params() as { seq: number; events: Event[] };
       const call = { seq, ids: events.map((e) => e.id) };
       receiver.calls.push(call);
+      changes.notify();
       if (receiver.ordered && seq < nextSeq) {
         reqinfo.result(true);
         return;
       }
       const what = receiver.ordered && seq > nextSeq ? 'fail' : receiver.behaviour(call);
       if (what === 'fail') {
-        changes.notify();
         as.error('InternalError', 'receiver fails on purpose');
       }
       if (what === 'stall') {
         as.waitExternal();
+        return;
+      }
+      if (typeof what === 'object') {
+        as.waitExternal();
+        void what.then(() => {
+          receiver.events.push(...events);
+          nextSeq = seq + 1;
+          reqinfo.result(true);
+          as.success();
+          changes.notify();
+        });
         return;
       }
       receiver.events.push(...events);
