@@ -20,6 +20,36 @@ import { EVENT_TYPE, type FreshDb } from './db';
 export const BENCH_USER = 'bench';
 export const BENCH_SECRET = 'secret';
 export const CREDENTIALS = `${BENCH_USER}:${BENCH_SECRET}`;
+/** Our server's admin (/metrics, ftn18es.admin); the reference has none. */
+export const BENCH_ADMIN = 'benchadmin';
+export const ADMIN_CREDENTIALS = `${BENCH_ADMIN}:${BENCH_SECRET}`;
+
+/** One scrape of our server's /metrics as the admin: the text, and how long it took (ms). */
+export async function scrapeMetrics(endpoint: Endpoint): Promise<{ text: string; ms: number }> {
+  const t0 = performance.now();
+  const rsp = await fetch(new URL('/metrics', endpoint.url), {
+    headers: { authorization: `Basic ${Buffer.from(ADMIN_CREDENTIALS).toString('base64')}` },
+  });
+  const text = await rsp.text();
+  const ms = performance.now() - t0;
+  if (rsp.status !== 200) throw new Error(`/metrics answered ${rsp.status}: ${text.slice(0, 200)}`);
+  return { text, ms };
+}
+
+/** The value of an unlabelled sample in a Prometheus exposition, NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Our server's pointer commits and the moves they stored so far (from /metrics). */
+export async function pointerCounters(endpoint: Endpoint): Promise<Record<string, number>> {
+  const { text } = await scrapeMetrics(endpoint);
+  return {
+    commits: metricValue(text, 'evtstream_pointer_commits_total'),
+    moves: metricValue(text, 'evtstream_pointer_moves_total'),
+  };
+}
 
 /** The component name of FTN18's LIVE consumers (not registered, nothing stored). */
 export const LIVE = 'LIVE';

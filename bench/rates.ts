@@ -22,9 +22,14 @@ import {
 } from './client';
 import { EVENT_TYPE } from './db';
 import type { ServerProcess } from './servers/process';
+import { WireReceiver } from './wire';
 
 /** Events per second of the trickle. */
 export const TRICKLE_RATE = 100;
+/** Reliable push sessions of the fan-out scenario, one size after another. */
+export const FANOUT_SIZES: readonly number[] = [1, 10, 50, 200];
+/** LIVE push sessions of the live scenario. */
+export const LIVE_SIZES: readonly number[] = [1000];
 /** A poll consumer that got nothing polls again after this long. */
 export const POLL_IDLE_MS = 100;
 /** Before each measured phase: time for the set-up's work (connections, sessions) to settle. */
@@ -113,14 +118,21 @@ async function cpuPer<T>(
   server: ServerProcess,
   units: (result: T) => number,
   work: () => Promise<T>,
-): Promise<{ result: T; msPer: number; sleepsPer: number }> {
+): Promise<{ result: T; msPer: number; sleepsPer: number; clientMsPer: number }> {
   const c0 = server.cpuSeconds();
   const s0 = server.sleeps();
+  const client0 = process.cpuUsage();
   const result = await work();
   const used = server.cpuSeconds() - c0;
   const slept = server.sleeps() - s0;
+  const client = process.cpuUsage(client0);
   const n = Math.max(1, units(result));
-  return { result, msPer: (used * 1000) / n, sleepsPer: slept / n };
+  return {
+    result,
+    msPer: (used * 1000) / n,
+    sleepsPer: slept / n,
+    clientMsPer: (client.user + client.system) / 1000 / n,
+  };
 }
 
 /**
@@ -218,10 +230,11 @@ export async function trickle(
 }
 
 /**
- * Fan-out: for each size, that many push sessions on one server (each on its own connection;
- * reliable ones each its own registered consumer, starting after the events before; or LIVE),
- * then `count` events at TRICKLE_RATE per second. Figures per size: latency p50, p99 and max
- * over every delivery, server CPU ms per delivery (one event to one session), onEvents calls.
+ * Fan-out: for each size, that many push sessions on one server (each a WireReceiver on its own
+ * connection; reliable ones each its own registered consumer, starting after the events before;
+ * or LIVE), then `count` events at TRICKLE_RATE per second. Figures per size: latency p50, p99
+ * and max over every delivery, server CPU ms per delivery (one event to one session), the
+ * client's, onEvents calls per second, and what `counters` reads before and after, per second.
  * The sessions of a size are closed before the next size starts.
  */
 export async function fanout(
@@ -236,16 +249,13 @@ export async function fanout(
   let newest = '0';
   for (const size of sizes) {
     const client = new BenchClient(endpoint);
+    const receivers: WireReceiver[] = [];
     try {
-      const receivers: Receiver[] = [];
-      const readies: (() => Promise<void>)[] = [];
       for (let i = 0; i < size; i++) {
-        const component = kind === 'live' ? LIVE : `FAN${size}X${i}`;
-        const { r, ready } = await receiver(client, component, { ackUpTo: newest });
+        const r = await WireReceiver.connect(endpoint.wsUrl);
         receivers.push(r);
-        readies.push(ready);
+        await r.start(kind === 'live' ? LIVE : `FAN${size}X${i}`, newest);
       }
-      for (const ready of readies) await ready();
       await delay(QUIET_MS);
       const before = counters ? await counters(endpoint) : {};
       const t0 = performance.now();
@@ -267,6 +277,7 @@ export async function fanout(
       metrics[`n${size}_max`] = percentile(lat, 100);
       metrics[`n${size}_cpu_ms`] = run.msPer;
       metrics[`n${size}_sleeps`] = run.sleepsPer;
+      metrics[`n${size}_client_cpu_ms`] = run.clientMsPer;
       metrics[`n${size}_calls_per_s`] = receivers.reduce((n, r) => n + r.calls, 0) / seconds;
       for (const [k, v] of Object.entries(after)) {
         metrics[`n${size}_${k}_per_s`] = (v - (before[k] ?? 0)) / seconds;
@@ -279,6 +290,7 @@ export async function fanout(
       );
       newest = newestOf(run.result);
     } finally {
+      for (const r of receivers) r.close();
       client.close();
     }
     // The server notices the closed connections and ends their sessions.

@@ -10,6 +10,7 @@ import {
   addEvents,
   BenchClient,
   noop,
+  pointerCounters,
   pollDrain,
   pushCatchUp,
   pushLatency,
@@ -25,7 +26,7 @@ import {
   type ScenarioKey,
   type Settings,
 } from './report';
-import { fanout, trickle } from './rates';
+import { fanout, FANOUT_SIZES, LIVE_SIZES, trickle } from './rates';
 import { startServer } from './servers/launch';
 import { ensureBuilt } from './servers/ours';
 import type { ServerProcess, Side } from './servers/process';
@@ -45,10 +46,6 @@ const ALL_SCENARIOS: readonly ScenarioKey[] = [
   'live',
 ];
 const SIDES: readonly Side[] = ['ours', 'reference'];
-/** Reliable push sessions of the fan-out scenario, one size after another. */
-const FANOUT_SIZES = [1, 10, 50, 200];
-/** LIVE push sessions of the live scenario. */
-const LIVE_SIZES = [1000];
 /** A scenario run that takes longer than this fails. */
 const SCENARIO_TIMEOUT_MS = 15 * 60_000;
 
@@ -178,7 +175,14 @@ function serverScenarios(
     push: (c, db) => pushCatchUp(c, db, size('push')),
     latency: (c) => pushLatency(c, size('latency'), 10),
     trickle: (c, _db, server) => trickle(c, server, size('trickle')),
-    fanout: (_c, _db, server) => fanout(server, FANOUT_SIZES, size('fanout'), 'reliable'),
+    fanout: (_c, _db, server) =>
+      fanout(
+        server,
+        FANOUT_SIZES,
+        size('fanout'),
+        'reliable',
+        server.side === 'ours' ? pointerCounters : undefined,
+      ),
     live: (_c, _db, server) => fanout(server, LIVE_SIZES, size('live'), 'live'),
     noop: async (c) => {
       const one = await noop(c, size('noop1'), 1);
