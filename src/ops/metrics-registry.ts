@@ -109,6 +109,16 @@ const TOTALS: readonly TotalDef[] = [
     read: (c) => c.liveDropped,
   },
   {
+    name: 'evtstream_pointer_commits_total',
+    help: "Commits that stored consumers' pointers: one per acknowledging poll, one per group of push sessions' writes.",
+    read: (c) => c.pointerCommits,
+  },
+  {
+    name: 'evtstream_pointer_moves_total',
+    help: 'Consumer pointer moves those commits stored (moves per commit: how well the writes were grouped).',
+    read: (c) => c.pointerMoves,
+  },
+  {
     name: 'evtstream_queue_overflows_total',
     help: "Reliable push sessions' queues that overflowed (the session re-reads the store).",
     read: (c) => c.queueOverflows,

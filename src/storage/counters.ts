@@ -32,6 +32,12 @@ export class StreamCounters {
   liveDropped = 0;
   /** Events re-read from the store after a reliable session's queue overflowed. */
   queueOverflows = 0;
+  /**
+   * Commits that stored consumer pointers (polls' acknowledgements one by one; push sessions'
+   * grouped), and the pointer moves they stored: their ratio is how well writes were grouped.
+   */
+  pointerCommits = 0;
+  pointerMoves = 0;
   readonly consumers = new Map<string, ConsumerCounts>();
   /** Delivery latency, once trackLatency() was called (by the first /metrics scrape). */
   latency: DeliveryLatency | null = null;

@@ -1,10 +1,18 @@
+import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';
 import { cmpIds, NO_EVENT, type EventId } from '../common/ids';
 import { defaultLogger, type Logger } from '../common/log';
 import { TABLES } from '../common/constants';
 import type { ConnectionConfig } from './config';
 import { StreamCounters } from './counters';
-import { createDialect, type Listener, type NewEvent, type SqlDialect } from './dialects';
+import {
+  createDialect,
+  type Listener,
+  type NewEvent,
+  type PointerAdvance,
+  type PointerCondition,
+  type SqlDialect,
+} from './dialects';
 import {
   HORIZON_DEFAULTS,
   HorizonTracker,
@@ -14,6 +22,7 @@ import {
 } from './horizon';
 import { openClient } from './open';
 import { sqlTimestamp, sqlUtc } from '../common/time';
+import { PointerGroupCommit } from './pointer-commit';
 import { cacheShapes, wholeMs, type ConsumerSql, type EventSql, type ParkingSql } from './queries';
 import { withRetry } from './retry';
 import type { SqlClient, SqlRunner, SqlValue } from './sql';
@@ -166,13 +175,26 @@ export function assertIdentifier(name: string): string {
 
 /** What the store's views on one connection share (see withTables). */
 interface Shared {
+  /**
+   * Names this store in the notifications its commits send (PostgreSQL), so that its own
+   * listener ignores them: it announces its commits in process ('committed').
+   */
+  origin: string;
   horizons: Map<string, Horizon>;
   bus: EventEmitter<StoreEvents>;
   counters: StreamCounters;
   /** Statements per event table and per consumer table, built on first use. */
   eventSql: Map<string, EventSql>;
   consumerSql: Map<string, ConsumerSql>;
+  /** The group commit of pointer writes per consumer table (see storePointer). */
+  pointerCommits: Map<string, PointerGroupCommit>;
 }
+
+/**
+ * Pointer writes in one statement at most: 3 parameters each, well below every database's
+ * limit, and a statement that stays short however many sessions wait.
+ */
+export const POINTER_GROUP_MAX = 256;
 
 /**
  * The event store: every read and write of events, consumer pointers and their recorded moves,
@@ -195,11 +217,13 @@ export class EventStore {
     readonly dialect: SqlDialect,
     options: StoreOptions = {},
     private readonly shared: Shared = {
+      origin: randomBytes(8).toString('hex'),
       horizons: new Map(),
       bus: new EventEmitter<StoreEvents>(),
       counters: new StreamCounters(),
       eventSql: new Map(),
       consumerSql: new Map(),
+      pointerCommits: new Map(),
     },
     /** Whether close() closes the connection (false for withTables views). */
     private readonly ownsConnection = true,
@@ -308,14 +332,17 @@ export class EventStore {
     const sql = this.eventSqlOf(tableName);
     const ids = await this.retry(
       'addEvents',
-      () => this.dialect.insertEvents(this.db, sql, events),
+      () => this.dialect.insertEvents(this.db, sql, events, this.shared.origin),
       false,
     );
     const last = ids[ids.length - 1];
     const table = tableName ?? this.eventTable;
     this.counters.eventsAdded += ids.length;
     this.counters.latency?.committed(table, ids);
-    if (last) this.shared.bus.emit('committed', table, last);
+    if (last) {
+      this.horizonOf(table).committed?.(last);
+      this.shared.bus.emit('committed', table, last);
+    }
     return ids;
   }
 
@@ -349,18 +376,32 @@ export class EventStore {
   }
 
   /**
-   * Calls `onNotify` when another process commits events to an event table, until closed (see
-   * SqlDialect.listen: a hint only). Fails where the database has no notifications (canListen).
+   * Calls `onNotify` when another store (another process, mostly) commits events to an event
+   * table, until closed (see SqlDialect.listen: a hint only); this store's own commits it
+   * announces as 'committed'. Fails where the database has no notifications (canListen).
    */
   listen(tableName: string, onNotify: () => void): Promise<Listener> {
     if (!this.dialect.listen)
       return Promise.reject(new Error(`No notifications on ${this.dialect.name}`));
-    return this.dialect.listen(this.db, assertIdentifier(tableName), onNotify);
+    const own = this.shared.origin;
+    return this.dialect.listen(this.db, assertIdentifier(tableName), (origin) => {
+      if (origin !== own) onNotify();
+    });
   }
 
   /** The gap-safe horizon of an event table: see HorizonTracker. */
   horizon(tableName?: string): Promise<EventId> {
     return this.horizonOf(tableName ?? this.eventTable).current();
+  }
+
+  /**
+   * The horizon right after this process committed events to a table (its 'committed' event):
+   * where one writer at a time is guaranteed (SQLite), that commit made its IDs safe, and no
+   * probe is needed; elsewhere a fresh one, as horizon().
+   */
+  horizonAfterCommit(tableName?: string): Promise<EventId> {
+    const h = this.horizonOf(tableName ?? this.eventTable);
+    return h.committed ? Promise.resolve(h.known) : h.current();
   }
 
   /**
@@ -454,10 +495,67 @@ export class EventStore {
         ? this.db.execute(sql.advance, [to, ident, to])
         : this.db.execute(sql.advanceFrom, [to, ident, to, from]),
     );
+    this.counters.pointerCommits++;
+    this.counters.pointerMoves += res.affected;
     if (res.affected > 0 || from === undefined) return res.affected > 0;
     // Nothing changed: moved by someone else, or already `to` (a retry after a lost answer to
     // the UPDATE that did apply).
     return (await this.consumerPointer(ident)) === to;
+  }
+
+  /**
+   * Compare-and-sets of many consumers' pointers in one commit (no ident twice): for each, true
+   * if its pointer is at its `to` now (moved, or already there: a retry after a lost answer
+   * that did apply), false if its condition no longer held (someone else moved it). Retried
+   * after a lost connection too: a second run moves nothing twice.
+   */
+  async advanceConsumers(
+    moves: readonly PointerAdvance[],
+    consumerTable?: string,
+  ): Promise<boolean[]> {
+    if (moves.length === 0) return [];
+    const sql = this.consumerSqlOf(consumerTable);
+    const at = await this.retry('advanceConsumers', () =>
+      this.dialect.advancePointers(this.db, sql, moves),
+    );
+    this.counters.pointerCommits++;
+    this.counters.pointerMoves += at.size;
+    const rest = moves.filter((m) => !at.has(m.ident));
+    if (rest.length > 0) {
+      const rows = await this.retry('consumerPointers', () =>
+        this.db.query<{ ident: string; p: string }>(
+          sql.pointers(rest.length),
+          rest.map((m) => m.ident),
+        ),
+      );
+      const pointers = new Map(rows.map((r) => [r.ident, r.p]));
+      for (const m of rest) if (pointers.get(m.ident) === m.to) at.add(m.ident);
+    }
+    return moves.map((m) => at.has(m.ident));
+  }
+
+  /**
+   * A push session's pointer write: a compare-and-set that shares its statement and commit with
+   * those of other sessions queued meanwhile (see PointerGroupCommit); true once the pointer is
+   * at `to`, false when `condition` no longer held. One not `wanted` any more when its group is
+   * written is left out (and resolves false).
+   */
+  storePointer(
+    ident: string,
+    to: EventId,
+    condition: PointerCondition,
+    wanted?: () => boolean,
+  ): Promise<boolean> {
+    let group = this.shared.pointerCommits.get(this.consumerTable);
+    if (!group) {
+      const table = this.consumerTable;
+      group = new PointerGroupCommit(
+        (moves) => this.advanceConsumers(moves, table),
+        POINTER_GROUP_MAX,
+      );
+      this.shared.pointerCommits.set(table, group);
+    }
+    return group.advance({ ident, to, condition }, wanted);
   }
 
   /**

@@ -14,7 +14,7 @@ import { startService, TEST_CREDENTIALS, TEST_USER } from '../support/service';
 import { sqlFor } from '../support/sql';
 import { sleep, waitFor } from '../support/wait';
 
-/** A call of the store's advanceConsumer: when it started, and whether it found the pointer moved. */
+/** A push session's pointer write (storePointer): when it started, and whether it found the pointer moved. */
 interface PointerWrite {
   ident: string;
   to: EventId;
@@ -27,7 +27,7 @@ const SKIP_STORE_MS = 300;
 
 describeDatabases('push: pointer moves past unwanted events', (fx) => {
   let service: StreamService;
-  /** Every advanceConsumer of the service's store (the database stays real). */
+  /** Every pointer write of the service's push sessions (the database stays real). */
   const writes: PointerWrite[] = [];
   const open: RawReceiver[] = [];
 
@@ -35,12 +35,13 @@ describeDatabases('push: pointer moves past unwanted events', (fx) => {
   async function start(push: PushServiceOptions): Promise<StreamService> {
     const svc = await startService(fx, { push });
     const store = svc.store;
-    const advance = store.advanceConsumer.bind(store);
-    store.advanceConsumer = async (ident: string, to: EventId, from?: EventId) => {
+    const storePointer = store.storePointer.bind(store);
+    store.storePointer = async (ident, to, condition, wanted) => {
       const w: PointerWrite = { ident, to, at: performance.now() };
       writes.push(w);
-      const ok = await advance(ident, to, from);
-      if (from !== undefined) w.moved = !ok;
+      const ok = await storePointer(ident, to, condition, wanted);
+      // A write its ended session withdrew before it ran wrote nothing and found nothing.
+      w.moved = !ok && (wanted?.() ?? true);
       return ok;
     };
     return svc;

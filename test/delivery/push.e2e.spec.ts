@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import type { StreamService } from '../../src/app/service';
 import { cmpIds } from '../../src/common/ids';
+import { ErrorCode, type EvtError } from '../../src/common/errors';
 import { describeDatabases } from '../support/db';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { Executor } from 'futoin-executor';
@@ -167,6 +168,39 @@ describeDatabases('push delivery', (fx) => {
     // Backing off: the four failures need at least two rounds of retries (two calls may fail
     // together), after at least 50 and then 100 ms (100 ms doubling, jittered to half).
     expect(Date.now() - started).to.be.at.least(150);
+  });
+
+  // Breaking change it catches: no timeout on a call sent over WebSocket (src/futoin/ws-call.ts
+  // arming its timer for far longer than timeoutMs); the unanswered batch is never sent again.
+  it('sends an unanswered call again after call_timeout_ms, with the same seq and events', async function () {
+    this.timeout(60_000);
+    const quick = await startService(fx, { push: { call_timeout_ms: 300 } });
+    try {
+      // The consumer starts after the events of earlier tests.
+      await quick.store.registerConsumer('alice:TIMEOUT');
+      await quick.store.advanceConsumer('alice:TIMEOUT', await quick.store.horizon());
+      const errors: unknown[] = [];
+      quick.push.on('pushError', (consumer: string, err: unknown) => {
+        if (consumer === 'alice:TIMEOUT') errors.push(err);
+      });
+      let stalled = false;
+      const r = await connect(quick.wsUrl, TEST_CREDENTIALS, 'TIMEOUT', null, '1.1', (raw) => {
+        raw.behaviour = () => (stalled ? 'ok' : ((stalled = true), 'stall'));
+      });
+      const ids = await addMany(quick, 3, 3);
+      await r.until(() => r.events.length >= ids.length);
+      expect(r.calls.slice(0, 2), 'batch 0, then again').to.deep.equal([
+        { seq: 0, ids },
+        { seq: 0, ids },
+      ]);
+      expect(r.events.map((e) => e.id)).to.deep.equal(ids);
+      // The service gave up on the call itself (the receiver's executor answers Timeout too,
+      // but only after its own, longer, timeout).
+      expect(errors.map((e) => (e as EvtError).code)).to.deep.equal([ErrorCode.Timeout]);
+      expect((errors[0] as EvtError).info).to.include('no answer within 300 ms');
+    } finally {
+      await quick.close();
+    }
   });
 
   it('keeps a receiver that never answers bounded, and keeps serving everyone else', async function () {

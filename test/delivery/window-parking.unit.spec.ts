@@ -30,7 +30,7 @@ const evs = (from: number, to: number): Delivery[] => {
   for (let id = from; id <= to; id++) out.push(ev(id));
   return out;
 };
-const ids = (b: Batch): string[] => b.events.map((e) => e.id);
+const ids = (b: Batch): string[] => b.items.map((d) => d.event.id);
 
 function drain(w: DeliveryWindow): Step[] {
   const steps: Step[] = [];
@@ -167,7 +167,8 @@ describe('DeliveryWindow parking', function () {
 
   it("counts a batch's failures only while every batch before it is acknowledged", function () {
     const w = parkingWindow('0', 2);
-    w.offer(evs(1, 12), '12');
+    // Two full batches: new events that do not fill one wait while a call is unanswered.
+    w.offer(evs(1, 16), '16');
     const [b0, b1] = sent(drain(w));
     // The receiver holds batch 1 behind batch 0, and fails it.
     expect(failUntil(w, b1!, 5).map((o) => o.do)).to.deep.equal(Array(5).fill('retry'));
@@ -283,7 +284,7 @@ describe('DeliveryWindow parking', function () {
       const r0 = sent(steps)[0]!;
       expect(r0).to.include({ seq: 0, replay: true });
       expect(ids(r0)).to.deep.equal(['3', '7']);
-      expect(r0.events[0]).to.include({ replayed: true });
+      expect(r0.items[0]!.event).to.include({ replayed: true });
       expect(steps[1]).to.deep.equal({ do: 'readReplays', after: '7' });
       expect(steps).to.have.length(2);
       w.replaysRead([], '7', true);

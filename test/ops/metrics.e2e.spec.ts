@@ -34,6 +34,8 @@ const FAMILIES: Record<string, string> = {
   evtstream_push_failures_total: 'counter',
   evtstream_live_events_dropped_total: 'counter',
   evtstream_queue_overflows_total: 'counter',
+  evtstream_pointer_commits_total: 'counter',
+  evtstream_pointer_moves_total: 'counter',
   evtstream_newest_event_id: 'gauge',
   evtstream_active_events: 'gauge',
   evtstream_consumers: 'gauge',
@@ -260,6 +262,8 @@ describeDatabases('/metrics', (fx) => {
       expect(value(e, 'evtstream_consumer_connected', { ...c, mode: 'push' })).to.equal(1);
       const calls0 = value(e, 'evtstream_push_calls_total')!;
       const failures0 = value(e, 'evtstream_push_failures_total')!;
+      const commits0 = value(e, 'evtstream_pointer_commits_total')!;
+      const moves0 = value(e, 'evtstream_pointer_moves_total')!;
 
       // The receiver fails its first call; the batch comes again and succeeds.
       let failed = false;
@@ -279,6 +283,9 @@ describeDatabases('/metrics', (fx) => {
         return value(e, 'evtstream_consumer_lag_events', c) === 0;
       });
       expect(value(e, 'evtstream_consumer_lag_seconds', c)).to.equal(0);
+      // Storing it took a commit and a move.
+      expect(value(e, 'evtstream_pointer_commits_total')).to.be.at.least(commits0 + 1);
+      expect(value(e, 'evtstream_pointer_moves_total')).to.be.at.least(moves0 + 1);
     } finally {
       receiver.close();
     }

@@ -18,9 +18,12 @@ const DIALECTS: readonly Dialect[] = ['sqlite', 'postgresql', 'mysql'];
 
 const marks = (text: string): number => text.split('?').length - 1;
 
-/** Each statement with the number of parameters its routine passes. */
-const eventStatements = (e: EventSql): [string, string, number][] => [
-  ['insert(3)', e.insert(3), 6],
+/**
+ * Each statement with the number of parameters its routine passes. PostgreSQL's insert takes one
+ * more, last: the origin its notification carries (see SqlDialect.listen).
+ */
+const eventStatements = (e: EventSql, dialect: Dialect): [string, string, number][] => [
+  ['insert(3)', e.insert(3), dialect === 'postgresql' ? 7 : 6],
   ['insertInTx(3)', e.insertInTx(3), 6],
   ['read(0, 10)', e.read(0, 10), 2],
   ['read(3, 10)', e.read(3, 10), 5],
@@ -69,6 +72,9 @@ const consumerStatements = (c: ConsumerSql): [string, string, number][] => [
   ['position', c.position, 1],
   ['advance', c.advance, 3],
   ['advanceFrom', c.advanceFrom, 4],
+  ['advanceMany(1)', c.advanceMany(1), 3],
+  ['advanceMany(3)', c.advanceMany(3), 9],
+  ['pointers(3)', c.pointers(3), 3],
   ['all', c.all, 0],
   ['allIdle', c.allIdle, 1],
   ['setPointer', c.setPointer, 2],
@@ -106,7 +112,7 @@ describe('store statements', () => {
     it(`${name}: every statement takes the parameters its routine passes`, () => {
       const q = createDialect(name).queries;
       for (const [what, text, params] of [
-        ...eventStatements(q.events('evt_queue')),
+        ...eventStatements(q.events('evt_queue'), name),
         ...consumerStatements(q.consumers('evt_consumers')),
         ...parkingStatements(q.parking()),
       ]) {

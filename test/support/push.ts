@@ -81,7 +81,6 @@ export async function connectRaw(
       }
       const what = receiver.ordered && seq > nextSeq ? 'fail' : receiver.behaviour(call);
       if (what === 'fail') {
-        changes.notify();
         as.error('InternalError', 'receiver fails on purpose');
       }
       if (what === 'stall') {

@@ -15,11 +15,13 @@ import {
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
 import { callerId, consumerIdent } from '../../common/identity';
 import { callerExecutorOf, wsConnectionOf } from '../../futoin/channel';
+import { CallFailed, wsCaller } from '../../futoin/ws-call';
 import { raiseInheritedMinor, type WsConnection } from '../../futoin/executor';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
 import type { Event } from '../../common/event';
 import { ourServiceClass, PollService, type PollServiceOptions } from '../poll/PollService';
 import { pushSettings, type PushSettings } from './options';
+import { eventsJson, type Delivery } from './queue';
 import type { PushTarget } from './session';
 import { SHUTTING_DOWN } from './hub';
 
@@ -123,6 +125,7 @@ export class PushService extends PollService {
     as.add((as) => {
       const target = pushTarget(
         channel.iface<NativeIface>(receiver),
+        receiver,
         channel,
         this.settings.callTimeoutMs,
       );
@@ -199,31 +202,65 @@ function onEventsLimits(channel: ChannelContext, receiver: string): ChunkLimits 
   return { maxEvents: MAX_EVENTS_PER_LIST, maxBytes: limit - REQUEST_ENVELOPE_BYTES, version };
 }
 
-/** onEvents calls over the channel, each in its own AsyncSteps with a timeout. */
-function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: number): PushTarget {
+/**
+ * onEvents calls over the channel, with a timeout. Over WebSocket, the message is built from the
+ * events as each was encoded once (eventsJson) and sent as futoin-executor sends a call
+ * (wsCaller): pushing one event to hundreds of sessions encodes it once, not once per session.
+ * Other channels call the receiver's NativeIface, each call in its own AsyncSteps.
+ */
+function pushTarget(
+  iface: NativeIface,
+  receiver: string,
+  channel: ChannelContext,
+  timeoutMs: number,
+): PushTarget {
+  const ws = wsCaller(channel);
+  const f = `${receiver}:onEvents`;
+  const send: PushTarget['send'] = ws
+    ? async (seq, items) => {
+        let ok: unknown;
+        try {
+          ok = await ws.call(f, `{"seq":${seq},"events":${eventsJson(items)}}`, timeoutMs);
+        } catch (err) {
+          if (err instanceof CallFailed) throw new EvtError(err.code as ErrorCode, err.info);
+          throw err;
+        }
+        if (ok !== true)
+          throw new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`);
+      }
+    : (seq, items) => invokerSend(iface, timeoutMs, seq, items);
   return {
-    send: (seq: number, events: Event[]) =>
-      new Promise<void>((resolve, reject) => {
-        $as()
-          .add(
-            (as) => {
-              as.setTimeout(timeoutMs);
-              iface.call(as, 'onEvents', { seq, events });
-              as.add((_as, ok: unknown) => {
-                if (ok === true) resolve();
-                else
-                  reject(new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`));
-              });
-            },
-            (as, err) => {
-              reject(new EvtError(err as ErrorCode, String(as.state.error_info ?? err)));
-            },
-          )
-          .execute();
-      }),
+    send,
     onClose: (cb) => channel.onInvokerAbort(() => cb()),
     ...disconnectOf(channel),
   };
+}
+
+/** onEvents through the receiver's NativeIface, in its own AsyncSteps. */
+function invokerSend(
+  iface: NativeIface,
+  timeoutMs: number,
+  seq: number,
+  items: readonly Delivery[],
+): Promise<void> {
+  const events: Event[] = items.map((d) => d.event);
+  return new Promise<void>((resolve, reject) => {
+    $as()
+      .add(
+        (as) => {
+          as.setTimeout(timeoutMs);
+          iface.call(as, 'onEvents', { seq, events });
+          as.add((_as, ok: unknown) => {
+            if (ok === true) resolve();
+            else reject(new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`));
+          });
+        },
+        (as, err) => {
+          reject(new EvtError(err as ErrorCode, String(as.state.error_info ?? err)));
+        },
+      )
+      .execute();
+  });
 }
 
 /**

@@ -19,7 +19,7 @@ import {
 } from './session';
 import type { NarrowHint } from './window';
 import { toDeliveries } from './queue';
-import { Waker, type WakerOptions } from './waker';
+import { Waker, type Wake, type WakeResult, type WakerOptions } from './waker';
 
 export interface HubEvents {
   pushError(consumer: string, err: unknown): void;
@@ -38,6 +38,9 @@ const CHANNEL_LIMITS: ChunkLimits = {
   version: '1.1',
 };
 
+/** Where a channel's read goes up to: the gap-safe horizon, by what woke the hub. */
+type HorizonSource = () => Promise<EventId>;
+
 /**
  * New events for every session with the same `want`: one read from the store, offered to all
  * members. Its position only moves forward, up to the gap-safe horizon.
@@ -45,7 +48,8 @@ const CHANNEL_LIMITS: ChunkLimits = {
 class WantChannel implements TailChannel {
   private readonly members = new Set<Session>();
   private reading = false;
-  private again = false;
+  /** Set by a wake during a read: read again, up to the horizon that wake gives. */
+  private again: HorizonSource | null = null;
 
   constructor(
     private readonly hub: PushHub,
@@ -68,27 +72,28 @@ class WantChannel implements TailChannel {
     if (this.members.size === 0) this.hub.dropChannel(this);
   }
 
-  /** Reads what is new (again, if a read is already running); true if anything was. */
-  async poke(): Promise<boolean> {
+  /** Reads what is new up to `horizon` (again after the running read, if one runs); true if anything was. */
+  async poke(horizon: HorizonSource): Promise<boolean> {
     if (this.reading) {
-      this.again = true;
+      this.again = horizon;
       return true;
     }
     this.reading = true;
     let found = false;
     try {
-      do {
-        this.again = false;
-        const horizon = await this.hub.store.horizon();
-        while (this.members.size > 0 && cmpIds(horizon, this.tailId) > 0) {
-          const chunk = await this.reader.next(this.tailId, this.want, CHANNEL_LIMITS, horizon);
-          const covers = chunk.complete ? horizon : chunk.events[chunk.events.length - 1]!.id;
+      for (let source: HorizonSource | null = horizon; source && this.members.size > 0;) {
+        this.again = null;
+        const upTo = await source();
+        while (this.members.size > 0 && cmpIds(upTo, this.tailId) > 0) {
+          const chunk = await this.reader.next(this.tailId, this.want, CHANNEL_LIMITS, upTo);
+          const covers = chunk.complete ? upTo : chunk.events[chunk.events.length - 1]!.id;
           const items = toDeliveries(chunk.events);
           this.tailId = covers;
           found = true;
           for (const m of [...this.members]) m.offer(items, covers);
         }
-      } while (this.again && this.members.size > 0);
+        source = this.again;
+      }
     } finally {
       this.reading = false;
     }
@@ -156,7 +161,7 @@ export class PushHub implements SessionHost {
   ) {
     this.reader = new ChunkReader(store);
     this.counters = store.counters;
-    this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
+    this.waker = new Waker(store, store.eventTable, (w) => this.wake(w), options.waker, log);
     this.waker.start();
   }
 
@@ -233,15 +238,22 @@ export class PushHub implements SessionHost {
   private instrumented(target: PushTarget, consumer: string): PushTarget {
     const table = this.store.eventTable;
     return {
-      send: (seq, events) =>
+      send: (seq, items) =>
         traced(OPERATIONS.onEvents, table, async (span) => {
           if (span.isRecording()) {
             span.setAttribute(ATTR.consumer, consumer);
             span.setAttribute(ATTR.seq, seq);
-            setBatch(span, events);
+            setBatch(
+              span,
+              items.map((d) => d.event),
+            );
           }
-          await target.send(seq, events);
-          this.counters.latency?.acknowledged(consumer, table, events);
+          await target.send(seq, items);
+          this.counters.latency?.acknowledged(
+            consumer,
+            table,
+            items.map((d) => d.event),
+          );
         }),
       onClose: (cb) => target.onClose(cb),
       ...(target.disconnect ? { disconnect: (reason: string) => target.disconnect?.(reason) } : {}),
@@ -254,6 +266,7 @@ export class PushHub implements SessionHost {
     if (!channel) {
       channel = new WantChannel(this, key, want, startAt, this.reader);
       this.channels.set(key, channel);
+      this.waker.resume();
     }
     return channel;
   }
@@ -390,16 +403,28 @@ export class PushHub implements SessionHost {
     return true;
   }
 
-  /** Reads new events for every channel; true if any had some (or some wait for writers). */
-  async wake(): Promise<boolean> {
-    if (this.isClosed || this.channels.size === 0) return false;
-    const results = await Promise.allSettled([...this.channels.values()].map((c) => c.poke()));
+  /**
+   * Reads new events for every channel, up to one horizon: after a commit of this process the
+   * one that commit allows (no probe where one writer at a time is guaranteed), else a fresh one.
+   */
+  async wake(wake: Wake = { by: 'poll' }): Promise<WakeResult> {
+    if (this.isClosed || this.channels.size === 0)
+      return { idle: true, found: false, waiting: false };
+    let horizon: Promise<EventId> | null = null;
+    const source = (): Promise<EventId> =>
+      (horizon ??= wake.by === 'commit' ? this.store.horizonAfterCommit() : this.store.horizon());
+    const results = await Promise.allSettled(
+      [...this.channels.values()].map((c) => c.poke(source)),
+    );
     for (const r of results) {
       if (r.status === 'rejected')
         this.log.warn(`Reading new events failed: ${(r.reason as Error).message}`);
     }
-    const found = results.some((r) => r.status === 'fulfilled' && r.value);
-    return found || this.store.horizonOf(this.store.eventTable).waiting;
+    return {
+      idle: false,
+      found: results.some((r) => r.status === 'fulfilled' && r.value),
+      waiting: this.store.horizonOf(this.store.eventTable).waiting,
+    };
   }
 
   /** Whether drain() was called: new sessions are refused. */

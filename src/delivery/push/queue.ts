@@ -8,6 +8,19 @@ import { toEvents } from '../reader';
 export interface Delivery {
   event: Event;
   bytes: number;
+  /** The event as JSON, encoded once for all those sessions (see eventsJson). */
+  json?: string;
+}
+
+/** The events as a JSON list, each encoded once whatever the number of sessions it goes to. */
+export function eventsJson(items: readonly Delivery[]): string {
+  let out = '[';
+  for (let i = 0; i < items.length; i++) {
+    const d = items[i]!;
+    if (i > 0) out += ',';
+    out += d.json ??= JSON.stringify(d.event);
+  }
+  return `${out}]`;
 }
 
 export const toDeliveries = (rows: readonly StoredEvent[]): Delivery[] => {
@@ -50,6 +63,11 @@ export class DeliveryQueue {
   /** Whether it holds more than `maxEvents` events or `maxBytes` bytes. */
   exceeds(maxEvents: number, maxBytes: number): boolean {
     return this.items.length > maxEvents || this.total > maxBytes;
+  }
+
+  /** Whether it holds a whole batch: take() would stop at the limits, not at its end. */
+  fills(limits: ChunkLimits): boolean {
+    return this.items.length >= limits.maxEvents || this.total > limits.maxBytes;
   }
 
   /** Puts `items` (in ID order, all before what is queued) back at the front. */

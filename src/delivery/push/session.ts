@@ -13,8 +13,8 @@ import { DeliveryWindow, type Batch, type FailOutcome, type NarrowHint } from '.
 
 /** The consumer's end of a push session: its futoin.evt.receiver over the channel. */
 export interface PushTarget {
-  /** Calls onEvents(seq, events); resolves once the receiver answered true. */
-  send(seq: number, events: Event[]): Promise<void>;
+  /** Calls onEvents(seq, events of `items`); resolves once the receiver answered true. */
+  send(seq: number, items: readonly Delivery[]): Promise<void>;
   /** Calls `cb` once when the channel closes. */
   onClose(cb: () => void): void;
   /**
@@ -432,13 +432,13 @@ export class ReliableSession implements Session {
   }
 
   private transmit(batch: Batch): void {
-    const events = [...batch.events];
-    this.target.send(batch.seq, events).then(
+    const { items } = batch;
+    this.target.send(batch.seq, items).then(
       () => {
-        this.host.pushed(this.consumer, events.length);
+        this.host.pushed(this.consumer, items.length);
         this.window.acked(batch.seq);
-        if (batch.replay) this.resolveReplays(events.map((e) => e.id));
-        if (this.rule.streak > 0 && events.length > 0) this.clearStreak();
+        if (batch.replay) this.resolveReplays(items.map((d) => d.event.id));
+        if (this.rule.streak > 0 && items.length > 0) this.clearStreak();
         this.pump();
         this.restartIfSettled();
       },
@@ -615,10 +615,18 @@ export class LiveSession implements Session {
     this.pump();
   }
 
+  /**
+   * Sends what is queued, up to maxInFlight calls; events that do not fill a batch wait while a
+   * call is unanswered (see DeliveryWindow: one call per round trip at a trickle).
+   */
   private pump(): void {
     for (
       let head = this.queue.head;
-      head && !this.isClosed && !this.draining && this.inFlight < this.options.maxInFlight;
+      head &&
+      !this.isClosed &&
+      !this.draining &&
+      this.inFlight < this.options.maxInFlight &&
+      (this.inFlight === 0 || this.queue.fills(this.options.limits));
       head = this.queue.head
     ) {
       const { maxBytes, version } = this.options.limits;
@@ -639,10 +647,7 @@ export class LiveSession implements Session {
       const seq = this.seq++;
       this.inFlight++;
       this.target
-        .send(
-          seq,
-          chunk.map((d) => d.event),
-        )
+        .send(seq, chunk)
         .then(() => this.host.pushed(this.consumer, chunk.length))
         .catch((err: unknown) => {
           if (!this.isClosed) this.host.pushError(this.consumer, err);

@@ -1,6 +1,6 @@
 import { cmpIds, maxId, NO_EVENT, type EventId } from '../../common/ids';
+import type { Event } from '../../common/event';
 import type { ChunkLimits } from '../limits';
-import type { Event } from '../poll/PollService';
 import { DeliveryQueue, type Delivery } from './queue';
 
 export interface WindowOptions {
@@ -15,7 +15,7 @@ export interface WindowOptions {
 /** A batch as sent: a failed one is sent again exactly so. */
 export interface Batch {
   readonly seq: number;
-  readonly events: readonly Event[];
+  readonly items: readonly Delivery[];
   /** Acknowledging it means every event up to here was delivered (or filtered out). */
   readonly coversUpTo: EventId;
   /** Parked events delivered again: they move no pointer. */
@@ -77,8 +77,7 @@ export type Step =
   | { do: 'readReplays'; after: EventId };
 
 interface SentBatch extends Batch {
-  events: Event[];
-  deliveries: Delivery[];
+  items: Delivery[];
   state: 'sending' | 'acked' | 'failed';
   /** Every failure, for the delay before the next attempt. */
   failures: number;
@@ -129,6 +128,10 @@ type Entry = { kind: 'batch'; batch: SentBatch } | { kind: 'skip'; skip: Skip };
  * tracks the batches until their pointer is stored, and answers where the stored pointer may
  * move: past the acknowledged prefix only, so never past a batch still in flight.
  *
+ * In tail mode, new events that do not fill a batch wait while a batch is unanswered, and then
+ * go in one: a session sends one call per round trip at a trickle, and batches grow with the
+ * round trip as load grows, instead of one call per event to each of many sessions.
+ *
  * A failed batch is sent again as it was, and nothing new is sent while one failed. A move past
  * filtered-out events is a skip entry: consecutive ones merge and they take no place among the
  * `maxInFlight` batches. In tail mode a queue that exceeds its bounds is dropped and the window
@@ -147,6 +150,8 @@ export class DeliveryWindow {
   private sentUpTo: EventId;
   /** Everything up to here is queued or in an entry (or known filtered out). */
   private covers: EventId;
+  /** Queued events up to here came from reads of the store: they go without waiting. */
+  private readUpTo: EventId;
   private entries: Entry[] = [];
   private readonly queue = new DeliveryQueue();
   private tail = false;
@@ -180,6 +185,7 @@ export class DeliveryWindow {
   ) {
     this.sentUpTo = pointer;
     this.covers = pointer;
+    this.readUpTo = pointer;
     this.storedUpTo = pointer;
     this.replaysLeft = start.replays ?? false;
     this.canRestart = start.canRestart ?? true;
@@ -224,6 +230,13 @@ export class DeliveryWindow {
     return n;
   }
 
+  /** Whether a batch was sent and not answered yet. */
+  private awaitingAck(): boolean {
+    for (const e of this.entries)
+      if (e.kind === 'batch' && e.batch.state === 'sending') return true;
+    return false;
+  }
+
   /** Batches and runs of skips whose pointer is not stored yet. */
   get pending(): number {
     return this.entries.length;
@@ -264,7 +277,18 @@ export class DeliveryWindow {
     // An event too large for one message: wait on it reading the store (where the reader
     // reports it), not queueing new events behind it in memory.
     if (head && head.bytes > this.options.limits.maxBytes) this.toCatchup();
-    else if (head) {
+    else if (
+      head &&
+      this.tail &&
+      cmpIds(head.event.id, this.readUpTo) > 0 &&
+      this.awaitingAck() &&
+      !this.queue.fills(this.options.limits)
+    ) {
+      // New events from the tail channel that do not fill a batch wait for the call in flight
+      // to be answered, then go together: one call per round trip, not one per event, to each
+      // of many sessions. What a read returned goes at once (the window allowing).
+      return null;
+    } else if (head) {
       const chunk = this.queue.take(this.options.limits, this.probeSize('stream'));
       const lastId = chunk[chunk.length - 1]!.event.id;
       const covers = this.queue.length === 0 ? maxId(lastId, this.covers) : lastId;
@@ -293,6 +317,8 @@ export class DeliveryWindow {
     this.reading = false;
     if (this.closed) return;
     for (const d of items) this.queue.push(d);
+    const last = items[items.length - 1];
+    if (last) this.readUpTo = maxId(this.readUpTo, last.event.id);
     this.covers = maxId(this.covers, coversUpTo);
   }
 
@@ -330,7 +356,7 @@ export class DeliveryWindow {
     if (!b || b.state === 'acked') return;
     if (b.state === 'failed') this.failedBatches--;
     b.state = 'acked';
-    const last = b.events[b.events.length - 1];
+    const last = b.items[b.items.length - 1]?.event;
     // A probe that reached the end of the suspects: they all went through after all.
     if (b.probe && this.suspect && last && cmpIds(last.id, this.suspect.upTo) >= 0) {
       this.suspect = null;
@@ -361,8 +387,8 @@ export class DeliveryWindow {
     if (b.probe && suspect) {
       suspect.attempts++;
       suspect.last = failure;
-      if (b.events.length > 1) {
-        suspect.upTo = b.events[b.events.length - 1]!.id;
+      if (b.items.length > 1) {
+        suspect.upTo = b.items[b.items.length - 1]!.event.id;
         this.unsend(b);
         return { do: 'narrow', failures };
       }
@@ -373,7 +399,7 @@ export class DeliveryWindow {
     if (max === null || b.ownFailures < max) return { do: 'retry', failures };
     const narrowed: Suspect = {
       kind: b.replay ? 'replay' : 'stream',
-      upTo: b.events[b.events.length - 1]!.id,
+      upTo: b.items[b.items.length - 1]!.event.id,
       attempts: b.ownFailures,
       first: b.first,
       last: failure,
@@ -384,7 +410,7 @@ export class DeliveryWindow {
       this.halted = true;
       return { do: 'restart', failures, hint: { ...narrowed, from: this.startOf(b) } };
     }
-    if (b.events.length === 1) return this.toPark(b, b.ownFailures, b.first);
+    if (b.items.length === 1) return this.toPark(b, b.ownFailures, b.first);
     this.suspect = narrowed;
     this.unsend(b);
     return { do: 'narrow', failures };
@@ -400,8 +426,7 @@ export class DeliveryWindow {
     this.failedBatches--;
     this.suspect = null;
     this.nextSeq = b.seq;
-    b.events = [];
-    b.deliveries = [];
+    b.items = [];
     if (b.replay) {
       this.replayBatches = this.replayBatches.filter((r) => r !== b);
       return;
@@ -474,8 +499,7 @@ export class DeliveryWindow {
 
   /** An acknowledged batch: a replay leaves at once (it moves no pointer), its events go. */
   private release(b: SentBatch): void {
-    b.events = [];
-    b.deliveries = [];
+    b.items = [];
     if (b.replay) this.replayBatches = this.replayBatches.filter((r) => r !== b);
   }
 
@@ -483,7 +507,7 @@ export class DeliveryWindow {
     return {
       do: 'park',
       failures: b.failures,
-      event: b.events[0]!,
+      event: b.items[0]!.event,
       attempts,
       first: first ?? b.last!,
       last: b.last!,
@@ -541,14 +565,14 @@ export class DeliveryWindow {
     this.nextSeq = b.seq;
     if (b.replay) {
       this.replayBatches = this.replayBatches.filter((r) => r !== b);
-      this.replayQueue.unshift(b.deliveries);
+      this.replayQueue.unshift(b.items);
       return;
     }
     const start = this.startOf(b);
     const at = this.entries.findIndex((e) => e.kind === 'batch' && e.batch === b);
     this.entries = this.entries.slice(0, at);
     this.sentUpTo = start;
-    this.queue.unshift(b.deliveries);
+    this.queue.unshift(b.items);
   }
 
   private toCatchup(): void {
@@ -560,8 +584,7 @@ export class DeliveryWindow {
   private newBatch(chunk: Delivery[], coversUpTo: EventId, replay: boolean): SentBatch {
     return {
       seq: this.nextSeq++,
-      events: chunk.map((d) => d.event),
-      deliveries: chunk,
+      items: [...chunk],
       coversUpTo,
       replay,
       state: 'sending',

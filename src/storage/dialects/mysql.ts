@@ -4,7 +4,7 @@ import { mysqlErrorKind } from '../drivers/errors';
 import type { EventSql } from '../queries';
 import { mysqlQueries } from '../queries/mysql';
 import type { SqlRunner } from '../sql';
-import { eventParams, type NewEvent, type SqlDialect } from './dialect';
+import { advanceParams, eventParams, type NewEvent, type SqlDialect } from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
 const TRX_CACHE_REFRESH_MS = 120;
@@ -83,6 +83,19 @@ export function mysqlDialect(): SqlDialect {
       interleavedAutoinc
         ? insertPerRow(tx, sql, events)
         : insertConsecutive(tx, sql.insertInTx(events.length), events),
+
+    // The UPDATE cannot say which rows it moved: read them back in its transaction (its row
+    // locks held, so each moved row still shows its `to`).
+    advancePointers: (db, sql, moves) =>
+      db.transaction(async (tx) => {
+        await tx.execute(sql.advanceMany(moves.length), advanceParams(moves));
+        const rows = await tx.query<{ ident: string; p: string }>(
+          sql.pointers(moves.length),
+          moves.map((m) => m.ident),
+        );
+        const at = new Map(rows.map((r) => [r.ident, r.p]));
+        return new Set(moves.filter((m) => at.get(m.ident) === m.to).map((m) => m.ident));
+      }),
 
     async probeWriters(db, sql, since) {
       const readAt = Date.now();

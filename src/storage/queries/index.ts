@@ -40,7 +40,8 @@ export interface EventSql {
   readonly name: string;
   /**
    * Stores `rows` events in one statement, its own transaction (PostgreSQL also wakes its
-   * listeners). Params: type, data per row. Returns `id` per row, except on MySQL (insertId).
+   * listeners). Params: type, data per row; PostgreSQL then the notification's origin (see
+   * SqlDialect.listen). Returns `id` per row, except on MySQL (insertId).
    */
   insert(rows: number): string;
   /** The same, as part of the caller's transaction (no wake-up). */
@@ -99,6 +100,15 @@ export interface ConsumerSql {
   readonly advance: string;
   /** The same, only while the pointer is still `from`. Params: to, ident, to, from. */
   readonly advanceFrom: string;
+  /**
+   * advanceFrom for `rows` consumers in one statement (its own transaction): each pointer moves
+   * forward to its `to` only while it is still its `from`. Params: ident, to, from per row (no
+   * ident twice). Returns `ident` of each row it moved, where the database can (PostgreSQL,
+   * SQLite: RETURNING); nothing on MySQL (see SqlDialect.advancePointers).
+   */
+  advanceMany(rows: number): string;
+  /** Returns ident and `p`, the pointer, of the consumers named. Params: `rows` idents. */
+  pointers(rows: number): string;
   /** Returns ident, pointer, last_time and `idle` = 0 for every consumer. */
   readonly all: string;
   /** The same, `idle` = 1 when last_time is older than a duration. Params: ms. */

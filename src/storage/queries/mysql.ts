@@ -113,6 +113,19 @@ export const mysqlQueries: Queries = {
                      WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)
                        AND last_evt_id = CAST(? AS UNSIGNED)`,
 
+      // No RETURNING for UPDATE (MySQL, MariaDB): the outcome of each row is read back in the
+      // same transaction (pointers).
+      advanceMany: (rows) =>
+        `UPDATE ${t} c
+           JOIN (${repeat(rows, 'SELECT ? AS ident, CAST(? AS UNSIGNED) AS to_id, CAST(? AS UNSIGNED) AS from_id', ' UNION ALL ')}) v
+             ON c.ident = v.ident
+            SET c.last_evt_id = v.to_id, c.last_time = UTC_TIMESTAMP()
+          WHERE c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id`,
+
+      pointers: (rows) =>
+        `SELECT ident, CAST(last_evt_id AS CHAR) AS p FROM ${t}
+          WHERE ident IN (${repeat(rows, '?')})`,
+
       all: `SELECT ident, CAST(last_evt_id AS CHAR) AS pointer,
                    DATE_FORMAT(last_time, '%Y-%m-%dT%H:%i:%sZ') AS last_time, 0 AS idle
               FROM ${t}`,

@@ -14,13 +14,14 @@ export const postgresqlQueries: Queries = {
 
       // Alone, it also wakes listeners in other processes: one NOTIFY per statement (a
       // group-commit batch, never per row), committed with it, in no other writer's transaction
-      // (a NOTIFY takes a global lock at commit). Rows of one VALUES list draw their IDs in list
-      // order.
+      // (a NOTIFY takes a global lock at commit). Its payload, the last parameter, names the
+      // store that sent it (its own listener ignores it: the store announced the commit in
+      // process). Rows of one VALUES list draw their IDs in list order.
       insert: (rows) =>
         `WITH ins AS (INSERT INTO ${t} (type, data, ts)
                       VALUES ${repeat(rows, "(?, ?, (now() AT TIME ZONE 'UTC'))")}
                       RETURNING id),
-              n AS (SELECT pg_notify('${notifyChannel(name)}', ''))
+              n AS (SELECT pg_notify('${notifyChannel(name)}', CAST(? AS TEXT)))
          SELECT CAST(ins.id AS TEXT) AS id FROM ins, n`,
 
       insertInTx: (rows) =>
@@ -122,6 +123,18 @@ export const postgresqlQueries: Queries = {
       advanceFrom: `UPDATE ${t} SET last_evt_id = CAST(? AS BIGINT), last_time = (now() AT TIME ZONE 'UTC')
                      WHERE ident = ? AND last_evt_id < CAST(? AS BIGINT)
                        AND last_evt_id = CAST(? AS BIGINT)`,
+
+      advanceMany: (rows) =>
+        `UPDATE ${t} AS c
+            SET last_evt_id = v.to_id, last_time = (now() AT TIME ZONE 'UTC')
+           FROM (VALUES ${repeat(rows, '(CAST(? AS VARCHAR), CAST(? AS BIGINT), CAST(? AS BIGINT))')})
+                AS v (ident, to_id, from_id)
+          WHERE c.ident = v.ident AND c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id
+         RETURNING c.ident`,
+
+      pointers: (rows) =>
+        `SELECT ident, CAST(last_evt_id AS TEXT) AS p FROM ${t}
+          WHERE ident IN (${repeat(rows, '?')})`,
 
       all: `SELECT ident, CAST(last_evt_id AS TEXT) AS pointer,
                    to_char(last_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_time, 0 AS idle

@@ -115,6 +115,19 @@ export const sqliteQueries: Queries = {
                      WHERE ident = ? AND last_evt_id < CAST(? AS INTEGER)
                        AND last_evt_id = CAST(? AS INTEGER)`,
 
+      // Starts with UPDATE, not WITH: the client sends only plain reads to its read connection.
+      advanceMany: (rows) =>
+        `UPDATE ${t} AS c
+            SET last_evt_id = v.to_id, last_time = datetime('now')
+           FROM (SELECT column1 AS ident, column2 AS to_id, column3 AS from_id
+                   FROM (VALUES ${repeat(rows, '(?, CAST(? AS INTEGER), CAST(? AS INTEGER))')})) AS v
+          WHERE c.ident = v.ident AND c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id
+         RETURNING ident`,
+
+      pointers: (rows) =>
+        `SELECT ident, CAST(last_evt_id AS TEXT) AS p FROM ${t}
+          WHERE ident IN (${repeat(rows, '?')})`,
+
       all: `SELECT ident, CAST(last_evt_id AS TEXT) AS pointer,
                    strftime('%Y-%m-%dT%H:%M:%SZ', last_time) AS last_time, 0 AS idle
               FROM ${t}`,
