@@ -24,6 +24,8 @@ export const TABLES = {
   history: 'evt_history',
   /** Administrators' pointer moves and drops (ftn18es.admin). */
   moves: 'evt_consumer_moves',
+  /** Control messages between the nodes of a cluster, where the database has no notifications. */
+  control: 'evt_control',
 } as const;
 
 /** CCM names FutoIn users know from the reference. */

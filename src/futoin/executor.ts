@@ -11,7 +11,12 @@ import { NodeExecutor, type Executor } from 'futoin-executor';
 /** A WebSocket of the `ws` package, as NodeExecutor is given one and channels hold it. */
 export interface WsConnection {
   on(event: string, listener: WsListener): unknown;
+  off?(event: string, listener: WsListener): unknown;
   close(code?: number, reason?: string): void;
+  /** Sends a ping frame; the peer's WebSocket answers with 'pong'. */
+  ping?(): void;
+  /** Drops the connection at once, without the closing handshake. */
+  terminate?(): void;
 }
 
 export type WsListener = (...args: unknown[]) => void;

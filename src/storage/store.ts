@@ -15,7 +15,20 @@ import {
 import { openClient } from './open';
 import { cacheShapes, wholeMs, type ConsumerSql, type EventSql } from './queries';
 import { withRetry } from './retry';
-import type { SqlClient, SqlRunner, SqlValue } from './sql';
+import type { SessionAddress, SqlClient, SqlRunner, SqlValue } from './sql';
+import {
+  DatabaseCoordinator,
+  LocalCoordinator,
+  sendControl,
+  type Coordinator,
+} from './coordination/coordinator';
+import type { ControlMessage } from './coordination/control';
+import {
+  coordinationSettings,
+  defaultNodeName,
+  type CoordinationOptions,
+  type CoordinationSettings,
+} from './coordination/options';
 
 /** An event as stored: data is its JSON text, ts is YYYY-MM-DDTHH:MM:SSZ. */
 export interface StoredEvent {
@@ -85,6 +98,30 @@ export interface StoreOptions {
   consumerTable?: string;
   log?: Logger;
   horizon?: Partial<HorizonOptions>;
+  /** How this node coordinates with others over the database (see coordinator()). */
+  coordination?: CoordinationOptions;
+  /**
+   * Where connections that need a database session of their own go: the coordination
+   * connection (its locks) and LISTEN. A direct address or a session pool; default: the
+   * store's database. Required when that is a transaction pool (poolMode 'transaction').
+   */
+  sessionDatabase?: SessionAddress;
+}
+
+/** A reliable consumer taken by a node: its epoch, pointer and pending move, and who had it. */
+export interface ConsumerClaim {
+  epoch: string;
+  pointer: EventId;
+  move: string | null;
+  /** The node named as its owner before (null: nobody, or it let go cleanly). */
+  previous: string | null;
+}
+
+/** A consumer's owner as the consumer table records it. */
+export interface ConsumerOwner {
+  ident: string;
+  node: string;
+  epoch: string;
 }
 
 export interface StoreEvents {
@@ -107,6 +144,8 @@ interface Shared {
   /** Statements per event table and per consumer table, built on first use. */
   eventSql: Map<string, EventSql>;
   consumerSql: Map<string, ConsumerSql>;
+  /** The node's coordinator, made on first use (see EventStore.coordinator). */
+  coordinator: Coordinator | null;
 }
 
 /**
@@ -123,6 +162,8 @@ export class EventStore {
   private readonly events: EventSql;
   private readonly consumerSql: ConsumerSql;
   private closed = false;
+  private readonly coordinationSettings: CoordinationSettings;
+  private readonly sessionDatabase: SessionAddress | undefined;
 
   constructor(
     readonly db: SqlClient,
@@ -134,6 +175,7 @@ export class EventStore {
       counters: new StreamCounters(),
       eventSql: new Map(),
       consumerSql: new Map(),
+      coordinator: null,
     },
     /** Whether close() closes the connection (false for withTables views). */
     private readonly ownsConnection = true,
@@ -144,6 +186,14 @@ export class EventStore {
     this.horizonOptions = { ...HORIZON_DEFAULTS, ...options.horizon };
     this.events = this.eventSqlOf(this.eventTable);
     this.consumerSql = this.consumerSqlOf(this.consumerTable);
+    this.coordinationSettings = coordinationSettings(options.coordination);
+    this.sessionDatabase = options.sessionDatabase;
+    if (db.config?.poolMode === 'transaction' && !options.sessionDatabase)
+      throw new Error(
+        'The database is reached through a transaction pool (pool_mode=transaction): locks and ' +
+          'LISTEN need a session of their own; give a direct address or a session pool for them ' +
+          '(sessionDatabase, --session-db)',
+      );
   }
 
   /**
@@ -155,7 +205,14 @@ export class EventStore {
     return new EventStore(
       this.db,
       this.dialect,
-      { eventTable, consumerTable, log: this.log, horizon: this.horizonOptions },
+      {
+        eventTable,
+        consumerTable,
+        log: this.log,
+        horizon: this.horizonOptions,
+        coordination: { ...this.coordinationOptions },
+        ...(this.sessionDatabase ? { sessionDatabase: this.sessionDatabase } : {}),
+      },
       this.shared,
       false,
     );
@@ -169,6 +226,66 @@ export class EventStore {
   off<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this {
     this.shared.bus.off(event, listener as never);
     return this;
+  }
+
+  private get coordinationOptions(): CoordinationOptions {
+    const c = this.coordinationSettings;
+    return {
+      enabled: c.enabled,
+      heartbeat_ms: c.heartbeatMs,
+      fence_ms: c.fenceMs,
+      probe_ms: c.probeMs,
+      ...(c.node === undefined ? {} : { node: c.node }),
+    };
+  }
+
+  /**
+   * This node's coordinator (shared by withTables views), started on first use: over the
+   * database on PostgreSQL and MySQL (a coordination connection of its own, to the session
+   * database), in memory on SQLite or with coordination turned off. `ready()` tells when it
+   * first connected.
+   */
+  coordinator(): Coordinator {
+    if (this.closed) throw new Error('The event store is closed');
+    let c = this.shared.coordinator;
+    if (!c) {
+      const settings = {
+        ...this.coordinationSettings,
+        node: this.coordinationSettings.node ?? defaultNodeName(),
+      };
+      c =
+        settings.enabled && this.dialect.queries.coordination && this.db.openSession
+          ? new DatabaseCoordinator({
+              db: this.db,
+              dialect: this.dialect,
+              at: this.sessionDatabase ?? this.db.config ?? {},
+              settings,
+              log: this.log,
+            })
+          : new LocalCoordinator(settings);
+      this.shared.coordinator = c;
+    }
+    return c;
+  }
+
+  /**
+   * Starts the coordinator and waits for its first connection attempt: rejects when the
+   * coordination connection cannot work as configured (a transaction pool, a node name in use).
+   */
+  async startCoordination(): Promise<Coordinator> {
+    const c = this.coordinator();
+    if (c instanceof DatabaseCoordinator) await c.started;
+    return c;
+  }
+
+  /**
+   * Sends a control message to every node over the database (see ControlMessage), also without
+   * a coordinator of its own (a command on the database). A hint: nothing relies on it alone.
+   */
+  async sendControl(message: ControlMessage): Promise<void> {
+    const sql = this.dialect.queries.coordination;
+    if (!sql) return;
+    await this.retry('sendControl', () => sendControl(this.db, sql, message), false);
   }
 
   /** What the event path counted on this connection (shared by withTables views). */
@@ -286,7 +403,12 @@ export class EventStore {
   listen(tableName: string, onNotify: () => void): Promise<Listener> {
     if (!this.dialect.listen)
       return Promise.reject(new Error(`No notifications on ${this.dialect.name}`));
-    return this.dialect.listen(this.db, assertIdentifier(tableName), onNotify);
+    return this.dialect.listen(
+      this.db,
+      assertIdentifier(tableName),
+      onNotify,
+      this.sessionDatabase,
+    );
   }
 
   /** The gap-safe horizon of an event table: see HorizonTracker. */
@@ -370,20 +492,88 @@ export class EventStore {
   /**
    * Moves a consumer's pointer forward to `to` (never back); true if it moved. With `from`, only
    * if the pointer is still `from`: a writer that knows what it stored last (a push session, a
-   * poll) must not undo a move an administrator made in between.
+   * poll) must not undo a move an administrator made in between. With `epoch` too, only while
+   * the consumer's owner_epoch is still that one: a push session of a node that lost the
+   * consumer to another (see claimConsumer) never moves its pointer.
    */
-  async advanceConsumer(ident: string, to: EventId, from?: EventId): Promise<boolean> {
+  async advanceConsumer(
+    ident: string,
+    to: EventId,
+    from?: EventId,
+    epoch?: string,
+  ): Promise<boolean> {
     if (to === NO_EVENT) return false;
     const sql = this.consumerSql;
     const res = await this.retry('advanceConsumer', () =>
       from === undefined
         ? this.db.execute(sql.advance, [to, ident, to])
-        : this.db.execute(sql.advanceFrom, [to, ident, to, from]),
+        : epoch === undefined
+          ? this.db.execute(sql.advanceFrom, [to, ident, to, from])
+          : this.db.execute(sql.advanceOwned, [to, ident, to, from, epoch]),
     );
     if (res.affected > 0 || from === undefined) return res.affected > 0;
-    // Nothing changed: moved by someone else, or already `to` (a retry after a lost answer to
-    // the UPDATE that did apply).
-    return (await this.consumerPointer(ident)) === to;
+    // Nothing changed: moved by someone else (or taken over), or already `to` (a retry after a
+    // lost answer to the UPDATE that did apply).
+    if (epoch === undefined) return (await this.consumerPointer(ident)) === to;
+    const rows = await this.retry('advanceConsumer', () =>
+      this.db.query<{ p: string; epoch: string }>(sql.owned, [ident]),
+    );
+    return rows[0]?.p === to && rows[0].epoch === epoch;
+  }
+
+  /**
+   * Takes a registered consumer for a push session of `node`, which holds its lock: bumps its
+   * owner_epoch, names `node` its owner, and reads where it stands, in one transaction (the
+   * row locked meanwhile). Null when it is not registered. Run again after an unknown outcome,
+   * it bumps the epoch once more, which costs nothing: the session goes by the epoch read here.
+   */
+  claimConsumer(ident: string, node: string): Promise<ConsumerClaim | null> {
+    const sql = this.consumerSql;
+    return this.retry('claimConsumer', () =>
+      this.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ prev: string | null }>(sql.ownerForUpdate, [ident]);
+        if (!row) return null;
+        await tx.execute(sql.claim, [node, ident]);
+        const [now] = await tx.query<{ p: string; epoch: string; move: string | null }>(sql.owned, [
+          ident,
+        ]);
+        if (!now) return null;
+        return { epoch: now.epoch, pointer: now.p, move: now.move, previous: row.prev };
+      }),
+    );
+  }
+
+  /** The consumer's pointer, owner_epoch and pending move now; null when not registered. */
+  async consumerOwned(
+    ident: string,
+  ): Promise<{ pointer: EventId; epoch: string; move: string | null } | null> {
+    const rows = await this.retry('consumerOwned', () =>
+      this.db.query<{ p: string; epoch: string; move: string | null }>(this.consumerSql.owned, [
+        ident,
+      ]),
+    );
+    const row = rows[0];
+    return row ? { pointer: row.p, epoch: row.epoch, move: row.move } : null;
+  }
+
+  /**
+   * The push session of `epoch` has ended and sends nothing more: the consumer has no owner
+   * now, so the next node to take it need not wait for this one to stop. No-op when another
+   * acquisition came since.
+   */
+  async releaseConsumer(ident: string, epoch: string): Promise<void> {
+    await this.retry('releaseConsumer', () =>
+      this.db.execute(this.consumerSql.release, [ident, epoch]),
+    );
+  }
+
+  /** Every consumer that has an owner: which node pushes it, since which acquisition. */
+  async consumerOwners(): Promise<ConsumerOwner[]> {
+    return this.retry('consumerOwners', () =>
+      this.db.query<{ ident: string; node: string; epoch: string } & Record<string, unknown>>(
+        this.consumerSql.owners,
+      ),
+    );
   }
 
   /**
@@ -636,6 +826,10 @@ export class EventStore {
     this.closed = true;
     if (!this.ownsConnection) return;
     this.shared.bus.removeAllListeners();
+    // Clean releases first (tracked by the coordinator), then the session and its locks.
+    await this.shared.coordinator
+      ?.close()
+      .catch((err: unknown) => this.log.warn(`closing coordination: ${String(err)}`));
     await this.db.close();
   }
 }

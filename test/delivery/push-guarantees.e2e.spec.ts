@@ -35,8 +35,8 @@ describeDatabases('push: promises of reliable delivery', (fx) => {
     services.push(service);
     const store = service.store;
     const advance = store.advanceConsumer.bind(store);
-    store.advanceConsumer = (who: string, to: EventId, from?: EventId) => {
-      const done = advance(who, to, from);
+    store.advanceConsumer = (who: string, to: EventId, from?: EventId, epoch?: string) => {
+      const done = advance(who, to, from, epoch);
       if (who === ident(component)) writes.push({ to, done: done.catch(() => undefined) });
       return done;
     };

@@ -25,21 +25,25 @@ export class DBPushService extends PushService {
     super(as, executor, options);
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('push', options));
     this.ready.catch(() => undefined);
-    this.engine = this.ready.then((store) => ({
-      poller: new StorePoller(store),
-      hub: new PushHub(
-        store,
-        store.log,
-        {
-          ...this.settings.hub,
-          ...(options.operatorHints ? { hints: options.operatorHints } : {}),
-        },
-        {
-          pushError: (consumer, err) => this.emit('pushError', consumer, err),
-          queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
-        },
-      ),
-    }));
+    // Coordination first: a coordination connection that cannot work fails the registration.
+    this.engine = this.ready.then(async (store) => {
+      await store.startCoordination();
+      return {
+        poller: new StorePoller(store),
+        hub: new PushHub(
+          store,
+          store.log,
+          {
+            ...this.settings.hub,
+            ...(options.operatorHints ? { hints: options.operatorHints } : {}),
+          },
+          {
+            pushError: (consumer, err) => this.emit('pushError', consumer, err),
+            queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
+          },
+        ),
+      };
+    });
     this.engine.catch(() => undefined);
   }
 

@@ -5,10 +5,11 @@ import type { PointerMove } from './window';
 /** What the pointer writer needs from the store. */
 export interface PointerStore {
   /**
-   * Moves the consumer's pointer forward to `to`, only if it is still `from`; true if it is `to`
-   * now, false if someone else moved it.
+   * Moves the consumer's pointer forward to `to`, only if it is still `from` (and, with `epoch`,
+   * while the consumer's owner_epoch is still that one); true if it is `to` now, false if
+   * someone else moved it (or another acquisition took the consumer).
    */
-  advanceConsumer(ident: string, to: EventId, from: EventId): Promise<boolean>;
+  advanceConsumer(ident: string, to: EventId, from: EventId, epoch?: string): Promise<boolean>;
 }
 
 /** Time for the writer: now (ms, monotonic) and a cancellable timer. */
@@ -43,12 +44,18 @@ export interface PointerWriterOptions {
   skipStoreMs: number;
   /** Delays before retrying a failed write. */
   retry: Backoff;
+  /**
+   * The owner epoch of the session's acquisition (fencing): every write also requires it, so
+   * a session whose node lost the consumer to another never moves the pointer.
+   */
+  epoch?: string;
 }
 
 /**
  * Stores a reliable consumer's pointer as its session's window allows: one write at a time,
- * each a compare-and-set from the pointer it stored last, so that a move made by someone else
- * (an administrator, a session of the consumer elsewhere) is noticed and ends the session. A
+ * each a compare-and-set from the pointer it stored last (and the session's owner epoch), so
+ * that a move made by someone else (an administrator, a session of the consumer elsewhere, a
+ * node that took the consumer over) is noticed and ends the session. A
  * move with an acknowledged batch is written at once; a move past filtered-out events only at
  * most every skipStoreMs after the last write started (storing it late only makes a new session
  * filter those events out again). A failed write is retried, backing off, with what is due then.
@@ -109,7 +116,7 @@ export class PointerWriter {
     this.lastWriteAt = this.clock.now();
     let ok: boolean;
     try {
-      ok = await this.store.advanceConsumer(this.ident, to, this.stored);
+      ok = await this.store.advanceConsumer(this.ident, to, this.stored, this.options.epoch);
     } catch (err) {
       this.writing = false;
       if (this.closed) return;

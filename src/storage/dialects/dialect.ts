@@ -1,6 +1,7 @@
+import crypto from 'crypto';
 import type { EventId } from '../../common/ids';
 import type { EventSql, Queries } from '../queries';
-import type { Dialect, ErrorKind, SqlClient, SqlRunner } from '../sql';
+import type { Dialect, ErrorKind, SessionAddress, SqlClient, SqlRunner, SqlValue } from '../sql';
 
 /** An open LISTEN: `closed` resolves when its connection ends (error or close()). */
 export interface Listener {
@@ -58,10 +59,22 @@ export interface SqlDialect {
   errorKind(err: unknown): ErrorKind;
   /**
    * Cross-process wake-ups, where the database has them (PostgreSQL LISTEN/NOTIFY; insertEvents
-   * notifies): calls `onNotify` for each notice about `table` until closed. A hint only: readers
-   * never rely on it for correctness.
+   * notifies): calls `onNotify` for each notice about `table` until closed, on a session
+   * connection of its own to `at` (default: the client's database). A hint only: readers never
+   * rely on it for correctness.
    */
-  listen?(db: SqlClient, table: string, onNotify: () => void): Promise<Listener>;
+  listen?(
+    db: SqlClient,
+    table: string,
+    onNotify: () => void,
+    at?: SessionAddress,
+  ): Promise<Listener>;
+  /**
+   * The key of the session lock named `name` (queries.coordination.tryLock's parameter), where
+   * the database has session locks. `name` carries everything that tells locks apart (the
+   * database, the table, the consumer).
+   */
+  lockKey?(name: string): SqlValue;
   /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
   readonly maxStatementBytes: number;
   /**
@@ -91,3 +104,7 @@ export function eventParams(events: readonly NewEvent[]): string[] {
   for (const e of events) params.push(e.type, e.data);
   return params;
 }
+
+/** The first bytes of the SHA-256 of a lock name: keys that differ whenever names do. */
+export const lockDigest = (name: string): Buffer =>
+  crypto.createHash('sha256').update(name, 'utf8').digest();

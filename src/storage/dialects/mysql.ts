@@ -4,7 +4,7 @@ import { mysqlErrorKind } from '../drivers/errors';
 import type { EventSql } from '../queries';
 import { mysqlQueries } from '../queries/mysql';
 import type { SqlRunner } from '../sql';
-import { eventParams, type NewEvent, type SqlDialect } from './dialect';
+import { eventParams, lockDigest, type NewEvent, type SqlDialect } from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
 const TRX_CACHE_REFRESH_MS = 120;
@@ -125,6 +125,9 @@ export function mysqlDialect(): SqlDialect {
     },
 
     errorKind: mysqlErrorKind,
+
+    // Lock names are at most 64 characters, and shared by every database of the server.
+    lockKey: (name) => `evtstream:${lockDigest(name).toString('hex').slice(0, 48)}`,
 
     async tableColumns(db, table) {
       const rows = await db.query<{ name: string }>(

@@ -142,6 +142,48 @@ export const mysqlQueries: Queries = {
                 DATE_FORMAT(m.move_time, '%Y-%m-%dT%H:%i:%sZ') AS at, m.applied
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+
+      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ? FOR UPDATE`,
+
+      claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
+
+      owned: `SELECT CAST(c.last_evt_id AS CHAR) AS p, CAST(c.owner_epoch AS CHAR) AS epoch,
+                     (SELECT CAST(MAX(m.id) AS CHAR) FROM ${moves} m
+                       WHERE m.ident = c.ident AND m.applied = 0) AS move
+                FROM ${t} c WHERE c.ident = ?`,
+
+      release: `UPDATE ${t} SET owner_node = NULL
+                 WHERE ident = ? AND owner_epoch = CAST(? AS UNSIGNED)`,
+
+      advanceOwned: `UPDATE ${t} SET last_evt_id = CAST(? AS UNSIGNED), last_time = UTC_TIMESTAMP()
+                      WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)
+                        AND last_evt_id = CAST(? AS UNSIGNED) AND owner_epoch = CAST(? AS UNSIGNED)`,
+
+      owners: `SELECT ident, owner_node AS node, CAST(owner_epoch AS CHAR) AS epoch
+                 FROM ${t} WHERE owner_node IS NOT NULL`,
     };
+  },
+
+  coordination: {
+    // Named locks (GET_LOCK) are per server, not per database: the names carry the database
+    // (see SqlDialect.lockKey). Timeout 0: never wait.
+    tryLock: 'SELECT GET_LOCK(?, 0) AS ok',
+    unlock: 'SELECT RELEASE_LOCK(?) AS ok',
+    heartbeat: 'SELECT CONNECTION_ID() AS pid, @@global.read_only AS ro, NULL AS locks',
+    sessionSettings: (fenceMs) => [
+      // The server ends the session (freeing its locks) once idle for about twice the fence
+      // bound: a paused or lost node. Whole seconds.
+      `SET SESSION wait_timeout = ${Math.max(2, Math.ceil((2 * fenceMs) / 1000))}`,
+    ],
+    control: {
+      send: `INSERT INTO \`${TABLES.control}\` (kind, scope, subject, from_node, info, created)
+             VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))`,
+      recent: `SELECT CAST(id AS CHAR) AS id, kind, scope, subject, from_node AS node, info
+                 FROM \`${TABLES.control}\`
+                WHERE created >= UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND
+                ORDER BY id`,
+      expire: `DELETE FROM \`${TABLES.control}\`
+                WHERE created < UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND`,
+    },
   },
 };

@@ -144,6 +144,26 @@ export const sqliteQueries: Queries = {
                 strftime('%Y-%m-%dT%H:%M:%SZ', m.move_time) AS at, m.applied
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+
+      // The transaction's BEGIN IMMEDIATE already excludes every other writer.
+      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ?`,
+
+      claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
+
+      owned: `SELECT CAST(c.last_evt_id AS TEXT) AS p, CAST(c.owner_epoch AS TEXT) AS epoch,
+                     (SELECT CAST(MAX(m.id) AS TEXT) FROM ${moves} m
+                       WHERE m.ident = c.ident AND m.applied = 0) AS move
+                FROM ${t} c WHERE c.ident = ?`,
+
+      release: `UPDATE ${t} SET owner_node = NULL
+                 WHERE ident = ? AND owner_epoch = CAST(? AS INTEGER)`,
+
+      advanceOwned: `UPDATE ${t} SET last_evt_id = CAST(? AS INTEGER), last_time = datetime('now')
+                      WHERE ident = ? AND last_evt_id < CAST(? AS INTEGER)
+                        AND last_evt_id = CAST(? AS INTEGER) AND owner_epoch = CAST(? AS INTEGER)`,
+
+      owners: `SELECT ident, owner_node AS node, CAST(owner_epoch AS TEXT) AS epoch
+                 FROM ${t} WHERE owner_node IS NOT NULL`,
     };
   },
 };
