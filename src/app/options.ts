@@ -3,6 +3,7 @@ import { pollSettings, storeOptionsOf } from '../delivery/poll/options';
 import { pushSettings } from '../delivery/push/options';
 import { dbGenSettings, genMaxEventBytes, GEN_DEFAULTS } from '../generation/options';
 import { archiverSettings, discarderSettings } from '../maintenance/options';
+import { coordinationSettings } from '../storage/coordination/options';
 import type { MetricsAccess } from '../ops/metrics';
 import type { DBServiceAppOptions } from './DBServiceApp';
 import type { ServiceConfig } from './service';
@@ -46,6 +47,7 @@ export function appSettings(options: DBServiceAppOptions): AppSettings {
   pollSettings(evt);
   pushSettings(evt);
   storeOptionsOf('push', evt);
+  coordinationSettings(options.coordination);
   if (settings.enableArchiver) archiverSettings(options.archiverOptions ?? {});
   if (settings.enableDiscarder) discarderSettings(options.discarderOptions ?? {});
   return settings;

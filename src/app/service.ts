@@ -8,6 +8,7 @@ import type { DBEventDiscarderOptions } from '../maintenance/DBEventDiscarder';
 import { describeConnection, type ConnectionConfig } from '../storage/config';
 import { loadDatabaseModules } from '../storage/preload';
 import type { EventStore } from '../storage/store';
+import type { CoordinationOptions } from '../storage/coordination/options';
 import { UsersSecurityProvider, type Users } from '../transport/auth';
 import { EvtNodeExecutor } from '../transport/executor';
 import { createHttpServer, listen, serverUrl, type TlsFiles } from '../transport/server';
@@ -15,6 +16,7 @@ import { DBServiceApp } from './DBServiceApp';
 import { serviceSettings } from './options';
 import { serveMetrics, type MetricsAccess } from '../ops/metrics';
 import { serveConsole } from '../ops/console';
+import { serveReadiness } from '../ops/readiness';
 
 /** What StreamService runs with; SERVICE_DEFAULTS (app/options) has the defaults. */
 export interface ServiceConfig {
@@ -42,6 +44,10 @@ export interface ServiceConfig {
   warehouse?: ConnectionConfig;
   /** Run the discarder with these options. */
   discard?: DBEventDiscarderOptions;
+  /** This node's coordination with the others over the database: name, timings. */
+  coordination?: CoordinationOptions;
+  /** Where connections that need a session of their own go (default: `db`). */
+  sessionDb?: ConnectionConfig;
 }
 
 /** A running event stream service: HTTP + WebSocket executor with gen and push (+ poll) on a store. */
@@ -106,6 +112,8 @@ export class StreamService {
         database: config.db,
         ...(config.warehouse ? { warehouse: config.warehouse, enableArchiver: true } : {}),
         ...(config.discard ? { enableDiscarder: true, discarderOptions: config.discard } : {}),
+        ...(config.coordination ? { coordination: config.coordination } : {}),
+        ...(config.sessionDb ? { sessionDatabase: config.sessionDb } : {}),
         evtOptions: {
           ...config.push,
           ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}),
@@ -120,6 +128,7 @@ export class StreamService {
         });
       }
       if (settings.console) serveConsole(executor);
+      serveReadiness(executor, app);
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
       const service = new StreamService(

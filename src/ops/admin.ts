@@ -175,8 +175,25 @@ export class AdminCore {
     }
     const from = await store.moveConsumer(ident, pointer, by, options.reason ?? '');
     if (from === null) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
-    (await this.hub())?.endSession(ident, 'its pointer was moved by an administrator');
+    await this.endSessions(ident, 'its pointer was moved by an administrator');
     return { from, pointer };
+  }
+
+  /**
+   * Ends the consumer's push session, here and on every other node over the database (a control
+   * message; a node that misses it notices at its next pointer write, which fails).
+   */
+  private async endSessions(ident: string, reason: string): Promise<void> {
+    (await this.hub())?.endSession(ident, reason);
+    await this.store
+      .sendControl({
+        kind: 'end',
+        scope: this.store.consumerTable,
+        subject: ident,
+        from: '',
+        info: reason,
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -185,7 +202,7 @@ export class AdminCore {
    */
   async dropConsumer(ident: string, by: string, reason = ''): Promise<boolean> {
     const dropped = await this.store.dropConsumer(ident, by, reason);
-    if (dropped) (await this.hub())?.endSession(ident, 'it was dropped by an administrator');
+    if (dropped) await this.endSessions(ident, 'it was dropped by an administrator');
     return dropped;
   }
 

@@ -11,6 +11,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { withTimeout } from '../common/async';
 import type { PushHub } from '../delivery/push/hub';
 import type { ConsumerCounts, StreamCounters } from '../storage/counters';
+import type { CoordinationStats } from '../storage/coordination/coordinator';
+import type { ConsumerOwner } from '../storage/store';
 import { AdminCore, type ConsumerInfo } from './admin';
 import {
   METRICS_LAG_LIMIT,
@@ -38,6 +40,10 @@ interface Snapshot {
   activeEvents: number;
   reliable: { consumer: string; queued: number; inFlight: number }[];
   live: number;
+  standby: number;
+  /** Which node pushes which consumer, as the consumer table says (every node's view alike). */
+  owners: ConsumerOwner[];
+  coordination: CoordinationStats;
 }
 
 /**
@@ -77,6 +83,26 @@ interface GaugeDef {
   labels: readonly string[];
   fill: (set: (labels: Record<string, string>, value: number) => void, s: Snapshot) => void;
 }
+
+/** A total this node's coordinator keeps. */
+interface CoordinationTotalDef {
+  name: string;
+  help: string;
+  read: (c: CoordinationStats) => number;
+}
+
+const COORDINATION_TOTALS: readonly CoordinationTotalDef[] = [
+  {
+    name: 'evtstream_coordination_fences_total',
+    help: 'Times this node fenced itself: it lost its coordination session or heard nothing from the database within the fence bound, and stopped pushing.',
+    read: (c) => c.fences,
+  },
+  {
+    name: 'evtstream_coordination_acquisitions_total',
+    help: 'Locks this node took (consumers it began to push, maintenance tasks it took on).',
+    read: (c) => c.acquisitions,
+  },
+];
 
 const TOTALS: readonly TotalDef[] = [
   {
@@ -180,6 +206,52 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
     },
   },
   {
+    name: 'evtstream_push_standby_sessions',
+    help: 'Receivers waiting here for a reliable consumer that is pushed by another session (first wins).',
+    labels: [],
+    fill: (set, s) => set({}, s.standby),
+  },
+  {
+    name: 'evtstream_consumer_owner',
+    help: 'The node pushing a reliable consumer, as the consumer table records it (1 per consumer with an owner; the same on every node).',
+    labels: ['consumer', 'node'],
+    fill: (set, s) => {
+      for (const o of s.owners) set({ consumer: o.ident, node: o.node }, 1);
+    },
+  },
+  {
+    name: 'evtstream_consumer_owner_epoch',
+    help: "The consumer's owner epoch: it grows at each acquisition (a takeover, a new session).",
+    labels: ['consumer'],
+    fill: (set, s) => {
+      for (const o of s.owners) set({ consumer: o.ident }, Number(o.epoch));
+    },
+  },
+  {
+    name: 'evtstream_node_info',
+    help: "This node's name and whether it coordinates over the database ('database') or is alone ('local').",
+    labels: ['node', 'coordination'],
+    fill: (set, s) => set({ node: s.coordination.node, coordination: s.coordination.kind }, 1),
+  },
+  {
+    name: 'evtstream_coordination_up',
+    help: 'Whether this node may push: its coordination session is connected and the database answered within the fence bound.',
+    labels: [],
+    fill: (set, s) => set({}, s.coordination.up ? 1 : 0),
+  },
+  {
+    name: 'evtstream_coordination_heartbeat_age_seconds',
+    help: "Time since this node's last answered coordination heartbeat was sent.",
+    labels: [],
+    fill: (set, s) => set({}, Math.max(0, s.coordination.heartbeatAgeMs) / 1000),
+  },
+  {
+    name: 'evtstream_coordination_locks',
+    help: 'Locks this node holds now (consumers it pushes, maintenance tasks it runs).',
+    labels: [],
+    fill: (set, s) => set({}, s.coordination.held),
+  },
+  {
     name: 'evtstream_push_queued_events',
     help: "Events queued in memory for a reliable consumer's push session.",
     labels: ['consumer'],
@@ -229,6 +301,17 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
       },
     });
   }
+  for (const def of COORDINATION_TOTALS) {
+    new Counter({
+      name: def.name,
+      help: def.help,
+      registers: [registry],
+      collect(this: Counter) {
+        this.reset();
+        if (snapshot) this.inc(def.read(snapshot.coordination));
+      },
+    });
+  }
   for (const def of PER_CONSUMER) {
     new Counter<'consumer'>({
       name: def.name,
@@ -258,10 +341,11 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
   let served: Registry | null = null;
 
   const read = async (): Promise<string> => {
-    const [consumers, figures, pushHub] = await Promise.all([
+    const [consumers, figures, pushHub, owners] = await Promise.all([
       admin.listConsumers(lagLimit),
       admin.tableRange(),
       hub(),
+      store.consumerOwners(),
     ]);
     snapshot = {
       consumers,
@@ -269,6 +353,9 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
       activeEvents: figures.count,
       reliable: pushHub?.reliableSessions() ?? [],
       live: pushHub?.liveSessions ?? 0,
+      standby: pushHub?.stats().standby ?? 0,
+      owners,
+      coordination: store.coordinator().stats(),
     };
     // prom-client runs every collect callback synchronously when rendering starts, so this
     // snapshot is what all the gauges show. Registry.merge registers the same metric objects in

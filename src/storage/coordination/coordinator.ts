@@ -39,6 +39,8 @@ export interface CoordinationStats {
   node: string;
   /** 'database' when nodes coordinate over the database; 'local' for a node on its own. */
   kind: 'database' | 'local';
+  /** The server's ID of the coordination session (PostgreSQL backend PID, MySQL connection ID). */
+  session: string | null;
   /** Connected and heard from the database within the fence bound. */
   up: boolean;
   /** Time since the last successful heartbeat was sent, ms (0 for a local node). */
@@ -70,6 +72,10 @@ export interface Coordinator {
   track(work: Promise<unknown>): void;
   stats(): CoordinationStats;
   on<K extends keyof CoordinatorEvents>(
+    event: K,
+    listener: (...args: CoordinatorEvents[K]) => void,
+  ): this;
+  once<K extends keyof CoordinatorEvents>(
     event: K,
     listener: (...args: CoordinatorEvents[K]) => void,
   ): this;
@@ -161,6 +167,7 @@ export class LocalCoordinator extends EventEmitter<CoordinatorEvents> implements
     return {
       node: this.node,
       kind: this.kind,
+      session: null,
       up: true,
       heartbeatAgeMs: 0,
       fences: 0,
@@ -366,6 +373,7 @@ export class DatabaseCoordinator extends EventEmitter<CoordinatorEvents> impleme
     return {
       node: this.node,
       kind: this.kind,
+      session: this.state === 'up' ? this.pid : null,
       up,
       heartbeatAgeMs: Number.isFinite(this.lastOk) ? Math.round(now() - this.lastOk) : -1,
       fences: this.fences,
