@@ -9,7 +9,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import WebSocket from 'ws';
-import { Child, ROOT, ensureBuilt, killChildren, rawCall } from '../support/cli';
+import { Child, ROOT, requireFreshDist, killChildren, rawCall } from '../support/cli';
 
 const HOST = path.join(__dirname, 'fixtures', 'host.js');
 const ALICE = 'alice:alice-secret';
@@ -72,7 +72,7 @@ describe('DBServiceApp embedded in a host application', function () {
   let tmp = '';
 
   before(function () {
-    ensureBuilt();
+    requireFreshDist();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'evt-embed-'));
   });
   afterEach(killChildren);

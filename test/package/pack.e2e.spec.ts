@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { ROOT, ensureBuilt, run, type RunResult } from '../support/cli';
+import { ROOT, requireFreshDist, run, type RunResult } from '../support/cli';
 
 /** Bounds a hung npm (an install from the warm cache takes seconds). */
 const NPM_TIMEOUT_MS = 240_000;
@@ -121,7 +121,7 @@ describe('the packed package', function () {
   let files: string[] = [];
 
   before(async function () {
-    ensureBuilt();
+    requireFreshDist();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'evt-pack-'));
     // dist/ is built already: no prepare script, so the test never rewrites the working tree.
     const packed = await ok(
