@@ -30,6 +30,7 @@ import {
   discarderSettings,
 } from '../src/maintenance/options';
 import { RECEIVER_DEFAULTS, receiverSettings } from '../src/receiving/connect';
+import { COORDINATION_DEFAULTS } from '../src/storage/coordination/options';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
 
 /** Every component's defaults, by the name the README gives them. */
@@ -37,6 +38,7 @@ const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
   GEN_DEFAULTS,
   POLL_DEFAULTS,
   PUSH_DEFAULTS,
+  COORDINATION_DEFAULTS,
   RECEIVER_DEFAULTS,
   ARCHIVER_DEFAULTS,
   DISCARDER_DEFAULTS,
