@@ -301,6 +301,11 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
       const tookMs = Math.max(
         ...[PAIR, LB].map((c) => batches.get(c)!.find((b) => b.ids.includes(last))!.at - started),
       );
+      if (process.env['EVT_TEST_VERBOSE']) {
+        console.log(
+          `      ${what}: the events written after it delivered to both consumers ${Math.round(tookMs)} ms after the fault`,
+        );
+      }
       const switches = check();
       for (const [c, n] of switches) {
         expect(n - before.get(c)!, `${what}: handovers of ${c}`).to.be.at.most(
@@ -340,6 +345,13 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
           // Written while it is stopped, delivered by the other node within the pause.
           await write(10, [victim]);
           await allDelivered();
+          const tookMs = performance.now() - paused;
+          if (process.env['EVT_TEST_VERBOSE']) {
+            console.log(
+              `      SIGSTOP: the events written during the pause delivered ${Math.round(tookMs)} ms after it began`,
+            );
+          }
+          expect(tookMs, 'takeover within its bound').to.be.below(TAKEOVER_BOUND_MS + 10_000);
           await sleep(Math.max(0, 10_000 - (performance.now() - paused))); // the pause is the fault
           victim.signal('SIGCONT');
         },
