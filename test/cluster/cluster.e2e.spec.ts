@@ -11,6 +11,8 @@
  * takeover within its bound.
  */
 import { expect } from 'chai';
+import fs from 'fs';
+import path from 'path';
 import type { AdvancedCCM } from 'futoin-invoker';
 import { GenFace } from '../../src/common/faces/GenFace';
 import { takeoverWaitMs } from '../../src/storage/coordination/options';
@@ -82,6 +84,11 @@ class Receiver {
       this.current = null;
       if (!this.stopped) await sleep(200); // a receiver's pause before it connects again
     }
+  }
+
+  /** Connected now (pushed to, or waiting as a standby). */
+  get connected(): boolean {
+    return this.current !== null && !this.current.disconnected;
   }
 
   async stop(): Promise<void> {
@@ -159,6 +166,13 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
       await sampling;
       await Promise.all(receivers.splice(0).map((r) => r.stop()));
       for (const ccm of gens.values()) ccm.close();
+      // EVT_CLUSTER_LOGS=DIR keeps the nodes' logs (debug level) for a look after a failure.
+      const keep = process.env['EVT_CLUSTER_LOGS'];
+      if (keep && cluster) {
+        fs.mkdirSync(keep, { recursive: true });
+        for (const n of cluster.nodes)
+          fs.writeFileSync(path.join(keep, `${dialect}-${n.name}.log`), n.log);
+      }
       await cluster?.stop();
     });
 
@@ -331,6 +345,12 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
       expect(tookMs, 'takeover within its bound').to.be.below(TAKEOVER_BOUND_MS + 10_000);
       expect(await owner(LB)).not.to.equal(victim.name);
       await victim.start();
+      // Its receivers back (standbys now), so that the next fault has one to hand over to.
+      await waitFor(
+        'every receiver connected again',
+        () => receivers.every((r) => r.connected),
+        60_000,
+      );
     });
 
     it('hands a consumer over from a node stopped for 10 s, which fences itself when it runs again', async () => {
@@ -342,29 +362,48 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
         async () => {
           victim.signal('SIGSTOP');
           const paused = performance.now();
-          // Written while it is stopped, delivered by the other node within the pause.
-          await write(10, [victim]);
-          await allDelivered();
-          const tookMs = performance.now() - paused;
-          if (process.env['EVT_TEST_VERBOSE']) {
-            console.log(
-              `      SIGSTOP: the events written during the pause delivered ${Math.round(tookMs)} ms after it began`,
+          try {
+            // Written while it is stopped, delivered by the other node within the pause.
+            const during = await write(10, [victim]);
+            await allDelivered();
+            const tookMs = performance.now() - paused;
+            const lastId = during[during.length - 1]!;
+            const each = [PAIR, LB].map(
+              (c) =>
+                `${c} ${Math.round(batches.get(c)!.find((b) => b.ids.includes(lastId))!.at - paused)} ms`,
             );
+            if (process.env['EVT_TEST_VERBOSE']) console.log(`      SIGSTOP: ${each.join(', ')}`);
+            if (process.env['EVT_TEST_VERBOSE']) {
+              console.log(
+                `      SIGSTOP: the events written during the pause delivered ${Math.round(tookMs)} ms after it began`,
+              );
+            }
+            expect(tookMs, 'takeover within its bound').to.be.below(TAKEOVER_BOUND_MS + 10_000);
+            await sleep(Math.max(0, 10_000 - (performance.now() - paused))); // the pause is the fault
+          } finally {
+            victim.signal('SIGCONT');
           }
-          expect(tookMs, 'takeover within its bound').to.be.below(TAKEOVER_BOUND_MS + 10_000);
-          await sleep(Math.max(0, 10_000 - (performance.now() - paused))); // the pause is the fault
-          victim.signal('SIGCONT');
         },
         { skip: [victim] },
       );
       await waitFor('the paused node fenced itself', () => fenced() > fencesBefore);
       await victim.ready();
+      await waitFor(
+        'every receiver connected again',
+        () => receivers.every((r) => r.connected),
+        60_000,
+      );
     });
 
     it('fences a node whose coordination session the database ended; another takes its consumers', async () => {
       const victim = nodeNamed((await owner(PAIR))!);
       await around('pg_terminate_backend / KILL', () => cluster.terminateCoordination(victim));
       await victim.ready();
+      await waitFor(
+        'every receiver connected again',
+        () => receivers.every((r) => r.connected),
+        60_000,
+      );
     });
 
     it('keeps delivering in order across a restart of the database', async () => {
