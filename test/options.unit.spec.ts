@@ -30,6 +30,7 @@ import {
   discarderSettings,
 } from '../src/maintenance/options';
 import { RECEIVER_DEFAULTS, receiverSettings } from '../src/receiving/connect';
+import { COORDINATION_DEFAULTS } from '../src/storage/coordination/options';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
 import { AUTH_DEFAULTS, UsersSecurityProvider } from '../src/transport/auth';
 
@@ -38,6 +39,7 @@ const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
   GEN_DEFAULTS,
   POLL_DEFAULTS,
   PUSH_DEFAULTS,
+  COORDINATION_DEFAULTS,
   RECEIVER_DEFAULTS,
   ARCHIVER_DEFAULTS,
   DISCARDER_DEFAULTS,

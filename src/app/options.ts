@@ -5,6 +5,7 @@ import { pushSettings } from '../delivery/push/options';
 import { dbGenSettings, genMaxEventBytes, GEN_DEFAULTS } from '../generation/options';
 import { archiverSettings, discarderSettings } from '../maintenance/options';
 import { READY_TIMEOUT_MS } from '../ops/health';
+import { coordinationSettings } from '../storage/coordination/options';
 import type { MetricsAccess } from '../ops/metrics';
 import type { DBServiceAppOptions } from './DBServiceApp';
 import type { ServiceConfig } from './service';
@@ -48,6 +49,7 @@ export function appSettings(options: DBServiceAppOptions): AppSettings {
   pollSettings(evt);
   pushSettings(evt);
   storeOptionsOf('push', evt);
+  coordinationSettings(options.coordination);
   if (settings.enableArchiver) archiverSettings(options.archiverOptions ?? {});
   if (settings.enableDiscarder) discarderSettings(options.discarderOptions ?? {});
   return settings;

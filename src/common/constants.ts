@@ -28,6 +28,8 @@ export const TABLES = {
   parked: 'evt_parked',
   /** Each push consumer's parking rule (max_attempts) and streak of parks. */
   parking: 'evt_consumer_parking',
+  /** Control messages between the nodes of a cluster, where the database has no notifications. */
+  control: 'evt_control',
 } as const;
 
 /** CCM names FutoIn users know from the reference. */

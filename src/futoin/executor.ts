@@ -12,7 +12,12 @@ import { MessageCoder } from 'futoin-invoker';
 /** A WebSocket of the `ws` package, as NodeExecutor is given one and channels hold it. */
 export interface WsConnection {
   on(event: string, listener: WsListener): unknown;
+  off?(event: string, listener: WsListener): unknown;
   close(code?: number, reason?: string): void;
+  /** Sends a ping frame; the peer's WebSocket answers with 'pong'. */
+  ping?(): void;
+  /** Drops the connection at once, without the closing handshake. */
+  terminate?(): void;
 }
 
 export type WsListener = (...args: unknown[]) => void;

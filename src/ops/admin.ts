@@ -248,8 +248,7 @@ export class AdminCore {
       ? await store.consumerPointer(ident)
       : await store.moveConsumer(ident, pointer, by, options.reason ?? '');
     if (from === null) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
-    if (!options.dryRun)
-      (await this.hub())?.endSession(ident, 'its pointer was moved by an administrator');
+    if (!options.dryRun) await this.endSessions(ident, 'its pointer was moved by an administrator');
     const lag = await store.eventsBehind(pointer, horizon, MOVE_LAG_LIMIT);
     return { from, pointer, lag_events: lag.events, lag_capped: lag.capped };
   }
@@ -303,7 +302,7 @@ export class AdminCore {
   ): Promise<{ count: number }> {
     const ids = await this.store.replayParked(ident, eventId, by, reason);
     const count = this.acted(ident, eventId, ids, 'replay');
-    if (count > 0) (await this.hub())?.endSession(ident, 'parked events are to be replayed');
+    if (count > 0) await this.endSessions(ident, 'parked events are to be replayed');
     return { count };
   }
 
@@ -338,12 +337,29 @@ export class AdminCore {
   }
 
   /**
+   * Ends the consumer's push session, here and on every other node over the database (a control
+   * message; a node that misses it notices at its next pointer write, which fails).
+   */
+  private async endSessions(ident: string, reason: string): Promise<void> {
+    (await this.hub())?.endSession(ident, reason);
+    await this.store
+      .sendControl({
+        kind: 'end',
+        scope: this.store.consumerTable,
+        subject: ident,
+        from: '',
+        info: reason,
+      })
+      .catch(() => undefined);
+  }
+
+  /**
    * Unregisters a consumer (recorded): it no longer holds events back from the discarder. Its
    * push session here, if any, ends. False if it was not registered.
    */
   async dropConsumer(ident: string, by: string, reason = ''): Promise<boolean> {
     const dropped = await this.store.dropConsumer(ident, by, reason);
-    if (dropped) (await this.hub())?.endSession(ident, 'it was dropped by an administrator');
+    if (dropped) await this.endSessions(ident, 'it was dropped by an administrator');
     return dropped;
   }
 

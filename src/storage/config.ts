@@ -15,7 +15,17 @@ export interface ConnectionConfig {
   database?: string;
   /** Connections in the pool (PostgreSQL and MySQL). */
   maxConnections?: number;
+  /**
+   * PostgreSQL through a connection pooler (PgBouncer): `session` sends no startup options
+   * (PgBouncer refuses them); `transaction` also uses no named prepared statements, and what
+   * needs a session of its own (locks, LISTEN) cannot go through it (see the store's
+   * `sessionDatabase`).
+   */
+  poolMode?: PoolMode;
 }
+
+/** How a pooler in front of PostgreSQL hands out server connections (PgBouncer's pool_mode). */
+export type PoolMode = 'session' | 'transaction';
 
 export const DEFAULT_SQLITE_FILE = 'evtstream.sqlite';
 export const DEFAULT_POOL_SIZE = 10;
@@ -23,7 +33,8 @@ export const DEFAULT_POOL_SIZE = 10;
 /**
  * Parses `sqlite:PATH`, `postgres://user:pass@host:port/db` (or `postgresql://`) and
  * `mysql://user:pass@host:port/db` (or `mariadb://`). A `?max=N` parameter sets the pool size;
- * `?synchronous=normal` relaxes SQLite's fsync per commit.
+ * `?synchronous=normal` relaxes SQLite's fsync per commit; `?pool_mode=session|transaction`
+ * says a PostgreSQL URL reaches a pooler such as PgBouncer.
  */
 export function parseDbUrl(url: string): ConnectionConfig {
   const sqlite = /^sqlite:(?:\/\/)?(.*)$/.exec(url);
@@ -64,6 +75,13 @@ export function parseDbUrl(url: string): ConnectionConfig {
     if (!Number.isInteger(n) || n < 1) throw new Error(`Invalid pool size in database URL: ${max}`);
     config.maxConnections = n;
   }
+  const poolMode = parsed.searchParams.get('pool_mode');
+  if (poolMode !== null) {
+    if (dialect !== 'postgresql') throw new Error('pool_mode applies to PostgreSQL URLs only');
+    if (poolMode !== 'session' && poolMode !== 'transaction')
+      throw new Error(`Invalid pool_mode in database URL: ${poolMode} (session or transaction)`);
+    config.poolMode = poolMode;
+  }
   return config;
 }
 
@@ -84,7 +102,8 @@ export function describeConnection(c: ConnectionConfig): string {
   const scheme = c.dialect === 'postgresql' ? 'postgres' : 'mysql';
   const user = c.user ? `${c.user}@` : '';
   const port = c.port ? `:${c.port}` : '';
-  return `${scheme}://${user}${c.host ?? 'localhost'}${port}/${c.database ?? ''}`;
+  const mode = c.poolMode ? `?pool_mode=${c.poolMode}` : '';
+  return `${scheme}://${user}${c.host ?? 'localhost'}${port}/${c.database ?? ''}${mode}`;
 }
 
 /**

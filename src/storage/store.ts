@@ -6,6 +6,7 @@ import { TABLES } from '../common/constants';
 import type { ConnectionConfig } from './config';
 import { StreamCounters } from './counters';
 import {
+  advanceHeld,
   createDialect,
   type Listener,
   type NewEvent,
@@ -25,7 +26,20 @@ import { sqlTimestamp, sqlUtc } from '../common/time';
 import { PointerGroupCommit } from './pointer-commit';
 import { cacheShapes, wholeMs, type ConsumerSql, type EventSql, type ParkingSql } from './queries';
 import { withRetry } from './retry';
-import type { SqlClient, SqlRunner, SqlValue } from './sql';
+import type { SessionAddress, SqlClient, SqlRunner, SqlValue } from './sql';
+import {
+  DatabaseCoordinator,
+  LocalCoordinator,
+  sendControl,
+  type Coordinator,
+} from './coordination/coordinator';
+import type { ControlMessage } from './coordination/control';
+import {
+  coordinationSettings,
+  defaultNodeName,
+  type CoordinationOptions,
+  type CoordinationSettings,
+} from './coordination/options';
 
 /** An event as stored: data is its JSON text, ts is YYYY-MM-DDTHH:MM:SSZ. */
 export interface StoredEvent {
@@ -154,6 +168,30 @@ export interface StoreOptions {
   consumerTable?: string;
   log?: Logger;
   horizon?: Partial<HorizonOptions>;
+  /** How this node coordinates with others over the database (see coordinator()). */
+  coordination?: CoordinationOptions;
+  /**
+   * Where connections that need a database session of their own go: the coordination
+   * connection (its locks) and LISTEN. A direct address or a session pool; default: the
+   * store's database. Required when that is a transaction pool (poolMode 'transaction').
+   */
+  sessionDatabase?: SessionAddress;
+}
+
+/** A reliable consumer taken by a node: its epoch, pointer and pending move, and who had it. */
+export interface ConsumerClaim {
+  epoch: string;
+  pointer: EventId;
+  move: string | null;
+  /** The node named as its owner before (null: nobody, or it let go cleanly). */
+  previous: string | null;
+}
+
+/** A consumer's owner as the consumer table records it. */
+export interface ConsumerOwner {
+  ident: string;
+  node: string;
+  epoch: string;
 }
 
 export interface StoreEvents {
@@ -188,6 +226,8 @@ interface Shared {
   consumerSql: Map<string, ConsumerSql>;
   /** The group commit of pointer writes per consumer table (see storePointer). */
   pointerCommits: Map<string, PointerGroupCommit>;
+  /** The node's coordinator, made on first use (see EventStore.coordinator). */
+  coordinator: Coordinator | null;
 }
 
 /**
@@ -211,6 +251,8 @@ export class EventStore {
   private readonly consumerSql: ConsumerSql;
   private readonly parkingSql: ParkingSql;
   private closed = false;
+  private readonly coordinationSettings: CoordinationSettings;
+  private readonly sessionDatabase: SessionAddress | undefined;
 
   constructor(
     readonly db: SqlClient,
@@ -224,6 +266,7 @@ export class EventStore {
       eventSql: new Map(),
       consumerSql: new Map(),
       pointerCommits: new Map(),
+      coordinator: null,
     },
     /** Whether close() closes the connection (false for withTables views). */
     private readonly ownsConnection = true,
@@ -235,6 +278,14 @@ export class EventStore {
     this.events = this.eventSqlOf(this.eventTable);
     this.consumerSql = this.consumerSqlOf(this.consumerTable);
     this.parkingSql = dialect.queries.parking();
+    this.coordinationSettings = coordinationSettings(options.coordination);
+    this.sessionDatabase = options.sessionDatabase;
+    if (db.config?.poolMode === 'transaction' && !options.sessionDatabase)
+      throw new Error(
+        'The database is reached through a transaction pool (pool_mode=transaction): locks and ' +
+          'LISTEN need a session of their own; give a direct address or a session pool for them ' +
+          '(sessionDatabase, --session-db)',
+      );
   }
 
   /**
@@ -246,7 +297,14 @@ export class EventStore {
     return new EventStore(
       this.db,
       this.dialect,
-      { eventTable, consumerTable, log: this.log, horizon: this.horizonOptions },
+      {
+        eventTable,
+        consumerTable,
+        log: this.log,
+        horizon: this.horizonOptions,
+        coordination: { ...this.coordinationOptions },
+        ...(this.sessionDatabase ? { sessionDatabase: this.sessionDatabase } : {}),
+      },
       this.shared,
       false,
     );
@@ -260,6 +318,66 @@ export class EventStore {
   off<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this {
     this.shared.bus.off(event, listener as never);
     return this;
+  }
+
+  private get coordinationOptions(): CoordinationOptions {
+    const c = this.coordinationSettings;
+    return {
+      enabled: c.enabled,
+      heartbeat_ms: c.heartbeatMs,
+      fence_ms: c.fenceMs,
+      probe_ms: c.probeMs,
+      ...(c.node === undefined ? {} : { node: c.node }),
+    };
+  }
+
+  /**
+   * This node's coordinator (shared by withTables views), started on first use: over the
+   * database on PostgreSQL and MySQL (a coordination connection of its own, to the session
+   * database), in memory on SQLite or with coordination turned off. `ready()` tells when it
+   * first connected.
+   */
+  coordinator(): Coordinator {
+    if (this.closed) throw new Error('The event store is closed');
+    let c = this.shared.coordinator;
+    if (!c) {
+      const settings = {
+        ...this.coordinationSettings,
+        node: this.coordinationSettings.node ?? defaultNodeName(),
+      };
+      c =
+        settings.enabled && this.dialect.queries.coordination && this.db.openSession
+          ? new DatabaseCoordinator({
+              db: this.db,
+              dialect: this.dialect,
+              at: this.sessionDatabase ?? this.db.config ?? {},
+              settings,
+              log: this.log,
+            })
+          : new LocalCoordinator(settings);
+      this.shared.coordinator = c;
+    }
+    return c;
+  }
+
+  /**
+   * Starts the coordinator and waits for its first connection attempt: rejects when the
+   * coordination connection cannot work as configured (a transaction pool, a node name in use).
+   */
+  async startCoordination(): Promise<Coordinator> {
+    const c = this.coordinator();
+    if (c instanceof DatabaseCoordinator) await c.started;
+    return c;
+  }
+
+  /**
+   * Sends a control message to every node over the database (see ControlMessage), also without
+   * a coordinator of its own (a command on the database). A hint: nothing relies on it alone.
+   */
+  async sendControl(message: ControlMessage): Promise<void> {
+    const sql = this.dialect.queries.coordination;
+    if (!sql) return;
+    await this.retry('sendControl', () => sendControl(this.db, sql, message), false);
   }
 
   /** What the event path counted on this connection (shared by withTables views). */
@@ -384,9 +502,14 @@ export class EventStore {
     if (!this.dialect.listen)
       return Promise.reject(new Error(`No notifications on ${this.dialect.name}`));
     const own = this.shared.origin;
-    return this.dialect.listen(this.db, assertIdentifier(tableName), (origin) => {
-      if (origin !== own) onNotify();
-    });
+    return this.dialect.listen(
+      this.db,
+      assertIdentifier(tableName),
+      (origin) => {
+        if (origin !== own) onNotify();
+      },
+      this.sessionDatabase,
+    );
   }
 
   /** The gap-safe horizon of an event table: see HorizonTracker. */
@@ -485,22 +608,90 @@ export class EventStore {
   /**
    * Moves a consumer's pointer forward to `to` (never back); true if it moved. With `from`, only
    * if the pointer is still `from`: a writer that knows what it stored last (a push session, a
-   * poll) must not undo a move an administrator made in between.
+   * poll) must not undo a move an administrator made in between. With `epoch` too, only while
+   * the consumer's owner_epoch is still that one: a push session of a node that lost the
+   * consumer to another (see claimConsumer) never moves its pointer.
    */
-  async advanceConsumer(ident: string, to: EventId, from?: EventId): Promise<boolean> {
+  async advanceConsumer(
+    ident: string,
+    to: EventId,
+    from?: EventId,
+    epoch?: string,
+  ): Promise<boolean> {
     if (to === NO_EVENT) return false;
     const sql = this.consumerSql;
     const res = await this.retry('advanceConsumer', () =>
       from === undefined
         ? this.db.execute(sql.advance, [to, ident, to])
-        : this.db.execute(sql.advanceFrom, [to, ident, to, from]),
+        : epoch === undefined
+          ? this.db.execute(sql.advanceFrom, [to, ident, to, from])
+          : this.db.execute(sql.advanceOwned, [to, ident, to, from, epoch]),
     );
     this.counters.pointerCommits++;
     this.counters.pointerMoves += res.affected;
     if (res.affected > 0 || from === undefined) return res.affected > 0;
-    // Nothing changed: moved by someone else, or already `to` (a retry after a lost answer to
-    // the UPDATE that did apply).
-    return (await this.consumerPointer(ident)) === to;
+    // Nothing changed: moved by someone else (or taken over), or already `to` (a retry after a
+    // lost answer to the UPDATE that did apply).
+    if (epoch === undefined) return (await this.consumerPointer(ident)) === to;
+    const rows = await this.retry('advanceConsumer', () =>
+      this.db.query<{ p: string; epoch: string }>(sql.owned, [ident]),
+    );
+    return rows[0]?.p === to && rows[0].epoch === epoch;
+  }
+
+  /**
+   * Takes a registered consumer for a push session of `node`, which holds its lock: bumps its
+   * owner_epoch, names `node` its owner, and reads where it stands, in one transaction (the
+   * row locked meanwhile). Null when it is not registered. Run again after an unknown outcome,
+   * it bumps the epoch once more, which costs nothing: the session goes by the epoch read here.
+   */
+  claimConsumer(ident: string, node: string): Promise<ConsumerClaim | null> {
+    const sql = this.consumerSql;
+    return this.retry('claimConsumer', () =>
+      this.db.transaction(async (tx) => {
+        const [row] = await tx.query<{ prev: string | null }>(sql.ownerForUpdate, [ident]);
+        if (!row) return null;
+        await tx.execute(sql.claim, [node, ident]);
+        const [now] = await tx.query<{ p: string; epoch: string; move: string | null }>(sql.owned, [
+          ident,
+        ]);
+        if (!now) return null;
+        return { epoch: now.epoch, pointer: now.p, move: now.move, previous: row.prev };
+      }),
+    );
+  }
+
+  /** The consumer's pointer, owner_epoch and pending move now; null when not registered. */
+  async consumerOwned(
+    ident: string,
+  ): Promise<{ pointer: EventId; epoch: string; move: string | null } | null> {
+    const rows = await this.retry('consumerOwned', () =>
+      this.db.query<{ p: string; epoch: string; move: string | null }>(this.consumerSql.owned, [
+        ident,
+      ]),
+    );
+    const row = rows[0];
+    return row ? { pointer: row.p, epoch: row.epoch, move: row.move } : null;
+  }
+
+  /**
+   * The push session of `epoch` has ended and sends nothing more: the consumer has no owner
+   * now, so the next node to take it need not wait for this one to stop. No-op when another
+   * acquisition came since.
+   */
+  async releaseConsumer(ident: string, epoch: string): Promise<void> {
+    await this.retry('releaseConsumer', () =>
+      this.db.execute(this.consumerSql.release, [ident, epoch]),
+    );
+  }
+
+  /** Every consumer that has an owner: which node pushes it, since which acquisition. */
+  async consumerOwners(): Promise<ConsumerOwner[]> {
+    return this.retry('consumerOwners', () =>
+      this.db.query<{ ident: string; node: string; epoch: string } & Record<string, unknown>>(
+        this.consumerSql.owners,
+      ),
+    );
   }
 
   /**
@@ -523,13 +714,13 @@ export class EventStore {
     const rest = moves.filter((m) => !at.has(m.ident));
     if (rest.length > 0) {
       const rows = await this.retry('consumerPointers', () =>
-        this.db.query<{ ident: string; p: string }>(
+        this.db.query<{ ident: string; p: string; epoch: string }>(
           sql.pointers(rest.length),
           rest.map((m) => m.ident),
         ),
       );
-      const pointers = new Map(rows.map((r) => [r.ident, r.p]));
-      for (const m of rest) if (pointers.get(m.ident) === m.to) at.add(m.ident);
+      const pointers = new Map(rows.map((r) => [r.ident, r]));
+      for (const m of rest) if (advanceHeld(m, pointers.get(m.ident))) at.add(m.ident);
     }
     return moves.map((m) => at.has(m.ident));
   }
@@ -1041,6 +1232,10 @@ export class EventStore {
     this.closed = true;
     if (!this.ownsConnection) return;
     this.shared.bus.removeAllListeners();
+    // Clean releases first (tracked by the coordinator), then the session and its locks.
+    await this.shared.coordinator
+      ?.close()
+      .catch((err: unknown) => this.log.warn(`closing coordination: ${String(err)}`));
     await this.db.close();
   }
 }

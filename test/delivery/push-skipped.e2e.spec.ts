@@ -207,7 +207,7 @@ describeDatabases('push: pointer moves past unwanted events', (fx) => {
     expect(await pointer('MOVED')).to.equal(start);
   });
 
-  it('drops a waiting move past unwanted events when the session is replaced, so the new one goes on', async function () {
+  it('drops a waiting move past unwanted events when the session ends and a standby takes over, so the new one goes on', async function () {
     this.timeout(60_000);
     // Moves past unwanted events wait a minute here: the first session's is surely pending.
     const svc = await start({ skip_store_ms: 60_000 });
@@ -230,10 +230,12 @@ describeDatabases('push: pointer moves past unwanted events', (fx) => {
       await waitFor('the first receiver holding a2', () =>
         first.calls.some((c) => c.ids.includes(a2)),
       );
-      // ... when a second readyToReceive replaces the session. The new one starts from `a`, gets
-      // a2 and stores its pointer from `a`: had the first session stored its waiting move on
-      // closing, that write would find the pointer moved and end the new session.
+      // ... when the first receiver goes and a second one, waiting as a standby, takes over. The
+      // new session starts from `a`, gets a2 and stores its pointer from `a`: had the first
+      // session stored its waiting move on closing, that write would find the pointer moved
+      // (or the epoch bumped) and end the new session.
       const second = await connect('AGAIN', ['A'], svc);
+      first.close();
       await second.until(() => second.events.some((e) => e.id === a2), 10_000);
       await waitFor(
         'the pointer at the next wanted event',

@@ -17,6 +17,7 @@ import {
   steps,
   TEST_CREDENTIALS,
 } from '../support/service';
+import { startTcpProxy } from '../support/tcp-proxy';
 import { waitForValue } from '../support/wait';
 
 /** Adds `n` events in batches of `batch`, `type` by index. */
@@ -139,12 +140,41 @@ describeDatabases('push delivery', (fx) => {
     expectSeqWithoutGaps(live);
   });
 
-  it('replaces the session of a consumer that calls readyToReceive again', async () => {
+  it('lets the first receiver of a consumer keep it while it answers; a second waits as a standby and takes over when it goes', async () => {
     const first = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
     const second = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
     const ids = await addMany(service, 20, 5);
-    await second.until(() => second.events.some((e) => e.id === ids[ids.length - 1]));
-    expect(first.events.filter((e) => ids.includes(e.id))).to.deep.equal([]);
+    await first.until(() => first.events.some((e) => e.id === ids[ids.length - 1]));
+    expect(second.events, 'the standby gets nothing').to.deep.equal([]);
+    first.close();
+    const more = await addMany(service, 20, 5);
+    await second.until(() => second.events.some((e) => e.id === more[more.length - 1]));
+    // From the stored pointer on: besides the new events, only some the first one had already.
+    const got = second.events.map((e) => e.id);
+    const firstGot = new Set(first.events.map((e) => e.id));
+    expect(got.filter((id) => more.includes(id))).to.deep.equal(more);
+    expect(got.filter((id) => !more.includes(id) && !firstGot.has(id))).to.deep.equal([]);
+  });
+
+  it('gives the consumer of a receiver that went quiet (half-open connection) to a new one at once', async function () {
+    this.timeout(60_000);
+    const proxy = await startTcpProxy(Number(new URL(service.url).port));
+    try {
+      const gone = await connect(`ws://127.0.0.1:${proxy.port}/`, TEST_CREDENTIALS, 'HALF_OPEN');
+      const ids = await addMany(service, 10, 5);
+      await gone.until(() => gone.events.some((e) => e.id === ids[ids.length - 1]));
+      // The old connection stays open at the service, but nothing comes back over it (not even
+      // the WebSocket's answer to a ping); its receiver connects again on a new one.
+      proxy.freeze();
+      const again = await connect(service.wsUrl, TEST_CREDENTIALS, 'HALF_OPEN');
+      const more = await addMany(service, 10, 5);
+      // Without the ping, the old session would keep the consumer as long as TCP holds the
+      // connection; the wait's bound would end the test first.
+      await again.until(() => again.events.some((e) => e.id === more[more.length - 1]), 20_000);
+      expect(again.events.map((e) => e.id).filter((id) => more.includes(id))).to.deep.equal(more);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('retries a failing receiver with the same seq, backing off, and loses nothing', async function () {

@@ -10,6 +10,11 @@ import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../sto
 import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
 import { normalOrigin } from '../../transport/origin';
 import { SERVICE_DEFAULTS } from '../options';
+import {
+  COORDINATION_DEFAULTS,
+  coordinationSettings,
+  type CoordinationOptions,
+} from '../../storage/coordination/options';
 import { StreamService } from '../service';
 import {
   COMMON_OPTIONS,
@@ -94,6 +99,21 @@ Event lifecycle:
                      (durations: ms, or a number with ms, s, m, h or d; README,
                      "Durations and times")
 
+Several nodes over one PostgreSQL or MySQL database (README, "High availability"):
+  each reliable consumer is pushed by one node at a time, holding a database lock on one
+  coordination connection per node; the archiver and the discarder run on one node at a time.
+  --node NAME        this node's name in logs, metrics and the consumers' owner_node
+                     (default: host name and process ID); unique among running nodes
+  --session-db URL   where the connections that need a database session of their own go:
+                     the coordination connection (its locks) and LISTEN. A direct address or
+                     a PgBouncer session pool (default: --db). Required when --db is a
+                     transaction pool (postgres://...?pool_mode=transaction)
+  --heartbeat AGE    how often the coordination connection is checked (default ${COORDINATION_DEFAULTS.heartbeat_ms}ms)
+  --fence-after AGE  a node that has not heard from the database for this long stops pushing
+                     and closes its receivers' connections (default ${COORDINATION_DEFAULTS.fence_ms}ms; at
+                     least twice --heartbeat)
+  --no-coordination  take no database locks: only for a single node over its database
+
 Other options:
   --max-event-bytes N  largest event data accepted, bytes of JSON (default ${SERVICE_DEFAULTS.maxEventBytes};
                      at most ${MAX_EVENT_BYTES_LIMIT}, to fit an FTN18 1.1 message)
@@ -123,6 +143,11 @@ const SERVE_OPTIONS = {
   'shutdown-timeout': { type: 'string' },
   'auth-failure-limit': { type: 'string' },
   'auth-failure-window': { type: 'string' },
+  node: { type: 'string' },
+  'session-db': { type: 'string' },
+  heartbeat: { type: 'string' },
+  'fence-after': { type: 'string' },
+  'no-coordination': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 /**
@@ -268,6 +293,29 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     if (discard.poll_period_ms === 0) throw new UsageError('--discard-every must be above 0');
   }
 
+  let sessionDb: ConnectionConfig | undefined;
+  try {
+    if (values['session-db']) sessionDb = parseDbUrl(values['session-db']);
+  } catch (err) {
+    throw new UsageError(`--session-db: ${(err as Error).message}`);
+  }
+  let coordination: CoordinationOptions;
+  try {
+    coordination = {
+      ...(values.node !== undefined ? { node: values.node } : {}),
+      ...(values.heartbeat !== undefined
+        ? { heartbeat_ms: parseDuration(values.heartbeat, '--heartbeat') }
+        : {}),
+      ...(values['fence-after'] !== undefined
+        ? { fence_ms: parseDuration(values['fence-after'], '--fence-after') }
+        : {}),
+      ...(values['no-coordination'] ? { enabled: false } : {}),
+    };
+    coordinationSettings(coordination);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+
   const service = await StreamService.start({
     db,
     host,
@@ -286,6 +334,8 @@ export async function serve(argv: string[], io: CliIO): Promise<number> {
     ...(discard ? { discard } : {}),
     shutdownTimeoutMs,
     auth: { failure_limit: failureLimit, failure_window_ms: failureWindowMs },
+    coordination,
+    ...(sessionDb ? { sessionDb } : {}),
   });
   // Listen for signals before announcing readiness: a supervisor may signal at once.
   const stopped = io.stopSignal();

@@ -26,22 +26,26 @@ export class DBPushService extends PushService {
     super(as, executor, options);
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('push', options));
     this.ready.then((store) => (this.destination = store.eventTable)).catch(() => undefined);
-    this.engine = this.ready.then((store) => ({
-      poller: new StorePoller(store),
-      hub: new PushHub(
-        store,
-        store.log,
-        {
-          ...this.settings.hub,
-          ...(options.operatorHints ? { hints: options.operatorHints } : {}),
-        },
-        {
-          pushError: (consumer, err) => this._pushError(consumer, err),
-          queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
-          eventParked: (consumer, park) => this.emit('eventParked', consumer, park),
-        },
-      ),
-    }));
+    // Coordination first: a coordination connection that cannot work fails the registration.
+    this.engine = this.ready.then(async (store) => {
+      await store.startCoordination();
+      return {
+        poller: new StorePoller(store),
+        hub: new PushHub(
+          store,
+          store.log,
+          {
+            ...this.settings.hub,
+            ...(options.operatorHints ? { hints: options.operatorHints } : {}),
+          },
+          {
+            pushError: (consumer, err) => this._pushError(consumer, err),
+            queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
+            eventParked: (consumer, park) => this.emit('eventParked', consumer, park),
+          },
+        ),
+      };
+    });
     this.engine.catch(() => undefined);
     // Its store closes with the CCM (see resolveStore): the sessions stop then, also when the
     // application closes the CCM and not the executor, as futoin-eventstream's users do.

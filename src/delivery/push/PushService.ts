@@ -268,17 +268,46 @@ function invokerSend(
  * receiver's executor behind the channel (what a lost connection is there: LiveReceiver then
  * reconnects, as the channel's onInvokerAbort ends the session here).
  */
-function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect' | 'goingAway'> {
+function disconnectOf(
+  channel: ChannelContext,
+): Pick<PushTarget, 'disconnect' | 'goingAway' | 'probe'> {
   const ws = wsConnectionOf(channel);
   if (ws) {
     return {
       disconnect: (reason: string) => closeWs(ws, WS_CLOSE_RESTART, reason),
       goingAway: (reason: string) => closeWs(ws, WS_CLOSE_GOING_AWAY, reason),
+      probe: pingOf(ws),
     };
   }
   const caller = callerExecutorOf(channel);
   if (caller) return { disconnect: () => caller.close() };
   return {};
+}
+
+/**
+ * Whether the peer of a WebSocket answers a ping within the time given. One that does not is
+ * taken as gone (a half-open connection: the peer vanished without closing) and its connection
+ * is dropped at once, which ends its session.
+ */
+function pingOf(ws: WsConnection): PushTarget['probe'] {
+  if (!ws.ping || !ws.off) return undefined;
+  return (timeoutMs: number) =>
+    new Promise<boolean>((resolve) => {
+      const settle = (alive: boolean): void => {
+        clearTimeout(timer);
+        ws.off?.('pong', onPong);
+        if (!alive) ws.terminate?.();
+        resolve(alive);
+      };
+      const onPong = (): void => settle(true);
+      const timer = setTimeout(() => settle(false), timeoutMs);
+      ws.on('pong', onPong);
+      try {
+        ws.ping?.();
+      } catch {
+        settle(false);
+      }
+    });
 }
 
 /** WebSocket close code for "start a new session" (4000-4999 are the application's). */

@@ -9,7 +9,8 @@ export interface PointerStore {
   /**
    * Moves the consumer's pointer forward to `to` if `condition` still holds (written with other
    * sessions' writes: EventStore.storePointer); true if it is `to` now, false if someone else
-   * moved it. A write no longer `wanted` when it would be written is left out.
+   * moved it, or (with an epoch in `condition`) another acquisition took the consumer. A write
+   * no longer `wanted` when it would be written is left out.
    */
   storePointer(
     ident: string,
@@ -35,13 +36,20 @@ export interface PointerWriterOptions {
   skipStoreMs: number;
   /** Delays before retrying a failed write. */
   retry: Backoff;
+  /**
+   * The owner epoch of the session's acquisition (fencing): every write also requires it, so
+   * a session whose node lost the consumer to another never moves the pointer.
+   */
+  epoch?: string;
 }
 
 /**
  * Stores a reliable consumer's pointer as its session's window allows: one write at a time,
- * each a compare-and-set from the pointer it stored last (its condition, see PointerCondition;
- * the store groups the writes of many sessions into one commit), so that a move made by someone else
- * (an administrator, a session of the consumer elsewhere) is noticed and ends the session. A
+ * each a compare-and-set from the pointer it stored last and, with an epoch, the owner epoch of
+ * the session's acquisition (its condition, see PointerCondition; the store groups the writes of
+ * many sessions into one commit), so that a move made by someone else (an administrator, a
+ * session of the consumer elsewhere, a node that took the consumer over) is noticed and ends the
+ * session. A
  * move with an acknowledged batch is written at once; a move past filtered-out events only at
  * most every skipStoreMs after the last write started (storing it late only makes a new session
  * filter those events out again). A failed write is retried, backing off, with what is due then.
@@ -115,9 +123,13 @@ export class PointerWriter {
     this.waiting = null;
   }
 
-  /** What a write checks: that the pointer is still where this writer stored it last. */
+  /**
+   * What a write checks: that the pointer is still where this writer stored it last, and the
+   * consumer's owner epoch still the session's (fencing), when it has one.
+   */
   private condition(): PointerCondition {
-    return { from: this.stored };
+    const { epoch } = this.options;
+    return epoch === undefined ? { from: this.stored } : { from: this.stored, epoch };
   }
 
   private readonly open = (): boolean => !this.closed;

@@ -27,6 +27,22 @@ export interface PushTarget {
    * again, elsewhere (absent for in-process channels).
    */
   goingAway?(reason: string): void;
+  /**
+   * Whether the consumer's end still answers within `timeoutMs` (a WebSocket ping): false for a
+   * half-open connection whose peer is gone. Absent where a channel cannot be half-open (in
+   * process): then it is taken to answer.
+   */
+  probe?(timeoutMs: number): Promise<boolean>;
+}
+
+/**
+ * What a reliable session holds its consumer by: the owner epoch of its acquisition (every
+ * pointer write requires it) and whether it may still push (its node holds the consumer's
+ * lock and heard from the database lately).
+ */
+export interface Ownership {
+  readonly epoch: string;
+  readonly valid: boolean;
 }
 
 export interface SessionOptions {
@@ -185,6 +201,7 @@ export class ReliableSession implements Session {
     readonly target: PushTarget,
     start: SessionStart,
     private readonly options: SessionOptions,
+    private readonly ownership: Ownership,
   ) {
     const { pointer } = start;
     this.window = new DeliveryWindow(pointer, options, {
@@ -207,17 +224,28 @@ export class ReliableSession implements Session {
           this.pump();
           this.restartIfSettled();
         },
-        movedElsewhere: () => this.end('its pointer was moved elsewhere'),
+        movedElsewhere: () =>
+          this.end('its pointer was moved elsewhere, or another node took the consumer over'),
         failed: (err) =>
           host.log.warn(`${consumer}: storing the pointer failed: ${(err as Error).message}`),
       },
-      { skipStoreMs: options.skipStoreMs, retry: this.retry },
+      { skipStoreMs: options.skipStoreMs, retry: this.retry, epoch: ownership.epoch },
     );
     target.onClose(() => this.close());
   }
 
   get closedYet(): boolean {
     return this.isClosed;
+  }
+
+  /** The owner epoch this session pushes under. */
+  get epoch(): string {
+    return this.ownership.epoch;
+  }
+
+  /** Whether its receiver still answers (see PushTarget.probe). */
+  probe(timeoutMs: number): Promise<boolean> {
+    return this.target.probe ? this.target.probe(timeoutMs) : Promise.resolve(true);
   }
 
   start(): void {
@@ -431,8 +459,22 @@ export class ReliableSession implements Session {
     channel.join(this);
   }
 
+  /**
+   * Sends a batch, unless the session may no longer push (fencing: its node lost the consumer's
+   * lock or has not heard from the database within the fence bound); then it ends at once.
+   */
   private transmit(batch: Batch): void {
+    if (this.isClosed) return;
+    if (!this.ownership.valid) {
+      this.end('this node may no longer push it (its coordination with the database lapsed)');
+      return;
+    }
     const { items } = batch;
+    const first = items[0]?.event.id ?? '-';
+    const last = items[items.length - 1]?.event.id ?? '-';
+    this.host.log.debug(
+      `${this.consumer}: push seq ${batch.seq} events ${first}..${last} (epoch ${this.ownership.epoch})`,
+    );
     this.target.send(batch.seq, items).then(
       () => {
         this.host.pushed(this.consumer, items.length);

@@ -1,6 +1,7 @@
+import crypto from 'crypto';
 import type { EventId } from '../../common/ids';
 import type { ConsumerSql, EventSql, Queries } from '../queries';
-import type { Dialect, ErrorKind, SqlClient, SqlRunner } from '../sql';
+import type { Dialect, ErrorKind, SessionAddress, SqlClient, SqlRunner, SqlValue } from '../sql';
 
 /** An open LISTEN: `closed` resolves when its connection ends (error or close()). */
 export interface Listener {
@@ -18,13 +19,15 @@ export interface NewEvent {
 }
 
 /**
- * What must still hold for a pointer write to move a consumer's pointer: today, that it is still
- * where the writer stored it last (or found it at the start), so that a move someone else made
- * meanwhile (an administrator, a session of the consumer elsewhere) is never undone. A struct,
- * so that more conditions can join it.
+ * What must still hold for a pointer write to move a consumer's pointer: that it is still where
+ * the writer stored it last (or found it at the start), so that a move someone else made
+ * meanwhile (an administrator, a session of the consumer elsewhere) is never undone; and, with
+ * `epoch`, that the consumer's owner_epoch is still the one of the push session's acquisition
+ * (fencing: a node that lost the consumer to another never moves its pointer).
  */
 export interface PointerCondition {
   from: EventId;
+  epoch?: string;
 }
 
 /** A compare-and-set of one consumer's pointer: forward to `to`, if `condition` holds. */
@@ -34,11 +37,23 @@ export interface PointerAdvance {
   condition: PointerCondition;
 }
 
-/** The parameters of ConsumerSql.advanceMany for `moves`: ident, to, from of each. */
-export function advanceParams(moves: readonly PointerAdvance[]): string[] {
-  const params: string[] = [];
-  for (const m of moves) params.push(m.ident, m.to, m.condition.from);
+/** The parameters of ConsumerSql.advanceMany for `moves`: ident, to, from, epoch (or null) of each. */
+export function advanceParams(moves: readonly PointerAdvance[]): SqlValue[] {
+  const params: SqlValue[] = [];
+  for (const m of moves) params.push(m.ident, m.to, m.condition.from, m.condition.epoch ?? null);
   return params;
+}
+
+/**
+ * Whether a consumer read back after a grouped write (ConsumerSql.pointers: `p` and `epoch`)
+ * is where `m` wanted it: at its `to`, and still of its epoch when it has one.
+ */
+export function advanceHeld(
+  m: PointerAdvance,
+  row: { p: string; epoch: string } | undefined,
+): boolean {
+  if (row?.p !== m.to) return false;
+  return m.condition.epoch === undefined || row.epoch === m.condition.epoch;
 }
 
 /**
@@ -100,9 +115,21 @@ export interface SqlDialect {
   /**
    * Cross-process wake-ups, where the database has them (PostgreSQL LISTEN/NOTIFY; insertEvents
    * notifies): calls `onNotify` with the notice's origin (what insertEvents was given) for each
-   * notice about `table` until closed. A hint only: readers never rely on it for correctness.
+   * notice about `table` until closed, on a session connection of its own to `at` (default: the
+   * client's database). A hint only: readers never rely on it for correctness.
    */
-  listen?(db: SqlClient, table: string, onNotify: (origin: string) => void): Promise<Listener>;
+  listen?(
+    db: SqlClient,
+    table: string,
+    onNotify: (origin: string) => void,
+    at?: SessionAddress,
+  ): Promise<Listener>;
+  /**
+   * The key of the session lock named `name` (queries.coordination.tryLock's parameter), where
+   * the database has session locks. `name` carries everything that tells locks apart (the
+   * database, the table, the consumer).
+   */
+  lockKey?(name: string): SqlValue;
   /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
   readonly maxStatementBytes: number;
   /**
@@ -148,3 +175,7 @@ export function eventParams(events: readonly NewEvent[]): string[] {
   for (const e of events) params.push(e.type, e.data);
   return params;
 }
+
+/** The first bytes of the SHA-256 of a lock name: keys that differ whenever names do. */
+export const lockDigest = (name: string): Buffer =>
+  crypto.createHash('sha256').update(name, 'utf8').digest();

@@ -4,6 +4,8 @@ import { mysqlDialect } from './mysql';
 import { postgresqlDialect } from './postgresql';
 import { sqliteDialect } from './sqlite';
 
+export { advanceHeld } from './dialect';
+
 export type {
   Listener,
   NewEvent,

@@ -4,7 +4,14 @@ import { mysqlErrorKind } from '../drivers/errors';
 import type { EventSql } from '../queries';
 import { mysqlQueries } from '../queries/mysql';
 import type { SqlRunner } from '../sql';
-import { advanceParams, eventParams, type NewEvent, type SqlDialect } from './dialect';
+import {
+  advanceHeld,
+  advanceParams,
+  eventParams,
+  lockDigest,
+  type NewEvent,
+  type SqlDialect,
+} from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
 const TRX_CACHE_REFRESH_MS = 120;
@@ -89,12 +96,12 @@ export function mysqlDialect(): SqlDialect {
     advancePointers: (db, sql, moves) =>
       db.transaction(async (tx) => {
         await tx.execute(sql.advanceMany(moves.length), advanceParams(moves));
-        const rows = await tx.query<{ ident: string; p: string }>(
+        const rows = await tx.query<{ ident: string; p: string; epoch: string }>(
           sql.pointers(moves.length),
           moves.map((m) => m.ident),
         );
-        const at = new Map(rows.map((r) => [r.ident, r.p]));
-        return new Set(moves.filter((m) => at.get(m.ident) === m.to).map((m) => m.ident));
+        const at = new Map(rows.map((r) => [r.ident, r]));
+        return new Set(moves.filter((m) => advanceHeld(m, at.get(m.ident))).map((m) => m.ident));
       }),
 
     async probeWriters(db, sql, since) {
@@ -138,6 +145,9 @@ export function mysqlDialect(): SqlDialect {
     },
 
     errorKind: mysqlErrorKind,
+
+    // Lock names are at most 64 characters, and shared by every database of the server.
+    lockKey: (name) => `evtstream:${lockDigest(name).toString('hex').slice(0, 48)}`,
 
     async tableColumns(db, table) {
       const rows = await db.query<{ name: string }>(

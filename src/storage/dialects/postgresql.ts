@@ -1,7 +1,12 @@
 import { pgErrorKind } from '../drivers/errors';
-import type { PostgresClient } from '../drivers/postgres';
 import { postgresqlQueries } from '../queries/postgresql';
-import { advanceReturning, insertReturning, notifyChannel, type SqlDialect } from './dialect';
+import {
+  advanceReturning,
+  insertReturning,
+  lockDigest,
+  notifyChannel,
+  type SqlDialect,
+} from './dialect';
 
 /** pg_advisory_xact_lock key for migrations: any fixed 64-bit number of our own. */
 const MIGRATION_LOCK_KEY = '1811870001';
@@ -50,6 +55,9 @@ export const postgresqlDialect: SqlDialect = {
 
   errorKind: pgErrorKind,
 
+  // An advisory lock takes a signed 64-bit key: the first 8 bytes of the name's digest.
+  lockKey: (name) => lockDigest(name).readBigInt64BE(0).toString(),
+
   async tableColumns(db, table) {
     // to_regclass finds the table as a statement naming it would (search_path), or gives NULL.
     const rows = await db.query<{ name: string }>(
@@ -60,25 +68,16 @@ export const postgresqlDialect: SqlDialect = {
     return rows.map((r) => r.name);
   },
 
-  async listen(db, table, onNotify) {
-    const client = (db as PostgresClient).newClient();
-    let resolveClosed!: (err: Error | undefined) => void;
-    const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
-    client.on('error', (err: Error) => resolveClosed(err));
-    client.on('end', () => resolveClosed(undefined));
-    client.on('notification', (msg: { payload?: string }) => onNotify(msg.payload ?? ''));
+  async listen(db, table, onNotify, at) {
+    if (!db.openSession) throw new Error('No session connections on this client');
+    const session = await db.openSession(at);
+    session.onNotification((_channel, payload) => onNotify(payload));
     try {
-      await client.connect();
-      await client.query(`LISTEN "${notifyChannel(table)}"`);
+      await session.execute(`LISTEN "${notifyChannel(table)}"`);
     } catch (err) {
-      await client.end().catch(() => undefined);
+      session.destroy();
       throw err;
     }
-    return {
-      closed,
-      close: async () => {
-        await client.end().catch(() => undefined);
-      },
-    };
+    return { closed: session.closed, close: () => session.close() };
   },
 };

@@ -20,6 +20,47 @@ export interface Queries {
   consumers(table: string): ConsumerSql;
   /** Statements on evt_parked and evt_consumer_parking (poison events of push consumers). */
   parking(): ParkingSql;
+  /**
+   * What nodes of a cluster coordinate with (see storage/coordination): session locks and the
+   * heartbeat on the node's coordination connection; control messages where the database has
+   * no notifications. Absent on SQLite (one process, no server sessions).
+   */
+  readonly coordination?: CoordinationSql;
+}
+
+/** Statements of the coordination connection (one database session per node). */
+export interface CoordinationSql {
+  /** Takes a session lock if free, without waiting: `ok` = 1 if this session holds it now. Params: key. */
+  readonly tryLock: string;
+  /** Releases a session lock this session holds: `ok` = 1 if it did. Params: key. */
+  readonly unlock: string;
+  /**
+   * The heartbeat: `pid`, the server's ID of this session; `ro` = 1 when the server cannot take
+   * writes (a hot standby, a read-only replica); `locks`, how many session locks this session
+   * holds (NULL where the database cannot tell).
+   */
+  readonly heartbeat: string;
+  /**
+   * Settings of the coordination session, for a node that fences itself after `fenceMs`
+   * without a heartbeat: the server ends the session (and frees its locks) once it has been idle
+   * or unreachable for about twice that. Each statement may fail on servers that lack the
+   * setting; it is then left out.
+   */
+  sessionSettings(fenceMs: number): string[];
+  /** Control messages as rows (MySQL); absent where they go by notification (PostgreSQL). */
+  readonly control?: ControlSql;
+  /** Sends a notification on a channel (PostgreSQL). Params: channel, payload. */
+  readonly notify?: string;
+}
+
+/** Control messages of the nodes, as rows of evt_control. */
+export interface ControlSql {
+  /** Params: kind, scope, subject, from_node, info. */
+  readonly send: string;
+  /** Rows of the last `ms`: id, kind, scope, subject, node (the sender), info. Params: ms. */
+  readonly recent: string;
+  /** Deletes rows older than `ms`. Params: ms. */
+  readonly expire: string;
 }
 
 /** Which conditions a listing has (each given one adds its parameters, in this order). */
@@ -102,12 +143,13 @@ export interface ConsumerSql {
   readonly advanceFrom: string;
   /**
    * advanceFrom for `rows` consumers in one statement (its own transaction): each pointer moves
-   * forward to its `to` only while it is still its `from`. Params: ident, to, from per row (no
-   * ident twice). Returns `ident` of each row it moved, where the database can (PostgreSQL,
+   * forward to its `to` only while it is still its `from` and, when the row's epoch is not NULL,
+   * while owner_epoch is still that epoch (fencing, as advanceOwned). Params: ident, to, from,
+   * epoch (or NULL) per row (no ident twice). Returns `ident` of each row it moved, where the database can (PostgreSQL,
    * SQLite: RETURNING); nothing on MySQL (see SqlDialect.advancePointers).
    */
   advanceMany(rows: number): string;
-  /** Returns ident and `p`, the pointer, of the consumers named. Params: `rows` idents. */
+  /** Returns ident, `p` (the pointer) and `epoch` (owner_epoch) of the consumers named. Params: `rows` idents. */
   pointers(rows: number): string;
   /** Returns ident, pointer, last_time and `idle` = 0 for every consumer. */
   readonly all: string;
@@ -132,6 +174,24 @@ export interface ConsumerSql {
    * evt_id, max_attempts. Params: ident, only when `ofOne`.
    */
   listMoves(ofOne: boolean, limit: number): string;
+  /**
+   * Takes the consumer row for an acquisition: `prev`, the node named as its owner (NULL if
+   * none), with a lock on the row until the transaction ends. Params: ident.
+   */
+  readonly ownerForUpdate: string;
+  /** Bumps owner_epoch and names the new owner. Params: node, ident. */
+  readonly claim: string;
+  /** Returns `p` (the pointer), `epoch` and `move` (as position). Params: ident. */
+  readonly owned: string;
+  /** Clears owner_node, only while owner_epoch is still the one given. Params: ident, epoch. */
+  readonly release: string;
+  /**
+   * Moves the pointer forward only, while it is still `from` and owner_epoch is still `epoch`.
+   * Params: to, ident, to, from, epoch.
+   */
+  readonly advanceOwned: string;
+  /** Every consumer with an owner: ident, node, epoch. */
+  readonly owners: string;
 }
 
 /**

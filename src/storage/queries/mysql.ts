@@ -117,14 +117,15 @@ export const mysqlQueries: Queries = {
       // same transaction (pointers).
       advanceMany: (rows) =>
         `UPDATE ${t} c
-           JOIN (${repeat(rows, 'SELECT ? AS ident, CAST(? AS UNSIGNED) AS to_id, CAST(? AS UNSIGNED) AS from_id', ' UNION ALL ')}) v
+           JOIN (${repeat(rows, 'SELECT ? AS ident, CAST(? AS UNSIGNED) AS to_id, CAST(? AS UNSIGNED) AS from_id, CAST(? AS UNSIGNED) AS epoch', ' UNION ALL ')}) v
              ON c.ident = v.ident
             SET c.last_evt_id = v.to_id, c.last_time = UTC_TIMESTAMP()
-          WHERE c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id`,
+          WHERE c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id
+            AND (v.epoch IS NULL OR c.owner_epoch = v.epoch)`,
 
       pointers: (rows) =>
-        `SELECT ident, CAST(last_evt_id AS CHAR) AS p FROM ${t}
-          WHERE ident IN (${repeat(rows, '?')})`,
+        `SELECT ident, CAST(last_evt_id AS CHAR) AS p, CAST(owner_epoch AS CHAR) AS epoch
+           FROM ${t} WHERE ident IN (${repeat(rows, '?')})`,
 
       all: `SELECT ident, CAST(last_evt_id AS CHAR) AS pointer,
                    DATE_FORMAT(last_time, '%Y-%m-%dT%H:%i:%sZ') AS last_time, 0 AS idle
@@ -158,6 +159,25 @@ export const mysqlQueries: Queries = {
                 CAST(m.evt_id AS CHAR) AS evt_id, m.max_attempts
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+
+      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ? FOR UPDATE`,
+
+      claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
+
+      owned: `SELECT CAST(c.last_evt_id AS CHAR) AS p, CAST(c.owner_epoch AS CHAR) AS epoch,
+                     (SELECT CAST(MAX(m.id) AS CHAR) FROM ${moves} m
+                       WHERE m.ident = c.ident AND m.applied = 0) AS move
+                FROM ${t} c WHERE c.ident = ?`,
+
+      release: `UPDATE ${t} SET owner_node = NULL
+                 WHERE ident = ? AND owner_epoch = CAST(? AS UNSIGNED)`,
+
+      advanceOwned: `UPDATE ${t} SET last_evt_id = CAST(? AS UNSIGNED), last_time = UTC_TIMESTAMP()
+                      WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)
+                        AND last_evt_id = CAST(? AS UNSIGNED) AND owner_epoch = CAST(? AS UNSIGNED)`,
+
+      owners: `SELECT ident, owner_node AS node, CAST(owner_epoch AS CHAR) AS epoch
+                 FROM ${t} WHERE owner_node IS NOT NULL`,
     };
   },
 
@@ -228,5 +248,28 @@ export const mysqlQueries: Queries = {
 
       counts: `SELECT ident, COUNT(*) AS n FROM ${p} WHERE ${unresolved} GROUP BY ident`,
     };
+  },
+
+  coordination: {
+    // Named locks (GET_LOCK) are per server, not per database: the names carry the database
+    // (see SqlDialect.lockKey). Timeout 0: never wait.
+    tryLock: 'SELECT GET_LOCK(?, 0) AS ok',
+    unlock: 'SELECT RELEASE_LOCK(?) AS ok',
+    heartbeat: 'SELECT CONNECTION_ID() AS pid, @@global.read_only AS ro, NULL AS locks',
+    sessionSettings: (fenceMs) => [
+      // The server ends the session (freeing its locks) once idle for about twice the fence
+      // bound: a paused or lost node. Whole seconds.
+      `SET SESSION wait_timeout = ${Math.max(2, Math.ceil((2 * fenceMs) / 1000))}`,
+    ],
+    control: {
+      send: `INSERT INTO \`${TABLES.control}\` (kind, scope, subject, from_node, info, created)
+             VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))`,
+      recent: `SELECT CAST(id AS CHAR) AS id, kind, scope, subject, from_node AS node, info
+                 FROM \`${TABLES.control}\`
+                WHERE created >= UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND
+                ORDER BY id`,
+      expire: `DELETE FROM \`${TABLES.control}\`
+                WHERE created < UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND`,
+    },
   },
 };

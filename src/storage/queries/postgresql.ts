@@ -127,14 +127,15 @@ export const postgresqlQueries: Queries = {
       advanceMany: (rows) =>
         `UPDATE ${t} AS c
             SET last_evt_id = v.to_id, last_time = (now() AT TIME ZONE 'UTC')
-           FROM (VALUES ${repeat(rows, '(CAST(? AS VARCHAR), CAST(? AS BIGINT), CAST(? AS BIGINT))')})
-                AS v (ident, to_id, from_id)
+           FROM (VALUES ${repeat(rows, '(CAST(? AS VARCHAR), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))')})
+                AS v (ident, to_id, from_id, epoch)
           WHERE c.ident = v.ident AND c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id
+            AND (v.epoch IS NULL OR c.owner_epoch = v.epoch)
          RETURNING c.ident`,
 
       pointers: (rows) =>
-        `SELECT ident, CAST(last_evt_id AS TEXT) AS p FROM ${t}
-          WHERE ident IN (${repeat(rows, '?')})`,
+        `SELECT ident, CAST(last_evt_id AS TEXT) AS p, CAST(owner_epoch AS TEXT) AS epoch
+           FROM ${t} WHERE ident IN (${repeat(rows, '?')})`,
 
       all: `SELECT ident, CAST(last_evt_id AS TEXT) AS pointer,
                    to_char(last_time, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_time, 0 AS idle
@@ -168,6 +169,25 @@ export const postgresqlQueries: Queries = {
                 CAST(m.evt_id AS TEXT) AS evt_id, m.max_attempts
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+
+      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ? FOR UPDATE`,
+
+      claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
+
+      owned: `SELECT CAST(c.last_evt_id AS TEXT) AS p, CAST(c.owner_epoch AS TEXT) AS epoch,
+                     (SELECT CAST(MAX(m.id) AS TEXT) FROM ${moves} m
+                       WHERE m.ident = c.ident AND m.applied = 0) AS move
+                FROM ${t} c WHERE c.ident = ?`,
+
+      release: `UPDATE ${t} SET owner_node = NULL
+                 WHERE ident = ? AND owner_epoch = CAST(? AS BIGINT)`,
+
+      advanceOwned: `UPDATE ${t} SET last_evt_id = CAST(? AS BIGINT), last_time = (now() AT TIME ZONE 'UTC')
+                      WHERE ident = ? AND last_evt_id < CAST(? AS BIGINT)
+                        AND last_evt_id = CAST(? AS BIGINT) AND owner_epoch = CAST(? AS BIGINT)`,
+
+      owners: `SELECT ident, owner_node AS node, CAST(owner_epoch AS TEXT) AS epoch
+                 FROM ${t} WHERE owner_node IS NOT NULL`,
     };
   },
 
@@ -239,5 +259,28 @@ export const postgresqlQueries: Queries = {
 
       counts: `SELECT ident, COUNT(*) AS n FROM ${p} WHERE ${unresolved} GROUP BY ident`,
     };
+  },
+
+  coordination: {
+    // Advisory locks of our own 64-bit keys (see SqlDialect.lockKey), per database.
+    tryLock: 'SELECT CASE WHEN pg_try_advisory_lock(CAST(? AS BIGINT)) THEN 1 ELSE 0 END AS ok',
+    unlock: 'SELECT CASE WHEN pg_advisory_unlock(CAST(? AS BIGINT)) THEN 1 ELSE 0 END AS ok',
+    heartbeat: `SELECT pg_backend_pid() AS pid,
+                       CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END AS ro,
+                       (SELECT COUNT(*) FROM pg_locks
+                         WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted) AS locks`,
+    sessionSettings: (fenceMs) => {
+      const idleS = Math.max(1, Math.ceil(fenceMs / 1000));
+      return [
+        // The server frees the locks of a node that went quiet (a paused process, a lost
+        // machine): idle for twice the fence bound, or unacknowledged on TCP for as long.
+        `SET idle_session_timeout = ${2 * fenceMs}`,
+        `SET tcp_user_timeout = ${2 * fenceMs}`,
+        `SET tcp_keepalives_idle = ${idleS}`,
+        `SET tcp_keepalives_interval = ${idleS}`,
+        'SET tcp_keepalives_count = 2',
+      ];
+    },
+    notify: 'SELECT pg_notify(?, ?)',
   },
 };

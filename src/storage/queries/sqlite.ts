@@ -119,14 +119,15 @@ export const sqliteQueries: Queries = {
       advanceMany: (rows) =>
         `UPDATE ${t} AS c
             SET last_evt_id = v.to_id, last_time = datetime('now')
-           FROM (SELECT column1 AS ident, column2 AS to_id, column3 AS from_id
-                   FROM (VALUES ${repeat(rows, '(?, CAST(? AS INTEGER), CAST(? AS INTEGER))')})) AS v
+           FROM (SELECT column1 AS ident, column2 AS to_id, column3 AS from_id, column4 AS epoch
+                   FROM (VALUES ${repeat(rows, '(?, CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS INTEGER))')})) AS v
           WHERE c.ident = v.ident AND c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id
+            AND (v.epoch IS NULL OR c.owner_epoch = v.epoch)
          RETURNING ident`,
 
       pointers: (rows) =>
-        `SELECT ident, CAST(last_evt_id AS TEXT) AS p FROM ${t}
-          WHERE ident IN (${repeat(rows, '?')})`,
+        `SELECT ident, CAST(last_evt_id AS TEXT) AS p, CAST(owner_epoch AS TEXT) AS epoch
+           FROM ${t} WHERE ident IN (${repeat(rows, '?')})`,
 
       all: `SELECT ident, CAST(last_evt_id AS TEXT) AS pointer,
                    strftime('%Y-%m-%dT%H:%M:%SZ', last_time) AS last_time, 0 AS idle
@@ -160,6 +161,26 @@ export const sqliteQueries: Queries = {
                 CAST(m.evt_id AS TEXT) AS evt_id, m.max_attempts
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+
+      // The transaction's BEGIN IMMEDIATE already excludes every other writer.
+      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ?`,
+
+      claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
+
+      owned: `SELECT CAST(c.last_evt_id AS TEXT) AS p, CAST(c.owner_epoch AS TEXT) AS epoch,
+                     (SELECT CAST(MAX(m.id) AS TEXT) FROM ${moves} m
+                       WHERE m.ident = c.ident AND m.applied = 0) AS move
+                FROM ${t} c WHERE c.ident = ?`,
+
+      release: `UPDATE ${t} SET owner_node = NULL
+                 WHERE ident = ? AND owner_epoch = CAST(? AS INTEGER)`,
+
+      advanceOwned: `UPDATE ${t} SET last_evt_id = CAST(? AS INTEGER), last_time = datetime('now')
+                      WHERE ident = ? AND last_evt_id < CAST(? AS INTEGER)
+                        AND last_evt_id = CAST(? AS INTEGER) AND owner_epoch = CAST(? AS INTEGER)`,
+
+      owners: `SELECT ident, owner_node AS node, CAST(owner_epoch AS TEXT) AS epoch
+                 FROM ${t} WHERE owner_node IS NOT NULL`,
     };
   },
 
