@@ -77,6 +77,42 @@ describeDatabases('grouped pointer writes', (fx) => {
    * Breaking change this test catches: write each storePointer at once, one commit each (no
    * queue in PointerGroupCommit); 40 writes then take 40 commits, not a few.
    */
+  /*
+   * Breaking change this test catches: drop the owner_epoch condition from advanceMany (of any
+   * dialect), or leave the epoch out of the read-back; a session of a node that lost the
+   * consumer to another then moves its pointer (or is told its write held).
+   */
+  it('fences each write by its owner epoch: a stale acquisition moves nothing', async () => {
+    const [a, b, c] = await consumers('F', ['10', '10', '10']);
+    const old = await store.claimConsumer(a!, 'node-1');
+    const now = await store.claimConsumer(a!, 'node-2');
+    const onB = await store.claimConsumer(b!, 'node-1');
+    expect(old!.epoch).to.not.equal(now!.epoch);
+    const fenced = (ident: string, to: EventId, from: EventId, epoch: string): PointerAdvance => ({
+      ident,
+      to,
+      condition: { from, epoch },
+    });
+    expect(
+      await store.advanceConsumers([
+        fenced(a!, '20', '10', old!.epoch), // taken over since: nothing moves
+        fenced(b!, '20', '10', onB!.epoch), // still its epoch
+        move(c!, '20', '10'), // no epoch: the pointer condition alone
+      ]),
+    ).to.deep.equal([false, true, true]);
+    expect(await pointersOf([a!, b!, c!])).to.deep.equal(['10', '20', '20']);
+    // The current acquisition moves it; the stale one, run again, is not told it holds.
+    expect(await store.advanceConsumers([fenced(a!, '20', '10', now!.epoch)])).to.deep.equal([
+      true,
+    ]);
+    expect(await store.advanceConsumers([fenced(a!, '20', '10', old!.epoch)])).to.deep.equal([
+      false,
+    ]);
+    expect(await store.storePointer(a!, '30', { from: '20', epoch: old!.epoch })).to.equal(false);
+    expect(await store.storePointer(a!, '30', { from: '20', epoch: now!.epoch })).to.equal(true);
+    expect(await pointersOf([a!])).to.deep.equal(['30']);
+  });
+
   it('groups the writes queued while one is written into few commits, each with its outcome', async () => {
     const idents = await consumers(
       'Q',
