@@ -210,7 +210,8 @@ describeDatabases('push delivery', (fx) => {
       await quick.store.registerConsumer('alice:TIMEOUT');
       await quick.store.advanceConsumer('alice:TIMEOUT', await quick.store.horizon());
       const errors: unknown[] = [];
-      quick.push.on('pushError', (consumer: string, err: unknown) => {
+      // The reference's arguments (code, info, exception), then the consumer.
+      quick.push.on('pushError', (_code: string, _info: string, err: unknown, consumer: string) => {
         if (consumer === 'alice:TIMEOUT') errors.push(err);
       });
       let stalled = false;
