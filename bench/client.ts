@@ -20,6 +20,39 @@ import { EVENT_TYPE, type FreshDb } from './db';
 export const BENCH_USER = 'bench';
 export const BENCH_SECRET = 'secret';
 export const CREDENTIALS = `${BENCH_USER}:${BENCH_SECRET}`;
+/** Our server's admin (/metrics, ftn18es.admin); the reference has none. */
+export const BENCH_ADMIN = 'benchadmin';
+export const ADMIN_CREDENTIALS = `${BENCH_ADMIN}:${BENCH_SECRET}`;
+
+/** One scrape of our server's /metrics as the admin: the text, and how long it took (ms). */
+export async function scrapeMetrics(endpoint: Endpoint): Promise<{ text: string; ms: number }> {
+  const t0 = performance.now();
+  const rsp = await fetch(new URL('/metrics', endpoint.url), {
+    headers: { authorization: `Basic ${Buffer.from(ADMIN_CREDENTIALS).toString('base64')}` },
+  });
+  const text = await rsp.text();
+  const ms = performance.now() - t0;
+  if (rsp.status !== 200) throw new Error(`/metrics answered ${rsp.status}: ${text.slice(0, 200)}`);
+  return { text, ms };
+}
+
+/** The value of an unlabelled sample in a Prometheus exposition, NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Our server's pointer commits and the moves they stored so far (from /metrics). */
+export async function pointerCounters(endpoint: Endpoint): Promise<Record<string, number>> {
+  const { text } = await scrapeMetrics(endpoint);
+  return {
+    commits: metricValue(text, 'evtstream_pointer_commits_total'),
+    moves: metricValue(text, 'evtstream_pointer_moves_total'),
+  };
+}
+
+/** The component name of FTN18's LIVE consumers (not registered, nothing stored). */
+export const LIVE = 'LIVE';
 
 /** Giving up when events stop arriving for this long. */
 const NO_PROGRESS_MS = 30_000;
@@ -48,11 +81,11 @@ export function run<T = unknown>(body: (as: AsyncSteps) => void): Promise<T> {
   });
 }
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export const cmpIds = (a: string, b: string): number =>
   BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0;
-const sortIds = (ids: readonly string[]): string[] => [...ids].sort(cmpIds);
+export const sortIds = (ids: readonly string[]): string[] => [...ids].sort(cmpIds);
 
 type Iface = 'gen' | 'poll' | 'push';
 const VERSIONS: Record<Iface, string> = { gen: '1.1', poll: '1.0', push: '1.1' };
@@ -169,37 +202,42 @@ export function checkExact(
   };
 }
 
-const allOk = (...checks: Check[]): Check => {
+export const allOk = (...checks: Check[]): Check => {
   const bad = checks.filter((c) => !c.ok);
   return bad.length ? { ok: false, detail: bad.map((c) => c.detail).join('; ') } : checks[0]!;
 };
 
 /** IDs returned to one caller must increase: each call starts after the previous committed. */
-function increasing(ids: readonly string[], who: string): Check {
+export function increasing(ids: readonly string[], who: string): Check {
   const at = ids.findIndex((id, i) => i > 0 && cmpIds(id, ids[i - 1]!) <= 0);
   return at < 0
     ? { ok: true, detail: `${who}: increasing IDs` }
     : { ok: false, detail: `${who}: ID ${ids[at]} returned after ${ids[at - 1]}` };
 }
 
-interface Poller {
+export interface Poller {
   /** One pollEvents call, acknowledging what came before; resolves with how many came. */
   pollOnce(): Promise<number>;
   /** Polls until `count` events came in all (or none came for NO_PROGRESS_MS). */
   drain(count: number): Promise<void>;
+  /** Acknowledges every event up to `id` (a pollEvents with it as last_id), to start after it. */
+  ackUpTo(id: string): Promise<void>;
+  /** Resolves once `count` events came (another loop polls), or rejects after no progress. */
+  until(count: number): Promise<void>;
   readonly ids: string[];
   calls: number;
 }
 
 /** A registered reliable consumer polling with futoin.evt.poll:1.0 over WebSocket. */
-async function poller(client: BenchClient, component: string): Promise<Poller> {
+export async function poller(client: BenchClient, component: string): Promise<Poller> {
   const poll = await client.face('poll');
   await client.call(poll, 'registerConsumer', { component });
+  let acked: string | undefined;
   const p: Poller = {
     ids: [],
     calls: 0,
     pollOnce: async () => {
-      const last = p.ids[p.ids.length - 1];
+      const last = p.ids[p.ids.length - 1] ?? acked;
       const events = await client.call<{ id: string }[]>(poll, 'pollEvents', {
         component,
         ...(last ? { last_id: last } : {}),
@@ -214,6 +252,24 @@ async function poller(client: BenchClient, component: string): Promise<Poller> {
         if (await p.pollOnce()) progressAt = performance.now();
         else if (performance.now() - progressAt > NO_PROGRESS_MS) return;
         else await delay(10);
+      }
+    },
+    ackUpTo: async (id) => {
+      if (id === '0') return;
+      await client.call(poll, 'pollEvents', { component, last_id: id });
+      acked = id;
+    },
+    until: async (count) => {
+      let seen = p.ids.length;
+      let progressAt = performance.now();
+      while (p.ids.length < count) {
+        await delay(20);
+        if (p.ids.length > seen) {
+          seen = p.ids.length;
+          progressAt = performance.now();
+        } else if (performance.now() - progressAt > NO_PROGRESS_MS) {
+          throw new Error(`poll stalled: ${p.ids.length} of ${count} events received`);
+        }
       }
     },
   };
@@ -363,7 +419,7 @@ export async function pollExpected(
   };
 }
 
-interface Receiver {
+export interface Receiver {
   /** IDs in arrival order, and when each arrived (performance.now()). */
   readonly ids: string[];
   readonly at: number[];
@@ -373,13 +429,16 @@ interface Receiver {
 }
 
 /**
- * A reliable push consumer: futoin.evt.receiver:1.1 on a client Executor, futoin.evt.push:1.1
- * over WebSocket with that executor, registerConsumer; readyToReceive is left to the caller
- * (`ready`) so that timing can start right before it.
+ * A push consumer: futoin.evt.receiver:1.1 on a client Executor, futoin.evt.push:1.1 over
+ * WebSocket with that executor. A reliable one (any component but LIVE) is registered, and with
+ * `ackUpTo` acknowledges every event up to that ID first (a pollEvents with it as last_id, on
+ * the same face: push inherits poll), so that it starts after them. readyToReceive is left to
+ * the caller (`ready`) so that timing can start right before it.
  */
-async function receiver(
+export async function receiver(
   client: BenchClient,
   component: string,
+  options: { ackUpTo?: string } = {},
 ): Promise<{ r: Receiver; ready: () => Promise<void> }> {
   let wake: (() => void) | null = null;
   const r: Receiver = {
@@ -420,7 +479,12 @@ async function receiver(
     ifacever: 'futoin.evt.receiver:1.1',
     impl: service,
   });
-  await client.call(push, 'registerConsumer', { component });
+  if (component !== LIVE) {
+    await client.call(push, 'registerConsumer', { component });
+    if (options.ackUpTo && options.ackUpTo !== '0') {
+      await client.call(push, 'pollEvents', { component, last_id: options.ackUpTo });
+    }
+  }
   return { r, ready: () => client.call(push, 'readyToReceive', { component }) };
 }
 
@@ -451,7 +515,7 @@ export async function pushExpected(
   };
 }
 
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }

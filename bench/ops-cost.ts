@@ -32,7 +32,6 @@ import {
   BatchSpanProcessor,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
-import fs from 'fs';
 import path from 'path';
 import { parseArgs } from 'util';
 import { StreamService } from '../src/app/service';
@@ -48,7 +47,7 @@ import {
   type Outcome,
 } from './client';
 import { FreshDb, isDbKind, unavailable, type DbKind } from './db';
-import { childEnv, ServerProcess } from './servers/process';
+import { childEnv, cpuSeconds, ServerProcess } from './servers/process';
 
 type Variant = 'off' | 'unwatched' | 'scraped' | 'untraced' | 'sdk';
 const VARIANTS: readonly Variant[] = ['off', 'unwatched', 'scraped', 'untraced', 'sdk'];
@@ -142,19 +141,6 @@ function scraper(url: string): { stop: () => Promise<{ ok: number; failed: numbe
       return { ok, failed };
     },
   };
-}
-
-/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux). */
-const CLK_TCK = 100;
-
-/**
- * CPU seconds (user + system) the process has used so far, from /proc/PID/stat: fields 14 and 15
- * (utime, stime), counted after the parenthesised command name.
- */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 interface RunResult {

@@ -7,10 +7,22 @@ import os from 'os';
 import path from 'path';
 import type { Check } from './client';
 import type { DbKind } from './db';
+import { FANOUT_SIZES, LIVE_SIZES, TRICKLE_RATE } from './rates';
 import type { Side } from './servers/process';
 
 export type ScenarioKey =
-  'add1' | 'add16ws' | 'add16http' | 'poll' | 'push' | 'latency' | 'noop' | 'raw' | 'memory';
+  | 'add1'
+  | 'add16ws'
+  | 'add16http'
+  | 'poll'
+  | 'push'
+  | 'latency'
+  | 'noop'
+  | 'raw'
+  | 'memory'
+  | 'trickle'
+  | 'fanout'
+  | 'live';
 
 /** Where a figure came from: a server, or the database alone (raw insert rates). */
 export type Source = Side | 'database';
@@ -260,6 +272,53 @@ export const ROWS: RowDef[] = [
     get: m('raw', 'batched'),
     databaseOnly: true,
   },
+  ...(['none', 'poll', 'push'] as const).map((phase): RowDef => ({
+    scenario: 'trickle',
+    label: `trickle ${TRICKLE_RATE}/s, ${phase === 'none' ? 'no' : `one ${phase}`} consumer: server CPU per event`,
+    unit: 'ms',
+    fmt: ms,
+    get: m('trickle', `${phase}_cpu_ms`),
+    target: { text: 'ours ≤ 0.3 ms', met: (ours) => ours <= 0.3 },
+  })),
+  {
+    scenario: 'trickle',
+    label: `trickle ${TRICKLE_RATE}/s, push latency p99`,
+    unit: 'ms',
+    fmt: ms,
+    get: m('trickle', 'push_p99'),
+  },
+  ...FANOUT_SIZES.flatMap((n): RowDef[] => [
+    {
+      scenario: 'fanout',
+      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, latency p99`,
+      unit: 'ms',
+      fmt: ms,
+      get: m('fanout', `n${n}_p99`),
+      target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
+    },
+    {
+      scenario: 'fanout',
+      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, server CPU per delivery`,
+      unit: 'ms',
+      fmt: ms,
+      get: m('fanout', `n${n}_cpu_ms`),
+    },
+    {
+      scenario: 'fanout',
+      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, pointer commits`,
+      unit: 'commits/s',
+      fmt: int,
+      get: m('fanout', `n${n}_commits_per_s`),
+    },
+  ]),
+  ...LIVE_SIZES.map((n): RowDef => ({
+    scenario: 'live',
+    label: `fan-out to ${n} LIVE sessions, latency p99`,
+    unit: 'ms',
+    fmt: ms,
+    get: m('live', `n${n}_p99`),
+    target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
+  })),
   {
     scenario: 'memory',
     label: 'peak memory of the server process (VmHWM)',

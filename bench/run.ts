@@ -10,6 +10,7 @@ import {
   addEvents,
   BenchClient,
   noop,
+  pointerCounters,
   pollDrain,
   pushCatchUp,
   pushLatency,
@@ -25,6 +26,7 @@ import {
   type ScenarioKey,
   type Settings,
 } from './report';
+import { fanout, FANOUT_SIZES, LIVE_SIZES, trickle } from './rates';
 import { startServer } from './servers/launch';
 import { ensureBuilt } from './servers/ours';
 import type { ServerProcess, Side } from './servers/process';
@@ -39,6 +41,9 @@ const ALL_SCENARIOS: readonly ScenarioKey[] = [
   'noop',
   'raw',
   'memory',
+  'trickle',
+  'fanout',
+  'live',
 ];
 const SIDES: readonly Side[] = ['ours', 'reference'];
 /** A scenario run that takes longer than this fails. */
@@ -148,12 +153,15 @@ function parseOptions(argv: string[]): Options | null {
         noop16: n(20_000, 32),
         rawSingle: n(5_000, 20),
         rawBatched: n(20_000, 100),
+        trickle: n(2_000, 100),
+        fanout: n(1_000, 50),
+        live: n(1_000, 50),
       },
     },
   };
 }
 
-type ServerScenario = (client: BenchClient, db: FreshDb) => Promise<Outcome>;
+type ServerScenario = (client: BenchClient, db: FreshDb, server: ServerProcess) => Promise<Outcome>;
 
 function serverScenarios(
   sizes: Record<string, number>,
@@ -166,6 +174,16 @@ function serverScenarios(
     poll: (c, db) => pollDrain(c, db, size('poll')),
     push: (c, db) => pushCatchUp(c, db, size('push')),
     latency: (c) => pushLatency(c, size('latency'), 10),
+    trickle: (c, _db, server) => trickle(c, server, size('trickle')),
+    fanout: (_c, _db, server) =>
+      fanout(
+        server,
+        FANOUT_SIZES,
+        size('fanout'),
+        'reliable',
+        server.side === 'ours' ? pointerCounters : undefined,
+      ),
+    live: (_c, _db, server) => fanout(server, LIVE_SIZES, size('live'), 'live'),
     noop: async (c) => {
       const one = await noop(c, size('noop1'), 1);
       const many = await noop(c, size('noop16'), 16);
@@ -239,7 +257,7 @@ async function runOnServer(
     client = new BenchClient(server);
     let outcome: Outcome;
     try {
-      outcome = await withTimeout(body(client, db), SCENARIO_TIMEOUT_MS, scenario);
+      outcome = await withTimeout(body(client, db, server), SCENARIO_TIMEOUT_MS, scenario);
     } catch (e) {
       const exited = server.exited ? ` (server exited: ${server.exited})` : '';
       outcome = { metrics: {}, check: { ok: false, detail: `error: ${errorText(e)}${exited}` } };

@@ -1,10 +1,12 @@
 // Event stream console: plain browser JavaScript, no framework and no build step.
-// Every call is ftn18es.admin:1.0 over one FutoIn (FTN7 JSON) WebSocket to the service root,
+// Every call is ftn18es.admin:1.1 over one FutoIn (FTN7 JSON) WebSocket to the service root,
 // with the administrator's name:secret in each message. Values reach the DOM as text only.
+// The service takes admin calls only from its own origin (a WebSocket opened from a page
+// elsewhere is refused), so a page elsewhere cannot act through an admin's browser.
 'use strict';
 
 (() => {
-  const IFACE = 'ftn18es.admin:1.0:';
+  const IFACE = 'ftn18es.admin:1.1:';
   const STORE_KEY = 'evtstream.console.credentials';
   const REFRESH_MS = 1000;
   const CALL_TIMEOUT_MS = 15000;
@@ -60,6 +62,22 @@
     detailTitle: $('detail-title'),
     detailEmpty: $('detail-empty'),
     detailJson: $('detail-json'),
+    parked: $('parked').tBodies[0],
+    parkedCount: $('parked-count'),
+    parkedStatus: $('parked-status'),
+    pConsumer: $('p-consumer'),
+    pResolved: $('p-resolved'),
+    pReplayAll: $('p-replay-all'),
+    pSkipAll: $('p-skip-all'),
+    act: $('act'),
+    actForm: $('act-form'),
+    actTitle: $('act-title'),
+    actBody: $('act-body'),
+    actEffect: $('act-effect'),
+    actError: $('act-error'),
+    actCancel: $('act-cancel'),
+    actPreview: $('act-preview'),
+    actOk: $('act-ok'),
   };
 
   // ---- Small helpers -------------------------------------------------------------------------
@@ -385,6 +403,7 @@
         renderStats(s.stats);
         renderConsumers(c.consumers);
         if (el.conn.dataset.state === 'error') setConn('online', 'live');
+        await loadParked();
         if (el.live.checked) await loadEvents(false);
       } catch (err) {
         if (handleError(err, (msg) => setConn('error', msg))) return;
@@ -403,6 +422,9 @@
     data.loaded = false;
     el.consumers.replaceChildren();
     el.events.replaceChildren();
+    el.parked.replaceChildren();
+    el.parkedCount.textContent = '';
+    if (el.act.open) el.act.close();
     el.consumersCount.textContent = '';
     el.eventsStatus.textContent = '';
     showDetail(null);
@@ -516,6 +538,12 @@
       node('td', null, 'num lagtime'),
       node('td', null, 'last'),
       node('td', null, 'chart'),
+      node('td', null, 'num parked'),
+      actionCell([
+        ['Reset…', () => resetAction(tr.info)],
+        ['Parking…', () => parkingAction(tr.info)],
+        ['Drop…', () => dropAction(tr.info), 'danger'],
+      ]),
     );
     return tr;
   }
@@ -527,7 +555,8 @@
     for (const c of consumers) {
       const tr = data.rows.get(c.ident) || consumerRow(c.ident);
       next.set(c.ident, tr);
-      const [identCell, mode, pointer, lag, lagTime, last, chart] = tr.cells;
+      tr.info = c;
+      const [identCell, mode, pointer, lag, lagTime, last, chart, parked] = tr.cells;
       identCell.children[0].textContent = c.user;
       identCell.children[2].textContent = c.component;
       const badge = node('span', c.mode, `badge ${c.mode}`);
@@ -543,8 +572,11 @@
       last.textContent = agoText(c.last_time);
       last.title = `Registered or last moved: ${c.last_time}`;
       chart.replaceChildren(sparkline(data.history.get(c.ident) || []));
+      renderParkedCell(parked, c);
+      tr.dataset.parked = String(c.parked);
       rows.push(tr);
     }
+    syncParkedConsumers(consumers);
     data.rows = next;
     setRows(el.consumers, rows);
     el.consumersEmpty.hidden = consumers.length > 0;
@@ -695,6 +727,294 @@
     for (const r of data.eventRows.values()) r.classList.toggle('sel', r === tr);
     showDetail(tr.event);
   }
+
+  // ---- Actions: each asks for confirmation and shows its effect -----------------------------
+
+  /** A cell of small buttons: [label, onClick, className]. */
+  function actionCell(buttons) {
+    const td = node('td', null, 'actions');
+    for (const [label, onClick, cls] of buttons) {
+      const b = node('button', label, `small${cls ? ` ${cls}` : ''}`);
+      b.type = 'button';
+      b.addEventListener('click', (ev) => {
+        ev.stopPropagation();
+        onClick();
+      });
+      td.appendChild(b);
+    }
+    return td;
+  }
+
+  function field(label, input) {
+    const l = node('label', label);
+    l.appendChild(input);
+    return l;
+  }
+
+  function inputOf(attrs) {
+    const i = document.createElement(attrs.tag || 'input');
+    for (const [k, v] of Object.entries(attrs)) if (k !== 'tag') i.setAttribute(k, String(v));
+    return i;
+  }
+
+  const reasonInput = (required) =>
+    inputOf({ id: 'act-reason', maxlength: 200, ...(required ? { required: '' } : {}) });
+
+  const lagText = (n, capped) => `${fmtInt(n)}${capped ? '+' : ''}`;
+
+  const act = { spec: null, busy: false };
+
+  /**
+   * Opens the dialog for one action: `fields`, the current state (`effect`); with `preview`,
+   * the action can be confirmed only once its effect was shown for the current input; `run`
+   * does it and says what it did.
+   */
+  function openAction(spec) {
+    act.spec = spec;
+    el.actTitle.textContent = spec.title;
+    el.actBody.replaceChildren(...spec.fields);
+    el.actEffect.textContent = spec.effect || '';
+    el.actError.hidden = true;
+    el.actPreview.hidden = !spec.preview;
+    el.actOk.hidden = false;
+    el.actOk.textContent = spec.label;
+    el.actOk.className = spec.danger ? 'danger' : '';
+    el.actOk.disabled = !!spec.preview;
+    el.actCancel.textContent = 'Cancel';
+    el.act.showModal();
+  }
+
+  async function actStep(work, then) {
+    if (act.busy || !act.spec) return;
+    act.busy = true;
+    el.actError.hidden = true;
+    try {
+      el.actEffect.textContent = await work();
+      then();
+    } catch (err) {
+      if (!handleError(err)) {
+        el.actError.textContent = err.message;
+        el.actError.hidden = false;
+      }
+    } finally {
+      act.busy = false;
+    }
+  }
+
+  el.actPreview.addEventListener('click', () =>
+    actStep(act.spec.preview, () => (el.actOk.disabled = false)),
+  );
+  el.actBody.addEventListener('input', () => {
+    if (act.spec && act.spec.preview) el.actOk.disabled = true;
+  });
+  el.actForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (el.actOk.disabled || el.actOk.hidden) return;
+    void actStep(act.spec.run, () => {
+      el.actOk.hidden = true;
+      el.actPreview.hidden = true;
+      el.actCancel.textContent = 'Close';
+      refreshSoon();
+    });
+  });
+  el.actCancel.addEventListener('click', () => el.act.close());
+  el.act.addEventListener('close', () => (act.spec = null));
+
+  function resetAction(c) {
+    const to = inputOf({ tag: 'select', id: 'act-to' });
+    for (const t of ['start', 'newest', 'id', 'time']) to.appendChild(node('option', t));
+    const id = inputOf({ id: 'act-id', inputmode: 'numeric', placeholder: 'event ID' });
+    const time = inputOf({ id: 'act-time', type: 'datetime-local', step: 1 });
+    const reason = reasonInput(false);
+    const params = () => {
+      const p = { ident: c.ident, to: to.value, reason: reason.value };
+      if (to.value === 'id') {
+        if (!ID_RE.test(id.value.trim())) throw new Error('Give an event ID (digits)');
+        p.id = id.value.trim();
+      } else if (to.value === 'time') {
+        const ms = new Date(time.value).getTime();
+        if (!time.value || Number.isNaN(ms)) throw new Error('Give a time');
+        p.time = new Date(ms).toISOString();
+      }
+      return p;
+    };
+    const said = (r) => `${lagText(r.lag_events, r.lag_capped)} events to deliver from there`;
+    openAction({
+      title: `Reset ${c.ident}`,
+      fields: [
+        field('To', to),
+        field('Event ID', id),
+        field('Time (local)', time),
+        field('Reason', reason),
+      ],
+      effect: `Pointer ${c.pointer}, ${lagText(c.lag_events, c.lag_capped)} events behind.`,
+      label: 'Move the pointer',
+      danger: true,
+      preview: async () => {
+        const r = await call('moveConsumer', { ...params(), dry_run: true });
+        return `The pointer would move from ${r.from} to ${r.pointer}: ${said(r)} (now ${lagText(c.lag_events, c.lag_capped)}).`;
+      },
+      run: async () => {
+        const r = await call('moveConsumer', params());
+        return `Moved from ${r.from} to ${r.pointer}: ${said(r)}.`;
+      },
+    });
+  }
+
+  function dropAction(c) {
+    const reason = reasonInput(false);
+    openAction({
+      title: `Drop ${c.ident}`,
+      fields: [field('Reason', reason)],
+      effect:
+        `Pointer ${c.pointer}, ${lagText(c.lag_events, c.lag_capped)} events not delivered` +
+        (c.parked ? `, ${fmtInt(c.parked)} parked events (skipped)` : '') +
+        '. It is unregistered: it no longer holds events back, and its push session ends.',
+      label: 'Drop the consumer',
+      danger: true,
+      run: async () => {
+        const r = await call('dropConsumer', { ident: c.ident, reason: reason.value });
+        return r.dropped ? `${c.ident} was dropped.` : `${c.ident} was not registered.`;
+      },
+    });
+  }
+
+  function parkingAction(c) {
+    const max = inputOf({
+      id: 'act-max',
+      type: 'number',
+      min: 0,
+      max: 1000,
+      value: c.max_attempts,
+    });
+    const reason = reasonInput(false);
+    openAction({
+      title: `Parking of ${c.ident}`,
+      fields: [
+        field('Max attempts (0: never park, delivery waits on a failing event)', max),
+        field('Reason', reason),
+      ],
+      effect:
+        (c.max_attempts ? `Parks after ${c.max_attempts} failed calls` : 'Parks nothing') +
+        (c.parking_suspended ? '; stopped after too many parks in a row' : '') +
+        '.',
+      label: 'Apply',
+      run: async () => {
+        const n = Number(max.value);
+        if (!Number.isInteger(n) || n < 0 || n > 1000) throw new Error('0 to 1000');
+        const r = await call('setMaxAttempts', {
+          ident: c.ident,
+          max_attempts: n,
+          reason: reason.value,
+        });
+        return r.max_attempts
+          ? `${c.ident} parks an event after ${r.max_attempts} failed calls.`
+          : `${c.ident} parks nothing.`;
+      },
+    });
+  }
+
+  /** Replay or skip one parked event (`p`) or all of a consumer's (`ident`). */
+  function parkedAction(kind, ident, p) {
+    const reason = reasonInput(kind === 'skip');
+    const what = p ? `event ${p.event.id} (${p.event.type})` : 'every parked event';
+    openAction({
+      title: `${kind === 'skip' ? 'Skip' : 'Replay'} ${p ? `event ${p.event.id}` : 'all'} of ${ident}`,
+      fields: [field(kind === 'skip' ? 'Reason (required)' : 'Reason', reason)],
+      effect:
+        kind === 'skip'
+          ? `${what} is resolved without being delivered to ${ident}.`
+          : `${what} goes to ${ident} again, in ID order and marked "replayed", at its next push session (its session here restarts).`,
+      label: kind === 'skip' ? 'Skip' : 'Replay',
+      danger: kind === 'skip',
+      run: async () => {
+        if (kind === 'skip' && !reason.value.trim()) throw new Error('Say why');
+        const params = { ident, event_id: p ? p.event.id : null, reason: reason.value };
+        const r = await call(kind === 'skip' ? 'skipParked' : 'replayParked', params);
+        return `${fmtInt(r.count)} event${r.count === 1 ? '' : 's'} ${kind === 'skip' ? 'skipped' : 'to replay'}.`;
+      },
+    });
+  }
+
+  // ---- Parked events ---------------------------------------------------------------------------
+
+  function renderParkedCell(td, c) {
+    const parts = [];
+    if (c.parked > 0) {
+      const b = node('span', fmtInt(c.parked), 'badge parked');
+      b.title = 'Parked events: show them';
+      b.addEventListener('click', () => {
+        el.pConsumer.value = c.ident;
+        void loadParked(true);
+      });
+      parts.push(b);
+    }
+    if (c.parking_suspended) parts.push(node('span', 'stopped', 'badge stopped'));
+    if (!parts.length) parts.push(node('span', c.max_attempts ? '0' : '–', 'muted'));
+    td.replaceChildren(...parts);
+    td.title = c.max_attempts ? `Parks after ${c.max_attempts} failed calls` : 'Parks nothing';
+  }
+
+  /** The consumers the parked view can be narrowed to. */
+  function syncParkedConsumers(consumers) {
+    const want = ['', ...consumers.map((c) => c.ident)];
+    const have = [...el.pConsumer.options].map((o) => o.value);
+    if (want.join('\n') === have.join('\n')) return;
+    const chosen = el.pConsumer.value;
+    el.pConsumer.replaceChildren(...want.map((v) => node('option', v || 'all')));
+    [...el.pConsumer.options].forEach((o, i) => (o.value = want[i]));
+    el.pConsumer.value = want.includes(chosen) ? chosen : '';
+  }
+
+  async function loadParked(fresh) {
+    const ident = el.pConsumer.value || null;
+    el.pReplayAll.disabled = el.pSkipAll.disabled = !ident;
+    try {
+      const r = await call('listParked', {
+        ident,
+        include_resolved: el.pResolved.checked,
+        limit: 100,
+      });
+      if (ident !== (el.pConsumer.value || null)) return;
+      const rows = r.parked.map((p) => {
+        const tr = node('tr');
+        tr.dataset.id = p.event.id;
+        tr.dataset.ident = p.ident;
+        tr.dataset.state = p.state;
+        tr.append(
+          node('td', p.ident),
+          node('td', p.event.id, 'num'),
+          node('td', p.event.type),
+          node('td', p.state, 'state'),
+          node('td', fmtInt(p.attempts), 'num'),
+          node('td', fmtTime(p.last_failure)),
+          node('td', `${p.error_code}: ${p.error_info}`, 'err'),
+          p.state === 'parked' || p.state === 'replay'
+            ? actionCell([
+                ...(p.state === 'parked'
+                  ? [['Replay…', () => parkedAction('replay', p.ident, p)]]
+                  : []),
+                ['Skip…', () => parkedAction('skip', p.ident, p), 'danger'],
+              ])
+            : node('td', p.acted_by ? `${p.acted_by}: ${p.acted_reason || ''}` : '', 'muted'),
+        );
+        tr.title = `First failure ${p.first_failure}; parked ${p.parked_at}`;
+        tr.addEventListener('click', () => showDetail(p.event));
+        return tr;
+      });
+      el.parked.replaceChildren(...rows);
+      el.parkedCount.textContent = rows.length ? `(${fmtInt(rows.length)})` : '';
+      el.parkedStatus.textContent = rows.length ? '' : 'Nothing parked.';
+    } catch (err) {
+      if (fresh) handleError(err, (msg) => (el.parkedStatus.textContent = msg));
+      else throw err;
+    }
+  }
+
+  el.pConsumer.addEventListener('change', () => loadParked(true));
+  el.pResolved.addEventListener('change', () => loadParked(true));
+  el.pReplayAll.addEventListener('click', () => parkedAction('replay', el.pConsumer.value, null));
+  el.pSkipAll.addEventListener('click', () => parkedAction('skip', el.pConsumer.value, null));
 
   // ---- Wiring --------------------------------------------------------------------------------
 

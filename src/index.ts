@@ -97,6 +97,7 @@ export {
   type Users,
 } from './transport/auth';
 export { APP_DEFAULTS, SERVICE_DEFAULTS } from './app/options';
+export { COORDINATION_DEFAULTS, type CoordinationOptions } from './storage/coordination/options';
 export { DBServiceApp, type DBServiceAppOptions, type DatabaseSpec } from './app/DBServiceApp';
 export { StreamService, type ServiceConfig } from './app/service';
 

@@ -30,6 +30,7 @@ import {
   discarderSettings,
 } from '../src/maintenance/options';
 import { RECEIVER_DEFAULTS, receiverSettings } from '../src/receiving/connect';
+import { COORDINATION_DEFAULTS } from '../src/storage/coordination/options';
 import { LiveReceiver } from '../src/receiving/LiveReceiver';
 import { TRANSACTIONAL_DEFAULTS } from '../src/receiving/TransactionalReceiver';
 import { AUTH_DEFAULTS, UsersSecurityProvider } from '../src/transport/auth';
@@ -39,6 +40,7 @@ const ALL_DEFAULTS: Record<string, Readonly<Record<string, unknown>>> = {
   GEN_DEFAULTS,
   POLL_DEFAULTS,
   PUSH_DEFAULTS,
+  COORDINATION_DEFAULTS,
   RECEIVER_DEFAULTS,
   TRANSACTIONAL_DEFAULTS,
   ARCHIVER_DEFAULTS,
@@ -138,6 +140,10 @@ describe('component options', function () {
       [() => pushSettings({ poll_min_ms: 0 }), 'push option poll_min_ms'],
       [() => pushSettings({ poll_max_ms: 1 }), 'push options poll_min_ms and poll_max_ms'],
       [() => pushSettings({ listen: wrong('no') }), 'push option listen'],
+      [
+        () => pushSettings({ park_max_streak: 0 }),
+        'push option park_max_streak must be an integer ≥ 1, got 0',
+      ],
     ]);
     const d = PUSH_DEFAULTS;
     expect(pushSettings({ skip_store_ms: 0 }).hub.session.skipStoreMs).to.equal(0);
@@ -160,6 +166,7 @@ describe('component options', function () {
           retryMinMs: d.retry_min_ms,
           retryMaxMs: d.retry_max_ms,
           skipStoreMs: d.skip_store_ms,
+          parkMaxStreak: d.park_max_streak,
         },
         waker: { pollMinMs: d.poll_min_ms, pollMaxMs: d.poll_max_ms, listen: d.listen },
       },
@@ -271,6 +278,10 @@ describe('component options', function () {
         () => new UsersSecurityProvider(new Map(), new Map(), { failure_window_ms: 0 }),
         'auth option failure_window_ms must be a number of ms > 0',
       ],
+      [
+        () => serviceSettings(config({ adminOrigins: ['ops.example.com'] })),
+        'service option adminOrigins must be a list of http(s) origins',
+      ],
     ]);
     expect(appSettings({})).to.deep.equal(APP_DEFAULTS);
     expect(serviceSettings(config({}))).to.deep.equal({
@@ -280,6 +291,7 @@ describe('component options', function () {
       secureLoopback: SERVICE_DEFAULTS.secureLoopback,
       shutdownTimeoutMs: SERVICE_DEFAULTS.shutdownTimeoutMs,
       readyTimeoutMs: SERVICE_DEFAULTS.readyTimeoutMs,
+      adminOrigins: [],
     });
   });
 

@@ -1,11 +1,12 @@
 /**
  * Our service as it ships: `node bin/evtstream.js serve` on a free loopback port (built first
- * when dist/ is older than src/), with the bench user in EVTSTREAM_USERS.
+ * when dist/ is older than src/), with the bench user in EVTSTREAM_USERS and an admin (for
+ * /metrics and ftn18es.admin) in EVTSTREAM_ADMINS.
  */
 import { spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { CREDENTIALS } from '../client';
+import { ADMIN_CREDENTIALS, CREDENTIALS } from '../client';
 import type { FreshDb } from '../db';
 import { childEnv, ServerProcess } from './process';
 
@@ -50,5 +51,10 @@ export function startOurs(db: FreshDb, nodeArgs: readonly string[] = []): Promis
     '--log-level',
     'warn',
   ];
-  return ServerProcess.start('ours', args, childEnv({ EVTSTREAM_USERS: CREDENTIALS }), nodeArgs);
+  return ServerProcess.start(
+    'ours',
+    args,
+    childEnv({ EVTSTREAM_USERS: CREDENTIALS, EVTSTREAM_ADMINS: ADMIN_CREDENTIALS }),
+    nodeArgs,
+  );
 }

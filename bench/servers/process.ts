@@ -22,6 +22,20 @@ export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux). */
+const CLK_TCK = 100;
+
+/**
+ * CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat: fields 14 and
+ * 15 (utime, stime), counted after the parenthesised command name. Ticks of 10 ms: measure over
+ * seconds, not milliseconds.
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
 export class ServerProcess implements Endpoint {
   private readonly tail: string[] = [];
   private exit: string | null = null;
@@ -113,14 +127,27 @@ export class ServerProcess implements Endpoint {
     }
   }
 
-  /**
-   * CPU seconds (user + system) the process has used so far, from /proc/PID/stat: fields 14 and
-   * 15 (utime, stime, in clock ticks: 100 a second on Linux), after the parenthesised name.
-   */
+  /** CPU seconds (user + system, every thread) the process has used so far. */
   cpuSeconds(): number {
-    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return cpuSeconds(this.pid);
+  }
+
+  /**
+   * Times a thread of the process went to sleep and was woken again, summed over its threads
+   * (voluntary context switches): what a trickle costs apart from the work itself, and a count
+   * the machine's load does not change.
+   */
+  sleeps(): number {
+    let n = 0;
+    for (const task of fs.readdirSync(`/proc/${this.pid}/task`)) {
+      try {
+        const status = fs.readFileSync(`/proc/${this.pid}/task/${task}/status`, 'utf8');
+        n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return n;
   }
 
   /** SIGTERM, then SIGKILL if it has not ended within 10 s. */

@@ -19,6 +19,7 @@ import { configFromEnv, parseDbUrl, type ConnectionConfig } from '../storage/con
 import { futoinDbClosed, registerFutoinDb } from '../storage/futoin-db';
 import { migrate } from '../storage/migrate';
 import { EventStore } from '../storage/store';
+import type { CoordinationOptions } from '../storage/coordination/options';
 import { EvtNodeExecutor } from '../transport/executor';
 import { AdminCore } from '../ops/admin';
 import { AdminService } from '../ops/AdminService';
@@ -51,6 +52,18 @@ export interface DBServiceAppOptions {
   database?: DatabaseSpec;
   /** The warehouse (instead of DB_EVTDWH_*). */
   warehouse?: DatabaseSpec;
+  /**
+   * How this node coordinates with others over the active database (one pusher per consumer,
+   * maintenance once): its name and timings (COORDINATION_DEFAULTS). Applies when the app opens
+   * the active store (`database` or DB_EVT_*).
+   */
+  coordination?: CoordinationOptions;
+  /**
+   * Where connections that need a database session of their own go (the coordination
+   * connection with its locks, and LISTEN): a direct address or a session pool. Default: the
+   * active database. Required when that is a transaction pool (`?pool_mode=transaction`).
+   */
+  sessionDatabase?: DatabaseSpec;
   enableArchiver?: boolean;
   archiverOptions?: ArchiverStartOptions;
   enableDiscarder?: boolean;
@@ -92,7 +105,8 @@ export class DBServiceApp {
   private pushRef: DBPushService | null = null;
   private archiverRef: DBEventArchiver | null = null;
   private discarderRef: DBEventDiscarder | null = null;
-  private closing: Promise<void> | null = null;
+  private closingRun: Promise<void> | null = null;
+  private closingStarted = false;
   private ccmClosed = false;
 
   constructor(as: AsyncSteps, options: DBServiceAppOptions = {}) {
@@ -133,7 +147,13 @@ export class DBServiceApp {
       registerFutoinDb(as, ccm, DB_CONN.active, active, log);
       as.await(
         (async () => {
-          const store = await EventStore.open(active, { log });
+          const store = await EventStore.open(active, {
+            log,
+            ...(options.coordination ? { coordination: options.coordination } : {}),
+            ...(options.sessionDatabase
+              ? { sessionDatabase: asConfig(options.sessionDatabase) }
+              : {}),
+          });
           this.storeRef = store;
           await migrate(store.db, store.dialect, { kind: 'active', log });
           bindStore(ccm, store);
@@ -276,9 +296,15 @@ export class DBServiceApp {
     return this.discarderRef;
   }
 
+  /** Set once close() has begun. */
+  get closing(): boolean {
+    return this.closingStarted;
+  }
+
   /** Stops the archiver and discarder, the executor and the CCM, then closes the store. */
   close(done?: () => void): Promise<void> {
-    this.closing ??= (async () => {
+    this.closingStarted = true;
+    this.closingRun ??= (async () => {
       const archiver = this.archiverRef;
       if (archiver) {
         archiver.stop();
@@ -300,7 +326,7 @@ export class DBServiceApp {
         .catch((err: unknown) => this.log.warn(`closing the event store failed: ${String(err)}`));
       this.log.debug('DBServiceApp closed');
     })();
-    if (done) void this.closing.then(done);
-    return this.closing;
+    if (done) void this.closingRun.then(done);
+    return this.closingRun;
   }
 }

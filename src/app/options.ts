@@ -1,9 +1,11 @@
+import { normalOrigin } from '../transport/origin';
 import { OptionChecks } from '../common/options';
 import { pollSettings, storeOptionsOf } from '../delivery/poll/options';
 import { pushSettings } from '../delivery/push/options';
 import { dbGenSettings, genMaxEventBytes, GEN_DEFAULTS } from '../generation/options';
 import { archiverSettings, discarderSettings } from '../maintenance/options';
 import { READY_TIMEOUT_MS } from '../ops/health';
+import { coordinationSettings } from '../storage/coordination/options';
 import type { MetricsAccess } from '../ops/metrics';
 import type { DBServiceAppOptions } from './DBServiceApp';
 import type { ServiceConfig } from './service';
@@ -47,6 +49,7 @@ export function appSettings(options: DBServiceAppOptions): AppSettings {
   pollSettings(evt);
   pushSettings(evt);
   storeOptionsOf('push', evt);
+  coordinationSettings(options.coordination);
   if (settings.enableArchiver) archiverSettings(options.archiverOptions ?? {});
   if (settings.enableDiscarder) discarderSettings(options.discarderOptions ?? {});
   return settings;
@@ -80,8 +83,14 @@ export function serviceSettings(config: ServiceConfig): {
   secureLoopback: boolean;
   shutdownTimeoutMs: number;
   readyTimeoutMs: number;
+  adminOrigins: readonly string[];
 } {
   const check = new OptionChecks('service');
+  const adminOrigins = config.adminOrigins ?? [];
+  if (!Array.isArray(adminOrigins) || adminOrigins.some((o) => normalOrigin(String(o)) === null))
+    throw new TypeError(
+      `service option adminOrigins must be a list of http(s) origins, got ${JSON.stringify(adminOrigins)}`,
+    );
   check.int('port', config.port, SERVICE_DEFAULTS.port, { min: 0, max: 65_535 });
   check.string('host', config.host, 'a host name or address');
   return {
@@ -104,5 +113,6 @@ export function serviceSettings(config: ServiceConfig): {
       config.readyTimeoutMs,
       SERVICE_DEFAULTS.readyTimeoutMs,
     ),
+    adminOrigins,
   };
 }

@@ -9,6 +9,7 @@ import type { DBEventDiscarderOptions } from '../maintenance/DBEventDiscarder';
 import { describeConnection, type ConnectionConfig } from '../storage/config';
 import { loadDatabaseModules } from '../storage/preload';
 import type { EventStore } from '../storage/store';
+import type { CoordinationOptions } from '../storage/coordination/options';
 import { UsersSecurityProvider, type AuthOptions, type Users } from '../transport/auth';
 import { EvtNodeExecutor } from '../transport/executor';
 import { createHttpServer, listen, serverUrl, type TlsFiles } from '../transport/server';
@@ -17,6 +18,7 @@ import { serviceSettings } from './options';
 import { serveMetrics, type MetricsAccess } from '../ops/metrics';
 import { serveConsole } from '../ops/console';
 import { serveHealth } from '../ops/health';
+import { serveReadiness } from '../ops/readiness';
 
 /** What StreamService runs with; SERVICE_DEFAULTS (app/options) has the defaults. */
 export interface ServiceConfig {
@@ -32,8 +34,13 @@ export interface ServiceConfig {
   console?: boolean;
   log: Logger;
   tls?: TlsFiles;
-  /** Trust X-Forwarded-Proto/-For from a reverse proxy (TLS terminated in front). */
+  /** Trust X-Forwarded-Proto/-For/-Host from a reverse proxy (TLS terminated in front). */
   trustProxy?: boolean;
+  /**
+   * Browser origins besides the service's own from which the admin interface may be called
+   * (the console served elsewhere, a proxy that rewrites Host): `https://ops.example.com`.
+   */
+  adminOrigins?: readonly string[];
   /** Count loopback connections as secure channels. */
   secureLoopback?: boolean;
   /** Largest event data accepted (bytes of JSON). */
@@ -50,6 +57,10 @@ export interface ServiceConfig {
   shutdownTimeoutMs?: number;
   /** /readyz: how long the database may take to answer. */
   readyTimeoutMs?: number;
+  /** This node's coordination with the others over the database: name, timings. */
+  coordination?: CoordinationOptions;
+  /** Where connections that need a session of their own go (default: `db`). */
+  sessionDb?: ConnectionConfig;
 }
 
 /**
@@ -105,6 +116,7 @@ export class StreamService {
       secureChannel: !!config.tls,
       trustProxy: settings.trustProxy,
       secureLoopback: settings.secureLoopback,
+      allowedOrigins: settings.adminOrigins,
       securityProvider: security,
       specDirs: SPEC_DIRS_ALL,
       // Responses are ours and checked by the tests; skip re-validating each one.
@@ -126,6 +138,8 @@ export class StreamService {
         database: config.db,
         ...(config.warehouse ? { warehouse: config.warehouse, enableArchiver: true } : {}),
         ...(config.discard ? { enableDiscarder: true, discarderOptions: config.discard } : {}),
+        ...(config.coordination ? { coordination: config.coordination } : {}),
+        ...(config.sessionDb ? { sessionDatabase: config.sessionDb } : {}),
         evtOptions: {
           ...config.push,
           ...(config.maxEventBytes ? { max_event_bytes: config.maxEventBytes } : {}),
@@ -152,6 +166,16 @@ export class StreamService {
         },
         { readyTimeoutMs: settings.readyTimeoutMs, log },
       );
+      // /ready (load balancers of a cluster) also turns 503 at once when a shutdown drains.
+      const appNow = app;
+      serveReadiness(executor, {
+        get store() {
+          return appNow.store;
+        },
+        get closing() {
+          return appNow.closing || (service?.draining ?? false);
+        },
+      });
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
       service = new StreamService(

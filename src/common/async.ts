@@ -41,3 +41,19 @@ export async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void>
     if (!(err instanceof TimeoutError)) throw err;
   }
 }
+
+/** Time for code that waits: now (ms, monotonic) and a cancellable timer (a fake one in tests). */
+export interface Clock {
+  now(): number;
+  /** Calls `fn` after `ms` (a timer that keeps no process alive); returns what cancels it. */
+  later(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  later: (ms, fn) => {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};

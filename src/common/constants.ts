@@ -15,7 +15,7 @@ export const IFACE = {
 
 /** Our own administration interface (never inside futoin.evt.*). */
 export const ADMIN_IFACE = 'ftn18es.admin';
-export const ADMIN_VERSION = '1.0';
+export const ADMIN_VERSION = '1.1';
 
 /** Table names the reference implementation uses; kept so its deployments can switch. */
 export const TABLES = {
@@ -24,6 +24,12 @@ export const TABLES = {
   history: 'evt_history',
   /** Administrators' pointer moves and drops (ftn18es.admin). */
   moves: 'evt_consumer_moves',
+  /** Events parked for push consumers whose receiver kept failing on them (copies). */
+  parked: 'evt_parked',
+  /** Each push consumer's parking rule (max_attempts) and streak of parks. */
+  parking: 'evt_consumer_parking',
+  /** Control messages between the nodes of a cluster, where the database has no notifications. */
+  control: 'evt_control',
 } as const;
 
 /** CCM names FutoIn users know from the reference. */

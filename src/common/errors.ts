@@ -21,6 +21,8 @@ export const ErrorCode = {
   DefenseRejected: 'DefenseRejected',
   /** futoin-invoker: a call's connection failed or was lost. */
   CommError: 'CommError',
+  /** futoin-asyncsteps: a step's timeout passed (a call that got no answer in time). */
+  Timeout: 'Timeout',
   /** Ours, for a receiver's 'workerError': its established push session lost the connection. */
   Disconnect: 'Disconnect',
   /** Ours, for the executor's 'notExpected': a /metrics scrape failed. Not on the wire. */

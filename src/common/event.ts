@@ -11,4 +11,10 @@ export interface Event {
   type: string;
   data: unknown;
   ts: string;
+  /**
+   * Ours, beyond FTN18 (see README, "Poison events"): true on an event pushed again from the
+   * parked events of a consumer (its ID is below what the consumer got before); absent on every
+   * other event. FutoIn map types take extra fields, so receivers that know nothing of it ignore it.
+   */
+  replayed?: true;
 }

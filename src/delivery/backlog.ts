@@ -86,7 +86,7 @@ export class Backlog {
             want: q.want,
             table: warehouse.table,
           });
-          this.counters.consumer(view.consumer).replayed += rows.length;
+          this.counters.consumer(view.consumer).fromWarehouse += rows.length;
           out.push(...rows);
           if (rows.length === need) return out;
           from = seam;

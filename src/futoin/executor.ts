@@ -12,10 +12,25 @@ import { MessageCoder } from 'futoin-invoker';
 /** A WebSocket of the `ws` package, as NodeExecutor is given one and channels hold it. */
 export interface WsConnection {
   on(event: string, listener: WsListener): unknown;
+  off?(event: string, listener: WsListener): unknown;
   close(code?: number, reason?: string): void;
+  /** Sends a ping frame; the peer's WebSocket answers with 'pong'. */
+  ping?(): void;
+  /** Drops the connection at once, without the closing handshake. */
+  terminate?(): void;
 }
 
 export type WsListener = (...args: unknown[]) => void;
+
+/** The HTTP request a FutoIn request came with (a WebSocket's upgrade request for its messages). */
+export interface RequestOrigin {
+  req: IncomingMessage;
+  /** The URL form (`/iface/version/func?params`), credentials possibly from the HTTP headers. */
+  urlForm: boolean;
+}
+
+/** Each WebSocket's upgrade request, for the messages that come over it. */
+const upgradeRequests = new WeakMap<object, IncomingMessage>();
 
 /** Calls a NodeExecutor method its typings do not declare (2.3.7 internals). */
 function callBase<R>(self: NodeExecutor, name: string, ...args: unknown[]): R {
@@ -39,9 +54,10 @@ export class HookedNodeExecutor extends NodeExecutor {
 
   /**
    * A FutoIn request (an HTTP body or a WebSocket message, parsed) before NodeExecutor looks at
-   * it; what this returns is what NodeExecutor checks and runs.
+   * it, with the HTTP request it came with (null if unknown); what this returns is what
+   * NodeExecutor checks and runs (and RequestInfo's RAW_REQUEST).
    */
-  protected acceptRequest(ftnreq: unknown): unknown {
+  protected acceptRequest(ftnreq: unknown, _from: RequestOrigin | null): unknown {
     return ftnreq;
   }
 
@@ -100,6 +116,7 @@ export class HookedNodeExecutor extends NodeExecutor {
   override handleWSConnection(upgradeReq: IncomingMessage, wsArg: unknown): void {
     // 2.3.7 adds its listeners with ws.on() while handleWSConnection runs.
     const ws = wsArg as WsConnection;
+    upgradeRequests.set(ws, upgradeReq);
     const on = ws.on.bind(ws);
     ws.on = (event, listener) => on(event, this.wsListener(event, listener, ws, upgradeReq));
     try {
@@ -114,17 +131,29 @@ export class HookedNodeExecutor extends NodeExecutor {
     return this.isSecureRequest(req, callBase<boolean>(this, '_isSecureChannel', req));
   }
 
-  /** 2.3.7: where every HTTP request body goes, parsed. */
-  protected _handleHTTPRequestCommon(params: { ftnreq: unknown; [k: string]: unknown }): void {
+  /**
+   * 2.3.7: where every HTTP request goes, parsed (a body, or the URL form with `from_query`),
+   * with its `req`.
+   */
+  protected _handleHTTPRequestCommon(params: {
+    ftnreq: unknown;
+    req?: IncomingMessage;
+    from_query?: boolean;
+    [k: string]: unknown;
+  }): void {
+    const from = params.req ? { req: params.req, urlForm: params.from_query === true } : null;
     callBase(this, '_handleHTTPRequestCommon', {
       ...params,
-      ftnreq: this.acceptRequest(params.ftnreq),
+      ftnreq: this.acceptRequest(params.ftnreq, from),
     });
   }
 
-  /** 2.3.7: where every WebSocket request goes, parsed. */
+  /** 2.3.7: where every WebSocket request goes, parsed; the context holds the socket (`_ws_conn`). */
   protected _handleWSRequest(context: unknown, ftnreq: unknown, coder: unknown): void {
-    callBase(this, '_handleWSRequest', context, this.acceptRequest(ftnreq), coder);
+    const ws = (context as { _ws_conn?: unknown } | null)?._ws_conn;
+    const req = typeof ws === 'object' && ws !== null ? upgradeRequests.get(ws) : undefined;
+    const from = req ? { req, urlForm: false } : null;
+    callBase(this, '_handleWSRequest', context, this.acceptRequest(ftnreq, from), coder);
   }
 }
 

@@ -7,6 +7,7 @@ import { resolveStore } from '../storage/ccm';
 import { DiscarderCounters } from '../storage/counters';
 import { Lock } from '../storage/sql';
 import type { ConsumerState, EventStore } from '../storage/store';
+import type { Lease } from '../storage/coordination/coordinator';
 import { afterBatch, batchBound, passCeiling, planBatch } from './discard-plan';
 import { discarderSettings, type DiscarderSettings } from './options';
 
@@ -67,6 +68,8 @@ export interface DiscardResult {
   batches: number;
   /** Consumers this pass ignored as stale. */
   stale: ConsumerState[];
+  /** Set when the pass did nothing because another node discards (it holds the lock). */
+  elsewhere?: string;
 }
 
 /** Batches per pass: a pass ends after this many, so it never runs unbounded. */
@@ -84,6 +87,8 @@ interface Worker {
   /** The pass in progress, if any (never rejects). */
   running: Promise<void> | null;
   onClose: () => void;
+  /** The discarder's lock of its event table: one node discards it at a time. */
+  lease: Lease | null;
 }
 
 /**
@@ -119,6 +124,11 @@ interface Worker {
  * delete or after BATCHES_PER_PASS batches (then the next pass follows within a second, to work
  * a backlog off). Passes run every `poll_period_ms`. A failed pass emits 'workerError' and the
  * next period tries again.
+ *
+ * With several nodes over one database, one discards at a time: a pass needs the discarder's
+ * lock of its event table (see the store's coordinator), kept from pass to pass; a node without
+ * it ends its passes at once (`elsewhere` in the result) and takes over at a pass after the
+ * holder is gone. A node that loses the lock (fenced) stops between two statements.
  */
 export class DBEventDiscarder {
   declare readonly on: Listen;
@@ -156,6 +166,7 @@ export class DBEventDiscarder {
       timer: null,
       running: null,
       onClose: () => void this.stop(),
+      lease: null,
     };
     this.worker = worker;
     ccm.once('close', worker.onClose);
@@ -172,7 +183,7 @@ export class DBEventDiscarder {
     if (w.timer) clearTimeout(w.timer);
     w.timer = null;
     w.ccm.off('close', w.onClose);
-    return w.running ?? Promise.resolve();
+    return (w.running ?? Promise.resolve()).then(() => w.lease?.release());
   }
 
   /** Runs one pass now (after the one in progress, if any); rejects if it fails. Needs start(). */
@@ -257,6 +268,11 @@ export class DBEventDiscarder {
     const s = w.settings;
     const eventTable = s.eventTable ?? store.eventTable;
     const consumerTable = s.consumerTable ?? store.consumerTable;
+    const lease = await this.leaseOf(w, store, eventTable);
+    if (!lease) {
+      result.elsewhere = 'another node discards this event table';
+      return result;
+    }
 
     // Why the lowest pointer is a safe bound, also with concurrent writers: a reliable consumer
     // moves its own pointer only forward, only to events it acknowledged, and never past the
@@ -274,7 +290,8 @@ export class DBEventDiscarder {
     if (ceiling === null) return result;
 
     let stale: ConsumerState[] | null = null;
-    while (!w.stopped && result.batches < BATCHES_PER_PASS) {
+    // A node that lost its lock (fenced) stops between two statements.
+    while (!w.stopped && lease.valid && result.batches < BATCHES_PER_PASS) {
       // Read again for each batch: a pointer moved back or a consumer registered meanwhile
       // (pointer 0) must stop the rest of the pass.
       const consumers = await store.consumers(s.staleMs, consumerTable);
@@ -318,6 +335,30 @@ export class DBEventDiscarder {
       if (!more) break;
     }
     return result;
+  }
+
+  /**
+   * The discarder's lock of `eventTable`, held from pass to pass: with several nodes over one
+   * database, one discards at a time; another takes over at its next pass once that one is
+   * gone. Null while another node holds it.
+   */
+  private async leaseOf(w: Worker, store: EventStore, eventTable: string): Promise<Lease | null> {
+    if (w.lease?.valid) return w.lease;
+    const had = w.lease !== null;
+    w.lease = null;
+    const coordinator = await store.startCoordination();
+    const lease = await coordinator.tryAcquire(`discarder/${eventTable}`);
+    if (w.stopped) {
+      await lease?.release();
+      return null;
+    }
+    if (lease) {
+      w.lease = lease;
+      this.logOf(w).info(`discarder: node ${coordinator.node} discards ${eventTable}`);
+    } else if (had) {
+      this.logOf(w).info(`discarder: another node discards ${eventTable} now`);
+    }
+    return lease;
   }
 
   /** The consumers to ignore this pass, warned about and emitted (see the class comment). */

@@ -5,6 +5,8 @@ import { ADMIN_IFACE, ADMIN_VERSION, SPEC_DIRS_ALL } from '../common/constants';
 import { awaitSteps, ErrorCode, EvtError } from '../common/errors';
 import { callerId } from '../common/identity';
 import type { MoveTarget } from '../common/faces/AdminFace';
+import { requestedIface } from '../delivery/limits';
+import { requestSourceOf } from '../transport/origin';
 import type { AdminCore } from './admin';
 
 /** Security levels (FTN3/FTN8, as futoin-executor sets them) that carry the admin right. */
@@ -18,10 +20,19 @@ const ADMIN_LEVELS: ReadonlySet<string> = new Set([
 export const hasAdminRight = (reqinfo: RequestInfo): boolean =>
   reqinfo.info.USER_INFO !== null && ADMIN_LEVELS.has(reqinfo.info.SECURITY_LEVEL);
 
+/** What ftn18es.admin 1.0 knew of the recorded actions (its MoveAction). */
+const MOVE_ACTIONS_1_0: ReadonlySet<string> = new Set(['move', 'drop']);
+
 /**
  * ftn18es.admin on an AdminCore. Every call needs the admin right: users the security provider
  * authenticates at PrivilegedOps or above (see UsersSecurityProvider's admins) and in-process
  * callers; anybody else gets SecurityError, before anything is read.
+ *
+ * Against cross-site requests (a page elsewhere making an admin's browser call): a call whose
+ * HTTP request or WebSocket upgrade carries the Origin of another site is refused, and so is any
+ * call in the URL form (`/ftn18es.admin/1.1/dropConsumer?...`), where a browser adds credentials
+ * it knows (HTTP Basic auth, as /metrics asks for) by itself. Clients that are not browsers send
+ * no Origin; the console sends its calls as messages over a WebSocket from the service's origin.
  */
 export class AdminService extends PingService {
   constructor(private readonly core: () => Promise<AdminCore>) {
@@ -45,6 +56,19 @@ export class AdminService extends PingService {
     reqinfo: RequestInfo,
     work: (core: AdminCore, by: string) => Promise<Record<string, unknown>>,
   ): void {
+    const source = requestSourceOf(reqinfo.info.RAW_REQUEST);
+    if (source?.urlForm) {
+      as.error(
+        ErrorCode.SecurityError,
+        'ftn18es.admin takes no calls in the URL form: send FutoIn messages (a POST body or over a WebSocket)',
+      );
+    }
+    if (source && !source.sameOrigin) {
+      as.error(
+        ErrorCode.SecurityError,
+        `Admin calls from another origin (${source.origin ?? 'none'}) are refused`,
+      );
+    }
     if (!hasAdminRight(reqinfo)) {
       as.error(ErrorCode.SecurityError, 'The admin right is required');
     }
@@ -75,20 +99,59 @@ export class AdminService extends PingService {
       id: string | null;
       time: string | null;
       reason: string;
+      dry_run?: boolean;
     };
     this.run(as, reqinfo, async (core, by) => {
       const moved = await core.moveConsumer(p.ident, p.to, by, {
         id: p.id,
         time: p.time,
         reason: p.reason,
+        dryRun: p.dry_run === true,
       });
-      return { from: moved.from, pointer: moved.pointer };
+      return { ...moved };
     });
   }
 
+  /** Callers of 1.0 get the moves and drops only: their MoveAction knows no other action. */
   listMoves(as: AsyncSteps, reqinfo: RequestInfo): void {
     const { ident, limit } = reqinfo.params() as { ident: string | null; limit: number };
-    this.run(as, reqinfo, async (core) => ({ moves: await core.listMoves(ident, limit) }));
+    const only10 = requestedIface(reqinfo).version === '1.0';
+    this.run(as, reqinfo, async (core) => {
+      const moves = await core.listMoves(ident, limit);
+      return { moves: only10 ? moves.filter((m) => MOVE_ACTIONS_1_0.has(m.action)) : moves };
+    });
+  }
+
+  setMaxAttempts(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const p = reqinfo.params() as { ident: string; max_attempts: number; reason: string };
+    this.run(as, reqinfo, (core, by) =>
+      core.setMaxAttempts(p.ident, p.max_attempts, by, p.reason).then((r) => ({ ...r })),
+    );
+  }
+
+  listParked(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const p = reqinfo.params() as {
+      ident: string | null;
+      include_resolved: boolean;
+      limit: number;
+    };
+    this.run(as, reqinfo, async (core) => ({
+      parked: await core.listParked(p.ident, { all: p.include_resolved, limit: p.limit }),
+    }));
+  }
+
+  replayParked(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const p = reqinfo.params() as { ident: string; event_id: string | null; reason: string };
+    this.run(as, reqinfo, (core, by) =>
+      core.replayParked(p.ident, p.event_id, by, p.reason).then((r) => ({ ...r })),
+    );
+  }
+
+  skipParked(as: AsyncSteps, reqinfo: RequestInfo): void {
+    const p = reqinfo.params() as { ident: string; event_id: string | null; reason: string };
+    this.run(as, reqinfo, (core, by) =>
+      core.skipParked(p.ident, p.event_id, by, p.reason).then((r) => ({ ...r })),
+    );
   }
 
   stats(as: AsyncSteps, reqinfo: RequestInfo): void {

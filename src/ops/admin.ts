@@ -6,7 +6,8 @@ import type { Event } from '../common/event';
 import { toEvents } from '../delivery/reader';
 import type { PushHub } from '../delivery/push/hub';
 import { HISTORY_TABLE } from '../storage/list';
-import type { EventStore, MoveRecord } from '../storage/store';
+import { PUSH_DEFAULTS } from '../delivery/push/options';
+import type { EventStore, MoveRecord, ParkedEvent, ParkState } from '../storage/store';
 
 /** How the consumer reads now (as seen by this process). */
 export type DeliveryMode = 'push' | 'poll' | 'idle';
@@ -24,9 +25,43 @@ export interface ConsumerInfo {
   last_time: string;
   connected: boolean;
   mode: DeliveryMode;
+  /** Parked events not resolved yet. */
+  parked: number;
+  /** Failed push calls after which an event is parked; 0: never. */
+  max_attempts: number;
+  /** Parking stopped at the bound of parks in a row (see the push option park_max_streak). */
+  parking_suspended: boolean;
 }
 
 export type { MoveRecord } from '../storage/store';
+
+/** A parked event as ftn18es.admin gives it (ParkedInfo). */
+export interface ParkedInfo {
+  ident: string;
+  event: Event;
+  state: ParkState;
+  attempts: number;
+  first_failure: string;
+  last_failure: string;
+  error_code: string;
+  error_info: string;
+  parked_at: string;
+  acted_by?: string;
+  acted_reason?: string;
+  acted_at?: string;
+  resolved_at?: string;
+}
+
+/** Where a move puts (or, in a dry run, would put) a pointer, and the lag from there. */
+export interface MoveResult {
+  from: EventId;
+  pointer: EventId;
+  lag_events: number;
+  lag_capped: boolean;
+}
+
+/** Lag counted after a move, at most. */
+const MOVE_LAG_LIMIT = 100_000;
 
 export interface StreamStats {
   newest_id: EventId;
@@ -60,6 +95,28 @@ export interface AdminCoreOptions {
   warehouse?: () => Promise<EventStore | null>;
 }
 
+/** The largest max_attempts (as ftn18es.admin's MaxAttempts). */
+export const MAX_ATTEMPTS_LIMIT = 1000;
+
+/** A parked event for the wire: the event parsed, absent fields left out. */
+function parkedInfo(p: ParkedEvent): ParkedInfo {
+  return {
+    ident: p.ident,
+    event: toEvents([p.event])[0]!,
+    state: p.state,
+    attempts: p.attempts,
+    first_failure: p.firstFailure,
+    last_failure: p.lastFailure,
+    error_code: p.errorCode,
+    error_info: p.errorInfo,
+    parked_at: p.parkedAt,
+    ...(p.actedBy === null ? {} : { acted_by: p.actedBy }),
+    ...(p.actedReason === null ? {} : { acted_reason: p.actedReason }),
+    ...(p.actedAt === null ? {} : { acted_at: p.actedAt }),
+    ...(p.resolvedAt === null ? {} : { resolved_at: p.resolvedAt }),
+  };
+}
+
 /** A consumer polling within this long counts as connected (mode 'poll'). */
 export const POLL_ACTIVE_MS = 60_000;
 /** The rate of new events is measured over about this long. */
@@ -81,8 +138,9 @@ const splitIdent = (ident: string): { user: string; component: string } => {
 
 /**
  * What the admin interface does, on the active store (and the warehouse): consumers with their
- * lag, pointer moves and drops (recorded in evt_consumer_moves), statistics, event reads. Used by
- * the ftn18es.admin service, by the CLI directly on a database, and by /metrics.
+ * lag, pointer moves and drops (recorded in evt_consumer_moves), parked events (replay, skip,
+ * max_attempts; recorded the same way), statistics, event reads. Used by the ftn18es.admin
+ * service, by the CLI directly on a database, and by /metrics.
  */
 export class AdminCore {
   /** (time, newest ID) seen by stats(), for the rate of new events. */
@@ -99,11 +157,14 @@ export class AdminCore {
 
   async listConsumers(lagLimit = 100_000): Promise<ConsumerInfo[]> {
     const store = this.store;
-    const [consumers, horizon, hub] = await Promise.all([
+    const [consumers, horizon, hub, rules, parked] = await Promise.all([
       store.consumers(),
       store.horizon(),
       this.hub(),
+      store.parkingRules(),
+      store.parkedCounts(),
     ]);
+    const maxStreak = hub?.parkMaxStreak ?? PUSH_DEFAULTS.park_max_streak;
     const pushing = new Set((hub?.reliableSessions() ?? []).map((s) => s.consumer));
     const counters = store.counters;
     const now = Date.now();
@@ -111,6 +172,7 @@ export class AdminCore {
     for (const c of consumers.sort((a, b) => a.ident.localeCompare(b.ident))) {
       const lag = await store.eventsBehind(c.pointer, horizon, lagLimit);
       const lastPoll = counters.consumers.get(c.ident)?.lastPollMs ?? 0;
+      const rule = rules.get(c.ident);
       const mode: DeliveryMode = pushing.has(c.ident)
         ? 'push'
         : now - lastPoll < POLL_ACTIVE_MS
@@ -126,6 +188,9 @@ export class AdminCore {
         last_time: c.lastTime,
         connected: mode !== 'idle',
         mode,
+        parked: parked.get(c.ident) ?? 0,
+        max_attempts: rule?.maxAttempts ?? 0,
+        parking_suspended: rule?.maxAttempts != null && rule.streak >= maxStreak,
       });
     }
     return out;
@@ -151,8 +216,14 @@ export class AdminCore {
     ident: string,
     to: MoveTarget,
     by: string,
-    options: { id?: EventId | null; time?: string | null; reason?: string } = {},
-  ): Promise<{ from: EventId; pointer: EventId }> {
+    options: {
+      id?: EventId | null;
+      time?: string | null;
+      reason?: string;
+      /** Only say where it would go; nothing changes. */
+      dryRun?: boolean;
+    } = {},
+  ): Promise<MoveResult> {
     const store = this.store;
     const horizon = await store.horizon();
     let pointer: EventId;
@@ -179,10 +250,113 @@ export class AdminCore {
       default:
         throw new EvtError(ErrorCode.InvalidRequest, `Unknown move target: ${String(to)}`);
     }
-    const from = await store.moveConsumer(ident, pointer, by, options.reason ?? '');
+    const from = options.dryRun
+      ? await store.consumerPointer(ident)
+      : await store.moveConsumer(ident, pointer, by, options.reason ?? '');
     if (from === null) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
-    (await this.hub())?.endSession(ident, 'its pointer was moved by an administrator');
-    return { from, pointer };
+    if (!options.dryRun) await this.endSessions(ident, 'its pointer was moved by an administrator');
+    const lag = await store.eventsBehind(pointer, horizon, MOVE_LAG_LIMIT);
+    return { from, pointer, lag_events: lag.events, lag_capped: lag.capped };
+  }
+
+  /**
+   * Sets after how many failed push calls a consumer's failing event is parked (null or 0:
+   * never), recorded, and starts parking again where it stopped at the bound of parks in a row.
+   * Its push session here applies it at once; elsewhere, at its next failed call.
+   */
+  async setMaxAttempts(
+    ident: string,
+    maxAttempts: number | null,
+    by: string,
+    reason = '',
+  ): Promise<{ max_attempts: number }> {
+    const max = maxAttempts === null || maxAttempts === 0 ? null : maxAttempts;
+    if (max !== null && (!Number.isInteger(max) || max < 1 || max > MAX_ATTEMPTS_LIMIT))
+      throw new EvtError(
+        ErrorCode.InvalidRequest,
+        `max_attempts must be 0 to ${MAX_ATTEMPTS_LIMIT}`,
+      );
+    const pointer = await this.store.setMaxAttempts(ident, max, by, reason);
+    if (pointer === null) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
+    (await this.hub())?.refreshParking(ident);
+    return { max_attempts: max ?? 0 };
+  }
+
+  /** Parked events (of one consumer, or of all with null), unresolved only unless `all`. */
+  async listParked(
+    ident: string | null,
+    options: { all?: boolean; limit?: number } = {},
+  ): Promise<ParkedInfo[]> {
+    const rows = await this.store.listParked({
+      ident,
+      unresolvedOnly: !options.all,
+      limit: options.limit ?? 100,
+    });
+    return rows.map(parkedInfo);
+  }
+
+  /**
+   * Has a consumer's parked event (all of them, with `eventId` null) delivered again at its next
+   * push session, in ID order and marked replayed, recorded; its push session here ends so that
+   * the next one starts with them. Resolves with how many were marked.
+   */
+  async replayParked(
+    ident: string,
+    eventId: EventId | null,
+    by: string,
+    reason = '',
+  ): Promise<{ count: number }> {
+    const ids = await this.store.replayParked(ident, eventId, by, reason);
+    const count = this.acted(ident, eventId, ids, 'replay');
+    if (count > 0) await this.endSessions(ident, 'parked events are to be replayed');
+    return { count };
+  }
+
+  /** Resolves a consumer's parked event (all of them, with null) without delivery, recorded. */
+  async skipParked(
+    ident: string,
+    eventId: EventId | null,
+    by: string,
+    reason = '',
+  ): Promise<{ count: number }> {
+    const ids = await this.store.skipParked(ident, eventId, by, reason);
+    return { count: this.acted(ident, eventId, ids, 'skip') };
+  }
+
+  /** How many events an action applied to; throws for an unknown consumer or event. */
+  private acted(
+    ident: string,
+    eventId: EventId | null,
+    ids: EventId[] | null,
+    action: 'replay' | 'skip',
+  ): number {
+    if (ids === null) throw new EvtError(ErrorCode.NotRegistered, `No consumer ${ident}`);
+    if (eventId !== null && ids.length === 0)
+      throw new EvtError(
+        ErrorCode.InvalidRequest,
+        `${ident} has no parked event ${eventId} to ${action}` +
+          (action === 'replay'
+            ? ' (not parked, or already to be replayed or resolved)'
+            : ' (not parked, or already resolved)'),
+      );
+    return ids.length;
+  }
+
+  /**
+   * Ends the consumer's push session, here and on every other node over the database (a control
+   * message; a node that misses it notices at its next pointer write, which fails).
+   */
+  private async endSessions(ident: string, reason: string): Promise<void> {
+    (await this.hub())?.endSession(ident, reason);
+    await this.store
+      .sendControl({
+        kind: 'end',
+        scope: this.store.consumerTable,
+        subject: ident,
+        from: '',
+        info: reason,
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -191,7 +365,7 @@ export class AdminCore {
    */
   async dropConsumer(ident: string, by: string, reason = ''): Promise<boolean> {
     const dropped = await this.store.dropConsumer(ident, by, reason);
-    if (dropped) (await this.hub())?.endSession(ident, 'it was dropped by an administrator');
+    if (dropped) await this.endSessions(ident, 'it was dropped by an administrator');
     return dropped;
   }
 

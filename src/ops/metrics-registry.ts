@@ -18,6 +18,8 @@ import type {
   StreamCounters,
 } from '../storage/counters';
 import type { Buckets, DeliveryLatency } from '../storage/latency';
+import type { CoordinationStats } from '../storage/coordination/coordinator';
+import type { ConsumerOwner } from '../storage/store';
 import { AdminCore, type ConsumerInfo } from './admin';
 import {
   METRICS_LAG_LIMIT,
@@ -47,6 +49,10 @@ interface Snapshot {
   live: number;
   /** Per event table with a horizon: how long it is held back now, and stalls so far. */
   horizons: { table: string; heldSeconds: number; stalls: number }[];
+  standby: number;
+  /** Which node pushes which consumer, as the consumer table says (every node's view alike). */
+  owners: ConsumerOwner[];
+  coordination: CoordinationStats;
 }
 
 /**
@@ -87,6 +93,26 @@ interface GaugeDef {
   fill: (set: (labels: Record<string, string>, value: number) => void, s: Snapshot) => void;
 }
 
+/** A total this node's coordinator keeps. */
+interface CoordinationTotalDef {
+  name: string;
+  help: string;
+  read: (c: CoordinationStats) => number;
+}
+
+const COORDINATION_TOTALS: readonly CoordinationTotalDef[] = [
+  {
+    name: 'evtstream_coordination_fences_total',
+    help: 'Times this node fenced itself: it lost its coordination session or heard nothing from the database within the fence bound, and stopped pushing.',
+    read: (c) => c.fences,
+  },
+  {
+    name: 'evtstream_coordination_acquisitions_total',
+    help: 'Locks this node took (consumers it began to push, maintenance tasks it took on).',
+    read: (c) => c.acquisitions,
+  },
+];
+
 const TOTALS: readonly TotalDef[] = [
   {
     name: 'evtstream_events_added_total',
@@ -109,6 +135,16 @@ const TOTALS: readonly TotalDef[] = [
     read: (c) => c.liveDropped,
   },
   {
+    name: 'evtstream_pointer_commits_total',
+    help: "Commits that stored consumers' pointers: one per acknowledging poll, one per group of push sessions' writes.",
+    read: (c) => c.pointerCommits,
+  },
+  {
+    name: 'evtstream_pointer_moves_total',
+    help: 'Consumer pointer moves those commits stored (moves per commit: how well the writes were grouped).',
+    read: (c) => c.pointerMoves,
+  },
+  {
     name: 'evtstream_queue_overflows_total',
     help: "Reliable push sessions' queues that overflowed (the session re-reads the store).",
     read: (c) => c.queueOverflows,
@@ -127,14 +163,24 @@ const PER_CONSUMER: readonly PerConsumerDef[] = [
     read: (c) => c.polls,
   },
   {
-    name: 'evtstream_events_replayed_total',
+    name: 'evtstream_events_from_warehouse_total',
     help: "Events of a reliable consumer's backlog read from the warehouse, as the discarder had deleted them from the active table.",
-    read: (c) => c.replayed,
+    read: (c) => c.fromWarehouse,
   },
   {
     name: 'evtstream_consumer_behind_retention_total',
     help: 'Reads of a reliable consumer that began below the oldest event of the active table without a warehouse to replay from: events the discarder deleted were skipped.',
     read: (c) => c.behindRetention,
+  },
+  {
+    name: 'evtstream_events_parked_total',
+    help: 'Events parked for a push consumer by this process: its receiver failed on each max_attempts times.',
+    read: (c) => c.parked,
+  },
+  {
+    name: 'evtstream_events_replayed_total',
+    help: 'Parked events delivered again to a push consumer by this process.',
+    read: (c) => c.replayed,
   },
 ];
 
@@ -182,6 +228,18 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
     fill: perConsumer((c) => c.lag_ms / 1000),
   },
   {
+    name: 'evtstream_consumer_parked_events',
+    help: 'Parked events of the consumer not resolved yet (parked, or to be replayed).',
+    labels: ['consumer'],
+    fill: perConsumer((c) => c.parked),
+  },
+  {
+    name: 'evtstream_consumer_parking_suspended',
+    help: 'Alert: 1 when the consumer parked too many events in a row (park_max_streak) and now waits on a failing event; its receiver may be failing on everything.',
+    labels: ['consumer'],
+    fill: perConsumer((c) => (c.parking_suspended ? 1 : 0)),
+  },
+  {
     name: 'evtstream_consumer_connected',
     help: '1 when the consumer has a push session here or polled within a minute (mode push or poll), else 0 (mode idle).',
     labels: ['consumer', 'mode'],
@@ -197,6 +255,52 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
       set({ kind: 'reliable' }, s.reliable.length);
       set({ kind: 'live' }, s.live);
     },
+  },
+  {
+    name: 'evtstream_push_standby_sessions',
+    help: 'Receivers waiting here for a reliable consumer that is pushed by another session (first wins).',
+    labels: [],
+    fill: (set, s) => set({}, s.standby),
+  },
+  {
+    name: 'evtstream_consumer_owner',
+    help: 'The node pushing a reliable consumer, as the consumer table records it (1 per consumer with an owner; the same on every node).',
+    labels: ['consumer', 'node'],
+    fill: (set, s) => {
+      for (const o of s.owners) set({ consumer: o.ident, node: o.node }, 1);
+    },
+  },
+  {
+    name: 'evtstream_consumer_owner_epoch',
+    help: "The consumer's owner epoch: it grows at each acquisition (a takeover, a new session).",
+    labels: ['consumer'],
+    fill: (set, s) => {
+      for (const o of s.owners) set({ consumer: o.ident }, Number(o.epoch));
+    },
+  },
+  {
+    name: 'evtstream_node_info',
+    help: "This node's name and whether it coordinates over the database ('database') or is alone ('local').",
+    labels: ['node', 'coordination'],
+    fill: (set, s) => set({ node: s.coordination.node, coordination: s.coordination.kind }, 1),
+  },
+  {
+    name: 'evtstream_coordination_up',
+    help: 'Whether this node may push: its coordination session is connected and the database answered within the fence bound.',
+    labels: [],
+    fill: (set, s) => set({}, s.coordination.up ? 1 : 0),
+  },
+  {
+    name: 'evtstream_coordination_heartbeat_age_seconds',
+    help: "Time since this node's last answered coordination heartbeat was sent.",
+    labels: [],
+    fill: (set, s) => set({}, Math.max(0, s.coordination.heartbeatAgeMs) / 1000),
+  },
+  {
+    name: 'evtstream_coordination_locks',
+    help: 'Locks this node holds now (consumers it pushes, maintenance tasks it runs).',
+    labels: [],
+    fill: (set, s) => set({}, s.coordination.held),
   },
   {
     name: 'evtstream_push_queued_events',
@@ -430,6 +534,17 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
       },
     });
   }
+  for (const def of COORDINATION_TOTALS) {
+    new Counter({
+      name: def.name,
+      help: def.help,
+      registers: [registry],
+      collect(this: Counter) {
+        this.reset();
+        if (snapshot) this.inc(def.read(snapshot.coordination));
+      },
+    });
+  }
   for (const def of PER_CONSUMER) {
     new Counter<'consumer'>({
       name: def.name,
@@ -501,10 +616,11 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
     // listConsumers probes the horizon of the store's table; the others are probed here, so
     // that how long each is held back is as of now.
     const others = store.horizonTables().filter((t) => t !== store.eventTable);
-    const [consumers, figures, pushHub] = await Promise.all([
+    const [consumers, figures, pushHub, owners] = await Promise.all([
       admin.listConsumers(lagLimit),
       admin.tableRange(),
       hub(),
+      store.consumerOwners(),
       ...others.map((t) => store.horizon(t)),
     ]);
     const now = Date.now();
@@ -518,6 +634,9 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
         const h = store.horizonOf(table);
         return { table, heldSeconds: h.heldForMs(now) / 1000, stalls: h.stalls };
       }),
+      standby: pushHub?.stats().standby ?? 0,
+      owners,
+      coordination: store.coordinator().stats(),
     };
     // prom-client runs every collect callback synchronously when rendering starts, so this
     // snapshot is what all the gauges show. Registry.merge registers the same metric objects in

@@ -38,7 +38,17 @@ export interface ConnectionConfig {
   maxConnections?: number;
   /** TLS to the server; absent: a plain connection. */
   tls?: DbTls;
+  /**
+   * PostgreSQL through a connection pooler (PgBouncer): `session` sends no startup options
+   * (PgBouncer refuses them); `transaction` also uses no named prepared statements, and what
+   * needs a session of its own (locks, LISTEN) cannot go through it (see the store's
+   * `sessionDatabase`).
+   */
+  poolMode?: PoolMode;
 }
+
+/** How a pooler in front of PostgreSQL hands out server connections (PgBouncer's pool_mode). */
+export type PoolMode = 'session' | 'transaction';
 
 export const DEFAULT_SQLITE_FILE = 'evtstream.sqlite';
 export const DEFAULT_POOL_SIZE = 10;
@@ -46,7 +56,7 @@ export const DEFAULT_POOL_SIZE = 10;
 /** Query parameters each kind of URL takes; any other is refused (a typo must not go unseen). */
 const URL_PARAMS: Readonly<Record<Dialect, readonly string[]>> = {
   sqlite: ['synchronous'],
-  postgresql: ['max', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'host'],
+  postgresql: ['max', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'host', 'pool_mode'],
   mysql: ['max', 'ssl-mode', 'ssl-ca', 'ssl-cert', 'ssl-key'],
 };
 
@@ -58,7 +68,8 @@ const URL_PARAMS: Readonly<Record<Dialect, readonly string[]>> = {
  * `verify-ca`, `verify-full`), `sslrootcert`, `sslcert` and `sslkey`; MySQL URLs take
  * `ssl-mode` (`DISABLED`, `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`), `ssl-ca`, `ssl-cert` and
  * `ssl-key`, as the mysql client's options. Certificate files are read here: a missing one is
- * an error now, not at the first connection.
+ * an error now, not at the first connection. `?pool_mode=session|transaction` says a
+ * PostgreSQL URL reaches a pooler such as PgBouncer.
  */
 export function parseDbUrl(url: string): ConnectionConfig {
   const sqlite = /^sqlite:(?:\/\/)?(.*)$/.exec(url);
@@ -105,6 +116,13 @@ export function parseDbUrl(url: string): ConnectionConfig {
     const n = Number(max);
     if (!Number.isInteger(n) || n < 1) throw new Error(`Invalid pool size in database URL: ${max}`);
     config.maxConnections = n;
+  }
+  const poolMode = parsed.searchParams.get('pool_mode');
+  if (poolMode !== null) {
+    if (dialect !== 'postgresql') throw new Error('pool_mode applies to PostgreSQL URLs only');
+    if (poolMode !== 'session' && poolMode !== 'transaction')
+      throw new Error(`Invalid pool_mode in database URL: ${poolMode} (session or transaction)`);
+    config.poolMode = poolMode;
   }
   return config;
 }
@@ -285,11 +303,15 @@ export function describeConnection(c: ConnectionConfig): string {
   const scheme = c.dialect === 'postgresql' ? 'postgres' : 'mysql';
   const user = c.user ? `${c.user}@` : '';
   const port = c.port ? `:${c.port}` : '';
+  const mode = c.poolMode ? `pool_mode=${c.poolMode}` : '';
   const base = `${scheme}://${user}${c.host ?? 'localhost'}${port}/${c.database ?? ''}`;
-  if (!c.tls) return base;
-  return c.dialect === 'postgresql'
-    ? `${base}?sslmode=${c.tls.mode}`
-    : `${base}?ssl-mode=${MYSQL_MODE_NAMES[c.tls.mode]}`;
+  const tls = !c.tls
+    ? ''
+    : c.dialect === 'postgresql'
+      ? `sslmode=${c.tls.mode}`
+      : `ssl-mode=${MYSQL_MODE_NAMES[c.tls.mode]}`;
+  const params = [tls, mode].filter(Boolean).join('&');
+  return params ? `${base}?${params}` : base;
 }
 
 const MYSQL_MODE_NAMES: Readonly<Record<DbTls['mode'], string>> = {

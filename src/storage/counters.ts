@@ -10,9 +10,12 @@ export interface ConsumerCounts {
   /** When it last polled (ms since the epoch), 0 if never. */
   lastPollMs: number;
   /** Events of its backlog read from the warehouse (the discarder had deleted them). */
-  replayed: number;
+  fromWarehouse: number;
   /** Reads that began below the oldest event of the active table, with no warehouse to replay. */
   behindRetention: number;
+  /** Events parked for it (its receiver kept failing on them), and parked events replayed. */
+  parked: number;
+  replayed: number;
 }
 
 /**
@@ -33,6 +36,12 @@ export class StreamCounters {
   liveDropped = 0;
   /** Events re-read from the store after a reliable session's queue overflowed. */
   queueOverflows = 0;
+  /**
+   * Commits that stored consumer pointers (polls' acknowledgements one by one; push sessions'
+   * grouped), and the pointer moves they stored: their ratio is how well writes were grouped.
+   */
+  pointerCommits = 0;
+  pointerMoves = 0;
   readonly consumers = new Map<string, ConsumerCounts>();
   /** Delivery latency, once trackLatency() was called (by the first /metrics scrape). */
   latency: DeliveryLatency | null = null;
@@ -48,7 +57,15 @@ export class StreamCounters {
   consumer(ident: string): ConsumerCounts {
     let c = this.consumers.get(ident);
     if (!c) {
-      c = { delivered: 0, polls: 0, lastPollMs: 0, replayed: 0, behindRetention: 0 };
+      c = {
+        delivered: 0,
+        polls: 0,
+        lastPollMs: 0,
+        fromWarehouse: 0,
+        behindRetention: 0,
+        parked: 0,
+        replayed: 0,
+      };
       this.consumers.set(ident, c);
     }
     return c;

@@ -154,6 +154,14 @@ export class SingleWriterHorizon {
 
   constructor(private readonly probe: (since: EventId) => Promise<WriterProbe>) {}
 
+  /**
+   * This process committed events up to `lastId`: with one writer at a time, every lower ID
+   * committed before it or never will, so the horizon is there at once, without a probe.
+   */
+  committed(lastId: EventId): void {
+    this.safe = maxId(this.safe, lastId);
+  }
+
   async current(): Promise<EventId> {
     const { newest } = await this.probe(this.safe);
     this.safe = maxId(this.safe, newest);
@@ -180,4 +188,7 @@ export class SingleWriterHorizon {
 export type Horizon = Pick<
   HorizonTracker,
   'current' | 'known' | 'heldForMs' | 'waiting' | 'stalls'
->;
+> & {
+  /** See SingleWriterHorizon.committed; absent where other writers may still fill lower IDs. */
+  committed?(lastId: EventId): void;
+};

@@ -3,6 +3,8 @@
  * One adapter per driver (drivers/), the statements of each dialect in queries/. Statements use
  * `?` placeholders on every dialect; the PostgreSQL adapter numbers them.
  */
+import type { ConnectionConfig, DbTls } from './config';
+
 export type Dialect = 'sqlite' | 'postgresql' | 'mysql';
 
 export type SqlValue = string | number | boolean | null;
@@ -21,13 +23,47 @@ export interface SqlRunner {
 
 export interface SqlClient extends SqlRunner {
   readonly dialect: Dialect;
+  /** Where it connects (server databases). */
+  readonly config?: ConnectionConfig;
   /** Runs `work` in one transaction on one connection: COMMIT if it resolves, ROLLBACK if not. */
   transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /** Runs a script of `;`-terminated statements in one transaction (DDL is transactional on
    * PostgreSQL and SQLite; MySQL commits each DDL statement by itself), with `hooks.before` and
    * `hooks.after` on the same connection before and after the statements. */
   script(sql: string, hooks?: ScriptHooks): Promise<void>;
+  /**
+   * Opens one connection of its own, outside the pool, to `at` (this client's database unless
+   * given): for what belongs to a database session, such as session locks and LISTEN. Absent
+   * where the database has no sessions to speak of (SQLite).
+   */
+  openSession?(at?: SessionAddress): Promise<SessionConnection>;
   close(): Promise<void>;
+}
+
+/** Where a session connection goes: host, port, credentials and database (a ConnectionConfig). */
+export interface SessionAddress {
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  /** TLS to the server, as the pool's (see ConnectionConfig). */
+  tls?: DbTls;
+}
+
+/**
+ * One server session on one connection: statements run in order, outside any pool, so that what
+ * the session holds (locks, LISTEN) stays with it. TCP keepalive is on.
+ */
+export interface SessionConnection extends SqlRunner {
+  /** Resolves once the connection has ended: with the error that ended it, if any. */
+  readonly closed: Promise<Error | undefined>;
+  /** Calls `listener` for each notification the session receives (PostgreSQL LISTEN). */
+  onNotification(listener: (channel: string, payload: string) => void): void;
+  /** Ends the session politely (the server releases what it held). */
+  close(): Promise<void>;
+  /** Drops the connection at once, without waiting for the server. */
+  destroy(): void;
 }
 
 export interface ScriptHooks {

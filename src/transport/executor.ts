@@ -15,17 +15,25 @@ import { FTN18_1_1_MESSAGE_LIMIT, IFACE } from '../common/constants';
 import {
   HookedNodeExecutor,
   registerOwnOverInherited,
+  type RequestOrigin,
   type WsConnection,
   type WsListener,
 } from '../futoin/executor';
+import { normalOrigin, originOf, recordRequestSource } from './origin';
 
 export interface EvtExecutorOptions extends NodeExecutorOptions {
   /** Treat connections from loopback addresses as secure channels (default false). */
   secureLoopback?: boolean;
+  /**
+   * Browser origins (`https://ops.example.com`) besides the service's own whose requests count
+   * as same-origin (see transport/origin: what the admin interface accepts from browsers).
+   */
+  allowedOrigins?: readonly string[];
 }
 
 /** Settings kept outside the instance: NodeExecutor seals itself at the end of its constructor. */
 const secureLoopback = new WeakMap<object, boolean>();
+const originSettings = new WeakMap<object, { allowed: ReadonlySet<string>; trustProxy: boolean }>();
 
 /** Serves a plain HTTP request (not FutoIn) on a path of its own. */
 export type HttpRoute = (req: IncomingMessage, rsp: ServerResponse) => void;
@@ -97,6 +105,13 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
   constructor(ccm: SimpleCCM, opts: EvtExecutorOptions = {}) {
     super(ccm, opts);
     secureLoopback.set(this, opts.secureLoopback ?? false);
+    const allowed = new Set<string>();
+    for (const o of opts.allowedOrigins ?? []) {
+      const normal = normalOrigin(o);
+      if (normal === null) throw new TypeError(`Not an http(s) origin: ${JSON.stringify(o)}`);
+      allowed.add(normal);
+    }
+    originSettings.set(this, { allowed, trustProxy: opts.trustProxy ?? false });
     httpRoutes.set(this, new Map());
     const server = opts.httpServer;
     // Node answers `Expect: 100-continue` itself unless someone listens; here an oversized body
@@ -265,8 +280,18 @@ export class EvtNodeExecutor extends HookedNodeExecutor {
     return secure || (secureLoopback.get(this) === true && isLoopback(req.socket.remoteAddress));
   }
 
-  protected override acceptRequest(ftnreq: unknown): Record<string, unknown> {
-    return normalizeRequest(ftnreq);
+  /** Also notes where the request came from (see transport/origin), for the admin interface. */
+  protected override acceptRequest(
+    ftnreq: unknown,
+    from: RequestOrigin | null,
+  ): Record<string, unknown> {
+    const request = normalizeRequest(ftnreq);
+    const settings = originSettings.get(this);
+    if (from && settings) {
+      const { origin, sameOrigin } = originOf(from.req, settings.allowed, settings.trustProxy);
+      recordRequestSource(request, { origin, sameOrigin, urlForm: from.urlForm });
+    }
+    return request;
   }
 
   override handleWSConnection(upgradeReq: IncomingMessage, wsArg: unknown): void {

@@ -3,14 +3,12 @@
  * answers one by one, and a fake clock the test moves.
  */
 import { expect } from 'chai';
+import type { Clock } from '../../src/common/async';
 import { Backoff } from '../../src/common/backoff';
 import type { EventId } from '../../src/common/ids';
-import {
-  PointerWriter,
-  type Clock,
-  type PointerStore,
-} from '../../src/delivery/push/pointer-writer';
+import { PointerWriter, type PointerStore } from '../../src/delivery/push/pointer-writer';
 import type { PointerMove } from '../../src/delivery/push/window';
+import type { PointerCondition } from '../../src/storage/dialects';
 
 class FakeClock implements Clock {
   private t = 1_000;
@@ -58,7 +56,8 @@ interface Write {
 class FakeStore implements PointerStore {
   readonly writes: Write[] = [];
 
-  advanceConsumer(ident: string, to: EventId, from: EventId): Promise<boolean> {
+  storePointer(ident: string, to: EventId, condition: PointerCondition): Promise<boolean> {
+    const from = condition.from;
     return new Promise<boolean>((resolve, reject) => {
       // Let the writer take the answer before the test goes on.
       const settled = (): Promise<void> => new Promise((r) => setImmediate(r));

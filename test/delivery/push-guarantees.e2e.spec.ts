@@ -13,7 +13,7 @@ import { connectRaw, type RawReceiver } from '../support/push';
 import { startService, TEST_CREDENTIALS, TEST_USER } from '../support/service';
 import { waitFor } from '../support/wait';
 
-/** A pointer write of the service's store: where to, and its outcome once known. */
+/** A push session's pointer write (storePointer): where to, and its outcome once known. */
 interface PointerWrite {
   to: EventId;
   done: Promise<unknown>;
@@ -34,9 +34,9 @@ describeDatabases('push: promises of reliable delivery', (fx) => {
     const service = await startService(fx, { push });
     services.push(service);
     const store = service.store;
-    const advance = store.advanceConsumer.bind(store);
-    store.advanceConsumer = (who: string, to: EventId, from?: EventId) => {
-      const done = advance(who, to, from);
+    const storePointer = store.storePointer.bind(store);
+    store.storePointer = (who, to, condition, wanted) => {
+      const done = storePointer(who, to, condition, wanted);
       if (who === ident(component)) writes.push({ to, done: done.catch(() => undefined) });
       return done;
     };
@@ -131,9 +131,8 @@ describeDatabases('push: promises of reliable delivery', (fx) => {
       raw.behaviour = () => (overflows > 0 ? 'ok' : 'stall');
     });
     const [first] = await addMany(service, 1, 'TINYQ', 1);
-    // The first event went out: the session is on the tail channel now. (A stalled call does
-    // not wake RawReceiver.until.)
-    await waitFor('the first call', () => r.calls.length > 0);
+    // The first event went out: the session is on the tail channel now.
+    await r.until(() => r.calls.length > 0);
     // Events of other types between them: the consumer's reads filter them out.
     const ids: EventId[] = [];
     for (let i = 0; i < 20; i++) {

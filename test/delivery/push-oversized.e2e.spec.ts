@@ -267,8 +267,10 @@ describeDatabases('push: an event larger than the receiver takes', (fx) => {
     await expectWaitingOn(stuck, 'BIG_TAIL', ids, adding);
     await expectOthersGot(o, ids);
 
-    // The consumer connects again with futoin.evt.receiver 1.1 (8 MiB messages): its new
+    // The consumer connects again with futoin.evt.receiver 1.1 (8 MiB messages), its old
+    // connection closed (while it is up, a second one only waits as a standby): its new
     // session delivers the event and the rest, nothing lost.
+    stuck.close();
     const v11 = await connect(service.wsUrl, TEST_CREDENTIALS, 'BIG_TAIL', null, '1.1');
     await waitFor('the rest', () => v11.events.some((e) => e.id === ids.after[4]));
     expect(v11.events.map((e) => e.id)).to.deep.equal([ids.big, ...ids.after]);

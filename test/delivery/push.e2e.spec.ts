@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import type { StreamService } from '../../src/app/service';
 import { cmpIds } from '../../src/common/ids';
+import { ErrorCode, type EvtError } from '../../src/common/errors';
 import { describeDatabases } from '../support/db';
 import { connectRaw, type RawReceiver } from '../support/push';
 import { Executor } from 'futoin-executor';
@@ -16,6 +17,7 @@ import {
   steps,
   TEST_CREDENTIALS,
 } from '../support/service';
+import { startTcpProxy } from '../support/tcp-proxy';
 import { waitForValue } from '../support/wait';
 
 /** Adds `n` events in batches of `batch`, `type` by index. */
@@ -138,12 +140,41 @@ describeDatabases('push delivery', (fx) => {
     expectSeqWithoutGaps(live);
   });
 
-  it('replaces the session of a consumer that calls readyToReceive again', async () => {
+  it('lets the first receiver of a consumer keep it while it answers; a second waits as a standby and takes over when it goes', async () => {
     const first = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
     const second = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
     const ids = await addMany(service, 20, 5);
-    await second.until(() => second.events.some((e) => e.id === ids[ids.length - 1]));
-    expect(first.events.filter((e) => ids.includes(e.id))).to.deep.equal([]);
+    await first.until(() => first.events.some((e) => e.id === ids[ids.length - 1]));
+    expect(second.events, 'the standby gets nothing').to.deep.equal([]);
+    first.close();
+    const more = await addMany(service, 20, 5);
+    await second.until(() => second.events.some((e) => e.id === more[more.length - 1]));
+    // From the stored pointer on: besides the new events, only some the first one had already.
+    const got = second.events.map((e) => e.id);
+    const firstGot = new Set(first.events.map((e) => e.id));
+    expect(got.filter((id) => more.includes(id))).to.deep.equal(more);
+    expect(got.filter((id) => !more.includes(id) && !firstGot.has(id))).to.deep.equal([]);
+  });
+
+  it('gives the consumer of a receiver that went quiet (half-open connection) to a new one at once', async function () {
+    this.timeout(60_000);
+    const proxy = await startTcpProxy(Number(new URL(service.url).port));
+    try {
+      const gone = await connect(`ws://127.0.0.1:${proxy.port}/`, TEST_CREDENTIALS, 'HALF_OPEN');
+      const ids = await addMany(service, 10, 5);
+      await gone.until(() => gone.events.some((e) => e.id === ids[ids.length - 1]));
+      // The old connection stays open at the service, but nothing comes back over it (not even
+      // the WebSocket's answer to a ping); its receiver connects again on a new one.
+      proxy.freeze();
+      const again = await connect(service.wsUrl, TEST_CREDENTIALS, 'HALF_OPEN');
+      const more = await addMany(service, 10, 5);
+      // Without the ping, the old session would keep the consumer as long as TCP holds the
+      // connection; the wait's bound would end the test first.
+      await again.until(() => again.events.some((e) => e.id === more[more.length - 1]), 20_000);
+      expect(again.events.map((e) => e.id).filter((id) => more.includes(id))).to.deep.equal(more);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('retries a failing receiver with the same seq, backing off, and loses nothing', async function () {
@@ -167,6 +198,40 @@ describeDatabases('push delivery', (fx) => {
     // Backing off: the four failures need at least two rounds of retries (two calls may fail
     // together), after at least 50 and then 100 ms (100 ms doubling, jittered to half).
     expect(Date.now() - started).to.be.at.least(150);
+  });
+
+  // Breaking change it catches: no timeout on a call sent over WebSocket (src/futoin/ws-call.ts
+  // arming its timer for far longer than timeoutMs); the unanswered batch is never sent again.
+  it('sends an unanswered call again after call_timeout_ms, with the same seq and events', async function () {
+    this.timeout(60_000);
+    const quick = await startService(fx, { push: { call_timeout_ms: 300 } });
+    try {
+      // The consumer starts after the events of earlier tests.
+      await quick.store.registerConsumer('alice:TIMEOUT');
+      await quick.store.advanceConsumer('alice:TIMEOUT', await quick.store.horizon());
+      const errors: unknown[] = [];
+      // The reference's arguments (code, info, exception), then the consumer.
+      quick.push.on('pushError', (_code: string, _info: string, err: unknown, consumer: string) => {
+        if (consumer === 'alice:TIMEOUT') errors.push(err);
+      });
+      let stalled = false;
+      const r = await connect(quick.wsUrl, TEST_CREDENTIALS, 'TIMEOUT', null, '1.1', (raw) => {
+        raw.behaviour = () => (stalled ? 'ok' : ((stalled = true), 'stall'));
+      });
+      const ids = await addMany(quick, 3, 3);
+      await r.until(() => r.events.length >= ids.length);
+      expect(r.calls.slice(0, 2), 'batch 0, then again').to.deep.equal([
+        { seq: 0, ids },
+        { seq: 0, ids },
+      ]);
+      expect(r.events.map((e) => e.id)).to.deep.equal(ids);
+      // The service gave up on the call itself (the receiver's executor answers Timeout too,
+      // but only after its own, longer, timeout).
+      expect(errors.map((e) => (e as EvtError).code)).to.deep.equal([ErrorCode.Timeout]);
+      expect((errors[0] as EvtError).info).to.include('no answer within 300 ms');
+    } finally {
+      await quick.close();
+    }
   });
 
   it('keeps a receiver that never answers bounded, and keeps serving everyone else', async function () {

@@ -28,7 +28,7 @@ const evs = (from: number, to: number, bytes = 100): Delivery[] => {
   return out;
 };
 
-const ids = (b: Batch): string[] => b.events.map((e) => e.id);
+const ids = (b: Batch): string[] => b.items.map((d) => d.event.id);
 
 /** Every step the window gives until it gives none. */
 function drain(w: DeliveryWindow): Step[] {
@@ -80,9 +80,48 @@ describe('DeliveryWindow', function () {
   });
 
   it('cuts batches by bytes, with at least one event each', function () {
-    const w = tailWindow('0', { maxInFlight: 10 });
-    w.offer([ev(1, 400), ev(2, 400), ev(3, 400), ev(4, 1_000), ev(5, 1)], '5');
+    const w = new DeliveryWindow('0', { ...OPTIONS, maxInFlight: 10 });
+    w.next();
+    w.readDone([ev(1, 400), ev(2, 400), ev(3, 400), ev(4, 1_000), ev(5, 1)], '5');
     expect(sent(drain(w)).map(ids)).to.deep.equal([['1', '2'], ['3'], ['4'], ['5']]);
+  });
+
+  // Breaking change it catches: sending whatever is queued while a batch is unanswered (no
+  // wait in DeliveryWindow.next); each of many sessions then makes one call per event.
+  it('in tail mode, sends events that do not fill a batch once the batch in flight is answered', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    w.offer([ev(1)], '1');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['1']]);
+    w.offer([ev(2)], '2');
+    w.offer([ev(3)], '3');
+    expect(drain(w), 'batch 0 is unanswered').to.deep.equal([]);
+    w.acked(0);
+    expect(sent(drain(w)).map(ids), 'together, although batch 0 is not stored').to.deep.equal([
+      ['2', '3'],
+    ]);
+    // A whole batch goes at once, the window allowing.
+    w.offer(evs(4, 7), '7');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['4', '5', '6']]);
+    w.acked(1);
+    w.acked(2);
+    w.pointerStored('6');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['7']]);
+  });
+
+  // Breaking change it catches: making events a read returned wait like new ones from the tail
+  // channel (no readUpTo in DeliveryWindow.next); the rest of a catch-up then waits on a batch
+  // that may stall until its call times out.
+  it('sends what a read returned at once, in tail mode too, while a batch is unanswered', function () {
+    const w = new DeliveryWindow('0', { ...OPTIONS, maxInFlight: 3 });
+    expect(w.next()).to.deep.equal({ do: 'read', after: '0' });
+    w.readDone(evs(1, 4), '4');
+    w.enterTail('4');
+    expect(sent(drain(w)).map(ids), 'both, batch 0 unanswered').to.deep.equal([
+      ['1', '2', '3'],
+      ['4'],
+    ]);
+    w.offer([ev(5)], '5');
+    expect(drain(w), 'a new event waits').to.deep.equal([]);
   });
 
   it('sends at most maxInFlight batches until their pointer is stored', function () {
@@ -149,19 +188,22 @@ describe('DeliveryWindow', function () {
   });
 
   it('sends a failed batch again as it was, and nothing new until then', function () {
-    const w = tailWindow('0', { maxInFlight: 3 });
-    w.offer(evs(1, 4), '4');
-    const [first, second] = sent(drain(w));
+    const w = new DeliveryWindow('0', { ...OPTIONS, maxInFlight: 3 });
+    w.next();
+    w.readDone(evs(1, 4), '4');
+    const steps = drain(w);
+    const [first, second] = sent(steps);
     expect(first!.seq).to.equal(0);
     expect(second!.seq).to.equal(1);
+    expect(steps[steps.length - 1]).to.deep.equal({ do: 'read', after: '4' });
     w.acked(0);
-    expect(w.failed(1)).to.equal(1);
-    w.offer(evs(5, 7), '7');
+    expect(w.failed(1)).to.deep.equal({ do: 'retry', failures: 1 });
+    w.readDone(evs(5, 7), '7');
     expect(w.next(), 'nothing new while a batch failed').to.equal(null);
     const again = w.resend(1);
     expect(again).to.include({ seq: 1, coversUpTo: '4' });
     expect(ids(again!)).to.deep.equal(['4']);
-    expect(w.failed(1), 'failures add up').to.equal(2);
+    expect(w.failed(1), 'failures add up').to.deep.equal({ do: 'retry', failures: 2 });
     expect(w.next()).to.equal(null);
     w.resend(1);
     // Resent: new batches may go again, numbered on from the last one.
@@ -220,6 +262,7 @@ describe('DeliveryWindow', function () {
     w.offer(evs(4, 7), '7');
     w.offer(evs(6, 8), '8');
     expect(sent(drain(w)).map(ids)).to.deep.equal([['6', '7', '8']]);
+    w.acked(0);
     w.offer(evs(7, 9), '9');
     expect(sent(drain(w)).map(ids)).to.deep.equal([['9']]);
   });

@@ -393,9 +393,10 @@ describeDatabases('DBEventDiscarder', (fx) => {
     await consumer('u:A', ids[6]!);
     await consumer('u:B', ids[8]!);
     const moved: { from: EventId; pointer: EventId }[] = [];
-    const hook = afterPointersRead(async () =>
-      moved.push(await new AdminCore(store).moveConsumer('u:A', 'start', 'os:test')),
-    );
+    const hook = afterPointersRead(async () => {
+      const { from, pointer } = await new AdminCore(store).moveConsumer('u:A', 'start', 'os:test');
+      moved.push({ from, pointer });
+    });
     try {
       // start()'s own first pass reads the pointers (u:A at ids[6]), then u:A moves to the start.
       await startIdle();

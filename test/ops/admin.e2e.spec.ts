@@ -53,6 +53,10 @@ const EVERY_CALL: [string, Record<string, unknown>][] = [
   ['listMoves', {}],
   ['stats', {}],
   ['readEvents', { limit: 5 }],
+  ['setMaxAttempts', { ident: `${TEST_USER}:KEEP`, max_attempts: 3 }],
+  ['listParked', {}],
+  ['replayParked', { ident: `${TEST_USER}:KEEP` }],
+  ['skipParked', { ident: `${TEST_USER}:KEEP`, reason: 'r' }],
 ];
 
 /**
@@ -173,14 +177,14 @@ describeDatabases('ftn18es.admin', (fx) => {
         const url = transport === 'ws' ? service.wsUrl : service.url;
         for (const [sec, who] of refused) {
           for (const [name, p] of EVERY_CALL) {
-            const rsp = await call(url, `ftn18es.admin:1.0:${name}`, p, sec);
+            const rsp = await call(url, `ftn18es.admin:1.1:${name}`, p, sec);
             expect(rsp, `${name} by ${who}`).to.include({ e: 'SecurityError' });
             expect(rsp).not.to.have.property('r');
           }
         }
         // The same calls by the admin succeed: the refusals were about the caller only.
         for (const [name, p] of EVERY_CALL.filter(([n]) => n !== 'dropConsumer')) {
-          const rsp = await call(url, `ftn18es.admin:1.0:${name}`, p, ADMIN_CREDENTIALS);
+          const rsp = await call(url, `ftn18es.admin:1.1:${name}`, p, ADMIN_CREDENTIALS);
           expect(rsp, name).to.have.property('r');
         }
         // Nothing was dropped.
@@ -278,13 +282,21 @@ describeDatabases('ftn18es.admin', (fx) => {
     it('moves a consumer to the start: its next poll reads from there, whatever last_id it sends', async () => {
       const newest = (await stats()).newest_id;
       const was = (await consumer(ident))!.pointer;
+      // A dry run first: where it would go, and the lag from there; nothing moves.
+      const dry = await admin<{ from: EventId; pointer: EventId; lag_events: number }>((as, f) =>
+        f.moveConsumer(as, ident, 'start', { reason: 'just looking', dry_run: true }),
+      );
+      expect(dry).to.deep.include({ from: was, pointer: '0', lag_capped: false });
+      expect(dry.lag_events).to.be.at.least(8);
+      expect((await consumer(ident))?.pointer).to.equal(was);
+
       const moved = await admin<{ from: EventId; pointer: EventId }>((as, f) =>
         f.moveConsumer(as, ident, 'start', { reason: 'replay for the new report' }),
       );
-      expect(moved).to.deep.equal({ from: was, pointer: '0' });
+      expect(moved).to.deep.equal({ ...dry });
       const c = await consumer(ident);
       expect(c?.pointer).to.equal('0');
-      expect(c!.lag_events).to.be.at.least(8);
+      expect(c!.lag_events).to.equal(dry.lag_events);
 
       // The consumer still thinks it is at the newest event; the move wins once.
       const got = await poll(face, 'MOVER', newest);

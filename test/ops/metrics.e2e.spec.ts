@@ -26,12 +26,18 @@ const FAMILIES: Record<string, string> = {
   evtstream_events_added_total: 'counter',
   evtstream_events_delivered_total: 'counter',
   evtstream_polls_total: 'counter',
-  evtstream_events_replayed_total: 'counter',
+  evtstream_events_from_warehouse_total: 'counter',
   evtstream_consumer_behind_retention_total: 'counter',
+  evtstream_events_parked_total: 'counter',
+  evtstream_events_replayed_total: 'counter',
+  evtstream_consumer_parked_events: 'gauge',
+  evtstream_consumer_parking_suspended: 'gauge',
   evtstream_push_calls_total: 'counter',
   evtstream_push_failures_total: 'counter',
   evtstream_live_events_dropped_total: 'counter',
   evtstream_queue_overflows_total: 'counter',
+  evtstream_pointer_commits_total: 'counter',
+  evtstream_pointer_moves_total: 'counter',
   evtstream_newest_event_id: 'gauge',
   evtstream_active_events: 'gauge',
   evtstream_consumers: 'gauge',
@@ -75,7 +81,10 @@ describeDatabases('/metrics', (fx) => {
   let ccm: AdvancedCCM;
 
   before(async () => {
-    service = await startService(fx, { admins: new Map([[ADMIN, ADMIN_SECRET]]) });
+    service = await startService(fx, {
+      admins: new Map([[ADMIN, ADMIN_SECRET]]),
+      push: { park_max_streak: 2, retry_min_ms: 10, retry_max_ms: 100 },
+    });
     ccm = clientCcm();
     await steps((as) => {
       GenFace.register(as, ccm, 'gen', service.wsUrl, TEST_CREDENTIALS, { secureChannel: true });
@@ -255,6 +264,8 @@ describeDatabases('/metrics', (fx) => {
       expect(value(e, 'evtstream_consumer_connected', { ...c, mode: 'push' })).to.equal(1);
       const calls0 = value(e, 'evtstream_push_calls_total')!;
       const failures0 = value(e, 'evtstream_push_failures_total')!;
+      const commits0 = value(e, 'evtstream_pointer_commits_total')!;
+      const moves0 = value(e, 'evtstream_pointer_moves_total')!;
 
       // The receiver fails its first call; the batch comes again and succeeds.
       let failed = false;
@@ -274,6 +285,9 @@ describeDatabases('/metrics', (fx) => {
         return value(e, 'evtstream_consumer_lag_events', c) === 0;
       });
       expect(value(e, 'evtstream_consumer_lag_seconds', c)).to.equal(0);
+      // Storing it took a commit and a move.
+      expect(value(e, 'evtstream_pointer_commits_total')).to.be.at.least(commits0 + 1);
+      expect(value(e, 'evtstream_pointer_moves_total')).to.be.at.least(moves0 + 1);
     } finally {
       receiver.close();
     }
@@ -284,6 +298,49 @@ describeDatabases('/metrics', (fx) => {
     });
     const e = await scrape();
     expect(value(e, 'evtstream_consumer_connected', { ...c, mode: 'idle' })).to.equal(0);
+  });
+
+  it('shows parked events per consumer, parks and replays counted, and the parking alert', async () => {
+    const component = 'M_PARK';
+    const ident = `${TEST_USER}:${component}`;
+    const c = { consumer: ident };
+    await service.store.registerConsumer(ident);
+    await service.store.setMaxAttempts(ident, 1, ADMIN, 'test');
+    let e = await scrape();
+    expect(value(e, 'evtstream_consumer_parked_events', c)).to.equal(0);
+    expect(value(e, 'evtstream_consumer_parking_suspended', c)).to.equal(0);
+
+    // A receiver failing on everything: two parks in a row (park_max_streak), then it waits.
+    const failing = await connectRaw(service.wsUrl, TEST_CREDENTIALS, component, ['M_PARK']);
+    failing.behaviour = () => 'fail';
+    const ids = await addEvents(3, 'M_PARK');
+    try {
+      await waitFor('two parks and the alert', async () => {
+        e = await scrape();
+        return value(e, 'evtstream_consumer_parking_suspended', c) === 1;
+      });
+      expect(value(e, 'evtstream_consumer_parked_events', c)).to.equal(2);
+      expect(value(e, 'evtstream_events_parked_total', c)).to.equal(2);
+    } finally {
+      failing.close();
+    }
+
+    // Replayed to a healthy receiver: counted, resolved, and the alert is off.
+    await service.store.replayParked(ident, ids[0]!, ADMIN, 'fixed');
+    const healthy = await connectRaw(service.wsUrl, TEST_CREDENTIALS, component, ['M_PARK']);
+    try {
+      await healthy.until(() => healthy.events.some((ev) => ev.id === ids[2]));
+      await waitFor('the replay counted and the alert off', async () => {
+        e = await scrape();
+        return (
+          value(e, 'evtstream_events_replayed_total', c) === 1 &&
+          value(e, 'evtstream_consumer_parking_suspended', c) === 0 &&
+          value(e, 'evtstream_consumer_parked_events', c) === 1
+        );
+      });
+    } finally {
+      healthy.close();
+    }
   });
 
   it('counts LIVE sessions by kind, and their deliveries as consumer "LIVE"', async () => {

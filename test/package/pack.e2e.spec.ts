@@ -32,6 +32,7 @@ const REQUIRED = [
   'dist/app/cli.js',
   'specs/futoin.evt.push-1.1-iface.json',
   'specs/ftn18es.admin-1.0-iface.json',
+  'specs/ftn18es.admin-1.1-iface.json',
   'sql/active/postgresql/0001-tables.sql',
   'sql/dwh/mysql/0001-history.sql',
   'console/index.html',

@@ -10,6 +10,7 @@ import {
   MAX_SHAPES,
   type ConsumerSql,
   type EventSql,
+  type ParkingSql,
 } from '../../src/storage/queries';
 import type { Dialect } from '../../src/storage/sql';
 
@@ -17,9 +18,12 @@ const DIALECTS: readonly Dialect[] = ['sqlite', 'postgresql', 'mysql'];
 
 const marks = (text: string): number => text.split('?').length - 1;
 
-/** Each statement with the number of parameters its routine passes. */
-const eventStatements = (e: EventSql): [string, string, number][] => [
-  ['insert(3)', e.insert(3), 6],
+/**
+ * Each statement with the number of parameters its routine passes. PostgreSQL's insert takes one
+ * more, last: the origin its notification carries (see SqlDialect.listen).
+ */
+const eventStatements = (e: EventSql, dialect: Dialect): [string, string, number][] => [
+  ['insert(3)', e.insert(3), dialect === 'postgresql' ? 7 : 6],
   ['insertInTx(3)', e.insertInTx(3), 6],
   ['read(0, 10)', e.read(0, 10), 2],
   ['read(3, 10)', e.read(3, 10), 5],
@@ -69,15 +73,39 @@ const consumerStatements = (c: ConsumerSql): [string, string, number][] => [
   ['position', c.position, 1],
   ['advance', c.advance, 3],
   ['advanceFrom', c.advanceFrom, 4],
+  ['advanceMany(1)', c.advanceMany(1), 4],
+  ['advanceMany(3)', c.advanceMany(3), 12],
+  ['pointers(3)', c.pointers(3), 3],
   ['all', c.all, 0],
   ['allIdle', c.allIdle, 1],
   ['setPointer', c.setPointer, 2],
   ['remove', c.remove, 1],
-  ['recordMove', c.recordMove, 7],
+  ['recordMove', c.recordMove, 9],
   ['movesApplied', c.movesApplied, 2],
   ['allMovesApplied', c.allMovesApplied, 1],
   ['listMoves(all)', c.listMoves(false, 5), 0],
   ['listMoves(one)', c.listMoves(true, 5), 1],
+];
+
+const parkingStatements = (p: ParkingSql): [string, string, number][] => [
+  ['rule', p.rule, 1],
+  ['rules', p.rules, 0],
+  ['setRule', p.setRule, 2],
+  ['bumpStreak', p.bumpStreak, 1],
+  ['clearStreak', p.clearStreak, 1],
+  ['removeRule', p.removeRule, 1],
+  ['park', p.park, 10],
+  ['pick(all)', p.pick(false, false), 1],
+  ['pick(one)', p.pick(true, true), 2],
+  ['replay(all)', p.replay(false), 3],
+  ['replay(one)', p.replay(true), 4],
+  ['skip(all)', p.skip(false), 3],
+  ['skip(one)', p.skip(true), 4],
+  ['replays', p.replays(10), 2],
+  ['replayed(3)', p.replayed(3), 4],
+  ['list(all)', p.list(false, false, 5), 0],
+  ['list(one, unresolved)', p.list(true, true, 5), 1],
+  ['counts', p.counts, 0],
 ];
 
 describe('store statements', () => {
@@ -85,8 +113,9 @@ describe('store statements', () => {
     it(`${name}: every statement takes the parameters its routine passes`, () => {
       const q = createDialect(name).queries;
       for (const [what, text, params] of [
-        ...eventStatements(q.events('evt_queue')),
+        ...eventStatements(q.events('evt_queue'), name),
         ...consumerStatements(q.consumers('evt_consumers')),
+        ...parkingStatements(q.parking()),
       ]) {
         expect(marks(text), `${name} ${what}: ${text}`).to.equal(params);
       }

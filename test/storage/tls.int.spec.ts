@@ -13,7 +13,6 @@ import path from 'path';
 import { DBGenFace } from '../../src/generation/DBGenFace';
 import { parseDbUrl } from '../../src/storage/config';
 import { configFromFutoinDb } from '../../src/storage/ccm';
-import type { PostgresClient } from '../../src/storage/drivers/postgres';
 import { registerFutoinDb } from '../../src/storage/futoin-db';
 import { migrate } from '../../src/storage/migrate';
 import type { Dialect } from '../../src/storage/sql';
@@ -95,18 +94,23 @@ describeDatabases(
         want: null,
       });
       expect(read.map((e) => e.id)).to.deep.equal([id]);
-      if (dialect === 'postgresql') {
-        // The LISTEN connection of push wake-ups is made apart from the pool.
-        const client = (store.db as PostgresClient).newClient();
-        await client.connect();
-        try {
-          const rows = await client.query<{ ssl: boolean }>(
+      // Connections of their own (LISTEN, the coordination connection that holds the locks)
+      // are made apart from the pool: encrypted too.
+      const session = await store.db.openSession!();
+      try {
+        if (dialect === 'postgresql') {
+          const rows = await session.query<{ ssl: boolean }>(
             'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
           );
-          expect(rows.rows[0]?.ssl).to.equal(true);
-        } finally {
-          await client.end();
+          expect(rows[0]?.ssl, 'the session connection is encrypted').to.equal(true);
+        } else {
+          const rows = await session.query<{ Value: string }>(
+            "SHOW SESSION STATUS LIKE 'Ssl_cipher'",
+          );
+          expect(rows[0]?.Value ?? '', 'the session connection is encrypted').to.not.equal('');
         }
+      } finally {
+        await session.close();
       }
     });
 

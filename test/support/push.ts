@@ -32,6 +32,8 @@ export interface RawReceiver {
    * processed already and is acknowledged without processing.
    */
   ordered: boolean;
+  /** Set once the service closed the connection (or it was lost). */
+  readonly disconnected: boolean;
   close(): void;
   /** Resolves once `pred` holds, checking after each call (rejects after `ms`). */
   until(pred: () => boolean, ms?: number): Promise<void>;
@@ -51,11 +53,15 @@ export async function connectRaw(
   /** Waits re-checked after each call. */
   const changes = new Notifier();
   let nextSeq = 0;
+  let disconnected = false;
   const receiver: RawReceiver = {
     events: [],
     calls: [],
     behaviour: () => 'ok',
     ordered: false,
+    get disconnected() {
+      return disconnected;
+    },
     close: () => {
       ccm.close();
       executor.close();
@@ -81,7 +87,6 @@ export async function connectRaw(
       }
       const what = receiver.ordered && seq > nextSeq ? 'fail' : receiver.behaviour(call);
       if (what === 'fail') {
-        changes.notify();
         as.error('InternalError', 'receiver fails on purpose');
       }
       if (what === 'stall') {
@@ -114,6 +119,10 @@ export async function connectRaw(
       PushFace.register(as, ccm, 'push', endpoint, credentials, { executor, version });
       as.add((as) => {
         const push = ccm.iface<PushFace>('push');
+        push.on('disconnect', () => {
+          disconnected = true;
+          changes.notify();
+        });
         if (component !== 'LIVE') push.registerConsumer(as, component);
         push.readyToReceive(as, component, want);
       });

@@ -6,7 +6,15 @@ import { AdvancedCCM } from 'futoin-invoker';
 import { runSteps } from '../../common/errors';
 import { isEventId } from '../../common/ids';
 import { parseTime } from '../../common/time';
-import { AdminCore, type ConsumerInfo, type MoveRecord, type StreamStats } from '../../ops/admin';
+import {
+  AdminCore,
+  MAX_ATTEMPTS_LIMIT,
+  type ConsumerInfo,
+  type MoveRecord,
+  type MoveResult,
+  type ParkedInfo,
+  type StreamStats,
+} from '../../ops/admin';
 import { AdminFace, type MoveTarget } from '../../common/faces/AdminFace';
 import { migrate } from '../../storage/migrate';
 import { EventStore } from '../../storage/store';
@@ -45,20 +53,35 @@ ${TARGET_HELP}
   --lag-limit N      count at most N lagging events per consumer (default 100000)
 `;
 
-export const CONSUMER_HELP = `Usage: evtstream consumer <reset|drop|moves> [NAME] [options]
+export const CONSUMER_HELP = `Usage: evtstream consumer <action> [NAME] [options]
 
-  consumer reset NAME --to WHERE [--reason TEXT]
+  consumer reset NAME --to WHERE [--reason TEXT] [--dry-run]
       moves the consumer's pointer; its next poll (whatever last_id it sends) or push
       session reads from there. WHERE: start (every event again), newest (skip to now),
       an event ID (the next event it gets is the one after), or a time (ISO 8601, UTC
       when no zone is given, or an age such as 2h; README, "Durations and times"): the
       first event it gets is the first at or after that time. What the discarder deleted
       comes from the warehouse when the service has one (serve --dwh); without one, the
-      consumer goes on at the oldest event left, and the service logs the jump.
+      consumer goes on at the oldest event left, and the service logs the jump. --dry-run
+      only says where the pointer would go, and the lag from there.
   consumer drop NAME [--reason TEXT]
       unregisters the consumer: it no longer holds events back from the discarder.
   consumer moves [NAME] [--limit N]
-      the recorded resets and drops, newest first.
+      the recorded actions (resets, drops, replays, skips, max-attempts), newest first.
+
+Poison events (push consumers; README, "Poison events"):
+  consumer max-attempts NAME N|off [--reason TEXT]
+      after N failed onEvents calls (1 to ${MAX_ATTEMPTS_LIMIT}) the event the receiver fails on is
+      parked and delivery goes on after it; off (or 0): delivery waits on it (the
+      default). Also starts parking again where it stopped after too many in a row.
+  consumer parked [NAME] [--all] [--limit N]
+      the parked events (not resolved yet; --all: also replayed and skipped ones), with
+      the receiver's last error.
+  consumer replay NAME [ID] [--reason TEXT]
+      delivers the parked event ID (without ID: all of the consumer's) again at its
+      next push session, in ID order, marked "replayed": true.
+  consumer skip NAME [ID] --reason TEXT
+      resolves the parked event ID (without ID: all of the consumer's) without delivery.
 
 NAME is the consumer's ident, user:component (see evtstream consumers).
 ${TARGET_HELP}
@@ -81,6 +104,8 @@ const ADMIN_OPTIONS = {
   to: { type: 'string' },
   reason: { type: 'string' },
   limit: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  all: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof ADMIN_OPTIONS }>>['values'];
@@ -91,11 +116,15 @@ interface Admin {
   moveConsumer(
     ident: string,
     to: MoveTarget,
-    at: { id?: string; time?: string; reason: string },
-  ): Promise<{ from: string; pointer: string }>;
+    at: { id?: string; time?: string; reason: string; dryRun: boolean },
+  ): Promise<MoveResult>;
   dropConsumer(ident: string, reason: string): Promise<boolean>;
   listMoves(ident: string | null, limit: number): Promise<MoveRecord[]>;
   stats(): Promise<StreamStats>;
+  setMaxAttempts(ident: string, max: number, reason: string): Promise<number>;
+  listParked(ident: string | null, all: boolean, limit: number): Promise<ParkedInfo[]>;
+  replayParked(ident: string, id: string | null, reason: string): Promise<number>;
+  skipParked(ident: string, id: string | null, reason: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -134,6 +163,7 @@ async function remoteAdmin(url: string, credentials: string): Promise<Admin> {
           id: at.id ?? null,
           time: at.time ?? null,
           reason: at.reason,
+          dry_run: at.dryRun,
         }),
       ),
     dropConsumer: async (ident, reason) =>
@@ -141,6 +171,19 @@ async function remoteAdmin(url: string, credentials: string): Promise<Admin> {
     listMoves: async (ident, limit) =>
       (await run<{ moves: MoveRecord[] }>((as) => face.listMoves(as, ident, limit))).moves,
     stats: async () => (await run<{ stats: StreamStats }>((as) => face.stats(as))).stats,
+    setMaxAttempts: async (ident, max, reason) =>
+      (await run<{ max_attempts: number }>((as) => face.setMaxAttempts(as, ident, max, reason)))
+        .max_attempts,
+    listParked: async (ident, all, limit) =>
+      (
+        await run<{ parked: ParkedInfo[] }>((as) =>
+          face.listParked(as, ident, { include_resolved: all, limit }),
+        )
+      ).parked,
+    replayParked: async (ident, id, reason) =>
+      (await run<{ count: number }>((as) => face.replayParked(as, ident, id, reason))).count,
+    skipParked: async (ident, id, reason) =>
+      (await run<{ count: number }>((as) => face.skipParked(as, ident, id, reason))).count,
     close: async () => {
       ccm.close();
       await Promise.resolve();
@@ -152,8 +195,8 @@ async function localAdmin(values: Values, io: CliIO, writes: boolean): Promise<A
   const log = cliLogger(values, io.env);
   const store = await EventStore.open(dbConfig(values.db, io.env), { log });
   try {
-    // Moves are recorded in evt_consumer_moves: a store older than that table gets it first
-    // (as the service would at its start). Reading commands change nothing.
+    // Moves are recorded in evt_consumer_moves, parks in evt_parked: a store older than those
+    // tables gets them first (as the service would at its start). Reading commands change nothing.
     if (writes) await migrate(store.db, store.dialect, { kind: 'active', log });
   } catch (err) {
     await store.close();
@@ -166,6 +209,13 @@ async function localAdmin(values: Values, io: CliIO, writes: boolean): Promise<A
     dropConsumer: (ident, reason) => core.dropConsumer(ident, localUser(), reason),
     listMoves: (ident, limit) => core.listMoves(ident, limit),
     stats: () => core.stats(),
+    setMaxAttempts: async (ident, max, reason) =>
+      (await core.setMaxAttempts(ident, max, localUser(), reason)).max_attempts,
+    listParked: (ident, all, limit) => core.listParked(ident, { all, limit }),
+    replayParked: async (ident, id, reason) =>
+      (await core.replayParked(ident, id, localUser(), reason)).count,
+    skipParked: async (ident, id, reason) =>
+      (await core.skipParked(ident, id, localUser(), reason)).count,
     close: () => store.close(),
   };
 }
@@ -231,6 +281,8 @@ export function formatAge(ms: number): string {
 
 const LIMIT_RANGE = { min: 1, max: 1_000_000 };
 
+const ACTIONS = 'reset, drop, moves, max-attempts, parked, replay, skip';
+
 const IDENT_RE = /^[^\s:][^:]{0,46}:[A-Za-z0-9_]{1,16}$/;
 
 function identArg(name: string | undefined): string {
@@ -258,18 +310,34 @@ export async function consumersCommand(argv: string[], io: CliIO): Promise<numbe
     return 0;
   }
   for (const line of table(
-    ['CONSUMER', 'MODE', 'POINTER', 'LAG', 'LAG TIME', 'LAST ACTIVITY'],
+    ['CONSUMER', 'MODE', 'POINTER', 'LAG', 'LAG TIME', 'PARKED', 'LAST ACTIVITY'],
     consumers.map((c) => [
       c.ident,
       c.mode,
       c.pointer,
       `${c.lag_events}${c.lag_capped ? '+' : ''}`,
       formatAge(c.lag_ms),
+      parkedColumn(c),
       c.last_time,
     ]),
   ))
     io.out(line);
   return 0;
+}
+
+/** Parked events, max_attempts and whether parking stopped, briefly: "2 (max 3, stopped)". */
+function parkedColumn(c: ConsumerInfo): string {
+  if (c.max_attempts === 0 && c.parked === 0) return '-';
+  const rule = c.max_attempts === 0 ? 'no parking' : `max ${c.max_attempts}`;
+  return `${c.parked} (${rule}${c.parking_suspended ? ', stopped' : ''})`;
+}
+
+/** An optional event ID argument. */
+function eventArg(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  const id: unknown = value;
+  if (isEventId(id)) return id;
+  throw new UsageError(`"${value}" is not an event ID`);
 }
 
 /** --to: start, newest, an event ID or a time. */
@@ -290,22 +358,90 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
     io.out(CONSUMER_HELP);
     return 0;
   }
-  const [action, name, ...extra] = positionals;
-  if (extra.length) throw new UsageError(`Unexpected argument "${extra[0]}"`);
+  const [action, name, arg, ...extra] = positionals;
+  const takesArg = action === 'replay' || action === 'skip' || action === 'max-attempts';
+  if (extra.length || (arg !== undefined && !takesArg))
+    throw new UsageError(`Unexpected argument "${extra[0] ?? arg}"`);
   const reason = values.reason ?? '';
   if (reason.length > 200) throw new UsageError('--reason takes at most 200 characters');
   switch (action) {
     case 'reset': {
       const ident = identArg(name);
       const target = moveTarget(values.to);
+      const dryRun = values['dry-run'] ?? false;
       const moved = await withAdmin(
         values,
         io,
-        (a) => a.moveConsumer(ident, target.to, { ...target, reason }),
+        (a) => a.moveConsumer(ident, target.to, { ...target, reason, dryRun }),
+        !dryRun,
+      );
+      const lag = `${moved.lag_events}${moved.lag_capped ? '+' : ''} events to deliver from there`;
+      if (values.json)
+        io.out(JSON.stringify({ ident, ...moved, ...(dryRun ? { dry_run: true } : {}) }));
+      else if (dryRun)
+        io.out(`${ident}: the pointer would move from ${moved.from} to ${moved.pointer}; ${lag}`);
+      else io.out(`${ident}: pointer moved from ${moved.from} to ${moved.pointer}; ${lag}`);
+      return 0;
+    }
+    case 'max-attempts': {
+      const ident = identArg(name);
+      if (arg === undefined)
+        throw new UsageError(`max-attempts needs N (1 to ${MAX_ATTEMPTS_LIMIT}) or off`);
+      const max =
+        arg === 'off' ? 0 : intOption('max-attempts', arg, 0, { min: 0, max: MAX_ATTEMPTS_LIMIT });
+      const set = await withAdmin(values, io, (a) => a.setMaxAttempts(ident, max, reason), true);
+      if (values.json) io.out(JSON.stringify({ ident, max_attempts: set }));
+      else
+        io.out(
+          set === 0
+            ? `${ident}: parks nothing; delivery waits on an event its receiver fails on`
+            : `${ident}: an event its receiver fails on ${set} times in a row is parked`,
+        );
+      return 0;
+    }
+    case 'parked': {
+      const ident = name === undefined ? null : identArg(name);
+      const limit = intOption('limit', values.limit, 100, { min: 1, max: 1000 });
+      const all = values.all ?? false;
+      const parked = await withAdmin(values, io, (a) => a.listParked(ident, all, limit), true);
+      if (values.json) {
+        for (const p of parked) io.out(JSON.stringify(p));
+      } else if (parked.length === 0) {
+        io.out(all ? 'No parked events' : 'No parked events to resolve');
+      } else {
+        for (const line of table(
+          ['CONSUMER', 'EVENT', 'TYPE', 'STATE', 'ATTEMPTS', 'LAST FAILURE', 'ERROR'],
+          parked.map((p) => [
+            p.ident,
+            p.event.id,
+            p.event.type,
+            p.state,
+            String(p.attempts),
+            p.last_failure,
+            `${p.error_code}: ${p.error_info}`.replace(/\s+/g, ' ').slice(0, 120),
+          ]),
+        ))
+          io.out(line);
+      }
+      return 0;
+    }
+    case 'replay':
+    case 'skip': {
+      const ident = identArg(name);
+      const id = eventArg(arg);
+      if (action === 'skip' && !values.reason)
+        throw new UsageError('skip needs --reason TEXT (it is recorded)');
+      const count = await withAdmin(
+        values,
+        io,
+        (a) =>
+          action === 'replay' ? a.replayParked(ident, id, reason) : a.skipParked(ident, id, reason),
         true,
       );
-      if (values.json) io.out(JSON.stringify({ ident, ...moved }));
-      else io.out(`${ident}: pointer moved from ${moved.from} to ${moved.pointer}`);
+      if (values.json) io.out(JSON.stringify({ ident, action, count }));
+      else if (action === 'replay')
+        io.out(`${ident}: ${count} parked event(s) to be delivered again at its next push session`);
+      else io.out(`${ident}: ${count} parked event(s) skipped`);
       return 0;
     }
     case 'drop': {
@@ -326,16 +462,29 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
       } else {
         for (const line of table(
           ['AT', 'CONSUMER', 'ACTION', 'FROM', 'TO', 'BY', 'REASON'],
-          moves.map((m) => [m.at, m.ident, m.action, m.from, m.to ?? '-', m.by, m.reason]),
+          moves.map((m) => [
+            m.at,
+            m.ident,
+            m.action,
+            m.from,
+            m.to ??
+              (m.event_id !== undefined
+                ? `event ${m.event_id}`
+                : m.max_attempts !== undefined
+                  ? `max ${m.max_attempts || 'off'}`
+                  : '-'),
+            m.by,
+            m.reason,
+          ]),
         ))
           io.out(line);
       }
       return 0;
     }
     case undefined:
-      throw new UsageError('consumer needs an action: reset, drop or moves');
+      throw new UsageError(`consumer needs an action: ${ACTIONS}`);
     default:
-      throw new UsageError(`Unknown consumer action "${action}" (reset, drop, moves)`);
+      throw new UsageError(`Unknown consumer action "${action}" (${ACTIONS})`);
   }
 }
 

@@ -13,6 +13,8 @@ export interface Flag {
   readonly arg?: string;
   /** A one-letter alias (`-h`). */
   readonly short?: string;
+  /** May be given more than once; its variable then holds the values separated by commas. */
+  readonly multiple?: boolean;
   /**
    * Variables read, in order, when the option is not given. A switch's variable is `1`,
    * `true`, `yes` or `on` for on, `0`, `false`, `no`, `off` or empty for off.
@@ -32,8 +34,18 @@ export type Source = string;
 /** Values of a table's options, each with where it came from. */
 export class FlagValues {
   constructor(
-    private readonly values: ReadonlyMap<string, { value: string | boolean; from: Source }>,
+    private readonly values: ReadonlyMap<
+      string,
+      { value: string | boolean | readonly string[]; from: Source }
+    >,
   ) {}
+
+  /** The values of an option given more than once (`multiple`), none if not given. */
+  strings(name: string): readonly string[] {
+    const v = this.values.get(name)?.value;
+    if (Array.isArray(v)) return v as readonly string[];
+    return typeof v === 'string' ? [v] : [];
+  }
 
   /** The option's text, if given (by flag or variable). */
   string(name: string): string | undefined {
@@ -68,6 +80,7 @@ export function argsConfig(flags: readonly Flag[]): NonNullable<ParseArgsConfig[
     options[f.name] = {
       type: f.arg ? 'string' : 'boolean',
       ...(f.short ? { short: f.short } : {}),
+      ...(f.multiple ? { multiple: true } : {}),
     };
   }
   return options;
@@ -88,17 +101,23 @@ export function readFlags(
     strict: true,
     allowPositionals: false,
   });
-  const read = new Map<string, { value: string | boolean; from: Source }>();
+  const read = new Map<string, { value: string | boolean | readonly string[]; from: Source }>();
   for (const f of flags) {
     const given = values[f.name];
-    if (typeof given === 'string' || typeof given === 'boolean') {
-      read.set(f.name, { value: given, from: `--${f.name}` });
+    if (typeof given === 'string' || typeof given === 'boolean' || Array.isArray(given)) {
+      read.set(f.name, { value: given as string | boolean | string[], from: `--${f.name}` });
       continue;
     }
     for (const name of f.env ?? []) {
       const text = env[name];
       if (text === undefined || (f.arg && text === '')) continue;
-      if (f.arg) {
+      if (f.arg && f.multiple) {
+        const list = text
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean);
+        read.set(f.name, { value: list, from: name });
+      } else if (f.arg) {
         read.set(f.name, { value: text, from: name });
       } else {
         const t = text.trim().toLowerCase();

@@ -6,7 +6,13 @@ import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder
 import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
+import { normalOrigin } from '../../transport/origin';
 import { SERVICE_DEFAULTS } from '../options';
+import {
+  COORDINATION_DEFAULTS,
+  coordinationSettings,
+  type CoordinationOptions,
+} from '../../storage/coordination/options';
 import { StreamService, type ServiceConfig } from '../service';
 import { cliLogger, COMMON_FLAGS, dbConfig, intOption, UsageError, type CliIO } from './common';
 import { flagsHelp, readFlags, type Flag, type FlagValues } from './flags';
@@ -105,7 +111,17 @@ export const SERVE_FLAGS: readonly Flag[] = [
     summary: 'TLS is terminated by a reverse proxy in front',
     details:
       ': trust its X-Forwarded-Proto (https makes the channel secure) and X-Forwarded-For / ' +
-      'X-Real-IP.',
+      'X-Real-IP and X-Forwarded-Host.',
+  },
+  {
+    name: 'admin-origin',
+    arg: 'URL',
+    multiple: true,
+    env: ['EVTSTREAM_ADMIN_ORIGINS'],
+    summary: "a browser origin besides the service's own that may call the admin interface",
+    details:
+      '(e.g. https://ops.example.com); repeat it for more (the variable: comma-separated). ' +
+      'Browsers elsewhere are refused (SecurityError).',
   },
   {
     name: 'no-secure-loopback',
@@ -147,6 +163,46 @@ export const SERVE_FLAGS: readonly Flag[] = [
     details: '(durations: ms, or a number with ms, s, m, h or d; README, "Durations and times").',
   },
   {
+    name: 'node',
+    arg: 'NAME',
+    env: ['EVTSTREAM_NODE'],
+    default: 'host name and process ID',
+    summary: "this node's name in logs, metrics and the consumers' owner_node",
+    details: '; unique among running nodes.',
+  },
+  {
+    name: 'session-db',
+    arg: 'URL',
+    env: ['EVTSTREAM_SESSION_DB'],
+    default: '--db',
+    summary: 'where the connections that need a database session of their own go',
+    details:
+      ': the coordination connection (its locks) and LISTEN. A direct address or a PgBouncer ' +
+      'session pool. Required when --db is a transaction pool ' +
+      '(postgres://...?pool_mode=transaction).',
+  },
+  {
+    name: 'heartbeat',
+    arg: 'AGE',
+    env: ['EVTSTREAM_HEARTBEAT'],
+    default: `${COORDINATION_DEFAULTS.heartbeat_ms}ms`,
+    summary: 'how often the coordination connection is checked',
+  },
+  {
+    name: 'fence-after',
+    arg: 'AGE',
+    env: ['EVTSTREAM_FENCE_AFTER'],
+    default: `${COORDINATION_DEFAULTS.fence_ms}ms`,
+    summary: 'a node that has not heard from the database for this long stops pushing',
+    details: "and closes its receivers' connections (at least twice --heartbeat).",
+  },
+  {
+    name: 'no-coordination',
+    env: ['EVTSTREAM_NO_COORDINATION'],
+    default: 'off',
+    summary: 'take no database locks: only for a single node over its database',
+  },
+  {
     name: 'max-event-bytes',
     arg: 'N',
     env: ['EVTSTREAM_MAX_EVENT_BYTES'],
@@ -175,7 +231,7 @@ const flagsOf = (...names: string[]): Flag[] =>
 export const SERVE_HELP = `Usage: evtstream serve [options]
 
 Serves futoin.evt.gen, futoin.evt.push and futoin.evt.poll (FTN18 1.0 and 1.1) and the admin
-interface ftn18es.admin:1.0 over HTTP and WebSocket at the same URL, the web console at
+interface ftn18es.admin:1.1 over HTTP and WebSocket at the same URL, the web console at
 <URL>console/ and Prometheus metrics at <URL>metrics. When ready it prints one line:
 "evtstream listening on <URL> ...". GET <URL>livez answers 200 while the process serves,
 GET <URL>readyz 200 while it should get traffic (the database answers, migrations are
@@ -191,7 +247,7 @@ Every option may also come from the environment variable in brackets; an option 
 command line wins over its variable. Switches take 1 or 0 there.
 
 Options:
-${flagsHelp(flagsOf('host', 'port', 'db', 'log-level', 'log-format', 'users', 'admins', 'auth-failure-limit', 'auth-failure-window', 'metrics-open', 'no-console', 'tls-cert', 'tls-key', 'trust-proxy', 'no-secure-loopback'))}
+${flagsHelp(flagsOf('host', 'port', 'db', 'log-level', 'log-format', 'users', 'admins', 'auth-failure-limit', 'auth-failure-window', 'metrics-open', 'no-console', 'tls-cert', 'tls-key', 'trust-proxy', 'admin-origin', 'no-secure-loopback'))}
 
 Secure channels: FTN18 requires one for futoin.evt.gen (addEvent). A channel is secure
 when served with --tls-cert, when --trust-proxy is set and the proxy says https, or when
@@ -200,6 +256,11 @@ the client connects over loopback (127.0.0.1, ::1), unless --no-secure-loopback 
 
 Event lifecycle:
 ${flagsHelp(flagsOf('dwh', 'discard', 'keep-for', 'discard-every'))}
+
+Several nodes over one PostgreSQL or MySQL database (README, "High availability"):
+  each reliable consumer is pushed by one node at a time, holding a database lock on one
+  coordination connection per node; the archiver and the discarder run on one node at a time.
+${flagsHelp(flagsOf('node', 'session-db', 'heartbeat', 'fence-after', 'no-coordination'))}
 
 Other options:
 ${flagsHelp(flagsOf('max-event-bytes', 'shutdown-timeout', 'help'))}
@@ -334,6 +395,37 @@ export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOption
     AUTH_DEFAULTS.failure_limit,
     { min: 1 },
   );
+  const adminOrigins = values.strings('admin-origin');
+  for (const o of adminOrigins) {
+    if (normalOrigin(o) === null)
+      throw new UsageError(`${values.from('admin-origin')}: not an http(s) origin: ${o}`);
+  }
+  let sessionDb: ConnectionConfig | undefined;
+  const sessionUrl = values.string('session-db');
+  try {
+    if (sessionUrl) sessionDb = parseDbUrl(sessionUrl);
+  } catch (err) {
+    throw new UsageError(`${values.from('session-db')}: ${(err as Error).message}`);
+  }
+  let coordination: CoordinationOptions;
+  try {
+    const node = values.string('node');
+    const heartbeat = values.string('heartbeat');
+    const fence = values.string('fence-after');
+    coordination = {
+      ...(node !== undefined ? { node } : {}),
+      ...(heartbeat !== undefined
+        ? { heartbeat_ms: parseDuration(heartbeat, values.from('heartbeat')) }
+        : {}),
+      ...(fence !== undefined
+        ? { fence_ms: parseDuration(fence, values.from('fence-after')) }
+        : {}),
+      ...(values.on('no-coordination') ? { enabled: false } : {}),
+    };
+    coordinationSettings(coordination);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   return {
     db,
     host: values.string('host') ?? SERVICE_DEFAULTS.host,
@@ -348,6 +440,9 @@ export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOption
     ...(discard ? { discard } : {}),
     shutdownTimeoutMs,
     auth: { failure_limit: failureLimit, failure_window_ms: failureWindowMs },
+    adminOrigins,
+    coordination,
+    ...(sessionDb ? { sessionDb } : {}),
   };
 }
 

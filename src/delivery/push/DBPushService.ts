@@ -27,22 +27,27 @@ export class DBPushService extends PushService {
     this.ready = resolveStore(executor.ccm(), storeOptionsOf('push', options));
     this.ready.then((store) => (this.destination = store.eventTable)).catch(() => undefined);
     const warehouse = warehouseOf('push', options);
-    this.engine = this.ready.then((store) => ({
-      poller: new StorePoller(store, warehouse),
-      hub: new PushHub(
-        store,
-        store.log,
-        {
-          ...this.settings.hub,
-          warehouse,
-          ...(options.operatorHints ? { hints: options.operatorHints } : {}),
-        },
-        {
-          pushError: (consumer, err) => this._pushError(consumer, err),
-          queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
-        },
-      ),
-    }));
+    // Coordination first: a coordination connection that cannot work fails the registration.
+    this.engine = this.ready.then(async (store) => {
+      await store.startCoordination();
+      return {
+        poller: new StorePoller(store, warehouse),
+        hub: new PushHub(
+          store,
+          store.log,
+          {
+            ...this.settings.hub,
+            warehouse,
+            ...(options.operatorHints ? { hints: options.operatorHints } : {}),
+          },
+          {
+            pushError: (consumer, err) => this._pushError(consumer, err),
+            queueOverflow: (consumer, dropped) => this.emit('queueOverflow', consumer, dropped),
+            eventParked: (consumer, park) => this.emit('eventParked', consumer, park),
+          },
+        ),
+      };
+    });
     this.engine.catch(() => undefined);
     // Its store closes with the CCM (see resolveStore): the sessions stop then, also when the
     // application closes the CCM and not the executor, as futoin-eventstream's users do.

@@ -15,11 +15,13 @@ import {
 import { awaitSteps, ErrorCode, EvtError } from '../../common/errors';
 import { callerId, consumerIdent } from '../../common/identity';
 import { callerExecutorOf, wsConnectionOf } from '../../futoin/channel';
+import { CallFailed, wsCaller } from '../../futoin/ws-call';
 import { raiseInheritedMinor, type WsConnection } from '../../futoin/executor';
 import { INTERNAL_CHUNK_BYTES, requestedIface, type ChunkLimits } from '../limits';
 import type { Event } from '../../common/event';
 import { ourServiceClass, PollService, type PollServiceOptions } from '../poll/PollService';
 import { pushSettings, type PushSettings } from './options';
+import { eventsJson, type Delivery } from './queue';
 import type { PushTarget } from './session';
 import { SHUTTING_DOWN } from './hub';
 
@@ -42,6 +44,13 @@ export interface PushServiceOptions extends PollServiceOptions {
    * those events out again.
    */
   skip_store_ms?: number;
+  /**
+   * Parks in a row, with no event delivered in between, after which a consumer with max_attempts
+   * parks no more: delivery waits on the failing event as without max_attempts until an event
+   * goes through again (or max_attempts is set again). Bounds what a receiver failing on every
+   * event drains into the parked table.
+   */
+  park_max_streak?: number;
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;
@@ -73,7 +82,8 @@ const REQUEST_ENVELOPE_BYTES = 1024;
  * caller's futoin.evt.receiver on the same bi-directional channel (WebSocket or in-process) and
  * starts pushing onEvents(seq, events) to it. Emits 'pushError' (code, info, exception,
  * consumer) and 'queueOverflow' (consumer, dropped events): the reference's arguments, ours
- * after them.
+ * after them; and 'eventParked' (consumer, ParkReport) when a consumer's receiver kept failing
+ * on an event (DBPushService).
  */
 export class PushService extends PollService {
   protected readonly options: PushServiceOptions;
@@ -85,7 +95,7 @@ export class PushService extends PollService {
     super(as, executor, options);
     this.options = options;
     this.settings = pushSettings(options);
-    $asyncevent(this, ['pushError', 'queueOverflow']);
+    $asyncevent(this, ['pushError', 'queueOverflow', 'eventParked']);
   }
 
   static override get IFACEVER(): string {
@@ -115,6 +125,7 @@ export class PushService extends PollService {
     as.add((as) => {
       const target = pushTarget(
         channel.iface<NativeIface>(receiver),
+        receiver,
         channel,
         this.settings.callTimeoutMs,
       );
@@ -191,31 +202,65 @@ function onEventsLimits(channel: ChannelContext, receiver: string): ChunkLimits 
   return { maxEvents: MAX_EVENTS_PER_LIST, maxBytes: limit - REQUEST_ENVELOPE_BYTES, version };
 }
 
-/** onEvents calls over the channel, each in its own AsyncSteps with a timeout. */
-function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: number): PushTarget {
+/**
+ * onEvents calls over the channel, with a timeout. Over WebSocket, the message is built from the
+ * events as each was encoded once (eventsJson) and sent as futoin-executor sends a call
+ * (wsCaller): pushing one event to hundreds of sessions encodes it once, not once per session.
+ * Other channels call the receiver's NativeIface, each call in its own AsyncSteps.
+ */
+function pushTarget(
+  iface: NativeIface,
+  receiver: string,
+  channel: ChannelContext,
+  timeoutMs: number,
+): PushTarget {
+  const ws = wsCaller(channel);
+  const f = `${receiver}:onEvents`;
+  const send: PushTarget['send'] = ws
+    ? async (seq, items) => {
+        let ok: unknown;
+        try {
+          ok = await ws.call(f, `{"seq":${seq},"events":${eventsJson(items)}}`, timeoutMs);
+        } catch (err) {
+          if (err instanceof CallFailed) throw new EvtError(err.code as ErrorCode, err.info);
+          throw err;
+        }
+        if (ok !== true)
+          throw new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`);
+      }
+    : (seq, items) => invokerSend(iface, timeoutMs, seq, items);
   return {
-    send: (seq: number, events: Event[]) =>
-      new Promise<void>((resolve, reject) => {
-        $as()
-          .add(
-            (as) => {
-              as.setTimeout(timeoutMs);
-              iface.call(as, 'onEvents', { seq, events });
-              as.add((_as, ok: unknown) => {
-                if (ok === true) resolve();
-                else
-                  reject(new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`));
-              });
-            },
-            (as, err) => {
-              reject(new EvtError(err as ErrorCode, String(as.state.error_info ?? err)));
-            },
-          )
-          .execute();
-      }),
+    send,
     onClose: (cb) => channel.onInvokerAbort(() => cb()),
     ...disconnectOf(channel),
   };
+}
+
+/** onEvents through the receiver's NativeIface, in its own AsyncSteps. */
+function invokerSend(
+  iface: NativeIface,
+  timeoutMs: number,
+  seq: number,
+  items: readonly Delivery[],
+): Promise<void> {
+  const events: Event[] = items.map((d) => d.event);
+  return new Promise<void>((resolve, reject) => {
+    $as()
+      .add(
+        (as) => {
+          as.setTimeout(timeoutMs);
+          iface.call(as, 'onEvents', { seq, events });
+          as.add((_as, ok: unknown) => {
+            if (ok === true) resolve();
+            else reject(new EvtError(ErrorCode.InternalError, `onEvents answered ${String(ok)}`));
+          });
+        },
+        (as, err) => {
+          reject(new EvtError(err as ErrorCode, String(as.state.error_info ?? err)));
+        },
+      )
+      .execute();
+  });
 }
 
 /**
@@ -223,17 +268,46 @@ function pushTarget(iface: NativeIface, channel: ChannelContext, timeoutMs: numb
  * receiver's executor behind the channel (what a lost connection is there: LiveReceiver then
  * reconnects, as the channel's onInvokerAbort ends the session here).
  */
-function disconnectOf(channel: ChannelContext): Pick<PushTarget, 'disconnect' | 'goingAway'> {
+function disconnectOf(
+  channel: ChannelContext,
+): Pick<PushTarget, 'disconnect' | 'goingAway' | 'probe'> {
   const ws = wsConnectionOf(channel);
   if (ws) {
     return {
       disconnect: (reason: string) => closeWs(ws, WS_CLOSE_RESTART, reason),
       goingAway: (reason: string) => closeWs(ws, WS_CLOSE_GOING_AWAY, reason),
+      probe: pingOf(ws),
     };
   }
   const caller = callerExecutorOf(channel);
   if (caller) return { disconnect: () => caller.close() };
   return {};
+}
+
+/**
+ * Whether the peer of a WebSocket answers a ping within the time given. One that does not is
+ * taken as gone (a half-open connection: the peer vanished without closing) and its connection
+ * is dropped at once, which ends its session.
+ */
+function pingOf(ws: WsConnection): PushTarget['probe'] {
+  if (!ws.ping || !ws.off) return undefined;
+  return (timeoutMs: number) =>
+    new Promise<boolean>((resolve) => {
+      const settle = (alive: boolean): void => {
+        clearTimeout(timer);
+        ws.off?.('pong', onPong);
+        if (!alive) ws.terminate?.();
+        resolve(alive);
+      };
+      const onPong = (): void => settle(true);
+      const timer = setTimeout(() => settle(false), timeoutMs);
+      ws.on('pong', onPong);
+      try {
+        ws.ping?.();
+      } catch {
+        settle(false);
+      }
+    });
 }
 
 /** WebSocket close code for "start a new session" (4000-4999 are the application's). */

@@ -14,15 +14,22 @@ import {
   type PushTarget,
   type Session,
   type SessionHost,
+  type ParkReport,
   type SessionOptions,
   type TailChannel,
 } from './session';
+import type { NarrowHint } from './window';
 import { toDeliveries } from './queue';
-import { Waker, type WakerOptions } from './waker';
+import { Waker, type Wake, type WakeResult, type WakerOptions } from './waker';
+import type { ControlMessage } from '../../storage/coordination/control';
+import type { Coordinator, Lease } from '../../storage/coordination/coordinator';
+import { takeoverWaitMs } from '../../storage/coordination/options';
 
 export interface HubEvents {
   pushError(consumer: string, err: unknown): void;
   queueOverflow(consumer: string, dropped: number): void;
+  /** An event was parked for the consumer (see ReliableSession). */
+  eventParked?(consumer: string, park: ParkReport): void;
 }
 
 const wantKey = (want: readonly string[] | null): string =>
@@ -35,6 +42,9 @@ const CHANNEL_LIMITS: ChunkLimits = {
   version: '1.1',
 };
 
+/** Where a channel's read goes up to: the gap-safe horizon, by what woke the hub. */
+type HorizonSource = () => Promise<EventId>;
+
 /**
  * New events for every session with the same `want`: one read from the store, offered to all
  * members. Its position only moves forward, up to the gap-safe horizon.
@@ -42,7 +52,8 @@ const CHANNEL_LIMITS: ChunkLimits = {
 class WantChannel implements TailChannel {
   private readonly members = new Set<Session>();
   private reading = false;
-  private again = false;
+  /** Set by a wake during a read: read again, up to the horizon that wake gives. */
+  private again: HorizonSource | null = null;
 
   constructor(
     private readonly hub: PushHub,
@@ -65,27 +76,28 @@ class WantChannel implements TailChannel {
     if (this.members.size === 0) this.hub.dropChannel(this);
   }
 
-  /** Reads what is new (again, if a read is already running); true if anything was. */
-  async poke(): Promise<boolean> {
+  /** Reads what is new up to `horizon` (again after the running read, if one runs); true if anything was. */
+  async poke(horizon: HorizonSource): Promise<boolean> {
     if (this.reading) {
-      this.again = true;
+      this.again = horizon;
       return true;
     }
     this.reading = true;
     let found = false;
     try {
-      do {
-        this.again = false;
-        const horizon = await this.hub.store.horizon();
-        while (this.members.size > 0 && cmpIds(horizon, this.tailId) > 0) {
-          const chunk = await this.reader.next(this.tailId, this.want, CHANNEL_LIMITS, horizon);
-          const covers = chunk.complete ? horizon : chunk.events[chunk.events.length - 1]!.id;
+      for (let source: HorizonSource | null = horizon; source && this.members.size > 0;) {
+        this.again = null;
+        const upTo = await source();
+        while (this.members.size > 0 && cmpIds(upTo, this.tailId) > 0) {
+          const chunk = await this.reader.next(this.tailId, this.want, CHANNEL_LIMITS, upTo);
+          const covers = chunk.complete ? upTo : chunk.events[chunk.events.length - 1]!.id;
           const items = toDeliveries(chunk.events);
           this.tailId = covers;
           found = true;
           for (const m of [...this.members]) m.offer(items, covers);
         }
-      } while (this.again && this.members.size > 0);
+        source = this.again;
+      }
     } finally {
       this.reading = false;
     }
@@ -102,11 +114,20 @@ export interface OperatorHints {
   readEvent(table: string, id: EventId): string;
   /** How to move `consumer`'s pointer to `id`, so that delivery goes on after it. */
   skipTo(consumer: string, id: EventId): string;
+  /** How to have parked event `id` delivered again (ADMIN_HINTS' when absent). */
+  replayParked?(consumer: string, id: EventId): string;
+  /** How to resolve parked event `id` without delivering it (ADMIN_HINTS' when absent). */
+  skipParked?(consumer: string, id: EventId): string;
+  /** How to set `consumer`'s max_attempts again (ADMIN_HINTS' when absent). */
+  setMaxAttempts?(consumer: string): string;
 }
 
-export const ADMIN_HINTS: OperatorHints = {
+export const ADMIN_HINTS: Required<OperatorHints> = {
   readEvent: (table, id) => `a query of the row with id ${id} in ${table}`,
   skipTo: (consumer, id) => `ftn18es.admin moveConsumer ${consumer} to id ${id}`,
+  replayParked: (consumer, id) => `ftn18es.admin replayParked ${consumer} event_id ${id}`,
+  skipParked: (consumer, id) => `ftn18es.admin skipParked ${consumer} event_id ${id}`,
+  setMaxAttempts: (consumer) => `ftn18es.admin setMaxAttempts ${consumer}`,
 };
 
 /** The engine's settings: a push service's options, checked by pushSettings. */
@@ -119,14 +140,54 @@ export interface PushHubOptions {
   warehouse?: WarehouseOpener | null;
 }
 
+/** A receiver that asked for a reliable consumer and waits for its turn (a standby). */
+interface Waiting {
+  want: readonly string[] | null;
+  target: PushTarget;
+  limits: ChunkLimits;
+  gone: boolean;
+}
+
+/** A reliable consumer as this node sees it: its session, its lock, its standbys. */
+interface Slot {
+  readonly ident: string;
+  active: ReliableSession | null;
+  lease: Lease | null;
+  /** The owner epoch of this node's last acquisition (for a clean release). */
+  epoch: string | null;
+  /** Receivers waiting for the consumer here, first come first. */
+  readonly waiting: Waiting[];
+  /** A takeover or a release runs. */
+  busy: boolean;
+  probing: boolean;
+  /** When this node last asked the others to probe (monotonic ms). */
+  probeAskedAt: number;
+}
+
+/** Reliable and LIVE sessions' counts, and standbys, for metrics and the admin interface. */
+export interface PushHubStats {
+  reliable: number;
+  live: number;
+  standby: number;
+}
+
 /**
  * The push engine of one event table: sessions of connected consumers, the shared channels of
- * new events per `want`, and what wakes them. One reliable session per consumer: a second
- * readyToReceive replaces the first.
+ * new events per `want`, and what wakes them.
+ *
+ * One push session per reliable consumer across every node over the database: a node pushes a
+ * consumer only while it holds the consumer's lock (see Coordinator), and each acquisition bumps
+ * the consumer's owner epoch, which every pointer write of the session requires (fencing). First
+ * wins: a readyToReceive for a consumer pushed already (here or on another node) waits as a
+ * standby — two live replicas of a consumer service never take it from each other — and takes
+ * over when that session ends. The waiting receiver makes whoever pushes the consumer ping its
+ * own receiver: one that does not answer within probe_ms (a half-open connection) loses its
+ * session at once. A node that took a consumer from another that did not let go cleanly waits
+ * past that node's fence before it pushes.
  */
 export class PushHub implements SessionHost {
   private readonly channels = new Map<string, WantChannel>();
-  private readonly reliable = new Map<string, ReliableSession>();
+  private readonly slots = new Map<string, Slot>();
   private readonly live = new Set<LiveSession>();
   private readonly reader: ChunkReader;
   private readonly backlog: Backlog;
@@ -136,6 +197,11 @@ export class PushHub implements SessionHost {
   private readonly counters: StreamCounters;
   /** Per consumer, the event too large for its channel that was logged last (logged once). */
   private readonly tooLargeLogged = new Map<string, EventId>();
+  /** Per consumer, what its next session goes on narrowing down (see ReliableSession). */
+  private readonly narrowHints = new Map<string, NarrowHint>();
+  private readonly coordinator: Coordinator;
+  /** Takeover waits in progress: close() ends them at once. */
+  private readonly pauses = new Set<() => void>();
 
   constructor(
     readonly store: EventStore,
@@ -146,16 +212,36 @@ export class PushHub implements SessionHost {
     this.reader = new ChunkReader(store);
     this.counters = store.counters;
     this.backlog = new Backlog(store, options.warehouse ?? null, log, store.counters);
-    this.waker = new Waker(store, store.eventTable, () => this.wake(), options.waker, log);
+    this.coordinator = store.coordinator();
+    this.coordinator.on('control', this.onControl);
+    this.coordinator.on('tick', this.retryWaiting);
+    this.coordinator.on('up', this.retryWaiting);
+    this.coordinator.on('fenced', this.onFenced);
+    this.waker = new Waker(store, store.eventTable, (w) => this.wake(w), options.waker, log);
     this.waker.start();
   }
 
   /** Consumers with a session now. */
   get sessions(): number {
-    return this.reliable.size + this.live.size;
+    return this.reliableSessions().length + this.live.size;
   }
 
-  /** Starts pushing to a registered consumer from its stored pointer; false if not registered. */
+  /** Sessions and standbys here now. */
+  stats(): PushHubStats {
+    let reliable = 0;
+    let standby = 0;
+    for (const slot of this.slots.values()) {
+      if (slot.active) reliable++;
+      standby += slot.waiting.filter((w) => !w.gone).length;
+    }
+    return { reliable, live: this.live.size, standby };
+  }
+
+  /**
+   * Starts pushing to a registered consumer, from its stored pointer, as soon as this node may
+   * (see the class comment): at once when nobody pushes it, else as a standby. False if the
+   * consumer is not registered.
+   */
   async openReliable(
     ident: string,
     want: readonly string[] | null,
@@ -163,28 +249,27 @@ export class PushHub implements SessionHost {
     limits: ChunkLimits,
   ): Promise<boolean> {
     this.refuseWhileDraining();
-    const position = await this.store.consumerPosition(ident);
-    if (position === null) return false;
+    if ((await this.store.consumerPointer(ident)) === null) return false;
     // Checked again: the service may have started draining while the store answered.
     this.refuseWhileDraining();
-    // A new session always starts from the stored pointer: a pending move is applied by that.
-    const { pointer } = position;
-    if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
     if (this.isClosed) return true;
-    this.reliable.get(ident)?.close();
-    const session = new ReliableSession(
-      this,
-      ident,
-      want,
-      this.instrumented(target, ident),
-      pointer,
-      {
-        ...this.options.session,
-        limits,
-      },
-    );
-    this.reliable.set(ident, session);
-    session.start();
+    const slot = this.slotOf(ident);
+    const waiting: Waiting = { want, target, limits, gone: false };
+    slot.waiting.push(waiting);
+    target.onClose(() => {
+      waiting.gone = true;
+      this.prune(slot);
+      this.settle(slot);
+    });
+    if (slot.active) {
+      this.log.info(
+        `${ident}: another receiver connected; it waits as a standby while the one pushed to answers`,
+      );
+      void this.probeActive(slot);
+    } else if (!slot.busy) {
+      // Answered once the session started, or once it waits (for a lock, for a fence).
+      await this.takeOver(slot);
+    }
     return true;
   }
 
@@ -218,19 +303,29 @@ export class PushHub implements SessionHost {
   private instrumented(target: PushTarget, consumer: string): PushTarget {
     const table = this.store.eventTable;
     return {
-      send: (seq, events) =>
+      send: (seq, items) =>
         traced(OPERATIONS.onEvents, table, async (span) => {
           if (span.isRecording()) {
             span.setAttribute(ATTR.consumer, consumer);
             span.setAttribute(ATTR.seq, seq);
-            setBatch(span, events);
+            setBatch(
+              span,
+              items.map((d) => d.event),
+            );
           }
-          await target.send(seq, events);
-          this.counters.latency?.acknowledged(consumer, table, events);
+          await target.send(seq, items);
+          this.counters.latency?.acknowledged(
+            consumer,
+            table,
+            items.map((d) => d.event),
+          );
         }),
       onClose: (cb) => target.onClose(cb),
       ...(target.disconnect ? { disconnect: (reason: string) => target.disconnect?.(reason) } : {}),
       ...(target.goingAway ? { goingAway: (reason: string) => target.goingAway?.(reason) } : {}),
+      ...(target.probe
+        ? { probe: (ms: number) => target.probe?.(ms) ?? Promise.resolve(true) }
+        : {}),
     };
   }
 
@@ -238,12 +333,282 @@ export class PushHub implements SessionHost {
     return this.backlog.forConsumer(consumer);
   }
 
+  private slotOf(ident: string): Slot {
+    let slot = this.slots.get(ident);
+    if (!slot) {
+      slot = {
+        ident,
+        active: null,
+        lease: null,
+        epoch: null,
+        waiting: [],
+        busy: false,
+        probing: false,
+        probeAskedAt: -Infinity,
+      };
+      this.slots.set(ident, slot);
+    }
+    return slot;
+  }
+
+  private prune(slot: Slot): void {
+    const live = slot.waiting.filter((w) => !w.gone);
+    slot.waiting.splice(0, slot.waiting.length, ...live);
+  }
+
+  private lockName(ident: string): string {
+    return `consumer/${this.store.consumerTable}/${ident}`;
+  }
+
+  /**
+   * Moves a consumer on from where it stands, unless something runs for it already: a standby
+   * takes over when no session runs; a lock nobody waits for is let go.
+   */
+  private settle(slot: Slot): void {
+    if (slot.busy || slot.active) return;
+    this.prune(slot);
+    if (slot.waiting.length > 0 && !this.isClosed && !this.isDraining) void this.takeOver(slot);
+    else if (slot.lease) void this.release(slot);
+    else if (slot.waiting.length === 0) this.slots.delete(slot.ident);
+  }
+
+  /**
+   * Takes the consumer for its first standby: its lock (unless held already), then the claim
+   * (a new owner epoch) and, if another node had it without letting go, a wait past that node's
+   * fence. An attempt that cannot take the lock asks its holder to probe its receiver, and is
+   * tried again at the next heartbeat (or when the holder lets go).
+   */
+  private async takeOver(slot: Slot): Promise<void> {
+    slot.busy = true;
+    const { ident } = slot;
+    let waiting = false;
+    try {
+      if (!slot.lease?.valid) {
+        slot.lease = null;
+        const lease = await this.coordinator.tryAcquire(this.lockName(ident));
+        if (!lease) {
+          this.askProbe(slot);
+          return;
+        }
+        slot.lease = lease;
+      }
+      const lease = slot.lease;
+      const claim = await this.store.claimConsumer(ident, this.coordinator.node);
+      if (!claim) {
+        this.dropWaiting(slot, 'it is no longer registered');
+        return;
+      }
+      slot.epoch = claim.epoch;
+      // Alone (SQLite, coordination off), no other node can be pushing it.
+      const other = claim.previous !== null && claim.previous !== this.coordinator.node;
+      if (other && this.coordinator.kind === 'database') {
+        waiting = true;
+        void this.startAfterFence(slot, lease, claim.epoch, claim.previous ?? '');
+        return;
+      }
+      await this.start(slot, lease, claim);
+    } catch (err) {
+      this.log.warn(`${ident}: taking the consumer failed: ${String(err)}; trying again`);
+    } finally {
+      if (!waiting) this.attempted(slot);
+    }
+  }
+
+  /**
+   * The node that had the consumer did not let go cleanly (it died, or lost the database): it
+   * stops pushing fence_ms after its last heartbeat at the latest, which came before its lock
+   * was freed. Wait past that, then start from where the consumer stands then.
+   */
+  private async startAfterFence(
+    slot: Slot,
+    lease: Lease,
+    epoch: string,
+    previous: string,
+  ): Promise<void> {
+    const { ident } = slot;
+    try {
+      const wait = takeoverWaitMs(this.coordinator.settings);
+      this.log.info(
+        `${ident}: taking over from node ${previous} (epoch ${epoch}), which did not let go cleanly: waiting ${wait} ms, past its fence`,
+      );
+      await this.pause(wait);
+      if (!lease.valid || this.isClosed) return;
+      const position = await this.store.consumerOwned(ident);
+      if (position?.epoch === epoch) await this.start(slot, lease, position);
+    } catch (err) {
+      this.log.warn(`${ident}: taking the consumer failed: ${String(err)}; trying again`);
+    } finally {
+      this.attempted(slot);
+    }
+  }
+
+  /** Starts the session of the first standby, from `position` (which the lease's claim read). */
+  private async start(
+    slot: Slot,
+    lease: Lease,
+    position: { pointer: EventId; epoch: string; move: string | null },
+  ): Promise<void> {
+    const { ident } = slot;
+    // A new session starts from the stored pointer: a pending move is applied by that.
+    if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
+    const rule = await this.store.parkingRule(ident);
+    this.prune(slot);
+    const next = slot.waiting[0];
+    // Draining: a standby gets no session here (its receiver connects again, elsewhere).
+    if (!next || !lease.valid || this.isClosed || this.isDraining) return;
+    slot.waiting.shift();
+    const narrow = this.narrowHints.get(ident) ?? null;
+    this.narrowHints.delete(ident);
+    const session = new ReliableSession(
+      this,
+      ident,
+      next.want,
+      this.instrumented(next.target, ident),
+      { pointer: position.pointer, rule, narrow },
+      { ...this.options.session, limits: next.limits },
+      {
+        epoch: position.epoch,
+        get valid() {
+          return lease.valid;
+        },
+      },
+    );
+    slot.active = session;
+    this.log.info(
+      `${ident}: pushing from node ${this.coordinator.node} (epoch ${position.epoch}, after event ${position.pointer})`,
+    );
+    session.start();
+  }
+
+  /** A takeover attempt ended: only what changed moves on now (a failure waits for a heartbeat). */
+  private attempted(slot: Slot): void {
+    slot.busy = false;
+    if (slot.active) return;
+    this.prune(slot);
+    if (slot.waiting.length === 0 || this.isClosed) this.settle(slot);
+  }
+
+  /** Lets go of a consumer nobody here waits for: cleanly, so a successor need not wait. */
+  private async release(slot: Slot): Promise<void> {
+    slot.busy = true;
+    const { ident, lease, epoch } = slot;
+    slot.lease = null;
+    slot.epoch = null;
+    const work = (async () => {
+      // The session has ended: nothing more is sent under this epoch.
+      if (epoch !== null) {
+        await this.store
+          .releaseConsumer(ident, epoch)
+          .catch((err: unknown) =>
+            this.log.warn(`${ident}: clearing its owner failed: ${String(err)}`),
+          );
+      }
+      await lease?.release();
+      if (epoch !== null) {
+        await this.coordinator
+          .send({ kind: 'released', scope: this.store.consumerTable, subject: ident, info: '' })
+          .catch(() => undefined);
+      }
+    })();
+    this.coordinator.track(work);
+    await work;
+    slot.busy = false;
+    this.settle(slot);
+  }
+
+  /** Waits `ms`, or less if the hub closes. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.pauses.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.pauses.add(done);
+    });
+  }
+
+  /** Asks the node pushing the consumer to probe its receiver (at most once per fence bound). */
+  private askProbe(slot: Slot): void {
+    const at = performance.now();
+    if (at - slot.probeAskedAt < this.coordinator.settings.fenceMs) return;
+    slot.probeAskedAt = at;
+    void this.coordinator
+      .send({ kind: 'probe', scope: this.store.consumerTable, subject: slot.ident, info: '' })
+      .catch((err: unknown) =>
+        this.log.debug(`${slot.ident}: asking for a probe failed: ${String(err)}`),
+      );
+  }
+
+  /** Pings the receiver of the session here; ends the session if it does not answer. */
+  private async probeActive(slot: Slot): Promise<void> {
+    const session = slot.active;
+    if (!session || slot.probing) return;
+    slot.probing = true;
+    const ms = this.coordinator.settings.probeMs;
+    try {
+      const alive = await session.probe(ms);
+      if (!alive && slot.active === session) {
+        session.end(
+          `its receiver did not answer a ping within ${ms} ms while another waits for it`,
+        );
+      }
+    } finally {
+      slot.probing = false;
+    }
+  }
+
+  private dropWaiting(slot: Slot, reason: string): void {
+    for (const w of slot.waiting.splice(0)) {
+      w.gone = true;
+      this.disconnect(slot.ident, w.target, reason);
+    }
+  }
+
+  private disconnect(ident: string, target: PushTarget, reason: string): void {
+    if (target.disconnect) target.disconnect(reason);
+    else this.log.warn(`${ident}: ${reason}; its channel cannot be closed from here`);
+  }
+
+  private readonly onControl = (message: ControlMessage): void => {
+    if (message.scope !== this.store.consumerTable || this.isClosed) return;
+    const slot = this.slots.get(message.subject);
+    if (!slot) return;
+    if (message.kind === 'probe') void this.probeActive(slot);
+    else if (message.kind === 'end')
+      slot.active?.end(message.info || `node ${message.from} ended its session`);
+    else if (message.kind === 'released' && !slot.active && !slot.busy) this.settle(slot);
+  };
+
+  /** At each heartbeat (and once connected): standbys try to take over. */
+  private readonly retryWaiting = (): void => {
+    for (const slot of [...this.slots.values()]) {
+      if (!slot.active && !slot.busy) this.settle(slot);
+    }
+  };
+
+  /**
+   * This node lost its coordination: every reliable session ends at once and every channel
+   * waiting for one is closed, so that receivers connect again (through the load balancer, to a
+   * node that can serve them).
+   */
+  private readonly onFenced = (reason: string): void => {
+    const why = `this node lost its coordination with the database (${reason})`;
+    for (const slot of [...this.slots.values()]) {
+      slot.lease = null;
+      this.dropWaiting(slot, why);
+      slot.active?.end(why);
+    }
+  };
+
   channelOf(want: readonly string[] | null, startAt: EventId): WantChannel {
     const key = wantKey(want);
     let channel = this.channels.get(key);
     if (!channel) {
       channel = new WantChannel(this, key, want, startAt, this.reader);
       this.channels.set(key, channel);
+      this.waker.resume();
     }
     return channel;
   }
@@ -255,7 +620,11 @@ export class PushHub implements SessionHost {
 
   closed(session: Session): void {
     if (session instanceof ReliableSession) {
-      if (this.reliable.get(session.consumer) === session) this.reliable.delete(session.consumer);
+      const slot = this.slots.get(session.consumer);
+      if (slot?.active !== session) return;
+      slot.active = null;
+      this.log.info(`${session.consumer}: push session ended here (epoch ${session.epoch})`);
+      this.settle(slot);
     } else if (session instanceof LiveSession) {
       this.live.delete(session);
     }
@@ -315,6 +684,49 @@ export class PushHub implements SessionHost {
     this.counters.pushed(consumer, events);
   }
 
+  /**
+   * One warning per park (consumer, event, attempts, the receiver's error, how to replay or
+   * skip it); an error when parking stopped at the bound of parks in a row.
+   */
+  parked(consumer: string, park: ParkReport): void {
+    this.counters.consumer(consumer).parked++;
+    const hints = { ...ADMIN_HINTS, ...this.options.hints };
+    const e = park.event;
+    this.log.warn(
+      `${consumer}: parked event ${e.id} (${e.type}) after ${park.attempts} failed onEvents calls,` +
+        ` the last answered ${park.errorCode}: ${park.errorInfo}; delivery goes on after it.` +
+        ` To deliver it again once the receiver is fixed: ${hints.replayParked(consumer, e.id)};` +
+        ` to resolve it without delivery: ${hints.skipParked(consumer, e.id)}`,
+    );
+    if (park.suspended) {
+      this.log.error(
+        `${consumer}: ${park.streak} events parked in a row with none delivered in between:` +
+          ` parking stops, and delivery waits on the next failing event as without max_attempts` +
+          ` until an event goes through again, or until max_attempts is set again` +
+          ` (${hints.setMaxAttempts(consumer)}). Its receiver may be failing on every event.`,
+      );
+    }
+    this.events.eventParked?.(consumer, park);
+  }
+
+  replayed(consumer: string, events: number): void {
+    this.counters.consumer(consumer).replayed += events;
+  }
+
+  narrowInNextSession(consumer: string, hint: NarrowHint): void {
+    this.narrowHints.set(consumer, hint);
+  }
+
+  /** The consumer's session here reads its parking rule again (an administrator changed it). */
+  refreshParking(ident: string): void {
+    this.slots.get(ident)?.active?.refreshRule();
+  }
+
+  /** Parks in a row after which a consumer parks no more (push option park_max_streak). */
+  get parkMaxStreak(): number {
+    return this.options.session.parkMaxStreak;
+  }
+
   queueOverflow(consumer: string, dropped: number): void {
     if (consumer === LIVE_COMPONENT) this.counters.liveDropped += dropped;
     else this.counters.queueOverflows++;
@@ -323,7 +735,11 @@ export class PushHub implements SessionHost {
 
   /** Reliable consumers with a session here, with what each has queued and in flight. */
   reliableSessions(): { consumer: string; queued: number; inFlight: number }[] {
-    return [...this.reliable.values()].map((s) => ({ consumer: s.consumer, ...s.backlog }));
+    const out: { consumer: string; queued: number; inFlight: number }[] = [];
+    for (const slot of this.slots.values()) {
+      if (slot.active) out.push({ consumer: slot.ident, ...slot.active.backlog });
+    }
+    return out;
   }
 
   /** LIVE sessions here. */
@@ -333,22 +749,34 @@ export class PushHub implements SessionHost {
 
   /** Ends the consumer's session here, if any, closing its channel (see ReliableSession.end). */
   endSession(ident: string, reason: string): boolean {
-    const session = this.reliable.get(ident);
+    const session = this.slots.get(ident)?.active;
     if (!session) return false;
     session.end(reason);
     return true;
   }
 
-  /** Reads new events for every channel; true if any had some (or some wait for writers). */
-  async wake(): Promise<boolean> {
-    if (this.isClosed || this.channels.size === 0) return false;
-    const results = await Promise.allSettled([...this.channels.values()].map((c) => c.poke()));
+  /**
+   * Reads new events for every channel, up to one horizon: after a commit of this process the
+   * one that commit allows (no probe where one writer at a time is guaranteed), else a fresh one.
+   */
+  async wake(wake: Wake = { by: 'poll' }): Promise<WakeResult> {
+    if (this.isClosed || this.channels.size === 0)
+      return { idle: true, found: false, waiting: false };
+    let horizon: Promise<EventId> | null = null;
+    const source = (): Promise<EventId> =>
+      (horizon ??= wake.by === 'commit' ? this.store.horizonAfterCommit() : this.store.horizon());
+    const results = await Promise.allSettled(
+      [...this.channels.values()].map((c) => c.poke(source)),
+    );
     for (const r of results) {
       if (r.status === 'rejected')
         this.log.warn('Push: reading new events failed', { err: errorOf(r.reason) });
     }
-    const found = results.some((r) => r.status === 'fulfilled' && r.value);
-    return found || this.store.horizonOf(this.store.eventTable).waiting;
+    return {
+      idle: false,
+      found: results.some((r) => r.status === 'fulfilled' && r.value),
+      waiting: this.store.horizonOf(this.store.eventTable).waiting,
+    };
   }
 
   /** Whether drain() was called: new sessions are refused. */
@@ -365,18 +793,35 @@ export class PushHub implements SessionHost {
   async drain(): Promise<void> {
     this.isDraining = true;
     this.waker.stop();
-    await Promise.all([...this.reliable.values(), ...this.live].map((s) => s.drain()));
+    const reliable = [...this.slots.values()].flatMap((slot) => (slot.active ? [slot.active] : []));
+    await Promise.all([...reliable, ...this.live].map((s) => s.drain()));
   }
 
   /**
-   * Ends every session. When draining, their WebSocket channels are closed as going away, so
-   * that receivers connect again at once, to another node.
+   * Ends every session; the consumers' locks are let go cleanly (tracked by the coordinator).
+   * When draining, their WebSocket channels (standbys' too) are closed as going away, so that
+   * receivers connect again at once, to another node.
    */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     this.waker.stop();
-    for (const s of [...this.reliable.values(), ...this.live]) {
+    for (const done of [...this.pauses]) done();
+    this.coordinator.off('control', this.onControl);
+    this.coordinator.off('tick', this.retryWaiting);
+    this.coordinator.off('up', this.retryWaiting);
+    this.coordinator.off('fenced', this.onFenced);
+    for (const slot of [...this.slots.values()]) {
+      const standbys = slot.waiting.splice(0);
+      const session = slot.active;
+      if (session) session.close();
+      else this.settle(slot);
+      if (this.isDraining) {
+        session?.target.goingAway?.(SHUTTING_DOWN);
+        for (const w of standbys) if (!w.gone) w.target.goingAway?.(SHUTTING_DOWN);
+      }
+    }
+    for (const s of [...this.live]) {
       s.close();
       if (this.isDraining) s.target.goingAway?.(SHUTTING_DOWN);
     }

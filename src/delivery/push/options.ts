@@ -17,6 +17,8 @@ export const PUSH_DEFAULTS = Object.freeze({
   retry_max_ms: 10_000,
   /** How often at most a move past filtered-out events only is stored (0: at each move). */
   skip_store_ms: 1_000,
+  /** Parks in a row (none delivered in between) after which a consumer parks no more. */
+  park_max_streak: 10,
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms: 5,
   poll_max_ms: 500,
@@ -47,6 +49,7 @@ export function pushSettings(options: PushServiceOptions): PushSettings {
         retryMinMs: check.ms('retry_min_ms', options.retry_min_ms, d.retry_min_ms),
         retryMaxMs: check.ms('retry_max_ms', options.retry_max_ms, d.retry_max_ms),
         skipStoreMs: check.ms('skip_store_ms', options.skip_store_ms, d.skip_store_ms, true),
+        parkMaxStreak: count('park_max_streak', d.park_max_streak),
       },
       waker: {
         pollMinMs:

@@ -1,31 +1,24 @@
+import { systemClock, type Clock } from '../../common/async';
 import type { Backoff } from '../../common/backoff';
 import { cmpIds, type EventId } from '../../common/ids';
+import type { PointerCondition } from '../../storage/dialects';
 import type { PointerMove } from './window';
 
 /** What the pointer writer needs from the store. */
 export interface PointerStore {
   /**
-   * Moves the consumer's pointer forward to `to`, only if it is still `from`; true if it is `to`
-   * now, false if someone else moved it.
+   * Moves the consumer's pointer forward to `to` if `condition` still holds (written with other
+   * sessions' writes: EventStore.storePointer); true if it is `to` now, false if someone else
+   * moved it, or (with an epoch in `condition`) another acquisition took the consumer. A write
+   * no longer `wanted` when it would be written is left out.
    */
-  advanceConsumer(ident: string, to: EventId, from: EventId): Promise<boolean>;
+  storePointer(
+    ident: string,
+    to: EventId,
+    condition: PointerCondition,
+    wanted: () => boolean,
+  ): Promise<boolean>;
 }
-
-/** Time for the writer: now (ms, monotonic) and a cancellable timer. */
-export interface Clock {
-  now(): number;
-  /** Calls `fn` after `ms`; returns what cancels it. */
-  later(ms: number, fn: () => void): () => void;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  later: (ms, fn) => {
-    const timer = setTimeout(fn, ms);
-    timer.unref();
-    return () => clearTimeout(timer);
-  },
-};
 
 export interface PointerWriterHooks {
   /** Where the pointer may move now (see DeliveryWindow.pointerMove). */
@@ -43,12 +36,20 @@ export interface PointerWriterOptions {
   skipStoreMs: number;
   /** Delays before retrying a failed write. */
   retry: Backoff;
+  /**
+   * The owner epoch of the session's acquisition (fencing): every write also requires it, so
+   * a session whose node lost the consumer to another never moves the pointer.
+   */
+  epoch?: string;
 }
 
 /**
  * Stores a reliable consumer's pointer as its session's window allows: one write at a time,
- * each a compare-and-set from the pointer it stored last, so that a move made by someone else
- * (an administrator, a session of the consumer elsewhere) is noticed and ends the session. A
+ * each a compare-and-set from the pointer it stored last and, with an epoch, the owner epoch of
+ * the session's acquisition (its condition, see PointerCondition; the store groups the writes of
+ * many sessions into one commit), so that a move made by someone else (an administrator, a
+ * session of the consumer elsewhere, a node that took the consumer over) is noticed and ends the
+ * session. A
  * move with an acknowledged batch is written at once; a move past filtered-out events only at
  * most every skipStoreMs after the last write started (storing it late only makes a new session
  * filter those events out again). A failed write is retried, backing off, with what is due then.
@@ -122,6 +123,17 @@ export class PointerWriter {
     this.waiting = null;
   }
 
+  /**
+   * What a write checks: that the pointer is still where this writer stored it last, and the
+   * consumer's owner epoch still the session's (fencing), when it has one.
+   */
+  private condition(): PointerCondition {
+    const { epoch } = this.options;
+    return epoch === undefined ? { from: this.stored } : { from: this.stored, epoch };
+  }
+
+  private readonly open = (): boolean => !this.closed;
+
   private readonly wake = (): void => {
     this.waiting = null;
     this.kick();
@@ -132,7 +144,7 @@ export class PointerWriter {
     this.lastWriteAt = this.clock.now();
     let ok: boolean;
     try {
-      ok = await this.store.advanceConsumer(this.ident, to, this.stored);
+      ok = await this.store.storePointer(this.ident, to, this.condition(), this.open);
     } catch (err) {
       this.writing = false;
       if (this.closed) return;

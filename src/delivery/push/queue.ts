@@ -1,4 +1,4 @@
-import type { EventId } from '../../common/ids';
+import { cmpIds, type EventId } from '../../common/ids';
 import type { StoredEvent } from '../../storage/store';
 import { eventBytes, type ChunkLimits } from '../limits';
 import type { Event } from '../../common/event';
@@ -8,6 +8,19 @@ import { toEvents } from '../reader';
 export interface Delivery {
   event: Event;
   bytes: number;
+  /** The event as JSON, encoded once for all those sessions (see eventsJson). */
+  json?: string;
+}
+
+/** The events as a JSON list, each encoded once whatever the number of sessions it goes to. */
+export function eventsJson(items: readonly Delivery[]): string {
+  let out = '[';
+  for (let i = 0; i < items.length; i++) {
+    const d = items[i]!;
+    if (i > 0) out += ',';
+    out += d.json ??= JSON.stringify(d.event);
+  }
+  return `${out}]`;
 }
 
 export const toDeliveries = (rows: readonly StoredEvent[]): Delivery[] => {
@@ -52,11 +65,33 @@ export class DeliveryQueue {
     return this.items.length > maxEvents || this.total > maxBytes;
   }
 
-  /** Takes the longest prefix that fits the limits: at least one event, if there is one. */
-  take(limits: ChunkLimits): Delivery[] {
+  /** Whether it holds a whole batch: take() would stop at the limits, not at its end. */
+  fills(limits: ChunkLimits): boolean {
+    return this.items.length >= limits.maxEvents || this.total > limits.maxBytes;
+  }
+
+  /** Puts `items` (in ID order, all before what is queued) back at the front. */
+  unshift(items: readonly Delivery[]): void {
+    this.items.unshift(...items);
+    for (const d of items) this.total += d.bytes;
+  }
+
+  /** How many queued events, from the front, have IDs up to `id`. */
+  countUpTo(id: EventId): number {
+    let n = 0;
+    while (n < this.items.length && cmpIds(this.items[n]!.event.id, id) <= 0) n++;
+    return n;
+  }
+
+  /**
+   * Takes the longest prefix that fits the limits (and `most` events, if given): at least one
+   * event, if there is one.
+   */
+  take(limits: ChunkLimits, most = limits.maxEvents): Delivery[] {
     let bytes = 0;
     let n = 0;
-    while (n < this.items.length && n < limits.maxEvents) {
+    const cap = Math.min(most, limits.maxEvents);
+    while (n < this.items.length && n < cap) {
       const size = this.items[n]!.bytes;
       if (n > 0 && bytes + size > limits.maxBytes) break;
       bytes += size;

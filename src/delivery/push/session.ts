@@ -1,18 +1,20 @@
 import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
+import { isEvtError } from '../../common/errors';
 import { cmpIds, type EventId } from '../../common/ids';
 import { errorOf, type LogFields, type Logger } from '../../common/log';
 import type { Event } from '../../common/event';
+import type { ParkingRule, ParkRecord, StoredEvent } from '../../storage/store';
 import type { ChunkLimits } from '../limits';
 import { ChunkReader, EventTooLarge, type EventSource } from '../reader';
 import { PointerWriter, type PointerStore } from './pointer-writer';
 import { DeliveryQueue, toDeliveries, type Delivery } from './queue';
-import { DeliveryWindow, type Batch } from './window';
+import { DeliveryWindow, type Batch, type FailOutcome, type NarrowHint } from './window';
 
 /** The consumer's end of a push session: its futoin.evt.receiver over the channel. */
 export interface PushTarget {
-  /** Calls onEvents(seq, events); resolves once the receiver answered true. */
-  send(seq: number, events: Event[]): Promise<void>;
+  /** Calls onEvents(seq, events of `items`); resolves once the receiver answered true. */
+  send(seq: number, items: readonly Delivery[]): Promise<void>;
   /** Calls `cb` once when the channel closes. */
   onClose(cb: () => void): void;
   /**
@@ -25,6 +27,22 @@ export interface PushTarget {
    * again, elsewhere (absent for in-process channels).
    */
   goingAway?(reason: string): void;
+  /**
+   * Whether the consumer's end still answers within `timeoutMs` (a WebSocket ping): false for a
+   * half-open connection whose peer is gone. Absent where a channel cannot be half-open (in
+   * process): then it is taken to answer.
+   */
+  probe?(timeoutMs: number): Promise<boolean>;
+}
+
+/**
+ * What a reliable session holds its consumer by: the owner epoch of its acquisition (every
+ * pointer write requires it) and whether it may still push (its node holds the consumer's
+ * lock and heard from the database lately).
+ */
+export interface Ownership {
+  readonly epoch: string;
+  readonly valid: boolean;
 }
 
 export interface SessionOptions {
@@ -41,6 +59,11 @@ export interface SessionOptions {
    * is stored at most this often; a pointer write for an acknowledged batch stores it at once.
    */
   skipStoreMs: number;
+  /**
+   * Parks in a row (with nothing delivered in between) after which a consumer parks no more and
+   * waits on the failing event as without max_attempts, until an event is delivered again.
+   */
+  parkMaxStreak: number;
   limits: ChunkLimits;
 }
 
@@ -48,6 +71,31 @@ export interface SessionOptions {
 export interface SessionStore extends EventSource, PointerStore {
   /** The consumer's stored pointer and pending administrator move; null if not registered. */
   consumerPosition(ident: string): Promise<{ pointer: EventId; move: string | null } | null>;
+  parkingRule(ident: string): Promise<ParkingRule>;
+  /** Records a parked event; resolves with the consumer's streak of parks. */
+  parkEvent(ident: string, park: ParkRecord): Promise<number>;
+  clearParkStreak(ident: string): Promise<void>;
+  parkedReplays(ident: string, after: EventId, limit: number): Promise<StoredEvent[]>;
+  parkedReplayed(ident: string, ids: readonly EventId[]): Promise<number>;
+}
+
+/** A park as the session reports it. */
+export interface ParkReport {
+  event: Event;
+  attempts: number;
+  errorCode: string;
+  errorInfo: string;
+  /** Parks in a row now, and whether parking stopped at that (parkMaxStreak). */
+  streak: number;
+  suspended: boolean;
+}
+
+/** How a reliable session starts (read by the hub before it opens one). */
+export interface SessionStart {
+  pointer: EventId;
+  rule: ParkingRule;
+  /** What a session before it began narrowing down, if anything. */
+  narrow: NarrowHint | null;
 }
 
 /** What sessions need from the push hub. */
@@ -68,6 +116,12 @@ export interface SessionHost {
    * discarder deleted it (see Backlog). One per session: it reports a jump once.
    */
   backlogOf(consumer: string): EventSource;
+  /** An event was parked for the consumer (recorded). */
+  parked(consumer: string, park: ParkReport): void;
+  /** Parked events were delivered again. */
+  replayed(consumer: string, events: number): void;
+  /** The session ends so that its successor goes on narrowing down a failing batch. */
+  narrowInNextSession(consumer: string, hint: NarrowHint): void;
   /** The channel of `want` (created at `startAt` if there is none yet). */
   channelOf(want: readonly string[] | null, startAt: EventId): TailChannel;
   closed(session: Session): void;
@@ -121,6 +175,12 @@ class DrainWaiters {
  * batch is sent again as it was after a growing, jittered delay: a reliable receiver holds the
  * later batches until that one succeeds. An event larger than one message of the channel
  * carries is never skipped: the session waits on it (waitOnTooLarge).
+ *
+ * With the consumer's max_attempts set, a batch failing that often is narrowed down and its
+ * failing event parked (see DeliveryWindow); the session records the park before the pointer may
+ * pass it. After parkMaxStreak parks in a row it parks no more (a receiver failing on every event
+ * must not drain the stream into the parked table) until an event is delivered again. A session
+ * first sends the consumer's events to replay, each marked `replayed: true`.
  */
 let sessionsMade = 0;
 const nextSessionId = (kind: 'r' | 'l'): string => `${kind}${++sessionsMade}`;
@@ -140,16 +200,28 @@ export class ReliableSession implements Session {
   private readonly drained = new DrainWaiters();
   /** Retry delays: failed calls, store errors, an event too large. */
   private readonly retry: Backoff;
+  private rule: ParkingRule;
+  private readingRule = false;
+  /** A new session must go on narrowing: end once the batches before `seq` settled. */
+  private restart: { seq: number; hint: NarrowHint } | null = null;
 
   constructor(
     private readonly host: SessionHost,
     readonly consumer: string,
     private readonly want: readonly string[] | null,
     readonly target: PushTarget,
-    pointer: EventId,
+    start: SessionStart,
     private readonly options: SessionOptions,
+    private readonly ownership: Ownership,
   ) {
-    this.window = new DeliveryWindow(pointer, options);
+    const { pointer } = start;
+    this.window = new DeliveryWindow(pointer, options, {
+      replays: true,
+      narrow: start.narrow,
+      canRestart: target.disconnect !== undefined,
+    });
+    this.rule = start.rule;
+    this.applyRule();
     this.reader = new ChunkReader(host.backlogOf(consumer));
     this.retry = new Backoff(options.retryMinMs, options.retryMaxMs);
     this.writer = new PointerWriter(
@@ -161,8 +233,10 @@ export class ReliableSession implements Session {
         stored: (to) => {
           this.window.pointerStored(to);
           this.pump();
+          this.restartIfSettled();
         },
-        movedElsewhere: () => this.end('its pointer was moved elsewhere'),
+        movedElsewhere: () =>
+          this.end('its pointer was moved elsewhere, or another node took the consumer over'),
         failed: (err) =>
           host.log.warn('Push: storing the pointer failed', {
             consumer,
@@ -170,13 +244,23 @@ export class ReliableSession implements Session {
             err: errorOf(err),
           }),
       },
-      { skipStoreMs: options.skipStoreMs, retry: this.retry },
+      { skipStoreMs: options.skipStoreMs, retry: this.retry, epoch: ownership.epoch },
     );
     target.onClose(() => this.close());
   }
 
   get closedYet(): boolean {
     return this.isClosed;
+  }
+
+  /** The owner epoch this session pushes under. */
+  get epoch(): string {
+    return this.ownership.epoch;
+  }
+
+  /** Whether its receiver still answers (see PushTarget.probe). */
+  probe(timeoutMs: number): Promise<boolean> {
+    return this.target.probe ? this.target.probe(timeoutMs) : Promise.resolve(true);
   }
 
   start(): void {
@@ -246,6 +330,29 @@ export class ReliableSession implements Session {
     return { queued: this.window.queued, inFlight: this.window.inFlight };
   }
 
+  /** Reads the consumer's parking rule again (an administrator may have changed it). */
+  refreshRule(): void {
+    if (this.readingRule || this.isClosed) return;
+    this.readingRule = true;
+    this.host.store.parkingRule(this.consumer).then(
+      (rule) => {
+        this.readingRule = false;
+        this.rule = rule;
+        this.applyRule();
+      },
+      (err: unknown) => {
+        this.readingRule = false;
+        this.host.log.warn(`${this.consumer}: reading its parking rule failed: ${String(err)}`);
+      },
+    );
+  }
+
+  /** max_attempts as the window applies it: none once the streak of parks reached its bound. */
+  private applyRule(): void {
+    const { maxAttempts, streak } = this.rule;
+    this.window.setMaxAttempts(streak < this.options.parkMaxStreak ? maxAttempts : null);
+  }
+
   offer(items: readonly Delivery[], coversUpTo: EventId): void {
     if (this.isClosed) return;
     // Too far behind for memory: the window reads the store again from what it has sent.
@@ -268,7 +375,8 @@ export class ReliableSession implements Session {
   private pump(): void {
     for (let step = this.window.next(); step && !this.isClosed; step = this.window.next()) {
       if (step.do === 'send') this.transmit(step.batch);
-      else void this.read(step.after);
+      else if (step.do === 'read') void this.read(step.after);
+      else void this.readReplays(step.after);
     }
     if (this.window.mode !== 'tail' || this.draining) this.leaveChannel();
     this.writer.kick();
@@ -298,6 +406,42 @@ export class ReliableSession implements Session {
         });
         await sleep(this.retry.delay(++this.readFailures));
       }
+      this.window.readFailed();
+    }
+    this.pump();
+  }
+
+  /**
+   * Reads the consumer's events to replay, marked `replayed: true`. One too large for this
+   * channel is left for a later session (with larger messages), with a warning.
+   */
+  private async readReplays(after: EventId): Promise<void> {
+    const { maxEvents, maxBytes } = this.options.limits;
+    try {
+      const rows = await this.host.store.parkedReplays(this.consumer, after, maxEvents);
+      const items: Delivery[] = [];
+      let bytes = 0;
+      let readUpTo = after;
+      let complete = rows.length < maxEvents;
+      for (const d of toDeliveries(rows)) {
+        if (d.bytes > maxBytes) {
+          this.host.log.warn(
+            `${this.consumer}: parked event ${d.event.id} (${d.bytes} bytes) is larger than one onEvents call of this session carries; it stays to be replayed at a session with larger messages`,
+          );
+        } else if (bytes + d.bytes > maxBytes) {
+          complete = false;
+          break;
+        } else {
+          bytes += d.bytes;
+          items.push({ event: { ...d.event, replayed: true }, bytes: d.bytes });
+        }
+        readUpTo = d.event.id;
+      }
+      this.readFailures = 0;
+      this.window.replaysRead(items, readUpTo, complete);
+    } catch (err) {
+      this.host.log.warn(`${this.consumer}: reading events to replay failed: ${String(err)}`);
+      await sleep(this.retry.delay(++this.readFailures));
       this.window.readFailed();
     }
     this.pump();
@@ -346,29 +490,46 @@ export class ReliableSession implements Session {
     channel.join(this);
   }
 
+  /**
+   * Sends a batch, unless the session may no longer push (fencing: its node lost the consumer's
+   * lock or has not heard from the database within the fence bound); then it ends at once.
+   */
   private transmit(batch: Batch): void {
-    this.target.send(batch.seq, [...batch.events]).then(
+    if (this.isClosed) return;
+    if (!this.ownership.valid) {
+      this.end('this node may no longer push it (its coordination with the database lapsed)');
+      return;
+    }
+    const { items } = batch;
+    const first = items[0]?.event.id ?? '-';
+    const last = items[items.length - 1]?.event.id ?? '-';
+    this.host.log.debug(
+      `${this.consumer}: push seq ${batch.seq} events ${first}..${last} (epoch ${this.ownership.epoch})`,
+    );
+    this.target.send(batch.seq, items).then(
       () => {
-        this.host.pushed(this.consumer, batch.events.length);
+        this.host.pushed(this.consumer, items.length);
         this.host.log.debug('Push: delivered', this.batchFields(batch));
         this.window.acked(batch.seq);
+        if (batch.replay) this.resolveReplays(items.map((d) => d.event.id));
+        if (this.rule.streak > 0 && items.length > 0) this.clearStreak();
         this.pump();
+        this.restartIfSettled();
       },
       (err: unknown) => {
         if (this.isClosed) return;
-        const failures = this.window.failed(batch.seq);
-        this.host.log.warn('Push: onEvents failed; sending the batch again', {
+        const outcome = this.window.failed(batch.seq, { atMs: Date.now(), error: err });
+        this.host.log.warn('Push: onEvents failed', {
           ...this.batchFields(batch),
-          attempt: failures,
+          attempt: outcome.failures,
           err: errorOf(err),
         });
         this.host.pushError(this.consumer, err);
         // Draining: the batch is not sent again here; the consumer's next session sends it.
         this.drained.check(this.settled);
-        setTimeout(() => {
-          const again = this.isClosed ? null : this.window.resend(batch.seq);
-          if (again) this.transmit(again);
-        }, this.retry.delay(failures)).unref();
+        // An administrator may have set or changed max_attempts since this session began.
+        this.refreshRule();
+        this.onFailed(batch.seq, outcome);
       },
     );
   }
@@ -379,9 +540,109 @@ export class ReliableSession implements Session {
       consumer: this.consumer,
       session: this.id,
       seq: batch.seq,
-      event_id: batch.events[batch.events.length - 1]?.id,
-      events: batch.events.length,
+      event_id: batch.items[batch.items.length - 1]?.event.id,
+      events: batch.items.length,
     };
+  }
+
+  private onFailed(seq: number, outcome: FailOutcome): void {
+    switch (outcome.do) {
+      case 'retry':
+        this.resendLater(seq, outcome.failures);
+        break;
+      case 'narrow':
+        this.pump();
+        break;
+      case 'park':
+        void this.park(seq, outcome);
+        break;
+      case 'restart':
+        this.restart = { seq, hint: outcome.hint };
+        this.restartIfSettled();
+        break;
+    }
+  }
+
+  private resendLater(seq: number, failures: number): void {
+    setTimeout(() => {
+      const again = this.isClosed ? null : this.window.resend(seq);
+      if (again) this.transmit(again);
+    }, this.retry.delay(failures)).unref();
+  }
+
+  /** Records the park, then lets the pointer pass the event; if that fails, tries again later. */
+  private async park(seq: number, p: FailOutcome & { do: 'park' }): Promise<void> {
+    const error = p.last.error;
+    const errorCode = isEvtError(error) ? String(error.code) : 'InternalError';
+    const errorInfo = isEvtError(error) ? error.info : String(error);
+    const e = p.event;
+    let streak: number;
+    try {
+      streak = await this.host.store.parkEvent(this.consumer, {
+        event: { id: e.id, type: e.type, data: JSON.stringify(e.data) ?? 'null', ts: e.ts },
+        attempts: p.attempts,
+        firstFailureMs: p.first.atMs,
+        lastFailureMs: p.last.atMs,
+        errorCode,
+        errorInfo,
+      });
+    } catch (err) {
+      this.host.log.warn(`${this.consumer}: parking event ${e.id} failed: ${String(err)}`);
+      this.resendLater(seq, p.failures);
+      return;
+    }
+    if (this.isClosed) return;
+    this.window.parked(seq);
+    this.rule = { ...this.rule, streak };
+    this.applyRule();
+    const suspended = this.rule.maxAttempts !== null && streak >= this.options.parkMaxStreak;
+    this.host.parked(this.consumer, {
+      event: e,
+      attempts: p.attempts,
+      errorCode,
+      errorInfo,
+      streak,
+      suspended,
+    });
+    this.pump();
+  }
+
+  /** An event went through: the streak of parks starts over (and parking again, if it stopped). */
+  private clearStreak(): void {
+    this.rule = { ...this.rule, streak: 0 };
+    this.applyRule();
+    this.host.store.clearParkStreak(this.consumer).catch((err: unknown) => {
+      this.host.log.warn(`${this.consumer}: clearing its streak of parks failed: ${String(err)}`);
+    });
+  }
+
+  /**
+   * Replayed events were delivered: resolved. Should that fail, they stay marked and are
+   * delivered again at the next session (at least once).
+   */
+  private resolveReplays(ids: EventId[]): void {
+    this.host.replayed(this.consumer, ids.length);
+    this.host.store.parkedReplayed(this.consumer, ids).catch((err: unknown) => {
+      this.host.log.warn(
+        `${this.consumer}: recording events ${ids.join(', ')} as replayed failed (they are replayed again at the next session): ${String(err)}`,
+      );
+    });
+  }
+
+  /**
+   * A restart waits until every batch before the failing one was acknowledged and its pointer
+   * stored (else the next session would deliver them again); then the session ends, and the
+   * hub hands the narrowing to the next one, from the pointer stored.
+   */
+  private restartIfSettled(): void {
+    const r = this.restart;
+    if (!r || this.isClosed || !this.window.settledBefore(r.seq)) return;
+    const move = this.window.pointerMove();
+    if (move && !move.skipOnly && cmpIds(move.to, this.writer.pointer) > 0) return;
+    this.host.narrowInNextSession(this.consumer, { ...r.hint, from: this.writer.pointer });
+    this.end(
+      'its receiver keeps failing on a batch: a new session narrows it down to the failing event',
+    );
   }
 }
 
@@ -445,10 +706,18 @@ export class LiveSession implements Session {
     this.pump();
   }
 
+  /**
+   * Sends what is queued, up to maxInFlight calls; events that do not fill a batch wait while a
+   * call is unanswered (see DeliveryWindow: one call per round trip at a trickle).
+   */
   private pump(): void {
     for (
       let head = this.queue.head;
-      head && !this.isClosed && !this.draining && this.inFlight < this.options.maxInFlight;
+      head &&
+      !this.isClosed &&
+      !this.draining &&
+      this.inFlight < this.options.maxInFlight &&
+      (this.inFlight === 0 || this.queue.fills(this.options.limits));
       head = this.queue.head
     ) {
       const { maxBytes, version } = this.options.limits;
@@ -469,10 +738,7 @@ export class LiveSession implements Session {
       const seq = this.seq++;
       this.inFlight++;
       this.target
-        .send(
-          seq,
-          chunk.map((d) => d.event),
-        )
+        .send(seq, chunk)
         .then(() => {
           this.host.pushed(this.consumer, chunk.length);
           this.host.log.debug('Push: delivered', {

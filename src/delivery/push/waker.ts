@@ -1,5 +1,6 @@
-import { sleep } from '../../common/async';
+import { sleep, systemClock, type Clock } from '../../common/async';
 import { Backoff } from '../../common/backoff';
+import type { EventId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import type { Listener } from '../../storage/dialects';
 import type { EventStore } from '../../storage/store';
@@ -13,31 +14,54 @@ export interface WakerOptions {
 }
 
 /**
+ * What woke the hub: a commit of this process (with the highest ID it stored), a notification
+ * from another process, or the backstop's timer.
+ */
+export type Wake = { by: 'commit'; lastId: EventId } | { by: 'notice' } | { by: 'poll' };
+
+/** What a wake found. */
+export interface WakeResult {
+  /** Nothing listens (no session): the backstop rests until resume(). */
+  idle: boolean;
+  /** New events were read. */
+  found: boolean;
+  /** Committed events may wait for open writers: check again soon. */
+  waiting: boolean;
+}
+
+/**
  * Wakes the push hub when new events may be readable, from three sources:
  * - events committed by this process (the store's 'committed' event): at once;
  * - PostgreSQL NOTIFY from other processes: one LISTEN connection, reconnected with backoff,
  *   with a catch-up wake after each reconnect (notices sent while it was down are lost);
- * - adaptive polling as the backstop for everything else (other processes on SQLite and MySQL,
- *   transactions of futoin-database users, lost notices): fast while events keep coming or
- *   committed events wait for open writers, slowing down to pollMaxMs when idle.
- * Notifications are hints; readers always go by the horizon.
+ * - polling as the backstop for what nothing announces (other processes on SQLite and MySQL,
+ *   transactions of futoin-database users, lost notices).
+ *
+ * Every wake costs the process a wake-up and the database a query, so the backstop keeps its own
+ * pace: fast (pollMinMs) only while its own checks find events, or while committed events wait
+ * for open writers; otherwise it slows down, doubling to pollMaxMs. Announced events never speed
+ * it up (they were read when announced), nor put it off (on SQLite a wake by a commit reads only
+ * up to that commit, so the backstop is what finds other processes' later ones). It rests while
+ * the hub has no session at all. Notifications are hints; readers always go by the horizon.
  */
 export class Waker {
-  private timer: NodeJS.Timeout | null = null;
+  private cancelTimer: (() => void) | null = null;
   private interval: number;
   private listener: Listener | null = null;
   private stopped = false;
-  private readonly onCommitted = (table: string): void => {
-    if (table === this.table) this.wakeNow();
+  /** The backstop rests: the last wake found no session. */
+  private resting = false;
+  private readonly onCommitted = (table: string, lastId: EventId): void => {
+    if (table === this.table) this.wake({ by: 'commit', lastId });
   };
 
   constructor(
-    private readonly store: EventStore,
+    private readonly store: Pick<EventStore, 'on' | 'off' | 'canListen' | 'listen'>,
     private readonly table: string,
-    /** Resolves true when the wake found something to do (poll again soon). */
-    private readonly onWake: () => Promise<boolean>,
+    private readonly onWake: (wake: Wake) => Promise<WakeResult>,
     private readonly options: WakerOptions,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {
     this.interval = options.pollMinMs;
   }
@@ -51,38 +75,60 @@ export class Waker {
   stop(): void {
     this.stopped = true;
     this.store.off('committed', this.onCommitted);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
     void this.listener?.close();
   }
 
-  /** Wakes now and restarts the backstop at its fastest pace. */
-  wakeNow(): void {
-    if (this.stopped) return;
+  /** A session came: the backstop starts again at its fastest pace, if it rested. */
+  resume(): void {
+    if (!this.resting || this.stopped) return;
+    this.resting = false;
     this.interval = this.options.pollMinMs;
-    void this.run();
+    this.schedule(this.interval);
+  }
+
+  /** Wakes the hub now (a commit or a notice); the backstop keeps its pace. */
+  wake(wake: Wake): void {
+    if (this.stopped) return;
+    void this.run(wake);
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.run(), ms);
-    this.timer.unref();
+    this.cancelTimer?.();
+    this.cancelTimer = this.clock.later(ms, () => {
+      this.cancelTimer = null;
+      void this.run({ by: 'poll' });
+    });
   }
 
-  private async run(): Promise<void> {
-    let busy = false;
+  private async run(wake: Wake): Promise<void> {
+    let result: WakeResult = { idle: false, found: false, waiting: false };
     try {
-      busy = await this.onWake();
+      result = await this.onWake(wake);
     } catch (err) {
       this.log.debug(`push wake-up failed: ${(err as Error).message}`);
     }
+    if (this.stopped) return;
+    if (result.idle) {
+      this.resting = true;
+      this.cancelTimer?.();
+      this.cancelTimer = null;
+      return;
+    }
+    this.resting = false;
     // A pace, not a retry after failures (that is Backoff): no jitter, which would only make
     // the idle polls more frequent.
-    this.interval = busy
-      ? this.options.pollMinMs
-      : Math.min(this.interval * 2, this.options.pollMaxMs);
-    this.schedule(this.interval);
+    if (result.waiting || (wake.by === 'poll' && result.found)) {
+      this.interval = this.options.pollMinMs;
+      this.schedule(this.interval);
+    } else if (wake.by === 'poll') {
+      this.interval = Math.min(this.interval * 2, this.options.pollMaxMs);
+      this.schedule(this.interval);
+    } else if (!this.cancelTimer) {
+      this.schedule(this.interval);
+    }
   }
 
   private async listenLoop(): Promise<void> {
@@ -92,13 +138,13 @@ export class Waker {
     while (!this.stopped) {
       let failure: Error | null = null;
       try {
-        this.listener = await this.store.listen(this.table, () => this.wakeNow());
+        this.listener = await this.store.listen(this.table, () => this.wake({ by: 'notice' }));
         if (this.stopped) {
           await this.listener.close();
           return;
         }
         reconnect.reset();
-        this.wakeNow(); // whatever was notified while we were not listening
+        this.wake({ by: 'notice' }); // whatever was notified while we were not listening
         const err = await this.listener.closed;
         if (this.stopped) return;
         this.log.warn(`LISTEN connection lost${err ? `: ${err.message}` : ''}; reconnecting`);

@@ -1,6 +1,7 @@
+import crypto from 'crypto';
 import type { EventId } from '../../common/ids';
-import type { EventSql, Queries } from '../queries';
-import type { Dialect, ErrorKind, SqlClient, SqlRunner } from '../sql';
+import type { ConsumerSql, EventSql, Queries } from '../queries';
+import type { Dialect, ErrorKind, SessionAddress, SqlClient, SqlRunner, SqlValue } from '../sql';
 
 /** An open LISTEN: `closed` resolves when its connection ends (error or close()). */
 export interface Listener {
@@ -15,6 +16,44 @@ export const notifyChannel = (table: string): string => `evtstream_${table}`.sli
 export interface NewEvent {
   type: string;
   data: string;
+}
+
+/**
+ * What must still hold for a pointer write to move a consumer's pointer: that it is still where
+ * the writer stored it last (or found it at the start), so that a move someone else made
+ * meanwhile (an administrator, a session of the consumer elsewhere) is never undone; and, with
+ * `epoch`, that the consumer's owner_epoch is still the one of the push session's acquisition
+ * (fencing: a node that lost the consumer to another never moves its pointer).
+ */
+export interface PointerCondition {
+  from: EventId;
+  epoch?: string;
+}
+
+/** A compare-and-set of one consumer's pointer: forward to `to`, if `condition` holds. */
+export interface PointerAdvance {
+  ident: string;
+  to: EventId;
+  condition: PointerCondition;
+}
+
+/** The parameters of ConsumerSql.advanceMany for `moves`: ident, to, from, epoch (or null) of each. */
+export function advanceParams(moves: readonly PointerAdvance[]): SqlValue[] {
+  const params: SqlValue[] = [];
+  for (const m of moves) params.push(m.ident, m.to, m.condition.from, m.condition.epoch ?? null);
+  return params;
+}
+
+/**
+ * Whether a consumer read back after a grouped write (ConsumerSql.pointers: `p` and `epoch`)
+ * is where `m` wanted it: at its `to`, and still of its epoch when it has one.
+ */
+export function advanceHeld(
+  m: PointerAdvance,
+  row: { p: string; epoch: string } | undefined,
+): boolean {
+  if (row?.p !== m.to) return false;
+  return m.condition.epoch === undefined || row.epoch === m.condition.epoch;
 }
 
 /**
@@ -41,9 +80,15 @@ export interface SqlDialect {
   init?(db: SqlClient): Promise<void>;
   /**
    * Inserts events atomically, on their own (one statement where the database allows, its own
-   * transaction), waking listeners where the dialect has them; IDs in order.
+   * transaction), waking listeners where the dialect has them, with `origin` in the notice; IDs
+   * in order.
    */
-  insertEvents(db: SqlClient, sql: EventSql, events: readonly NewEvent[]): Promise<EventId[]>;
+  insertEvents(
+    db: SqlClient,
+    sql: EventSql,
+    events: readonly NewEvent[],
+    origin: string,
+  ): Promise<EventId[]>;
   /** Inserts events as part of the caller's transaction `tx` (which commits them); IDs in order. */
   insertEventsInTx(tx: SqlRunner, sql: EventSql, events: readonly NewEvent[]): Promise<EventId[]>;
   /**
@@ -51,6 +96,17 @@ export interface SqlDialect {
    * visible in order and the newest committed ID is always a safe horizon.
    */
   readonly singleWriter: boolean;
+  /**
+   * Runs ConsumerSql.advanceMany for `moves` (no ident twice) as one commit: resolves with the
+   * idents at their `to` afterwards, at least every one it moved (those not in it: the
+   * condition failed, or the pointer was already there). Idempotent: a run again after a lost
+   * connection moves nothing twice.
+   */
+  advancePointers(
+    db: SqlClient,
+    sql: ConsumerSql,
+    moves: readonly PointerAdvance[],
+  ): Promise<Set<string>>;
   /** See WriterProbe. `since` is the horizon already known safe. */
   probeWriters(db: SqlClient, sql: EventSql, since: EventId): Promise<WriterProbe>;
   /** Serialises a migration (or anything else) across processes, inside `tx`. */
@@ -58,10 +114,22 @@ export interface SqlDialect {
   errorKind(err: unknown): ErrorKind;
   /**
    * Cross-process wake-ups, where the database has them (PostgreSQL LISTEN/NOTIFY; insertEvents
-   * notifies): calls `onNotify` for each notice about `table` until closed. A hint only: readers
-   * never rely on it for correctness.
+   * notifies): calls `onNotify` with the notice's origin (what insertEvents was given) for each
+   * notice about `table` until closed, on a session connection of its own to `at` (default: the
+   * client's database). A hint only: readers never rely on it for correctness.
    */
-  listen?(db: SqlClient, table: string, onNotify: () => void): Promise<Listener>;
+  listen?(
+    db: SqlClient,
+    table: string,
+    onNotify: (origin: string) => void,
+    at?: SessionAddress,
+  ): Promise<Listener>;
+  /**
+   * The key of the session lock named `name` (queries.coordination.tryLock's parameter), where
+   * the database has session locks. `name` carries everything that tells locks apart (the
+   * database, the table, the consumer).
+   */
+  lockKey?(name: string): SqlValue;
   /** Bytes of parameters one statement may carry, to size multi-row INSERTs. */
   readonly maxStatementBytes: number;
   /**
@@ -75,13 +143,29 @@ export interface SqlDialect {
 export const sortIds = (ids: EventId[]): EventId[] =>
   ids.sort((a, b) => (a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0));
 
-/** Runs an event INSERT that returns an `id` per row; the IDs in order. */
+/** Runs ConsumerSql.advanceMany where it returns the `ident` of each row moved (RETURNING). */
+export async function advanceReturning(
+  db: SqlRunner,
+  sql: ConsumerSql,
+  moves: readonly PointerAdvance[],
+): Promise<Set<string>> {
+  const rows = await db.query<{ ident: string }>(
+    sql.advanceMany(moves.length),
+    advanceParams(moves),
+  );
+  return new Set(rows.map((r) => r.ident));
+}
+
+/** Runs an event INSERT that returns an `id` per row (`extra` params after the events'); the IDs in order. */
 export async function insertReturning(
   db: SqlRunner,
   text: string,
   events: readonly NewEvent[],
+  ...extra: string[]
 ): Promise<EventId[]> {
-  const rows = await db.query<{ id: string }>(text, eventParams(events));
+  const params = eventParams(events);
+  params.push(...extra);
+  const rows = await db.query<{ id: string }>(text, params);
   return sortIds(rows.map((r) => r.id));
 }
 
@@ -91,3 +175,7 @@ export function eventParams(events: readonly NewEvent[]): string[] {
   for (const e of events) params.push(e.type, e.data);
   return params;
 }
+
+/** The first bytes of the SHA-256 of a lock name: keys that differ whenever names do. */
+export const lockDigest = (name: string): Buffer =>
+  crypto.createHash('sha256').update(name, 'utf8').digest();

@@ -4,7 +4,16 @@ import { mysqlDialect } from './mysql';
 import { postgresqlDialect } from './postgresql';
 import { sqliteDialect } from './sqlite';
 
-export type { Listener, NewEvent, SqlDialect, WriterProbe } from './dialect';
+export { advanceHeld } from './dialect';
+
+export type {
+  Listener,
+  NewEvent,
+  PointerAdvance,
+  PointerCondition,
+  SqlDialect,
+  WriterProbe,
+} from './dialect';
 
 /** A fresh dialect object for a database kind (some keep per-connection server settings). */
 export function createDialect(name: Dialect): SqlDialect {

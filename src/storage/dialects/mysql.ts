@@ -4,7 +4,14 @@ import { mysqlErrorKind } from '../drivers/errors';
 import type { EventSql } from '../queries';
 import { mysqlQueries } from '../queries/mysql';
 import type { SqlRunner } from '../sql';
-import { eventParams, type NewEvent, type SqlDialect } from './dialect';
+import {
+  advanceHeld,
+  advanceParams,
+  eventParams,
+  lockDigest,
+  type NewEvent,
+  type SqlDialect,
+} from './dialect';
 
 /** InnoDB refreshes its INFORMATION_SCHEMA transaction cache at most this often (plus margin). */
 const TRX_CACHE_REFRESH_MS = 120;
@@ -84,6 +91,19 @@ export function mysqlDialect(): SqlDialect {
         ? insertPerRow(tx, sql, events)
         : insertConsecutive(tx, sql.insertInTx(events.length), events),
 
+    // The UPDATE cannot say which rows it moved: read them back in its transaction (its row
+    // locks held, so each moved row still shows its `to`).
+    advancePointers: (db, sql, moves) =>
+      db.transaction(async (tx) => {
+        await tx.execute(sql.advanceMany(moves.length), advanceParams(moves));
+        const rows = await tx.query<{ ident: string; p: string; epoch: string }>(
+          sql.pointers(moves.length),
+          moves.map((m) => m.ident),
+        );
+        const at = new Map(rows.map((r) => [r.ident, r]));
+        return new Set(moves.filter((m) => advanceHeld(m, at.get(m.ident))).map((m) => m.ident));
+      }),
+
     async probeWriters(db, sql, since) {
       const readAt = Date.now();
       const [row] = await db.query<{ newest: string | null }>(sql.newest);
@@ -125,6 +145,9 @@ export function mysqlDialect(): SqlDialect {
     },
 
     errorKind: mysqlErrorKind,
+
+    // Lock names are at most 64 characters, and shared by every database of the server.
+    lockKey: (name) => `evtstream:${lockDigest(name).toString('hex').slice(0, 48)}`,
 
     async tableColumns(db, table) {
       const rows = await db.query<{ name: string }>(

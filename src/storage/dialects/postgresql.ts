@@ -1,7 +1,12 @@
 import { pgErrorKind } from '../drivers/errors';
-import type { PostgresClient } from '../drivers/postgres';
 import { postgresqlQueries } from '../queries/postgresql';
-import { insertReturning, notifyChannel, type SqlDialect } from './dialect';
+import {
+  advanceReturning,
+  insertReturning,
+  lockDigest,
+  notifyChannel,
+  type SqlDialect,
+} from './dialect';
 
 /** pg_advisory_xact_lock key for migrations: any fixed 64-bit number of our own. */
 const MIGRATION_LOCK_KEY = '1811870001';
@@ -21,22 +26,27 @@ export const postgresqlDialect: SqlDialect = {
   maxStatementBytes: 64 * 1024 * 1024,
 
   // Rows of one VALUES list draw their IDs in list order, so the sorted IDs match the events.
-  insertEvents: (db, sql, events) => insertReturning(db, sql.insert(events.length), events),
+  insertEvents: (db, sql, events, origin) =>
+    insertReturning(db, sql.insert(events.length), events, origin),
 
   insertEventsInTx: (tx, sql, events) => insertReturning(tx, sql.insertInTx(events.length), events),
 
+  advancePointers: (db, sql, moves) => advanceReturning(db, sql, moves),
+
+  // One statement, one round trip: its snapshot, taken when it starts, gives the newest ID, and
+  // pg_locks, read as it runs (not through the snapshot), gives the holders at a later instant.
   async probeWriters(db, sql, _since) {
-    const [row] = await db.query<{ newest: string | null }>(sql.newest);
-    const holders = await db.query<{ w: string }>(
-      `SELECT virtualtransaction AS w FROM pg_locks
-        WHERE locktype = 'relation'
-          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND relation = CAST(? AS regclass)
-          AND mode = 'RowExclusiveLock' AND granted
-          AND pid IS DISTINCT FROM pg_backend_pid()`,
-      [sql.name],
+    const [row] = await db.query<{ newest: string | null; writers: string[] | null }>(
+      `SELECT (SELECT CAST(MAX(e.id) AS TEXT) FROM "${sql.name}" e) AS newest,
+              ARRAY(SELECT l.virtualtransaction FROM pg_locks l
+                     WHERE l.locktype = 'relation'
+                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       AND l.relation = CAST(? AS regclass)
+                       AND l.mode = 'RowExclusiveLock' AND l.granted
+                       AND l.pid IS DISTINCT FROM pg_backend_pid()) AS writers`,
+      [`"${sql.name}"`],
     );
-    return { newest: row?.newest ?? '0', writers: holders.map((h) => h.w) };
+    return { newest: row?.newest ?? '0', writers: row?.writers ?? [] };
   },
 
   async lockForMigration(tx) {
@@ -44,6 +54,9 @@ export const postgresqlDialect: SqlDialect = {
   },
 
   errorKind: pgErrorKind,
+
+  // An advisory lock takes a signed 64-bit key: the first 8 bytes of the name's digest.
+  lockKey: (name) => lockDigest(name).readBigInt64BE(0).toString(),
 
   async tableColumns(db, table) {
     // to_regclass finds the table as a statement naming it would (search_path), or gives NULL.
@@ -55,25 +68,16 @@ export const postgresqlDialect: SqlDialect = {
     return rows.map((r) => r.name);
   },
 
-  async listen(db, table, onNotify) {
-    const client = (db as PostgresClient).newClient();
-    let resolveClosed!: (err: Error | undefined) => void;
-    const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
-    client.on('error', (err: Error) => resolveClosed(err));
-    client.on('end', () => resolveClosed(undefined));
-    client.on('notification', () => onNotify());
+  async listen(db, table, onNotify, at) {
+    if (!db.openSession) throw new Error('No session connections on this client');
+    const session = await db.openSession(at);
+    session.onNotification((_channel, payload) => onNotify(payload));
     try {
-      await client.connect();
-      await client.query(`LISTEN "${notifyChannel(table)}"`);
+      await session.execute(`LISTEN "${notifyChannel(table)}"`);
     } catch (err) {
-      await client.end().catch(() => undefined);
+      session.destroy();
       throw err;
     }
-    return {
-      closed,
-      close: async () => {
-        await client.end().catch(() => undefined);
-      },
-    };
+    return { closed: session.closed, close: () => session.close() };
   },
 };

@@ -1,6 +1,6 @@
 import { sqliteErrorKind } from '../drivers/errors';
 import { sqliteQueries } from '../queries/sqlite';
-import { insertReturning, type SqlDialect } from './dialect';
+import { advanceReturning, insertReturning, type SqlDialect } from './dialect';
 
 /**
  * SQLite lets one transaction write at a time and allocates IDs inside it, so IDs become visible
@@ -15,6 +15,8 @@ export const sqliteDialect: SqlDialect = {
   insertEvents: (db, sql, events) => insertReturning(db, sql.insert(events.length), events),
 
   insertEventsInTx: (tx, sql, events) => insertReturning(tx, sql.insertInTx(events.length), events),
+
+  advancePointers: (db, sql, moves) => advanceReturning(db, sql, moves),
 
   async probeWriters(db, sql, _since) {
     const [row] = await db.query<{ newest: string | null }>(sql.newest);

@@ -1,21 +1,33 @@
 import net from 'net';
 import mysql from 'mysql2/promise';
-import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
+import type { Connection, Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
 import {
   splitStatements,
   type Row,
   type ScriptHooks,
+  type SessionAddress,
+  type SessionConnection,
   type SqlClient,
   type SqlRunner,
   type SqlValue,
 } from '../sql';
 import { commitOrMark } from '../retry';
 import { mysqlTlsOptions, tlsFailure } from '../tls';
+import { waitAtMost } from '../../common/async';
 import type { Logger } from '../../common/log';
 
-type Queryable = Pick<Pool, 'query'> | PoolConnection;
+/** How long closing a session connection waits for the server's goodbye before dropping it. */
+const SESSION_CLOSE_WAIT_MS = 2_000;
+
+/** Session settings of every connection: see MysqlClient. */
+const SESSION_SETUP = [
+  'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED',
+  "SET SESSION time_zone = '+00:00'",
+];
+
+type Queryable = Pick<Pool, 'query'> | PoolConnection | Connection;
 
 function runner(conn: Queryable): SqlRunner {
   return {
@@ -71,8 +83,7 @@ export class MysqlClient implements SqlClient {
     // block writers; UTC session time zone for timestamps.
     this.pool.on('connection', (conn) => {
       const raw = (conn as unknown as { query(sql: string): unknown }).query.bind(conn);
-      raw('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-      raw("SET SESSION time_zone = '+00:00'");
+      for (const stmt of SESSION_SETUP) raw(stmt);
     });
     const base = runner(this.pool);
     const rethrow = (err: unknown): never => {
@@ -141,6 +152,52 @@ export class MysqlClient implements SqlClient {
     return this.pool.getConnection().catch((err: unknown) => {
       throw tlsFailure(err, this.config) ?? err;
     });
+  }
+
+  async openSession(at: SessionAddress = this.config): Promise<SessionConnection> {
+    const conn = await mysql.createConnection({
+      host: at.host,
+      port: at.port,
+      user: at.user,
+      password: at.password,
+      database: at.database,
+      ...(at.tls ? { ssl: mysqlTlsOptions(at.tls) } : {}),
+      charset: 'utf8mb4_unicode_ci',
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+      timezone: 'Z',
+      connectTimeout: 10_000,
+      multipleStatements: false,
+      enableKeepAlive: true,
+    });
+    let resolveClosed!: (err: Error | undefined) => void;
+    const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
+    conn.on('error', (err: Error) => resolveClosed(err));
+    conn.on('end', () => resolveClosed(undefined));
+    try {
+      for (const stmt of SESSION_SETUP) await conn.query(stmt);
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    return {
+      ...runner(conn),
+      closed,
+      onNotification: () => undefined,
+      close: async () => {
+        await waitAtMost(
+          conn.end().catch(() => undefined),
+          SESSION_CLOSE_WAIT_MS,
+        );
+        conn.destroy();
+        resolveClosed(undefined);
+      },
+      destroy: () => {
+        conn.destroy();
+        resolveClosed(new Error('Connection destroyed'));
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import net from 'net';
 import { Client, Pool, type ClientConfig, type PoolClient, type QueryResult } from 'pg';
 import type { ConnectionConfig } from '../config';
 import { DEFAULT_POOL_SIZE } from '../config';
@@ -5,13 +6,19 @@ import {
   splitStatements,
   type Row,
   type ScriptHooks,
+  type SessionAddress,
+  type SessionConnection,
   type SqlClient,
   type SqlRunner,
   type SqlValue,
 } from '../sql';
 import { commitOrMark } from '../retry';
 import { nodeTlsOptions, tlsFailure } from '../tls';
+import { waitAtMost } from '../../common/async';
 import type { Logger } from '../../common/log';
+
+/** How long closing a session connection waits for the server's goodbye before dropping it. */
+const SESSION_CLOSE_WAIT_MS = 2_000;
 
 /** A statement as we send it: `?` numbered `$1, $2, ...`, and a name once it is used often. */
 interface Prepared {
@@ -45,32 +52,39 @@ function prepared(sql: string): Prepared {
   return p;
 }
 
-type Queryable = Pick<Pool, 'query'> | PoolClient;
+type Queryable = Pick<Pool, 'query'> | PoolClient | Client;
 
 async function run(
   conn: Queryable,
   sql: string,
   params: readonly SqlValue[] = [],
+  named = true,
 ): Promise<QueryResult<Row>> {
   const { text, name } = prepared(sql);
   return conn.query<Row>(
-    name ? { name, text, values: params as SqlValue[] } : { text, values: params as SqlValue[] },
+    name && named
+      ? { name, text, values: params as SqlValue[] }
+      : { text, values: params as SqlValue[] },
   );
 }
 
-function runner(conn: Queryable): SqlRunner {
+/**
+ * Statements on `conn`; `named` false sends none as a named prepared statement (a transaction
+ * pooler hands each transaction another server session, which has not prepared it).
+ */
+function runner(conn: Queryable, named = true): SqlRunner {
   return {
     query: async <R extends Row>(sql: string, params?: readonly SqlValue[]) =>
-      (await run(conn, sql, params)).rows as R[],
+      (await run(conn, sql, params, named)).rows as R[],
     execute: async (sql: string, params?: readonly SqlValue[]) => ({
-      affected: (await run(conn, sql, params)).rowCount ?? 0,
+      affected: (await run(conn, sql, params, named)).rowCount ?? 0,
     }),
   };
 }
 
 /** The pool's runner, its connection errors said as TLS failures where they are (see tlsFailure). */
-function poolRunner(pool: Pool, config: ConnectionConfig): SqlRunner {
-  const base = runner(pool);
+function poolRunner(pool: Pool, config: ConnectionConfig, named: boolean): SqlRunner {
+  const base = runner(pool, named);
   if (!config.tls) return base;
   const rethrow = (err: unknown): never => {
     throw tlsFailure(err, config) ?? err;
@@ -84,7 +98,7 @@ function poolRunner(pool: Pool, config: ConnectionConfig): SqlRunner {
 }
 
 /** What pg's Pool and Client take of a ConnectionConfig, besides their own settings. */
-export function pgConnection(config: ConnectionConfig): ClientConfig {
+export function pgConnection(config: ConnectionConfig | SessionAddress): ClientConfig {
   return {
     host: config.host,
     port: config.port,
@@ -99,16 +113,20 @@ export class PostgresClient implements SqlClient {
   readonly dialect = 'postgresql' as const;
   readonly pool: Pool;
   private readonly base: SqlRunner;
+  /** Named prepared statements only where each connection is one server session. */
+  private readonly named: boolean;
 
   constructor(
     readonly config: ConnectionConfig,
     private readonly log: Logger,
   ) {
+    this.named = config.poolMode !== 'transaction';
     this.pool = new Pool({
       ...pgConnection(config),
       max: config.maxConnections ?? DEFAULT_POOL_SIZE,
-      // Timestamps are stored as UTC wall-clock time, whatever the server's zone.
-      options: '-c TimeZone=UTC',
+      // Our statements keep UTC wall-clock time whatever the session's zone; UTC sessions are a
+      // second guard. PgBouncer refuses startup options: through a pooler, the server's zone.
+      ...(config.poolMode ? {} : { options: '-c TimeZone=UTC' }),
       application_name: 'ftn18-eventstream',
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
@@ -118,7 +136,7 @@ export class PostgresClient implements SqlClient {
     this.pool.on('error', (err) =>
       this.log.warn(`PostgreSQL idle connection lost: ${err.message}`),
     );
-    this.base = poolRunner(this.pool, config);
+    this.base = poolRunner(this.pool, config, this.named);
   }
 
   query<R extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<R[]> {
@@ -144,7 +162,7 @@ export class PostgresClient implements SqlClient {
     try {
       await conn.query('BEGIN');
       try {
-        const result = await work(runner(conn));
+        const result = await work(runner(conn, this.named));
         await commitOrMark(() => conn.query('COMMIT'));
         return result;
       } catch (err) {
@@ -167,14 +185,42 @@ export class PostgresClient implements SqlClient {
     });
   }
 
-  /** A new connection outside the pool, not connected yet (for LISTEN). */
-  newClient(): Client {
-    return new Client({
-      ...pgConnection(this.config),
+  async openSession(at: SessionAddress = this.config): Promise<SessionConnection> {
+    // Our own socket, so that destroy() can drop it at once (pg's end() waits for the server).
+    const socket = new net.Socket();
+    const client = new Client({
+      ...pgConnection(at),
       application_name: 'ftn18-eventstream',
       connectionTimeoutMillis: 10_000,
       keepAlive: true,
+      stream: () => socket,
     });
+    let resolveClosed!: (err: Error | undefined) => void;
+    const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
+    client.on('error', (err: Error) => resolveClosed(err));
+    client.on('end', () => resolveClosed(undefined));
+    socket.on('close', () => resolveClosed(new Error('Connection terminated')));
+    try {
+      await client.connect();
+    } catch (err) {
+      socket.destroy();
+      throw tlsFailure(err, { ...this.config, ...at }) ?? err;
+    }
+    const base = runner(client, false);
+    return {
+      ...base,
+      closed,
+      onNotification: (listener) =>
+        client.on('notification', (n) => listener(n.channel, n.payload ?? '')),
+      close: async () => {
+        await waitAtMost(
+          client.end().catch(() => undefined),
+          SESSION_CLOSE_WAIT_MS,
+        );
+        socket.destroy();
+      },
+      destroy: () => socket.destroy(),
+    };
   }
 
   async close(): Promise<void> {

@@ -18,6 +18,49 @@ export interface Queries {
   events(table: string): EventSql;
   /** Statements on a consumer table and on evt_consumer_moves. */
   consumers(table: string): ConsumerSql;
+  /** Statements on evt_parked and evt_consumer_parking (poison events of push consumers). */
+  parking(): ParkingSql;
+  /**
+   * What nodes of a cluster coordinate with (see storage/coordination): session locks and the
+   * heartbeat on the node's coordination connection; control messages where the database has
+   * no notifications. Absent on SQLite (one process, no server sessions).
+   */
+  readonly coordination?: CoordinationSql;
+}
+
+/** Statements of the coordination connection (one database session per node). */
+export interface CoordinationSql {
+  /** Takes a session lock if free, without waiting: `ok` = 1 if this session holds it now. Params: key. */
+  readonly tryLock: string;
+  /** Releases a session lock this session holds: `ok` = 1 if it did. Params: key. */
+  readonly unlock: string;
+  /**
+   * The heartbeat: `pid`, the server's ID of this session; `ro` = 1 when the server cannot take
+   * writes (a hot standby, a read-only replica); `locks`, how many session locks this session
+   * holds (NULL where the database cannot tell).
+   */
+  readonly heartbeat: string;
+  /**
+   * Settings of the coordination session, for a node that fences itself after `fenceMs`
+   * without a heartbeat: the server ends the session (and frees its locks) once it has been idle
+   * or unreachable for about twice that. Each statement may fail on servers that lack the
+   * setting; it is then left out.
+   */
+  sessionSettings(fenceMs: number): string[];
+  /** Control messages as rows (MySQL); absent where they go by notification (PostgreSQL). */
+  readonly control?: ControlSql;
+  /** Sends a notification on a channel (PostgreSQL). Params: channel, payload. */
+  readonly notify?: string;
+}
+
+/** Control messages of the nodes, as rows of evt_control. */
+export interface ControlSql {
+  /** Params: kind, scope, subject, from_node, info. */
+  readonly send: string;
+  /** Rows of the last `ms`: id, kind, scope, subject, node (the sender), info. Params: ms. */
+  readonly recent: string;
+  /** Deletes rows older than `ms`. Params: ms. */
+  readonly expire: string;
 }
 
 /** Which conditions a listing has (each given one adds its parameters, in this order). */
@@ -38,7 +81,8 @@ export interface EventSql {
   readonly name: string;
   /**
    * Stores `rows` events in one statement, its own transaction (PostgreSQL also wakes its
-   * listeners). Params: type, data per row. Returns `id` per row, except on MySQL (insertId).
+   * listeners). Params: type, data per row; PostgreSQL then the notification's origin (see
+   * SqlDialect.listen). Returns `id` per row, except on MySQL (insertId).
    */
   insert(rows: number): string;
   /** The same, as part of the caller's transaction (no wake-up). */
@@ -102,6 +146,16 @@ export interface ConsumerSql {
   readonly advance: string;
   /** The same, only while the pointer is still `from`. Params: to, ident, to, from. */
   readonly advanceFrom: string;
+  /**
+   * advanceFrom for `rows` consumers in one statement (its own transaction): each pointer moves
+   * forward to its `to` only while it is still its `from` and, when the row's epoch is not NULL,
+   * while owner_epoch is still that epoch (fencing, as advanceOwned). Params: ident, to, from,
+   * epoch (or NULL) per row (no ident twice). Returns `ident` of each row it moved, where the database can (PostgreSQL,
+   * SQLite: RETURNING); nothing on MySQL (see SqlDialect.advancePointers).
+   */
+  advanceMany(rows: number): string;
+  /** Returns ident, `p` (the pointer) and `epoch` (owner_epoch) of the consumers named. Params: `rows` idents. */
+  pointers(rows: number): string;
   /** Returns ident, pointer, last_time and `idle` = 0 for every consumer. */
   readonly all: string;
   /** The same, `idle` = 1 when last_time is older than a duration. Params: ms. */
@@ -110,17 +164,90 @@ export interface ConsumerSql {
   readonly setPointer: string;
   /** Params: ident. */
   readonly remove: string;
-  /** Records a move or drop. Params: ident, action, from, to (NULL for a drop), by, reason, applied. */
+  /**
+   * Records a move, a drop or another administrator's action. Params: ident, action, from, to
+   * (NULL but for a move), by, reason, applied, event ID (replay, skip; else NULL), max_attempts
+   * (limit; else NULL).
+   */
   readonly recordMove: string;
   /** Marks the consumer's pending moves up to one as applied. Params: ident, move ID. */
   readonly movesApplied: string;
   /** Marks all the consumer's pending moves as applied. Params: ident. */
   readonly allMovesApplied: string;
   /**
-   * Recorded moves, newest first: ident, action, from_id, to_id, by_user, reason, at, applied.
-   * Params: ident, only when `ofOne`.
+   * Recorded moves, newest first: ident, action, from_id, to_id, by_user, reason, at, applied,
+   * evt_id, max_attempts. Params: ident, only when `ofOne`.
    */
   listMoves(ofOne: boolean, limit: number): string;
+  /**
+   * Takes the consumer row for an acquisition: `prev`, the node named as its owner (NULL if
+   * none), with a lock on the row until the transaction ends. Params: ident.
+   */
+  readonly ownerForUpdate: string;
+  /** Bumps owner_epoch and names the new owner. Params: node, ident. */
+  readonly claim: string;
+  /** Returns `p` (the pointer), `epoch` and `move` (as position). Params: ident. */
+  readonly owned: string;
+  /** Clears owner_node, only while owner_epoch is still the one given. Params: ident, epoch. */
+  readonly release: string;
+  /**
+   * Moves the pointer forward only, while it is still `from` and owner_epoch is still `epoch`.
+   * Params: to, ident, to, from, epoch.
+   */
+  readonly advanceOwned: string;
+  /** Every consumer with an owner: ident, node, epoch. */
+  readonly owners: string;
+}
+
+/**
+ * Statements of evt_parked (one row per consumer and parked event, with a copy of the event) and
+ * evt_consumer_parking (a consumer's max_attempts and its streak of parks). States of a parked
+ * event: parked, replay (to be delivered again), replayed, skipped; the first two are unresolved.
+ */
+export interface ParkingSql {
+  /** Returns max_attempts (NULL: never park) and park_streak. Params: ident. */
+  readonly rule: string;
+  /** Every consumer's rule: ident, max_attempts, park_streak. */
+  readonly rules: string;
+  /** Sets max_attempts (NULL: never park) and clears the streak. Params: ident, max_attempts. */
+  readonly setRule: string;
+  /** Adds one to the streak (creating the row). Params: ident. */
+  readonly bumpStreak: string;
+  /** Clears the streak. Params: ident. */
+  readonly clearStreak: string;
+  /** Params: ident. */
+  readonly removeRule: string;
+  /**
+   * Parks an event, or parks it again (its attempts add up, it is unresolved again). Params:
+   * ident, event ID, type, data, ts, attempts, first failure, last failure (times as UTC
+   * 'YYYY-MM-DD HH:MM:SS'), error code, error info.
+   */
+  readonly park: string;
+  /**
+   * The parked events an action applies to, locking them where the database can: `id`. The
+   * unresolved ones, or with `onlyParked` those not marked to be replayed yet. Params: ident,
+   * then the event ID when `one`.
+   */
+  pick(one: boolean, onlyParked: boolean): string;
+  /** Marks them to be replayed. Params: by, reason, ident, then the event ID when `one`. */
+  replay(one: boolean): string;
+  /** Resolves them without delivery. Params: by, reason, ident, then the event ID when `one`. */
+  skip(one: boolean): string;
+  /**
+   * The events marked to be replayed after an event ID, in ID order: id, type, data, ts, as
+   * events are read. Params: ident, after.
+   */
+  replays(limit: number): string;
+  /** Resolves `n` events marked to be replayed as delivered. Params: ident, n event IDs. */
+  replayed(n: number): string;
+  /**
+   * Parked events, newest first: ident, id, type, data, ts, state, attempts, first_failure,
+   * last_failure, error_code, error_info, parked_at, acted_by, acted_reason, acted_at,
+   * resolved_at. Params: ident when `ofOne`.
+   */
+  list(ofOne: boolean, unresolvedOnly: boolean, limit: number): string;
+  /** Unresolved parked events per consumer: ident, n. */
+  readonly counts: string;
 }
 
 /** `n` copies of `text` joined by `separator`: the rows of a VALUES list, an IN-list. */

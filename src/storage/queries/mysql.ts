@@ -115,6 +115,20 @@ export const mysqlQueries: Queries = {
                      WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)
                        AND last_evt_id = CAST(? AS UNSIGNED)`,
 
+      // No RETURNING for UPDATE (MySQL, MariaDB): the outcome of each row is read back in the
+      // same transaction (pointers).
+      advanceMany: (rows) =>
+        `UPDATE ${t} c
+           JOIN (${repeat(rows, 'SELECT ? AS ident, CAST(? AS UNSIGNED) AS to_id, CAST(? AS UNSIGNED) AS from_id, CAST(? AS UNSIGNED) AS epoch', ' UNION ALL ')}) v
+             ON c.ident = v.ident
+            SET c.last_evt_id = v.to_id, c.last_time = UTC_TIMESTAMP()
+          WHERE c.last_evt_id = v.from_id AND c.last_evt_id < v.to_id
+            AND (v.epoch IS NULL OR c.owner_epoch = v.epoch)`,
+
+      pointers: (rows) =>
+        `SELECT ident, CAST(last_evt_id AS CHAR) AS p, CAST(owner_epoch AS CHAR) AS epoch
+           FROM ${t} WHERE ident IN (${repeat(rows, '?')})`,
+
       all: `SELECT ident, CAST(last_evt_id AS CHAR) AS pointer,
                    DATE_FORMAT(last_time, '%Y-%m-%dT%H:%i:%sZ') AS last_time, 0 AS idle
               FROM ${t}`,
@@ -130,8 +144,10 @@ export const mysqlQueries: Queries = {
       remove: `DELETE FROM ${t} WHERE ident = ?`,
 
       recordMove: `INSERT INTO ${moves}
-                     (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied)
-                   VALUES (?, ?, CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), ?, ?, UTC_TIMESTAMP(), ?)`,
+                     (ident, action, from_evt_id, to_evt_id, by_user, reason, move_time, applied,
+                      evt_id, max_attempts)
+                   VALUES (?, ?, CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), ?, ?, UTC_TIMESTAMP(), ?,
+                           CAST(? AS UNSIGNED), ?)`,
 
       movesApplied: `UPDATE ${moves} SET applied = 1
                       WHERE ident = ? AND applied = 0 AND id <= CAST(? AS UNSIGNED)`,
@@ -141,9 +157,121 @@ export const mysqlQueries: Queries = {
       listMoves: (ofOne, limit) =>
         `SELECT m.ident, m.action, CAST(m.from_evt_id AS CHAR) AS from_id,
                 CAST(m.to_evt_id AS CHAR) AS to_id, m.by_user, m.reason,
-                DATE_FORMAT(m.move_time, '%Y-%m-%dT%H:%i:%sZ') AS at, m.applied
+                DATE_FORMAT(m.move_time, '%Y-%m-%dT%H:%i:%sZ') AS at, m.applied,
+                CAST(m.evt_id AS CHAR) AS evt_id, m.max_attempts
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
+
+      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ? FOR UPDATE`,
+
+      claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
+
+      owned: `SELECT CAST(c.last_evt_id AS CHAR) AS p, CAST(c.owner_epoch AS CHAR) AS epoch,
+                     (SELECT CAST(MAX(m.id) AS CHAR) FROM ${moves} m
+                       WHERE m.ident = c.ident AND m.applied = 0) AS move
+                FROM ${t} c WHERE c.ident = ?`,
+
+      release: `UPDATE ${t} SET owner_node = NULL
+                 WHERE ident = ? AND owner_epoch = CAST(? AS UNSIGNED)`,
+
+      advanceOwned: `UPDATE ${t} SET last_evt_id = CAST(? AS UNSIGNED), last_time = UTC_TIMESTAMP()
+                      WHERE ident = ? AND last_evt_id < CAST(? AS UNSIGNED)
+                        AND last_evt_id = CAST(? AS UNSIGNED) AND owner_epoch = CAST(? AS UNSIGNED)`,
+
+      owners: `SELECT ident, owner_node AS node, CAST(owner_epoch AS CHAR) AS epoch
+                 FROM ${t} WHERE owner_node IS NOT NULL`,
     };
+  },
+
+  parking() {
+    const p = `\`${TABLES.parked}\``;
+    const r = `\`${TABLES.parking}\``;
+    const unresolved = "state IN ('parked', 'replay')";
+    const oneEvent = (one: boolean): string => (one ? ' AND evt_id = CAST(? AS UNSIGNED)' : '');
+    return {
+      rule: `SELECT max_attempts, park_streak FROM ${r} WHERE ident = ?`,
+
+      rules: `SELECT ident, max_attempts, park_streak FROM ${r}`,
+
+      setRule: `INSERT INTO ${r} (ident, max_attempts, park_streak) VALUES (?, ?, 0)
+                ON DUPLICATE KEY UPDATE max_attempts = VALUES(max_attempts), park_streak = 0`,
+
+      bumpStreak: `INSERT INTO ${r} (ident, max_attempts, park_streak) VALUES (?, NULL, 1)
+                   ON DUPLICATE KEY UPDATE park_streak = park_streak + 1`,
+
+      clearStreak: `UPDATE ${r} SET park_streak = 0 WHERE ident = ? AND park_streak > 0`,
+
+      removeRule: `DELETE FROM ${r} WHERE ident = ?`,
+
+      park: `INSERT INTO ${p}
+                 (ident, evt_id, evt_type, evt_data, evt_ts, state, attempts, first_failure,
+                  last_failure, error_code, error_info, parked_time)
+             VALUES (?, CAST(? AS UNSIGNED), ?, ?, CAST(? AS DATETIME), 'parked', ?, CAST(? AS DATETIME), CAST(? AS DATETIME), ?, ?, UTC_TIMESTAMP())
+             ON DUPLICATE KEY UPDATE state = 'parked', attempts = attempts + VALUES(attempts),
+                   last_failure = VALUES(last_failure), error_code = VALUES(error_code),
+                   error_info = VALUES(error_info), parked_time = VALUES(parked_time),
+                   resolved_time = NULL`,
+
+      pick: (one, onlyParked) =>
+        `SELECT CAST(evt_id AS CHAR) AS id FROM ${p}
+          WHERE ident = ? AND ${onlyParked ? "state = 'parked'" : unresolved}${oneEvent(one)}
+          ORDER BY evt_id FOR UPDATE`,
+
+      replay: (one) =>
+        `UPDATE ${p} SET state = 'replay', acted_by = ?, acted_reason = ?, acted_time = UTC_TIMESTAMP()
+          WHERE ident = ? AND state = 'parked'${oneEvent(one)}`,
+
+      skip: (one) =>
+        `UPDATE ${p} SET state = 'skipped', acted_by = ?, acted_reason = ?, acted_time = UTC_TIMESTAMP(),
+                resolved_time = UTC_TIMESTAMP()
+          WHERE ident = ? AND ${unresolved}${oneEvent(one)}`,
+
+      replays: (limit) =>
+        `SELECT CAST(evt_id AS CHAR) AS id, evt_type AS type, evt_data AS data,
+                DATE_FORMAT(evt_ts, '%Y-%m-%dT%H:%i:%sZ') AS ts
+           FROM ${p}
+          WHERE ident = ? AND state = 'replay' AND evt_id > CAST(? AS UNSIGNED)
+          ORDER BY evt_id LIMIT ${limit}`,
+
+      replayed: (n) =>
+        `UPDATE ${p} SET state = 'replayed', resolved_time = UTC_TIMESTAMP()
+          WHERE ident = ? AND state = 'replay' AND evt_id IN (${repeat(n, 'CAST(? AS UNSIGNED)')})`,
+
+      list: (ofOne, unresolvedOnly, limit) =>
+        `SELECT ident, CAST(evt_id AS CHAR) AS id, evt_type AS type, evt_data AS data,
+                DATE_FORMAT(evt_ts, '%Y-%m-%dT%H:%i:%sZ') AS ts, state, attempts,
+                DATE_FORMAT(first_failure, '%Y-%m-%dT%H:%i:%sZ') AS first_failure,
+                DATE_FORMAT(last_failure, '%Y-%m-%dT%H:%i:%sZ') AS last_failure,
+                error_code, error_info, DATE_FORMAT(parked_time, '%Y-%m-%dT%H:%i:%sZ') AS parked_at,
+                acted_by, acted_reason, DATE_FORMAT(acted_time, '%Y-%m-%dT%H:%i:%sZ') AS acted_at,
+                DATE_FORMAT(resolved_time, '%Y-%m-%dT%H:%i:%sZ') AS resolved_at
+           FROM ${p}${where([ofOne && 'ident = ?', unresolvedOnly && unresolved])}
+          ORDER BY ident, evt_id LIMIT ${limit}`,
+
+      counts: `SELECT ident, COUNT(*) AS n FROM ${p} WHERE ${unresolved} GROUP BY ident`,
+    };
+  },
+
+  coordination: {
+    // Named locks (GET_LOCK) are per server, not per database: the names carry the database
+    // (see SqlDialect.lockKey). Timeout 0: never wait.
+    tryLock: 'SELECT GET_LOCK(?, 0) AS ok',
+    unlock: 'SELECT RELEASE_LOCK(?) AS ok',
+    heartbeat: 'SELECT CONNECTION_ID() AS pid, @@global.read_only AS ro, NULL AS locks',
+    sessionSettings: (fenceMs) => [
+      // The server ends the session (freeing its locks) once idle for about twice the fence
+      // bound: a paused or lost node. Whole seconds.
+      `SET SESSION wait_timeout = ${Math.max(2, Math.ceil((2 * fenceMs) / 1000))}`,
+    ],
+    control: {
+      send: `INSERT INTO \`${TABLES.control}\` (kind, scope, subject, from_node, info, created)
+             VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))`,
+      recent: `SELECT CAST(id AS CHAR) AS id, kind, scope, subject, from_node AS node, info
+                 FROM \`${TABLES.control}\`
+                WHERE created >= UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND
+                ORDER BY id`,
+      expire: `DELETE FROM \`${TABLES.control}\`
+                WHERE created < UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND`,
+    },
   },
 };
