@@ -162,7 +162,24 @@ describe('serve options and their environment variables', function () {
     for (const f of documented) {
       it(`--${f.name}`, function () {
         for (const variable of f.env ?? []) {
-          if (f.arg) {
+          if (f.multiple) {
+            const v = readFlags(SERVE_FLAGS, [], { [variable]: 'https://a.example, https://b.example' });
+            expect(v.strings(f.name), variable).to.deep.equal([
+              'https://a.example',
+              'https://b.example',
+            ]);
+            expect(v.from(f.name)).to.equal(variable);
+            const both = readFlags(
+              SERVE_FLAGS,
+              [`--${f.name}`, 'https://c.example', `--${f.name}`, 'https://d.example'],
+              { [variable]: 'https://a.example' },
+            );
+            expect(both.strings(f.name), `--${f.name} over ${variable}`).to.deep.equal([
+              'https://c.example',
+              'https://d.example',
+            ]);
+            expect(both.from(f.name)).to.equal(`--${f.name}`);
+          } else if (f.arg) {
             const [fromEnv, fromFlag] = sample(f);
             const v = readFlags(SERVE_FLAGS, [], { [variable]: fromEnv });
             expect(v.string(f.name), variable).to.equal(fromEnv);

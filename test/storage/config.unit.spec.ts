@@ -102,7 +102,7 @@ describe('database URLs', function () {
       // A misspelt parameter would silently leave the connection in plain text.
       expect(parseError('postgres://u:secret@h/db?sslmod=verify-full')).to.equal(
         'Unknown parameter "sslmod" in database URL postgres://u:***@h/db?sslmod=verify-full: ' +
-          'a PostgreSQL URL takes max, sslmode, sslrootcert, sslcert, sslkey, host',
+          'a PostgreSQL URL takes max, sslmode, sslrootcert, sslcert, sslkey, host, pool_mode',
       );
       expect(parseError('postgres://u@h/db?max=0')).to.equal(
         'Invalid pool size in database URL: 0',
