@@ -163,7 +163,9 @@ describe('serve options and their environment variables', function () {
       it(`--${f.name}`, function () {
         for (const variable of f.env ?? []) {
           if (f.multiple) {
-            const v = readFlags(SERVE_FLAGS, [], { [variable]: 'https://a.example, https://b.example' });
+            const v = readFlags(SERVE_FLAGS, [], {
+              [variable]: 'https://a.example, https://b.example',
+            });
             expect(v.strings(f.name), variable).to.deep.equal([
               'https://a.example',
               'https://b.example',
