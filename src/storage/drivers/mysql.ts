@@ -27,6 +27,27 @@ const SESSION_SETUP = [
   "SET SESSION time_zone = '+00:00'",
 ];
 
+/** What the pool and a session connection take: the address, TLS, and how values come back. */
+function connectionOptions(at: SessionAddress): mysql.ConnectionOptions {
+  return {
+    host: at.host,
+    port: at.port,
+    user: at.user,
+    password: at.password,
+    database: at.database,
+    ...(at.tls ? { ssl: mysqlTlsOptions(at.tls) } : {}),
+    charset: 'utf8mb4_unicode_ci',
+    // IDs above 2^53 stay exact: BIGINT columns come back as strings.
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: true,
+    timezone: 'Z',
+    connectTimeout: 10_000,
+    multipleStatements: false,
+    enableKeepAlive: true,
+  };
+}
+
 type Queryable = Pick<Pool, 'query'> | PoolConnection | Connection;
 
 function runner(conn: Queryable): SqlRunner {
@@ -62,22 +83,8 @@ export class MysqlClient implements SqlClient {
       );
     }
     this.pool = mysql.createPool({
-      host: config.host,
-      port: config.port,
-      user: config.user,
-      password: config.password,
-      database: config.database,
-      ...(config.tls ? { ssl: mysqlTlsOptions(config.tls) } : {}),
+      ...connectionOptions(config),
       connectionLimit: config.maxConnections ?? DEFAULT_POOL_SIZE,
-      charset: 'utf8mb4_unicode_ci',
-      // IDs above 2^53 stay exact: BIGINT columns come back as strings.
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      dateStrings: true,
-      timezone: 'Z',
-      connectTimeout: 10_000,
-      multipleStatements: false,
-      enableKeepAlive: true,
     });
     // READ COMMITTED: readers see every committed row at once and take no gap locks that would
     // block writers; UTC session time zone for timestamps.
@@ -155,22 +162,7 @@ export class MysqlClient implements SqlClient {
   }
 
   async openSession(at: SessionAddress = this.config): Promise<SessionConnection> {
-    const conn = await mysql.createConnection({
-      host: at.host,
-      port: at.port,
-      user: at.user,
-      password: at.password,
-      database: at.database,
-      ...(at.tls ? { ssl: mysqlTlsOptions(at.tls) } : {}),
-      charset: 'utf8mb4_unicode_ci',
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      dateStrings: true,
-      timezone: 'Z',
-      connectTimeout: 10_000,
-      multipleStatements: false,
-      enableKeepAlive: true,
-    });
+    const conn = await mysql.createConnection(connectionOptions(at));
     let resolveClosed!: (err: Error | undefined) => void;
     const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
     conn.on('error', (err: Error) => resolveClosed(err));
