@@ -83,7 +83,8 @@ export class TransactionalReceiver<H> extends ReliableReceiver {
     if (
       typeof db !== 'object' ||
       db === null ||
-      typeof (db as Partial<ConsumerStateStore<H>>).apply !== 'function'
+      typeof (db as Partial<ConsumerStateStore<H>>).apply !== 'function' ||
+      typeof (db as Partial<ConsumerStateStore<H>>).applyAside !== 'function'
     ) {
       refuseOption('receiver', 'database', 'a ConsumerStateStore', db, 'object');
     }
@@ -154,11 +155,18 @@ export class TransactionalReceiver<H> extends ReliableReceiver {
     return this.prepared;
   }
 
-  private async apply(events: Event[]): Promise<void> {
-    const last = events[events.length - 1];
-    if (!last) return;
+  private async apply(batch: Event[]): Promise<void> {
     await this.prepare();
     const { database: db, stateTable: table, stateKey: key } = this;
+    // Parked events an operator replays come again below the position (marked `replayed`): they
+    // were never applied (the handler kept failing on them), so they are applied now, in a
+    // transaction of their own that leaves the position alone. At least once: after a crash
+    // between that commit and the answer, the service replays them again.
+    const replayed = batch.filter((e) => e.replayed === true);
+    if (replayed.length > 0) await db.applyAside(table, key, (tx) => this.handler(replayed, tx));
+    const events = replayed.length > 0 ? batch.filter((e) => e.replayed !== true) : batch;
+    const last = events[events.length - 1];
+    if (!last) return;
     let from = this.known ?? (await db.position(table, key));
     for (let attempt = 0; ; attempt++) {
       const position = from;

@@ -42,6 +42,15 @@ export interface ConsumerStateStore<H> {
     to: EventId,
     work: (handle: H) => Promise<void> | void,
   ): Promise<boolean>;
+  /**
+   * One transaction with `work` alone, the position left as it is: for replayed parked events,
+   * whose IDs lie below it.
+   */
+  applyAside(
+    table: string,
+    consumer: string,
+    work: (handle: H) => Promise<void> | void,
+  ): Promise<void>;
 }
 
 const IDENTIFIER_RE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -141,6 +150,13 @@ export function sqlStateStore<H>(driver: SqlDriver<H>): ConsumerStateStore<H> {
         if (err instanceof PositionMoved) return false;
         throw err;
       }
+    },
+    async applyAside(table, consumer, work) {
+      await driver.transaction(async (tx) => {
+        // Read first, as apply() updates first: the consumer's row must be there.
+        positionOf(await tx.query(sql(table).position, [consumer]), table, consumer);
+        await work(tx.handle);
+      });
     },
   };
 }
@@ -421,6 +437,18 @@ export function futoinDatabase(db: L2Face): ConsumerStateStore<XferBuilder> {
         if ((await state.position(table, consumer)) !== from) return false;
         throw err;
       }
+    },
+    async applyAside(
+      table: string,
+      consumer: string,
+      work: (xfer: XferBuilder) => Promise<void> | void,
+    ) {
+      const d = await flavour();
+      const xfer = db.newXfer();
+      // The consumer's row must be there (prepared), as apply() requires.
+      xfer.raw(inline(statements(d, table).position, [consumer]), null, { selected: 1 });
+      await work(xfer);
+      await steps((as) => xfer.execute(as));
     },
   };
   return state;

@@ -188,7 +188,7 @@ describe('Backlog: replay from the warehouse', function () {
     // The first read found the active table behind; the other warehouse chunks did not ask it.
     expect(active.oldestQueries).to.equal(1);
     expect(active.reads).to.equal(1 + 2);
-    expect(counters.consumer('u:C').replayed).to.equal(expected(0, null).indexOf('31'));
+    expect(counters.consumer('u:C').fromWarehouse).to.equal(expected(0, null).indexOf('31'));
     expect(counters.consumer('u:C').behindRetention).to.equal(0);
     expect(log.lines.filter((l) => l.includes('replaying'))).to.have.length(1);
     expect(log.lines.filter((l) => l.startsWith('warn'))).to.deep.equal([]);

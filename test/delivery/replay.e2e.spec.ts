@@ -292,10 +292,10 @@ describeDatabases('replay from the warehouse', (fx) => {
           'S_MID',
         );
         const counts = service.store.counters.consumers;
-        expect(counts.get(`${TEST_USER}:P_START`)?.replayed).to.be.at.least(
+        expect(counts.get(`${TEST_USER}:P_START`)?.fromWarehouse).to.be.at.least(
           after(null).indexOf(seam),
         );
-        expect(counts.get(`${TEST_USER}:S_MID`)?.replayed).to.be.greaterThan(0);
+        expect(counts.get(`${TEST_USER}:S_MID`)?.fromWarehouse).to.be.greaterThan(0);
         for (const c of counts.values()) expect(c.behindRetention).to.equal(0);
         expect(log.warnings.filter((w) => w.includes('behind_retention'))).to.deep.equal([]);
       });

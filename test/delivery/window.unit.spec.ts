@@ -322,7 +322,7 @@ describe('DeliveryWindow', function () {
     const w = tailWindow('0', { maxInFlight: 3 });
     w.offer(evs(1, 3), '3');
     const [first] = sent(drain(w));
-    expect(w.failed(first!.seq)).to.equal(1);
+    expect(w.failed(first!.seq).failures).to.equal(1);
     w.offer(evs(4, 4), '4');
     expect(w.next(), 'held while it failed').to.equal(null);
     // The call's answer came after all (the failure was a timeout): it counts.
@@ -337,7 +337,7 @@ describe('DeliveryWindow', function () {
     w.offer(evs(1, 3), '3');
     const [first] = sent(drain(w));
     expect(() => w.acked(7)).to.not.throw();
-    expect(w.failed(7)).to.equal(0);
+    expect(w.failed(7).failures).to.equal(0);
     expect(w.resend(7)).to.equal(null);
     expect(w.resend(first!.seq), 'still sending: no resend').to.equal(null);
     w.acked(first!.seq);

@@ -401,7 +401,7 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
     }
     case 'parked': {
       const ident = name === undefined ? null : identArg(name);
-      const limit = intOption('limit', values.limit, 100, { min: 1, max: 1000 });
+      const limit = intOption('--limit', values.limit, 100, { min: 1, max: 1000 });
       const all = values.all ?? false;
       const parked = await withAdmin(values, io, (a) => a.listParked(ident, all, limit), true);
       if (values.json) {

@@ -264,6 +264,7 @@ export class PushHub implements SessionHost {
     if (slot.active) {
       this.log.info(
         `${ident}: another receiver connected; it waits as a standby while the one pushed to answers`,
+        { consumer: ident },
       );
       void this.probeActive(slot);
     } else if (!slot.busy) {
@@ -408,7 +409,10 @@ export class PushHub implements SessionHost {
       }
       await this.start(slot, lease, claim);
     } catch (err) {
-      this.log.warn(`${ident}: taking the consumer failed: ${String(err)}; trying again`);
+      this.log.warn(`${ident}: taking the consumer failed: ${String(err)}; trying again`, {
+        consumer: ident,
+        err: errorOf(err),
+      });
     } finally {
       if (!waiting) this.attempted(slot);
     }
@@ -430,13 +434,17 @@ export class PushHub implements SessionHost {
       const wait = takeoverWaitMs(this.coordinator.settings);
       this.log.info(
         `${ident}: taking over from node ${previous} (epoch ${epoch}), which did not let go cleanly: waiting ${wait} ms, past its fence`,
+        { consumer: ident, node: this.coordinator.node, previous_node: previous, epoch },
       );
       await this.pause(wait);
       if (!lease.valid || this.isClosed) return;
       const position = await this.store.consumerOwned(ident);
       if (position?.epoch === epoch) await this.start(slot, lease, position);
     } catch (err) {
-      this.log.warn(`${ident}: taking the consumer failed: ${String(err)}; trying again`);
+      this.log.warn(`${ident}: taking the consumer failed: ${String(err)}; trying again`, {
+        consumer: ident,
+        err: errorOf(err),
+      });
     } finally {
       this.attempted(slot);
     }
@@ -476,6 +484,13 @@ export class PushHub implements SessionHost {
     slot.active = session;
     this.log.info(
       `${ident}: pushing from node ${this.coordinator.node} (epoch ${position.epoch}, after event ${position.pointer})`,
+      {
+        consumer: ident,
+        session: session.id,
+        node: this.coordinator.node,
+        epoch: position.epoch,
+        event_id: position.pointer,
+      },
     );
     session.start();
   }
@@ -623,7 +638,11 @@ export class PushHub implements SessionHost {
       const slot = this.slots.get(session.consumer);
       if (slot?.active !== session) return;
       slot.active = null;
-      this.log.info(`${session.consumer}: push session ended here (epoch ${session.epoch})`);
+      this.log.info(`${session.consumer}: push session ended here (epoch ${session.epoch})`, {
+        consumer: session.consumer,
+        session: session.id,
+        epoch: session.epoch,
+      });
       this.settle(slot);
     } else if (session instanceof LiveSession) {
       this.live.delete(session);
@@ -697,6 +716,7 @@ export class PushHub implements SessionHost {
         ` the last answered ${park.errorCode}: ${park.errorInfo}; delivery goes on after it.` +
         ` To deliver it again once the receiver is fixed: ${hints.replayParked(consumer, e.id)};` +
         ` to resolve it without delivery: ${hints.skipParked(consumer, e.id)}`,
+      { consumer, event_id: e.id, attempts: park.attempts, error_code: park.errorCode },
     );
     if (park.suspended) {
       this.log.error(
@@ -704,6 +724,7 @@ export class PushHub implements SessionHost {
           ` parking stops, and delivery waits on the next failing event as without max_attempts` +
           ` until an event goes through again, or until max_attempts is set again` +
           ` (${hints.setMaxAttempts(consumer)}). Its receiver may be failing on every event.`,
+        { consumer, event_id: e.id, streak: park.streak },
       );
     }
     this.events.eventParked?.(consumer, park);

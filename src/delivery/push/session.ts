@@ -342,7 +342,11 @@ export class ReliableSession implements Session {
       },
       (err: unknown) => {
         this.readingRule = false;
-        this.host.log.warn(`${this.consumer}: reading its parking rule failed: ${String(err)}`);
+        this.host.log.warn(`${this.consumer}: reading its parking rule failed: ${String(err)}`, {
+          consumer: this.consumer,
+          session: this.id,
+          err: errorOf(err),
+        });
       },
     );
   }
@@ -427,6 +431,7 @@ export class ReliableSession implements Session {
         if (d.bytes > maxBytes) {
           this.host.log.warn(
             `${this.consumer}: parked event ${d.event.id} (${d.bytes} bytes) is larger than one onEvents call of this session carries; it stays to be replayed at a session with larger messages`,
+            { consumer: this.consumer, session: this.id, event_id: d.event.id },
           );
         } else if (bytes + d.bytes > maxBytes) {
           complete = false;
@@ -440,7 +445,11 @@ export class ReliableSession implements Session {
       this.readFailures = 0;
       this.window.replaysRead(items, readUpTo, complete);
     } catch (err) {
-      this.host.log.warn(`${this.consumer}: reading events to replay failed: ${String(err)}`);
+      this.host.log.warn(`${this.consumer}: reading events to replay failed: ${String(err)}`, {
+        consumer: this.consumer,
+        session: this.id,
+        err: errorOf(err),
+      });
       await sleep(this.retry.delay(++this.readFailures));
       this.window.readFailed();
     }
@@ -501,11 +510,6 @@ export class ReliableSession implements Session {
       return;
     }
     const { items } = batch;
-    const first = items[0]?.event.id ?? '-';
-    const last = items[items.length - 1]?.event.id ?? '-';
-    this.host.log.debug(
-      `${this.consumer}: push seq ${batch.seq} events ${first}..${last} (epoch ${this.ownership.epoch})`,
-    );
     this.target.send(batch.seq, items).then(
       () => {
         this.host.pushed(this.consumer, items.length);
@@ -542,6 +546,7 @@ export class ReliableSession implements Session {
       seq: batch.seq,
       event_id: batch.items[batch.items.length - 1]?.event.id,
       events: batch.items.length,
+      epoch: this.ownership.epoch,
     };
   }
 
@@ -587,7 +592,12 @@ export class ReliableSession implements Session {
         errorInfo,
       });
     } catch (err) {
-      this.host.log.warn(`${this.consumer}: parking event ${e.id} failed: ${String(err)}`);
+      this.host.log.warn(`${this.consumer}: parking event ${e.id} failed: ${String(err)}`, {
+        consumer: this.consumer,
+        session: this.id,
+        event_id: e.id,
+        err: errorOf(err),
+      });
       this.resendLater(seq, p.failures);
       return;
     }
@@ -612,7 +622,11 @@ export class ReliableSession implements Session {
     this.rule = { ...this.rule, streak: 0 };
     this.applyRule();
     this.host.store.clearParkStreak(this.consumer).catch((err: unknown) => {
-      this.host.log.warn(`${this.consumer}: clearing its streak of parks failed: ${String(err)}`);
+      this.host.log.warn(`${this.consumer}: clearing its streak of parks failed: ${String(err)}`, {
+        consumer: this.consumer,
+        session: this.id,
+        err: errorOf(err),
+      });
     });
   }
 
@@ -625,6 +639,7 @@ export class ReliableSession implements Session {
     this.host.store.parkedReplayed(this.consumer, ids).catch((err: unknown) => {
       this.host.log.warn(
         `${this.consumer}: recording events ${ids.join(', ')} as replayed failed (they are replayed again at the next session): ${String(err)}`,
+        { consumer: this.consumer, session: this.id, err: errorOf(err) },
       );
     });
   }

@@ -29,6 +29,14 @@ const SESSION_SETUP = [
 
 /** What the pool and a session connection take: the address, TLS, and how values come back. */
 function connectionOptions(at: SessionAddress): mysql.ConnectionOptions {
+  // mysql2 checks an IP address against the certificate as if it were "localhost": a check
+  // that can pass for the wrong server. Refused rather than trusted.
+  if (at.tls?.mode === 'verify-full' && net.isIP(at.host ?? '') !== 0) {
+    throw new Error(
+      `ssl-mode=VERIFY_IDENTITY needs the server's host name, not the address ${at.host ?? ''}: ` +
+        'the driver cannot check an address against the certificate (use the name it holds, or VERIFY_CA)',
+    );
+  }
   return {
     host: at.host,
     port: at.port,
@@ -74,14 +82,6 @@ export class MysqlClient implements SqlClient {
     readonly config: ConnectionConfig,
     private readonly log: Logger,
   ) {
-    // mysql2 checks an IP address against the certificate as if it were "localhost": a check
-    // that can pass for the wrong server. Refused rather than trusted.
-    if (config.tls?.mode === 'verify-full' && net.isIP(config.host ?? '') !== 0) {
-      throw new Error(
-        `ssl-mode=VERIFY_IDENTITY needs the server's host name, not the address ${config.host ?? ''}: ` +
-          'the driver cannot check an address against the certificate (use the name it holds, or VERIFY_CA)',
-      );
-    }
     this.pool = mysql.createPool({
       ...connectionOptions(config),
       connectionLimit: config.maxConnections ?? DEFAULT_POOL_SIZE,
@@ -162,7 +162,9 @@ export class MysqlClient implements SqlClient {
   }
 
   async openSession(at: SessionAddress = this.config): Promise<SessionConnection> {
-    const conn = await mysql.createConnection(connectionOptions(at));
+    const conn = await mysql.createConnection(connectionOptions(at)).catch((err: unknown) => {
+      throw tlsFailure(err, { ...this.config, ...at, tls: at.tls }) ?? err;
+    });
     let resolveClosed!: (err: Error | undefined) => void;
     const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
     conn.on('error', (err: Error) => resolveClosed(err));

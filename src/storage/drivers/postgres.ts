@@ -204,7 +204,7 @@ export class PostgresClient implements SqlClient {
       await client.connect();
     } catch (err) {
       socket.destroy();
-      throw tlsFailure(err, { ...this.config, ...at }) ?? err;
+      throw tlsFailure(err, { ...this.config, ...at, tls: at.tls }) ?? err;
     }
     const base = runner(client, false);
     return {
