@@ -199,7 +199,7 @@ describeDatabases(
             );
             expect(text).to.match(
               new RegExp(
-                `^\\S+Z DEBUG \\[evtstream\\] Push: delivered consumer=${consumer} session=r\\d+ seq=\\d+ event_id=${last} events=\\d+$`,
+                `^\\S+Z DEBUG \\[evtstream\\] Push: delivered consumer=${consumer} session=r\\d+ seq=\\d+ event_id=${last} events=\\d+ epoch=\\d+$`,
                 'm',
               ),
             );
