@@ -18,7 +18,6 @@ import { serviceSettings } from './options';
 import { serveMetrics, type MetricsAccess } from '../ops/metrics';
 import { serveConsole } from '../ops/console';
 import { serveHealth } from '../ops/health';
-import { serveReadiness } from '../ops/readiness';
 
 /** What StreamService runs with; SERVICE_DEFAULTS (app/options) has the defaults. */
 export interface ServiceConfig {
@@ -166,16 +165,6 @@ export class StreamService {
         },
         { readyTimeoutMs: settings.readyTimeoutMs, log },
       );
-      // /ready (load balancers of a cluster) also turns 503 at once when a shutdown drains.
-      const appNow = app;
-      serveReadiness(executor, {
-        get store() {
-          return appNow.store;
-        },
-        get closing() {
-          return appNow.closing || (service?.draining ?? false);
-        },
-      });
       const addr = await listen(server, config.port, config.host);
       const tls = !!config.tls;
       service = new StreamService(

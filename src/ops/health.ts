@@ -12,6 +12,8 @@ import type { EvtNodeExecutor } from '../transport/executor';
 
 export const LIVE_PATH = '/livez';
 export const READY_PATH = '/readyz';
+/** The same readiness under the name HAProxy examples (and earlier versions of ours) use. */
+export const READY_ALIAS = '/ready';
 
 /** A readiness check that has not finished by then answers 503 (the database is down or stuck). */
 export const READY_TIMEOUT_MS = 2_000;
@@ -58,9 +60,10 @@ function refused(req: IncomingMessage, rsp: ServerResponse, path: string): boole
  * Serves the probes on the executor's HTTP server:
  * - /livez: 200 `{"status":"live"}` while the process serves HTTP (also while draining: a
  *   restart would not help);
- * - /readyz: 200 `{"status":"ready"}` when the active database answers within the timeout and
- *   has every migration of this version applied, and the service is not shutting down; else 503
- *   `{"status":"not ready","reason":...}`.
+ * - /readyz (and /ready): 200 `{"status":"ready"}` when the active database answers within the
+ *   timeout and has every migration of this version applied, the node's coordination with the
+ *   other nodes is up (connected, and heard from the database within the fence bound), and the
+ *   service is not shutting down; else 503 `{"status":"not ready","reason":...}`.
  * Concurrent probes share one database check. Changes of readiness are logged once each, with
  * the error behind them; the answer itself names the cause only.
  */
@@ -108,6 +111,9 @@ export function serveHealth(
         detail = err instanceof Error ? err.message : String(err);
       }
     }
+    if (reason === null && !store.coordinator().stats().up) {
+      reason = 'no coordination with the database (not connected, or no recent heartbeat)';
+    }
     if (source.draining) return 'shutting down';
     report(reason, detail);
     return reason;
@@ -116,8 +122,8 @@ export function serveHealth(
   executor.route(LIVE_PATH, (req, rsp) => {
     if (!refused(req, rsp, LIVE_PATH)) json(rsp, 200, { status: 'live' }, req.method === 'HEAD');
   });
-  executor.route(READY_PATH, (req, rsp) => {
-    if (refused(req, rsp, READY_PATH)) return;
+  const ready = (path: string) => (req: IncomingMessage, rsp: ServerResponse) => {
+    if (refused(req, rsp, path)) return;
     const head = req.method === 'HEAD';
     // Draining answers at once, whatever a check under way finds.
     if (source.draining) {
@@ -135,5 +141,7 @@ export function serveHealth(
       (err: unknown) =>
         json(rsp, 503, { status: 'not ready', reason: `check failed: ${String(err)}` }, head),
     );
-  });
+  };
+  executor.route(READY_PATH, ready(READY_PATH));
+  executor.route(READY_ALIAS, ready(READY_ALIAS));
 }

@@ -5,7 +5,7 @@
  *   as in front of a Patroni pair);
  * - or MariaDB (one server, through .ci/databases.sh with a folder and port of its own);
  * - three `evtstream serve` nodes (dist/, as shipped), each archiving (--dwh) and discarding,
- *   behind HAProxy with health checks on /ready.
+ *   behind HAProxy with health checks on /readyz.
  * Nothing here touches the shared test servers. Run alone, it starts a cluster and keeps it up
  * until Ctrl-C, printing its addresses:
  *
@@ -202,7 +202,7 @@ class HaProxy {
       '    default_backend nodes',
       'backend nodes',
       '    balance roundrobin',
-      '    option httpchk GET /ready',
+      '    option httpchk GET /readyz',
       '    http-check expect status 200',
       '    default-server inter 300ms fall 2 rise 2 on-marked-down shutdown-sessions',
       ...nodePorts.map((p, i) => `    server node${i + 1} 127.0.0.1:${p} check`),
@@ -292,13 +292,13 @@ export class ClusterNode {
     await this.ready();
   }
 
-  /** Waits for /ready to answer 200. */
+  /** Waits for /readyz to answer 200. */
   async ready(timeoutMs = 60_000): Promise<void> {
     await waitFor(
       () => `${this.name} ready: ${this.child?.describe() ?? ''}`,
       async () => {
         try {
-          const rsp = await fetch(`${this.url}ready`, { signal: AbortSignal.timeout(1000) });
+          const rsp = await fetch(`${this.url}readyz`, { signal: AbortSignal.timeout(1000) });
           return rsp.status === 200;
         } catch {
           return false;

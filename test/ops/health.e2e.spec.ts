@@ -63,6 +63,33 @@ describeDatabases('health probes', (fx) => {
     expect((await fetch(`${service.url}readyz/x`)).status).to.equal(404);
   });
 
+  // Breaking change it catches: a node whose coordination with the other nodes is down (fenced:
+  // it may not push) counted as ready, so the load balancer keeps sending receivers to it.
+  // Losing the coordination connection for real is tested with HAProxy in test/cluster/; here
+  // the node's coordinator says it is down.
+  it('/readyz and /ready: 503 while the node has no coordination with the database', async () => {
+    expect(await probe(service, '/ready')).to.deep.equal(READY);
+    const coordinator = service.store.coordinator();
+    const stats = coordinator.stats.bind(coordinator);
+    coordinator.stats = () => ({ ...stats(), up: false });
+    const down: Probe = {
+      status: 503,
+      body: {
+        status: 'not ready',
+        reason: 'no coordination with the database (not connected, or no recent heartbeat)',
+      },
+    };
+    try {
+      expect(await probe(service, '/readyz')).to.deep.equal(down);
+      expect(await probe(service, '/ready')).to.deep.equal(down);
+      expect((await probe(service, '/livez')).status).to.equal(200);
+    } finally {
+      coordinator.stats = stats;
+    }
+    expect(await probe(service, '/readyz')).to.deep.equal(READY);
+    expect((await fetch(`${service.url}ready/x`)).status).to.equal(404);
+  });
+
   // Breaking change it catches: a probe that only pings the database.
   it('/readyz: 503 while a migration of this version is not applied, 200 once it is', async () => {
     const rows = await store.db.query<{ name: string; applied_at: string }>(
