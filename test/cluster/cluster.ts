@@ -197,6 +197,11 @@ class HaProxy {
       // WebSockets of push receivers stay open for long: the tunnel timeout is theirs.
       '    timeout tunnel 1h',
       '    timeout check 1s',
+      // A connection refused by a node that died before its health check failed is tried again
+      // on another node: a receiver reconnecting then gets a live node, not a refusal (after
+      // which futoin-invoker waits long before it tries again).
+      '    retries 3',
+      '    option redispatch 1',
       'frontend evt',
       `    bind 127.0.0.1:${this.nodesPort}`,
       '    default_backend nodes',
