@@ -9,7 +9,7 @@ import type { AsyncSteps } from 'futoin-asyncsteps';
 import { AdvancedCCM } from 'futoin-invoker';
 import type { StreamService } from '../../src/app/service';
 import type { Event } from '../../src/common/event';
-import type { Logger } from '../../src/common/log';
+import type { LogFields, Logger } from '../../src/common/log';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import type { EventStore } from '../../src/storage/store';
 import { describeDatabases, testLog } from '../support/db';
@@ -33,13 +33,15 @@ class Picky extends ReliableReceiver {
 }
 
 /** Logged lines, by level, besides the test log. */
-function recordingLog(): Logger & { lines: { level: string; msg: string }[] } {
-  const lines: { level: string; msg: string }[] = [];
+function recordingLog(): Logger & {
+  lines: { level: string; msg: string; fields: LogFields }[];
+} {
+  const lines: { level: string; msg: string; fields: LogFields }[] = [];
   const keep =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
-    (msg: string): void => {
-      lines.push({ level, msg });
-      testLog[level](msg);
+    (msg: string, fields: LogFields = {}): void => {
+      lines.push({ level, msg, fields });
+      testLog[level](msg, fields);
     };
   return {
     lines,
@@ -323,8 +325,11 @@ describeDatabases('poison events: parking, replay, skip', (fx) => {
       });
       expect(p?.event.id).to.equal(poison);
       expect(
-        log.lines.some((l) =>
-          l.msg.includes(`${ident}: session ended, its receiver keeps failing`),
+        log.lines.some(
+          (l) =>
+            l.msg === 'Push: session ended' &&
+            l.fields['consumer'] === ident &&
+            String(l.fields['reason']).startsWith('its receiver keeps failing on a batch'),
         ),
       ).to.equal(true);
     } finally {
