@@ -283,7 +283,9 @@ class Receiver {
           '1.1',
           (r) => {
             r.behaviour = (call) => {
-              this.consumer.record({ conn, at: performance.now(), ids: call.ids });
+              // Only calls with events: they are what the figures and checks are about.
+              if (call.ids.length)
+                this.consumer.record({ conn, at: performance.now(), ids: call.ids });
               return 'ok';
             };
           },
