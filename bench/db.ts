@@ -139,8 +139,12 @@ export class FreshDb {
     private readonly tmpDir: string | null,
   ) {}
 
-  static async create(kind: DbKind): Promise<FreshDb> {
-    const tag = `evtbench_${process.pid}_${++counter}_${crypto.randomBytes(3).toString('hex')}`;
+  /**
+   * `prefix` starts the database's name, so that a script's leftovers on a shared server can be
+   * told apart (and dropped) by it.
+   */
+  static async create(kind: DbKind, prefix = 'evtbench'): Promise<FreshDb> {
+    const tag = `${prefix}_${process.pid}_${++counter}_${crypto.randomBytes(3).toString('hex')}`;
     if (kind === 'sqlite') {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evtbench-'));
       const file = path.join(dir, `${tag}.sqlite`);
