@@ -344,10 +344,16 @@ export class AdminCore {
 
   /**
    * Ends the consumer's push session, here and on every other node over the database (a control
-   * message; a node that misses it notices at its next pointer write, which fails).
+   * message; a node that misses it notices at its next pointer write, which fails). Only
+   * sessions that acquired the consumer before the action and the epoch read just after it: a
+   * later one read the consumer as the action left it, and a control message may arrive long
+   * after it started (MySQL reads them at heartbeats). `anyEpoch` for a consumer that is gone.
    */
-  private async endSessions(ident: string, reason: string): Promise<void> {
-    (await this.hub())?.endSession(ident, reason);
+  private async endSessions(ident: string, reason: string, anyEpoch = false): Promise<void> {
+    // Unreadable now: end whichever session pushes it, as a late message would at worst.
+    const owned = anyEpoch ? null : await this.store.consumerOwned(ident).catch(() => null);
+    const epoch = owned?.epoch ?? '';
+    (await this.hub())?.endSession(ident, reason, epoch);
     await this.store
       .sendControl({
         kind: 'end',
@@ -355,6 +361,7 @@ export class AdminCore {
         subject: ident,
         from: '',
         info: reason,
+        epoch,
       })
       .catch(() => undefined);
   }
@@ -365,7 +372,7 @@ export class AdminCore {
    */
   async dropConsumer(ident: string, by: string, reason = ''): Promise<boolean> {
     const dropped = await this.store.dropConsumer(ident, by, reason);
-    if (dropped) await this.endSessions(ident, 'it was dropped by an administrator');
+    if (dropped) await this.endSessions(ident, 'it was dropped by an administrator', true);
     return dropped;
   }
 

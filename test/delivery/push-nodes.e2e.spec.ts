@@ -177,6 +177,42 @@ describeDatabases(
       expect(await pushing(n1, 'MOVED')).to.equal(false);
     });
 
+    it('ends only a session that began before the action: a late end message spares a later one', async function () {
+      this.timeout(60_000);
+      const [n1, n2] = [await start('one'), await start('two')];
+      await fresh(n1, 'LATE');
+      const r = await connect(n1, 'LATE');
+      const a = await add(n1, 3);
+      await r.until(() => r.events.some((e) => e.id === a[a.length - 1]));
+      // The owner epoch of this session's acquisition.
+      const epoch = BigInt((await n1.store.consumerOwned(ident('LATE')))!.epoch);
+      const got: string[] = [];
+      n1.store.coordinator().on('control', (m) => {
+        if (m.subject === ident('LATE')) got.push(m.epoch ?? '');
+      });
+      const end = (e: bigint): Promise<void> =>
+        n2.store.sendControl({
+          kind: 'end',
+          scope: n1.store.consumerTable,
+          subject: ident('LATE'),
+          from: '',
+          info: 'moved',
+          epoch: e.toString(),
+        });
+      // Sent for the acquisition before this session's (an action that session already saw).
+      await end(epoch - 1n);
+      await waitFor('the first message at the pushing node', () => got.length >= 1);
+      expect(got[0]).to.equal((epoch - 1n).toString());
+      expect(r.disconnected).to.equal(false);
+      expect(await pushing(n1, 'LATE')).to.equal(true);
+      const b = await add(n1, 3);
+      await deliveredInOrder(n1, 'LATE', [...a, ...b], [r]);
+      // For this session's own acquisition: it ends.
+      await end(epoch);
+      await r.until(() => r.disconnected, 10_000);
+      expect(await pushing(n1, 'LATE')).to.equal(false);
+    });
+
     it('gives the consumer of a half-open receiver on one node to a receiver that connects to another', async function () {
       this.timeout(60_000);
       const [n1, n2] = [await start('one'), await start('two')];

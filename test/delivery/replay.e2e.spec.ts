@@ -70,13 +70,13 @@ function keepingWarnings(): Logger & { warnings: string[] } {
   const warnings: string[] = [];
   return {
     warnings,
-    debug: (m) => testLog.debug(m),
-    info: (m) => testLog.info(m),
-    warn: (m) => {
+    debug: (m, f) => testLog.debug(m, f),
+    info: (m, f) => testLog.info(m, f),
+    warn: (m, f) => {
       warnings.push(m);
-      testLog.warn(m);
+      testLog.warn(m, f);
     },
-    error: (m) => testLog.error(m),
+    error: (m, f) => testLog.error(m, f),
   };
 }
 

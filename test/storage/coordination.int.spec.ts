@@ -143,11 +143,12 @@ describeDatabases(
         subject: 'u:Y',
         from: '',
         info: 'moved',
+        epoch: '12345678901234567890',
       });
       await waitFor('both messages at the other node', () => gotB.length >= 2);
-      expect(gotB.map((m) => [m.kind, m.subject, m.from])).to.deep.equal([
-        ['probe', 'u:X', a.node],
-        ['end', 'u:Y', ''],
+      expect(gotB.map((m) => [m.kind, m.subject, m.from, m.epoch])).to.deep.equal([
+        ['probe', 'u:X', a.node, ''],
+        ['end', 'u:Y', '', '12345678901234567890'],
       ]);
       // A message without a sender (a command on the database) reaches the sending node too.
       await waitFor('the anonymous one back at the first node', () => gotA.length >= 1);

@@ -12,6 +12,8 @@ CREATE TABLE IF NOT EXISTS evt_control (
     subject VARCHAR(64) NOT NULL,
     from_node VARCHAR(128) NOT NULL,
     info VARCHAR(200) NOT NULL DEFAULT '',
+    -- An `end` ends only sessions of this owner epoch or older ('': any).
+    epoch VARCHAR(20) NOT NULL DEFAULT '',
     created DATETIME(3) NOT NULL,
     INDEX evt_control_created (created)
 ) ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;

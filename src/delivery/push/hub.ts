@@ -21,7 +21,7 @@ import {
 import type { NarrowHint } from './window';
 import { toDeliveries } from './queue';
 import { Waker, type Wake, type WakeResult, type WakerOptions } from './waker';
-import type { ControlMessage } from '../../storage/coordination/control';
+import { endsSession, type ControlMessage } from '../../storage/coordination/control';
 import type { Coordinator, Lease } from '../../storage/coordination/coordinator';
 import { takeoverWaitMs } from '../../storage/coordination/options';
 
@@ -592,7 +592,11 @@ export class PushHub implements SessionHost {
     if (!slot) return;
     if (message.kind === 'probe') void this.probeActive(slot);
     else if (message.kind === 'end')
-      slot.active?.end(message.info || `node ${message.from} ended its session`);
+      this.endSession(
+        message.subject,
+        message.info || `node ${message.from} ended its session`,
+        message.epoch,
+      );
     else if (message.kind === 'released' && !slot.active && !slot.busy) this.settle(slot);
   };
 
@@ -768,10 +772,14 @@ export class PushHub implements SessionHost {
     return this.live.size;
   }
 
-  /** Ends the consumer's session here, if any, closing its channel (see ReliableSession.end). */
-  endSession(ident: string, reason: string): boolean {
+  /**
+   * Ends the consumer's session here, if any, closing its channel (see ReliableSession.end).
+   * With `epoch`, only a session of that owner epoch or an older one: a later one started after
+   * whatever called for the end, and goes by it already.
+   */
+  endSession(ident: string, reason: string, epoch?: string): boolean {
     const session = this.slots.get(ident)?.active;
-    if (!session) return false;
+    if (!session || !endsSession(session.epoch, epoch)) return false;
     session.end(reason);
     return true;
   }

@@ -1,3 +1,4 @@
+import { cmpIds } from '../../common/ids';
 import type { ControlSql } from '../queries';
 import type { SessionConnection } from '../sql';
 
@@ -6,7 +7,9 @@ import type { SessionConnection } from '../sql';
  * table):
  * - `probe`: a receiver waits for this consumer elsewhere; whoever pushes it checks that its
  *   own receiver still answers, and lets go if not (a half-open connection);
- * - `end`: end this consumer's push session (its pointer was moved or it was dropped);
+ * - `end`: end this consumer's push session (its pointer was moved or it was dropped), if it
+ *   started no later than `epoch`: a session that acquired the consumer since began after the
+ *   action, so it already goes by it (a message can arrive late: MySQL reads them at heartbeats);
  * - `released`: this consumer's lock is free now: a waiting node may take it.
  * Hints only: every rule also holds when one is lost.
  */
@@ -18,6 +21,16 @@ export interface ControlMessage {
   from: string;
   /** Free text (why an `end`). */
   info: string;
+  /**
+   * For `end`: the consumer's owner epoch read after the action, so only sessions of that
+   * acquisition or an older one end; '' (or absent): whichever session pushes it.
+   */
+  epoch?: string;
+}
+
+/** Whether an `end` up to `epoch` ('' or absent: any) concerns a session of `sessionEpoch`. */
+export function endsSession(sessionEpoch: string, epoch: string | undefined): boolean {
+  return !epoch || cmpIds(sessionEpoch, epoch) <= 0;
 }
 
 /** The PostgreSQL notification channel of control messages. */
@@ -46,8 +59,12 @@ export function parseControl(payload: string): ControlMessage | null {
     subject,
     from: str('from') ?? '',
     info: str('info') ?? '',
+    epoch: epochOf(str('epoch')),
   };
 }
+
+/** An epoch as a message carries it: digits, or '' for none. */
+const epochOf = (v: string | null | undefined): string => (v && /^\d{1,20}$/.test(v) ? v : '');
 
 /** Control rows are read over this window at each heartbeat. */
 const READ_WINDOW_MS = 15_000;
@@ -82,6 +99,7 @@ export class ControlReader {
         subject: row.subject,
         from: row.node,
         info: row.info,
+        epoch: epochOf(row.epoch),
       });
     }
     for (const [id, seenAt] of this.seen)
@@ -92,7 +110,15 @@ export class ControlReader {
   private rows(
     session: SessionConnection,
   ): Promise<
-    { id: string; kind: string; scope: string; subject: string; node: string; info: string }[]
+    {
+      id: string;
+      kind: string;
+      scope: string;
+      subject: string;
+      node: string;
+      info: string;
+      epoch: string;
+    }[]
   > {
     if (!this.sql) return Promise.resolve([]);
     return session.query(this.sql.recent, [READ_WINDOW_MS]);

@@ -625,6 +625,7 @@ export async function sendControl(
       message.subject,
       message.from,
       message.info.slice(0, 200),
+      message.epoch ?? '',
     ]);
   }
 }

@@ -264,9 +264,10 @@ export const mysqlQueries: Queries = {
       `SET SESSION wait_timeout = ${Math.max(2, Math.ceil((2 * fenceMs) / 1000))}`,
     ],
     control: {
-      send: `INSERT INTO \`${TABLES.control}\` (kind, scope, subject, from_node, info, created)
-             VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))`,
-      recent: `SELECT CAST(id AS CHAR) AS id, kind, scope, subject, from_node AS node, info
+      send: `INSERT INTO \`${TABLES.control}\`
+                    (kind, scope, subject, from_node, info, epoch, created)
+             VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))`,
+      recent: `SELECT CAST(id AS CHAR) AS id, kind, scope, subject, from_node AS node, info, epoch
                  FROM \`${TABLES.control}\`
                 WHERE created >= UTC_TIMESTAMP(3) - INTERVAL (? * 1000) MICROSECOND
                 ORDER BY id`,
