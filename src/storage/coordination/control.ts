@@ -107,9 +107,7 @@ export class ControlReader {
     return out;
   }
 
-  private rows(
-    session: SessionConnection,
-  ): Promise<
+  private rows(session: SessionConnection): Promise<
     {
       id: string;
       kind: string;
