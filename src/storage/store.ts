@@ -134,6 +134,11 @@ export interface ParkRecord {
   /** The last error the receiver returned: its FutoIn code and info. */
   errorCode: string;
   errorInfo: string;
+  /**
+   * The owner epoch of the push session parking it: recorded only while the consumer is still
+   * that acquisition's (fencing, as its pointer writes).
+   */
+  epoch?: string;
 }
 
 /** parked, replay (to be delivered again): unresolved; replayed, skipped: resolved. */
@@ -884,13 +889,20 @@ export class EventStore {
   /**
    * Parks an event for a consumer (again, if it was parked before: the attempts add up and it is
    * unresolved again) with a copy of the event, and adds one to its streak of parks, in one
-   * transaction; resolves with the streak. Not idempotent (attempts and streak add up): retried
-   * only after errors that applied nothing.
+   * transaction; resolves with the streak. With `park.epoch`, only while the consumer's
+   * owner_epoch is still that one (the row locked meanwhile, as an acquisition locks it):
+   * otherwise nothing is recorded and it resolves with null, the session's node having lost the
+   * consumer to another. Not idempotent (attempts and streak add up): retried only after errors
+   * that applied nothing.
    */
-  parkEvent(ident: string, park: ParkRecord): Promise<number> {
+  parkEvent(ident: string, park: ParkRecord): Promise<number | null> {
     const sql = this.parkingSql;
     const e = park.event;
     return this.writeOnce('parkEvent', async (tx) => {
+      if (park.epoch !== undefined) {
+        const [owner] = await tx.query<{ epoch: string }>(this.consumerSql.ownerForUpdate, [ident]);
+        if (owner?.epoch !== park.epoch) return null;
+      }
       await tx.execute(sql.park, [
         ident,
         e.id,

@@ -169,6 +169,24 @@ describeDatabases('EventStore parking', (fx) => {
     expect((await store.consumerPosition('u:P'))?.move).to.equal(null);
   });
 
+  it('parks for a push session only while the consumer is still its acquisition (owner epoch)', async () => {
+    await store.registerConsumer('u:F');
+    const old = (await store.claimConsumer('u:F', 'node-a'))!;
+    const now = (await store.claimConsumer('u:F', 'node-b'))!;
+    expect(now.epoch).to.not.equal(old.epoch);
+    // The node that lost the consumer records nothing: no park, no streak.
+    expect(await store.parkEvent('u:F', { ...park(ids[3]!), epoch: old.epoch })).to.equal(null);
+    expect(
+      await store.listParked({ ident: 'u:F', unresolvedOnly: false, limit: 10 }),
+    ).to.deep.equal([]);
+    expect((await store.parkingRule('u:F')).streak).to.equal(0);
+    // The owner now does.
+    expect(await store.parkEvent('u:F', { ...park(ids[3]!), epoch: now.epoch })).to.equal(1);
+    const parked = await store.listParked({ ident: 'u:F', unresolvedOnly: true, limit: 10 });
+    expect(parked.map((p) => p.event.id)).to.deep.equal([ids[3]]);
+    expect(await store.dropConsumer('u:F', 'root', 'done')).to.equal(true);
+  });
+
   it('skips the unresolved parks of a consumer it drops, and forgets its rule', async () => {
     await store.parkEvent('u:P', park(ids[4]!));
     expect(await store.dropConsumer('u:P', 'root', 'retired')).to.equal(true);

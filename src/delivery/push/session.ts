@@ -72,8 +72,11 @@ export interface SessionStore extends EventSource, PointerStore {
   /** The consumer's stored pointer and pending administrator move; null if not registered. */
   consumerPosition(ident: string): Promise<{ pointer: EventId; move: string | null } | null>;
   parkingRule(ident: string): Promise<ParkingRule>;
-  /** Records a parked event; resolves with the consumer's streak of parks. */
-  parkEvent(ident: string, park: ParkRecord): Promise<number>;
+  /**
+   * Records a parked event; resolves with the consumer's streak of parks, or null when the
+   * consumer's owner epoch is no longer `park.epoch` (nothing recorded).
+   */
+  parkEvent(ident: string, park: ParkRecord): Promise<number | null>;
   clearParkStreak(ident: string): Promise<void>;
   parkedReplays(ident: string, after: EventId, limit: number): Promise<StoredEvent[]>;
   parkedReplayed(ident: string, ids: readonly EventId[]): Promise<number>;
@@ -581,7 +584,7 @@ export class ReliableSession implements Session {
     const errorCode = isEvtError(error) ? String(error.code) : 'InternalError';
     const errorInfo = isEvtError(error) ? error.info : String(error);
     const e = p.event;
-    let streak: number;
+    let streak: number | null;
     try {
       streak = await this.host.store.parkEvent(this.consumer, {
         event: { id: e.id, type: e.type, data: JSON.stringify(e.data) ?? 'null', ts: e.ts },
@@ -590,6 +593,7 @@ export class ReliableSession implements Session {
         lastFailureMs: p.last.atMs,
         errorCode,
         errorInfo,
+        epoch: this.ownership.epoch,
       });
     } catch (err) {
       this.host.log.warn(`${this.consumer}: parking event ${e.id} failed: ${String(err)}`, {
@@ -602,6 +606,12 @@ export class ReliableSession implements Session {
       return;
     }
     if (this.isClosed) return;
+    if (streak === null) {
+      this.end(
+        `another node took the consumer over (owner epoch ${this.ownership.epoch} no longer holds); event ${e.id} was not parked here`,
+      );
+      return;
+    }
     this.window.parked(seq);
     this.rule = { ...this.rule, streak };
     this.applyRule();

@@ -180,8 +180,9 @@ export interface ConsumerSql {
    */
   listMoves(ofOne: boolean, limit: number): string;
   /**
-   * Takes the consumer row for an acquisition: `prev`, the node named as its owner (NULL if
-   * none), with a lock on the row until the transaction ends. Params: ident.
+   * Takes the consumer row for an acquisition or a fenced write: `prev`, the node named as its
+   * owner (NULL if none), and `epoch`, its owner_epoch, with a lock on the row until the
+   * transaction ends. Params: ident.
    */
   readonly ownerForUpdate: string;
   /** Bumps owner_epoch and names the new owner. Params: node, ident. */

@@ -162,7 +162,8 @@ export const mysqlQueries: Queries = {
            FROM ${moves} m${ofOne ? ' WHERE m.ident = ?' : ''}
           ORDER BY m.id DESC LIMIT ${limit}`,
 
-      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ? FOR UPDATE`,
+      ownerForUpdate: `SELECT owner_node AS prev, CAST(owner_epoch AS CHAR) AS epoch
+                        FROM ${t} WHERE ident = ? FOR UPDATE`,
 
       claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
 

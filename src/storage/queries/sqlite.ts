@@ -165,7 +165,8 @@ export const sqliteQueries: Queries = {
           ORDER BY m.id DESC LIMIT ${limit}`,
 
       // The transaction's BEGIN IMMEDIATE already excludes every other writer.
-      ownerForUpdate: `SELECT owner_node AS prev FROM ${t} WHERE ident = ?`,
+      ownerForUpdate: `SELECT owner_node AS prev, CAST(owner_epoch AS TEXT) AS epoch
+                        FROM ${t} WHERE ident = ?`,
 
       claim: `UPDATE ${t} SET owner_epoch = owner_epoch + 1, owner_node = ? WHERE ident = ?`,
 
