@@ -38,6 +38,7 @@ import {
   type Cluster,
   type ClusterDialect,
   type ClusterNode,
+  RECEIVER_FACE_OPTIONS,
 } from '../test/cluster/cluster';
 import { BIN, requireFreshDist } from '../test/support/cli';
 import { connectRaw, type RawReceiver } from '../test/support/push';
@@ -289,6 +290,7 @@ class Receiver {
               return 'ok';
             };
           },
+          RECEIVER_FACE_OPTIONS,
         );
         this.current = r;
         if (n === 1) attach.resolve();

@@ -30,6 +30,7 @@ import {
   type Cluster,
   type ClusterDialect,
   type ClusterNode,
+  RECEIVER_FACE_OPTIONS,
 } from './cluster';
 
 /** One onEvents call as a receiver got it: on which connection, when, what. */
@@ -74,6 +75,7 @@ class Receiver {
               return 'ok';
             };
           },
+          RECEIVER_FACE_OPTIONS,
         );
         this.current = r;
         await r.until(() => r.disconnected || this.stopped, 3_600_000);

@@ -32,6 +32,13 @@ export const CLUSTER_USER = 'alice';
 export const CLUSTER_SECRET = 'alice-secret';
 export const CLUSTER_CREDENTIALS = `${CLUSTER_USER}:${CLUSTER_SECRET}`;
 
+/**
+ * The push face options of the cluster's raw receivers: calls bounded as a real receiver bounds
+ * them (ReliableReceiver: 10 s). futoin-invoker leaves a call on a connection that failed to
+ * open waiting for its call timeout, 30 s by default, which would show as a slow takeover.
+ */
+export const RECEIVER_FACE_OPTIONS = Object.freeze({ callTimeoutMS: 3_000, retryCount: 0 });
+
 /** Coordination timings of the nodes (short, so that the scenarios are). */
 export const HEARTBEAT_MS = 200;
 export const FENCE_MS = 2_000;

@@ -66,6 +66,9 @@ export async function startPgBouncer(target: string, poolSize = 4): Promise<PgBo
     'auth_type = any',
     `default_pool_size = ${poolSize}`,
     'max_client_conn = 200',
+    // After a failed login to the server (restarting, failing over) PgBouncer waits this long
+    // before it tries again: 15 s by default, which would hold every query up that long.
+    'server_login_retry = 1',
     `logfile = ${path.join(dir, 'pgbouncer.log')}`,
     `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
     '',

@@ -4,6 +4,7 @@
  * in-process executor. It records every onEvents call and can be told to fail or stall.
  */
 import type { AsyncSteps } from 'futoin-asyncsteps';
+import type { RegisterOptions } from 'futoin-invoker';
 import { Executor, type RequestInfo } from 'futoin-executor';
 import { SPEC_DIRS_ALL } from '../../src/common/constants';
 import { PushFace } from '../../src/common/faces/PushFace';
@@ -47,6 +48,8 @@ export async function connectRaw(
   version = '1.1',
   /** Sets the receiver up before readyToReceive (pushes may come before connectRaw returns). */
   init: (r: RawReceiver) => void = () => undefined,
+  /** More options of the push face's registration (futoin-invoker's). */
+  faceOptions: RegisterOptions = {},
 ): Promise<RawReceiver> {
   const ccm = clientCcm();
   const executor = new Executor(ccm);
@@ -116,7 +119,11 @@ export async function connectRaw(
   try {
     await steps((as) => {
       executor.register(as, `futoin.evt.receiver:${version}`, service, SPEC_DIRS_ALL);
-      PushFace.register(as, ccm, 'push', endpoint, credentials, { executor, version });
+      PushFace.register(as, ccm, 'push', endpoint, credentials, {
+        ...faceOptions,
+        executor,
+        version,
+      });
       as.add((as) => {
         const push = ccm.iface<PushFace>('push');
         push.on('disconnect', () => {
