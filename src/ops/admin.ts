@@ -344,10 +344,11 @@ export class AdminCore {
 
   /**
    * Ends the consumer's push session, here and on every other node over the database (a control
-   * message; a node that misses it notices at its next pointer write, which fails). Only
-   * sessions that acquired the consumer before the action and the epoch read just after it: a
+   * message, a hint: after a move, a node that misses it notices at its next pointer write,
+   * which fails). Only sessions of the owner epoch read just after the action or an older one: a
    * later one read the consumer as the action left it, and a control message may arrive long
-   * after it started (MySQL reads them at heartbeats). `anyEpoch` for a consumer that is gone.
+   * after it started (MySQL reads them at heartbeats); one starting when it arrives reads the
+   * consumer again (PushHub.start). `anyEpoch` for a consumer that is gone.
    */
   private async endSessions(ident: string, reason: string, anyEpoch = false): Promise<void> {
     // Unreadable now: end whichever session pushes it, as a late message would at worst.

@@ -33,9 +33,10 @@ export const CLUSTER_SECRET = 'alice-secret';
 export const CLUSTER_CREDENTIALS = `${CLUSTER_USER}:${CLUSTER_SECRET}`;
 
 /**
- * The push face options of the cluster's raw receivers: calls bounded as a real receiver bounds
- * them (ReliableReceiver: 10 s). futoin-invoker leaves a call on a connection that failed to
- * open waiting for its call timeout, 30 s by default, which would show as a slow takeover.
+ * The push face options of the cluster's raw receivers: calls bounded, as a real receiver bounds
+ * them (ReliableReceiver: 10 s, and it gives up at once when the connection is lost; 3 s here
+ * stands in for both). futoin-invoker leaves a call on a connection that failed to open waiting
+ * for its call timeout, 30 s by default, which would show as a slow takeover.
  */
 export const RECEIVER_FACE_OPTIONS = Object.freeze({ callTimeoutMS: 3_000, retryCount: 0 });
 

@@ -19,6 +19,7 @@ import {
   type StreamStats,
 } from '../../src/ops/admin';
 import { AdminFace } from '../../src/common/faces/AdminFace';
+import { EventStore } from '../../src/storage/store';
 import { ReliableReceiver } from '../../src/receiving/ReliableReceiver';
 import WebSocket from 'ws';
 import { rawCall } from '../support/cli';
@@ -32,6 +33,7 @@ import {
   TEST_USER,
 } from '../support/service';
 import { sqlFor } from '../support/sql';
+import { connectRaw, type RawReceiver } from '../support/push';
 import { waitFor } from '../support/wait';
 
 const ADMIN = 'root';
@@ -419,6 +421,46 @@ describeDatabases('ftn18es.admin', (fx) => {
         receiverCcm.close();
       }
     });
+  });
+
+  it('a move while a push session starts: it starts from the moved position, pushing nothing before it', async function () {
+    this.timeout(60_000);
+    const component = 'STARTING';
+    const ident = `${TEST_USER}:${component}`;
+    await service.store.registerConsumer(ident);
+    await service.store.advanceConsumer(ident, await service.store.horizon());
+    const skipped = await add(3, 'SKIPPED');
+    // Holds the session's start after it read the consumer (its last read before it pushes).
+    let entered = false;
+    let open = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // Put back below; called with each store as `this`.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const original = EventStore.prototype.parkingRule;
+    EventStore.prototype.parkingRule = async function (this: EventStore, who: string) {
+      if (who === ident && !entered) {
+        entered = true;
+        await gate;
+      }
+      return original.call(this, who);
+    };
+    let r: RawReceiver | null = null;
+    try {
+      const connecting = connectRaw(service.wsUrl, TEST_CREDENTIALS, component);
+      await waitFor('the session starting', () => entered);
+      await admin((as, f) => f.moveConsumer(as, ident, 'newest', { reason: 'skip them' }));
+      open();
+      r = await connecting;
+      const after = await add(2, 'AFTER');
+      const got = r;
+      await got.until(() => got.events.some((e) => e.id === after[1]));
+      expect(skipped).to.have.length(3);
+      expect(got.events.map((e) => e.id)).to.deep.equal(after);
+    } finally {
+      EventStore.prototype.parkingRule = original;
+      open();
+      r?.close();
+    }
   });
 
   it('an in-process receiver follows a move too: its session executor closes, it reconnects', async function () {

@@ -1,7 +1,7 @@
-import { cmpIds, type EventId } from '../../common/ids';
+import { cmpIds, maxId, type EventId } from '../../common/ids';
 import { errorOf, type Logger } from '../../common/log';
 import type { StreamCounters } from '../../storage/counters';
-import type { EventStore } from '../../storage/store';
+import type { EventStore, ParkingRule } from '../../storage/store';
 import { INTERNAL_CHUNK_BYTES, type ChunkLimits } from '../limits';
 import { Backlog, type WarehouseOpener } from '../backlog';
 import { ChunkReader, type EventSource, type EventTooLarge } from '../reader';
@@ -159,6 +159,11 @@ interface Slot {
   readonly waiting: Waiting[];
   /** A takeover or a release runs. */
   busy: boolean;
+  /**
+   * An end asked for while a session was starting here: up to this owner epoch ('' any). The
+   * starting session read the consumer before it, so it reads it again (see start).
+   */
+  endedUpTo: string | null;
   probing: boolean;
   /** When this node last asked the others to probe (monotonic ms). */
   probeAskedAt: number;
@@ -345,6 +350,7 @@ export class PushHub implements SessionHost {
         waiting: [],
         busy: false,
         probing: false,
+        endedUpTo: null,
         probeAskedAt: -Infinity,
       };
       this.slots.set(ident, slot);
@@ -381,6 +387,8 @@ export class PushHub implements SessionHost {
    */
   private async takeOver(slot: Slot): Promise<void> {
     slot.busy = true;
+    // Ends asked for before this attempt concern sessions before it.
+    slot.endedUpTo = null;
     const { ident } = slot;
     let waiting = false;
     try {
@@ -450,16 +458,34 @@ export class PushHub implements SessionHost {
     }
   }
 
-  /** Starts the session of the first standby, from `position` (which the lease's claim read). */
+  /**
+   * Starts the session of the first standby, from `position` (which the lease's claim read).
+   * An end asked for meanwhile (an administrator moved the consumer after that read) makes it
+   * claim and read the consumer again: nothing is pushed from a position read before it.
+   */
   private async start(
     slot: Slot,
     lease: Lease,
     position: { pointer: EventId; epoch: string; move: string | null },
   ): Promise<void> {
     const { ident } = slot;
-    // A new session starts from the stored pointer: a pending move is applied by that.
-    if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
-    const rule = await this.store.parkingRule(ident);
+    let rule: ParkingRule;
+    for (;;) {
+      // A new session starts from the stored pointer: a pending move is applied by that.
+      if (position.move !== null) await this.store.consumerMovesApplied(ident, position.move);
+      rule = await this.store.parkingRule(ident);
+      const ended = slot.endedUpTo;
+      slot.endedUpTo = null;
+      if (ended === null || !endsSession(position.epoch, ended)) break;
+      if (!lease.valid || this.isClosed) return;
+      const again = await this.store.claimConsumer(ident, this.coordinator.node);
+      if (!again) {
+        this.dropWaiting(slot, 'it is no longer registered');
+        return;
+      }
+      slot.epoch = again.epoch;
+      position = again;
+    }
     this.prune(slot);
     const next = slot.waiting[0];
     // Draining: a standby gets no session here (its receiver connects again, elsewhere).
@@ -778,7 +804,14 @@ export class PushHub implements SessionHost {
    * whatever called for the end, and goes by it already.
    */
   endSession(ident: string, reason: string, epoch?: string): boolean {
-    const session = this.slots.get(ident)?.active;
+    const slot = this.slots.get(ident);
+    const session = slot?.active;
+    if (slot && !session && slot.busy) {
+      // A session may be starting from what it read before: it reads again (see start).
+      const upTo = epoch ?? '';
+      const was = slot.endedUpTo;
+      slot.endedUpTo = was === null ? upTo : was === '' || upTo === '' ? '' : maxId(was, upTo);
+    }
     if (!session || !endsSession(session.epoch, epoch)) return false;
     session.end(reason);
     return true;

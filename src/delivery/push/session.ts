@@ -608,7 +608,7 @@ export class ReliableSession implements Session {
     if (this.isClosed) return;
     if (streak === null) {
       this.end(
-        `another node took the consumer over (owner epoch ${this.ownership.epoch} no longer holds); event ${e.id} was not parked here`,
+        `its owner epoch ${this.ownership.epoch} no longer holds (another node took the consumer over, or it was dropped); event ${e.id} was not parked here`,
       );
       return;
     }

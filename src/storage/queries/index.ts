@@ -55,9 +55,11 @@ export interface CoordinationSql {
 
 /** Control messages of the nodes, as rows of evt_control. */
 export interface ControlSql {
-  /** Params: kind, scope, subject, from_node, info. */
+  /** Params: kind, scope, subject, from_node, info, epoch ('' for none). */
   readonly send: string;
-  /** Rows of the last `ms`: id, kind, scope, subject, node (the sender), info. Params: ms. */
+  /**
+   * Rows of the last `ms`: id, kind, scope, subject, node (the sender), info, epoch. Params: ms.
+   */
   readonly recent: string;
   /** Deletes rows older than `ms`. Params: ms. */
   readonly expire: string;
