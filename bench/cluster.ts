@@ -40,7 +40,7 @@ import {
   type ClusterNode,
   RECEIVER_FACE_OPTIONS,
 } from '../test/cluster/cluster';
-import { BIN, requireFreshDist } from '../test/support/cli';
+import { requireFreshDist } from '../test/support/cli';
 import { connectRaw, type RawReceiver } from '../test/support/push';
 import { clientCcm, steps } from '../test/support/service';
 import { Notifier, sleep, waitFor } from '../test/support/wait';
@@ -48,7 +48,6 @@ import {
   allOk,
   BenchClient,
   checkExact,
-  CREDENTIALS,
   increasing,
   percentile,
   receiver,
@@ -57,7 +56,8 @@ import {
 } from './client';
 import { EVENT_TYPE, FreshDb, serverUrl, unavailable } from './db';
 import { describeMachine } from './report';
-import { childEnv, ServerProcess } from './servers/process';
+import { startOurs } from './servers/ours';
+import type { ServerProcess } from './servers/process';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -596,23 +596,7 @@ async function costRun(dialect: ClusterDialect, variant: Variant, o: Options): P
   let stopServer: (() => Promise<void>) | null = null;
   const client: BenchClient[] = [];
   try {
-    server = await ServerProcess.start(
-      'ours',
-      [
-        BIN,
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--db',
-        db.ourUrl,
-        '--log-level',
-        'warn',
-        ...(variant === 'single' ? ['--no-coordination'] : []),
-      ],
-      childEnv({ EVTSTREAM_USERS: CREDENTIALS }),
-    );
+    server = await startOurs(db, [], variant === 'single' ? ['--no-coordination'] : []);
     const s = server;
     stopServer = () => s.stop();
     stops.add(stopServer);

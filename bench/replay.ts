@@ -13,21 +13,12 @@
  * one event left in the active table. The client is bench/client.ts (push 1.1 over WebSocket,
  * poll 1.0: 64 KiB responses). Every catch-up is checked: every event once, in ID order.
  */
-import path from 'path';
 import { parseArgs } from 'util';
-import {
-  BenchClient,
-  CREDENTIALS,
-  pollExpected,
-  pushExpected,
-  type Check,
-  type Outcome,
-} from './client';
+import { BenchClient, pollExpected, pushExpected, type Check, type Outcome } from './client';
 import { FreshDb, isDbKind, unavailable, type DbKind } from './db';
-import { ensureBuilt } from './servers/ours';
-import { childEnv, ServerProcess } from './servers/process';
+import { ensureBuilt, startOurs } from './servers/ours';
+import type { ServerProcess } from './servers/process';
 
-const ROOT = path.resolve(__dirname, '..');
 /** A run fails when the archiver copies nothing for this long. */
 const NO_PROGRESS_MS = 60_000;
 
@@ -91,24 +82,7 @@ async function oneRun(kind: DbKind, events: number): Promise<RunResult> {
   let server: ServerProcess | null = null;
   const client: BenchClient[] = [];
   try {
-    server = await ServerProcess.start(
-      'ours',
-      [
-        path.join(ROOT, 'bin', 'evtstream.js'),
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--db',
-        active.ourUrl,
-        '--dwh',
-        dwh.ourUrl,
-        '--log-level',
-        'warn',
-      ],
-      childEnv({ EVTSTREAM_USERS: CREDENTIALS }),
-    );
+    server = await startOurs(active, [], ['--dwh', dwh.ourUrl]);
     const expected = await active.seed(events);
     await waitArchived(dwh, expected.length);
     const catchUp = async (how: 'push' | 'poll', component: string): Promise<Outcome> => {

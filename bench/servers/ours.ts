@@ -38,7 +38,12 @@ export function ensureBuilt(say: (line: string) => void): void {
   if (res.status !== 0) throw new Error('The build failed: fix it or run npm run build');
 }
 
-export function startOurs(db: FreshDb, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+/** Our `serve` on `db`, on a free loopback port; `serveArgs` go after its own options. */
+export function startOurs(
+  db: FreshDb,
+  nodeArgs: readonly string[] = [],
+  serveArgs: readonly string[] = [],
+): Promise<ServerProcess> {
   const args = [
     path.join(ROOT, 'bin', 'evtstream.js'),
     'serve',
@@ -50,6 +55,7 @@ export function startOurs(db: FreshDb, nodeArgs: readonly string[] = []): Promis
     db.ourUrl,
     '--log-level',
     'warn',
+    ...serveArgs,
   ];
   return ServerProcess.start(
     'ours',
