@@ -106,21 +106,23 @@ describeDatabases(
       } finally {
         await warehouse.close();
       }
+      // The archiver logs its batch inside the call; the push session logs it once the call has
+      // answered: wait for both.
       const lines = await waitForValue(
-        'the archiver batch logged',
+        'the archiver batch logged, by the archiver and by its push session',
         () => jsonLines(server),
-        (ls) => find(ls, 'Archiver: archived', { event_id: id }) !== undefined,
+        (ls) =>
+          find(ls, 'Archiver: archived', { event_id: id }) !== undefined &&
+          find(ls, 'Push: delivered', { consumer: ARCHIVER, event_id: id }) !== undefined,
       );
-      const started = find(lines, 'Push: session started', { consumer: ARCHIVER });
-      expect(started, 'the session start').to.not.equal(undefined);
-      expect(started?.['session']).to.match(/^r\d+$/);
+      const delivered = find(lines, 'Push: delivered', { consumer: ARCHIVER, event_id: id });
+      expect(delivered?.['session']).to.match(/^r\d+$/);
       expect(
-        find(lines, 'Push: delivered', {
+        find(lines, 'Push: session started', {
           consumer: ARCHIVER,
-          session: started?.['session'],
-          event_id: id,
+          session: delivered?.['session'],
         }),
-        'the batch delivered',
+        'the session that delivered it started',
       ).to.not.equal(undefined);
       expect(find(lines, 'Archiver: archived', { consumer: 'ARCHIVER', event_id: id })).to.include({
         level: 'debug',
