@@ -45,6 +45,15 @@ export interface ConnectionConfig {
    * `sessionDatabase`).
    */
   poolMode?: PoolMode;
+  /**
+   * PostgreSQL and MariaDB: the server ends a pool connection left idle inside a transaction
+   * for this long, rolling it back (idle_in_transaction_session_timeout, idle_transaction_timeout).
+   * A node paused mid-transaction (a stopped process, a stalled VM) would otherwise keep its row
+   * locks, and every other node waiting on them, until it runs again. Not from the URL: the
+   * store sets it from its fence bound (EventStore.open). PostgreSQL through a pooler cannot
+   * take it as a startup option: set it on the server or the role there.
+   */
+  idleTransactionMs?: number;
 }
 
 /** How a pooler in front of PostgreSQL hands out server connections (PgBouncer's pool_mode). */

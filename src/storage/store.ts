@@ -397,7 +397,16 @@ export class EventStore {
   /** Connects (no migrations: see migrate()). */
   static async open(config: ConnectionConfig, options: StoreOptions = {}): Promise<EventStore> {
     const log = options.log ?? defaultLogger();
-    const db = await openClient(config, log);
+    const coordination = coordinationSettings(options.coordination);
+    // A node that stalls inside a transaction is fenced after fence_ms; the server rolls its
+    // transaction back after twice that, so the row locks it held do not stop the node that
+    // took its consumers over (see ConnectionConfig.idleTransactionMs).
+    const db = await openClient(
+      coordination.enabled && config.idleTransactionMs === undefined
+        ? { ...config, idleTransactionMs: 2 * coordination.fenceMs }
+        : config,
+      log,
+    );
     const dialect = createDialect(db.dialect);
     try {
       if (dialect.init) await dialect.init(db);

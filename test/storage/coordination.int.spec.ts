@@ -14,6 +14,7 @@ import type { ControlMessage } from '../../src/storage/coordination/control';
 import type { CoordinationOptions } from '../../src/storage/coordination/options';
 import type { EventStore } from '../../src/storage/store';
 import { describeDatabases, type DbFixture } from '../support/db';
+import { withTimeout } from '../../src/common/async';
 import { waitFor, waitForEvent } from '../support/wait';
 
 /** Fast timings: a node fences 600 ms after its last answered heartbeat. */
@@ -165,6 +166,42 @@ describeDatabases(
       } finally {
         await store.close();
       }
+    });
+    it('has the server roll back a transaction a stalled node left open, so its row locks stop no other node', async function () {
+      this.timeout(60_000);
+      // FAST fences at 600 ms: the server ends a pool connection idle in a transaction after
+      // twice that (MariaDB counts whole seconds: 2 s). Without it, the other node's update
+      // waits until the stalled one runs again (PostgreSQL) or fails after innodb_lock_wait_timeout.
+      await storeA.db.execute('CREATE TABLE idle_tx_probe (id INT PRIMARY KEY, v INT)');
+      await storeA.db.execute('INSERT INTO idle_tx_probe (id, v) VALUES (1, 0)');
+      let resume!: () => void;
+      const stall = new Promise<void>((resolve) => (resume = resolve));
+      let locked = false;
+      const stalled = storeA.db.transaction(async (tx) => {
+        await tx.execute('UPDATE idle_tx_probe SET v = 1 WHERE id = 1');
+        locked = true;
+        await stall; // the process stops here, holding the row lock
+      });
+      stalled.catch(() => undefined);
+      try {
+        await waitFor('the stalled transaction holds the row', () => locked);
+        const other = await withTimeout(
+          storeB.db.execute('UPDATE idle_tx_probe SET v = 2 WHERE id = 1'),
+          20_000,
+        );
+        expect(other.affected).to.equal(1);
+      } finally {
+        resume();
+      }
+      let error: unknown;
+      await stalled.catch((err: unknown) => (error = err));
+      expect(error, 'the stalled transaction was rolled back, not committed').to.be.instanceOf(
+        Error,
+      );
+      const rows = await storeB.db.query<{ v: unknown }>(
+        'SELECT v FROM idle_tx_probe WHERE id = 1',
+      );
+      expect(Number(rows[0]?.v)).to.equal(2);
     });
   },
   ['postgresql', 'mysql'],

@@ -88,9 +88,21 @@ export class MysqlClient implements SqlClient {
     });
     // READ COMMITTED: readers see every committed row at once and take no gap locks that would
     // block writers; UTC session time zone for timestamps.
+    // MariaDB (10.3 and later) ends a connection idle inside a transaction after
+    // idle_transaction_timeout (see ConnectionConfig.idleTransactionMs); MySQL has no such
+    // setting and refuses it: its error is ignored.
+    const optional =
+      config.idleTransactionMs === undefined
+        ? []
+        : [
+            `SET SESSION idle_transaction_timeout = ${Math.max(1, Math.ceil(config.idleTransactionMs / 1000))}`,
+          ];
     this.pool.on('connection', (conn) => {
-      const raw = (conn as unknown as { query(sql: string): unknown }).query.bind(conn);
+      const raw = (
+        conn as unknown as { query(sql: string, done?: (err: Error | null) => void): unknown }
+      ).query.bind(conn);
       for (const stmt of SESSION_SETUP) raw(stmt);
+      for (const stmt of optional) raw(stmt, () => undefined);
     });
     const base = runner(this.pool);
     const rethrow = (err: unknown): never => {

@@ -109,6 +109,15 @@ export function pgConnection(config: ConnectionConfig | SessionAddress): ClientC
   };
 }
 
+/** The session settings a direct pool connection starts with (see ConnectionConfig). */
+function pgStartupOptions(config: ConnectionConfig): string {
+  const options = ['-c TimeZone=UTC'];
+  if (config.idleTransactionMs !== undefined) {
+    options.push(`-c idle_in_transaction_session_timeout=${Math.ceil(config.idleTransactionMs)}`);
+  }
+  return options.join(' ');
+}
+
 export class PostgresClient implements SqlClient {
   readonly dialect = 'postgresql' as const;
   readonly pool: Pool;
@@ -126,7 +135,7 @@ export class PostgresClient implements SqlClient {
       max: config.maxConnections ?? DEFAULT_POOL_SIZE,
       // Our statements keep UTC wall-clock time whatever the session's zone; UTC sessions are a
       // second guard. PgBouncer refuses startup options: through a pooler, the server's zone.
-      ...(config.poolMode ? {} : { options: '-c TimeZone=UTC' }),
+      ...(config.poolMode ? {} : { options: pgStartupOptions(config) }),
       application_name: 'ftn18-eventstream',
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
