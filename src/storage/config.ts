@@ -50,8 +50,9 @@ export interface ConnectionConfig {
    * for this long, rolling it back (idle_in_transaction_session_timeout, idle_transaction_timeout).
    * A node paused mid-transaction (a stopped process, a stalled VM) would otherwise keep its row
    * locks, and every other node waiting on them, until it runs again. Not from the URL: the
-   * store sets it from its fence bound (EventStore.open). PostgreSQL through a pooler cannot
-   * take it as a startup option: set it on the server or the role there.
+   * store sets it from its fence bound when coordination is on (EventStore.open); 0 or absent:
+   * not set (the server's own setting holds). PostgreSQL through a pooler cannot take it as a
+   * startup option: set it on the server or the role there.
    */
   idleTransactionMs?: number;
 }

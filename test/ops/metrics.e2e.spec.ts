@@ -467,7 +467,9 @@ describeDatabases('/metrics', (fx) => {
       expect(value(e, 'evtstream_horizon_stalls_total', table)).to.equal(0);
       return;
     }
-    const writer = await fx.openStore();
+    // An application's writer, on a pool of its own: a node's pool (coordination on) would have
+    // the server roll a transaction idle this long back (ConnectionConfig.idleTransactionMs).
+    const writer = await fx.openStore({ coordination: { enabled: false } });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     let drawn = false;

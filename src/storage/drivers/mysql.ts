@@ -92,7 +92,7 @@ export class MysqlClient implements SqlClient {
     // idle_transaction_timeout (see ConnectionConfig.idleTransactionMs); MySQL has no such
     // setting and refuses it: its error is ignored.
     const optional =
-      config.idleTransactionMs === undefined
+      config.idleTransactionMs === undefined || config.idleTransactionMs <= 0
         ? []
         : [
             `SET SESSION idle_transaction_timeout = ${Math.max(1, Math.ceil(config.idleTransactionMs / 1000))}`,

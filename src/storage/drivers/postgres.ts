@@ -112,7 +112,7 @@ export function pgConnection(config: ConnectionConfig | SessionAddress): ClientC
 /** The session settings a direct pool connection starts with (see ConnectionConfig). */
 function pgStartupOptions(config: ConnectionConfig): string {
   const options = ['-c TimeZone=UTC'];
-  if (config.idleTransactionMs !== undefined) {
+  if (config.idleTransactionMs !== undefined && config.idleTransactionMs > 0) {
     options.push(`-c idle_in_transaction_session_timeout=${Math.ceil(config.idleTransactionMs)}`);
   }
   return options.join(' ');
