@@ -68,6 +68,8 @@ export interface StreamStats {
   oldest_id: EventId;
   horizon: EventId;
   active_events: number;
+  /** How old active_events is, seconds: 0 when counted for this call (see TableCounts). */
+  active_events_age_s: number;
   warehouse_events?: number;
   events_per_sec: number;
   rate_window_s: number;
@@ -382,8 +384,8 @@ export class AdminCore {
     return this.store.listMoves(ident, limit);
   }
 
-  /** The newest and oldest event IDs of the active table and how many it holds: one query. */
-  tableRange(): Promise<{ newest: EventId; oldest: EventId; count: number }> {
+  /** The newest and oldest event IDs of the active table and how many it holds (see keptCount). */
+  tableRange(): Promise<{ newest: EventId; oldest: EventId; count: number; countAgeMs: number }> {
     return this.store.tableRange();
   }
 
@@ -397,13 +399,16 @@ export class AdminCore {
       this.options.warehouse?.() ?? Promise.resolve(null),
     ]);
     const newest = range.newest;
-    const warehouseEvents = warehouse ? await warehouse.countEvents(HISTORY_TABLE) : undefined;
+    const warehouseEvents = warehouse
+      ? (await warehouse.keptCount(HISTORY_TABLE)).count
+      : undefined;
     const rate = await this.rate(BigInt(newest));
     return {
       newest_id: newest,
       oldest_id: range.oldest,
       horizon,
       active_events: range.count,
+      active_events_age_s: Math.round(range.countAgeMs / 100) / 10,
       ...(warehouseEvents === undefined ? {} : { warehouse_events: warehouseEvents }),
       events_per_sec: rate.perSec,
       rate_window_s: rate.windowS,

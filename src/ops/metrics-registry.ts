@@ -45,6 +45,8 @@ interface Snapshot {
   consumers: ConsumerInfo[];
   newestId: number;
   activeEvents: number;
+  /** How old activeEvents is, seconds (see TableCounts). */
+  activeEventsAgeS: number;
   reliable: { consumer: string; queued: number; inFlight: number }[];
   live: number;
   /** Per event table with a horizon: how long it is held back now, and stalls so far. */
@@ -202,6 +204,12 @@ const gaugeDefs = (lagLimit: number): GaugeDef[] => [
     help: 'Events in the active table (not discarded yet).',
     labels: [],
     fill: (set, s) => set({}, s.activeEvents),
+  },
+  {
+    name: 'evtstream_active_events_age_seconds',
+    help: 'How old evtstream_active_events is: 0 when counted for this scrape; a big table is counted in the background now and then.',
+    labels: [],
+    fill: (set, s) => set({}, s.activeEventsAgeS),
   },
   {
     name: 'evtstream_consumers',
@@ -628,6 +636,7 @@ export function createMetrics(app: MetricsSource, options: MetricsOptions = {}):
       consumers,
       newestId: Number(figures.newest),
       activeEvents: figures.count,
+      activeEventsAgeS: figures.countAgeMs / 1000,
       reliable: pushHub?.reliableSessions() ?? [],
       live: pushHub?.liveSessions ?? 0,
       horizons: [store.eventTable, ...others].map((table) => {

@@ -21,6 +21,7 @@ import {
   type Horizon,
   type HorizonOptions,
 } from './horizon';
+import { TableCounts, type KeptCount } from './counts';
 import { openClient } from './open';
 import { sqlTimestamp, sqlUtc } from '../common/time';
 import { PointerGroupCommit } from './pointer-commit';
@@ -233,6 +234,8 @@ interface Shared {
   pointerCommits: Map<string, PointerGroupCommit>;
   /** The node's coordinator, made on first use (see EventStore.coordinator). */
   coordinator: Coordinator | null;
+  /** Row counts of event tables, kept while counting is slow (see TableCounts). */
+  counts: TableCounts;
 }
 
 /**
@@ -272,6 +275,7 @@ export class EventStore {
       consumerSql: new Map(),
       pointerCommits: new Map(),
       coordinator: null,
+      counts: new TableCounts(),
     },
     /** Whether close() closes the connection (false for withTables views). */
     private readonly ownsConnection = true,
@@ -1106,19 +1110,36 @@ export class EventStore {
     return row?.oldest ?? NO_EVENT;
   }
 
-  /** The newest and oldest event IDs of an event table ('0' when empty) and how many it holds. */
+  /**
+   * The newest and oldest event IDs of an event table ('0' when empty), read now, and how many
+   * events it holds, as keptCount gives it (`countAgeMs`: how old that figure is).
+   */
   async tableRange(
     tableName?: string,
-  ): Promise<{ newest: EventId; oldest: EventId; count: number }> {
+  ): Promise<{ newest: EventId; oldest: EventId; count: number; countAgeMs: number }> {
     const text = this.eventSqlOf(tableName).range;
-    const [row] = await this.retry('tableRange', () =>
-      this.db.query<{ newest: string | null; oldest: string | null; n: unknown }>(text),
-    );
+    const [[row], kept] = await Promise.all([
+      this.retry('tableRange', () =>
+        this.db.query<{ newest: string | null; oldest: string | null }>(text),
+      ),
+      this.keptCount(tableName),
+    ]);
     return {
       newest: row?.newest ?? NO_EVENT,
       oldest: row?.oldest ?? NO_EVENT,
-      count: Number(row?.n ?? 0),
+      count: kept.count,
+      countAgeMs: kept.ageMs,
     };
+  }
+
+  /**
+   * How many events an event table holds: counted now while that is quick; on a big table (a
+   * count slower than SLOW_COUNT_MS) the last count with its age, counted again in the
+   * background now and then (see TableCounts). countEvents always counts.
+   */
+  keptCount(tableName?: string): Promise<KeptCount> {
+    const table = tableName ?? this.eventTable;
+    return this.shared.counts.get(table, () => this.countEvents(table));
   }
 
   /** How many events an event table holds. */

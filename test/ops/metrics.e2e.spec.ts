@@ -40,6 +40,7 @@ const FAMILIES: Record<string, string> = {
   evtstream_pointer_moves_total: 'counter',
   evtstream_newest_event_id: 'gauge',
   evtstream_active_events: 'gauge',
+  evtstream_active_events_age_seconds: 'gauge',
   evtstream_consumers: 'gauge',
   evtstream_consumer_lag_events: 'gauge',
   evtstream_consumer_lag_capped: 'gauge',

@@ -504,7 +504,12 @@ export async function statsCommand(argv: string[], io: CliIO): Promise<number> {
     ['newest event', s.newest_id],
     ['oldest event', s.oldest_id],
     ['delivery horizon', s.horizon],
-    ['active events', String(s.active_events)],
+    [
+      'active events',
+      s.active_events_age_s > 0
+        ? `${s.active_events} (counted ${s.active_events_age_s}s ago)`
+        : String(s.active_events),
+    ],
     ...(s.warehouse_events === undefined
       ? []
       : [['warehouse events', String(s.warehouse_events)] as [string, string]]),

@@ -121,7 +121,7 @@ export interface EventSql {
   behind(limit: number): string;
   /** Returns `id`: the highest ID older than a time, up to an ID. Params: time, upTo. */
   readonly newestBefore: string;
-  /** Returns `newest`, `oldest` (NULL when empty) and `n`, the number of events. */
+  /** Returns `newest` and `oldest` (NULL when empty): index lookups, cheap at any size. */
   readonly range: string;
   /** Returns `n`, the number of events. */
   readonly count: string;

@@ -66,9 +66,9 @@ export const mysqlQueries: Queries = {
       newestBefore: `SELECT CAST(MAX(e.id) AS CHAR) AS id FROM ${t} e
                       WHERE e.ts < CAST(? AS DATETIME) AND e.id <= CAST(? AS UNSIGNED)`,
 
-      range: `SELECT CAST(MAX(e.id) AS CHAR) AS newest, CAST(MIN(e.id) AS CHAR) AS oldest,
-                     COUNT(*) AS n
-                FROM ${t} e`,
+      // Two index lookups (SQLite finds a MIN or a MAX by the index only when it is alone).
+      range: `SELECT (SELECT CAST(MAX(id) AS CHAR) FROM ${t}) AS newest,
+                     (SELECT CAST(MIN(id) AS CHAR) FROM ${t}) AS oldest`,
 
       count: `SELECT COUNT(*) AS n FROM ${t}`,
 

@@ -77,9 +77,9 @@ export const postgresqlQueries: Queries = {
       newestBefore: `SELECT CAST(MAX(e.id) AS TEXT) AS id FROM ${t} e
                       WHERE e.ts < CAST(? AS TIMESTAMP) AND e.id <= CAST(? AS BIGINT)`,
 
-      range: `SELECT CAST(MAX(e.id) AS TEXT) AS newest, CAST(MIN(e.id) AS TEXT) AS oldest,
-                     COUNT(*) AS n
-                FROM ${t} e`,
+      // Two index lookups (SQLite finds a MIN or a MAX by the index only when it is alone).
+      range: `SELECT (SELECT CAST(MAX(id) AS TEXT) FROM ${t}) AS newest,
+                     (SELECT CAST(MIN(id) AS TEXT) FROM ${t}) AS oldest`,
 
       count: `SELECT COUNT(*) AS n FROM ${t}`,
 

@@ -68,9 +68,9 @@ export const sqliteQueries: Queries = {
       newestBefore: `SELECT CAST(MAX(e.id) AS TEXT) AS id FROM ${t} e
                       WHERE e.ts < ? AND e.id <= CAST(? AS INTEGER)`,
 
-      range: `SELECT CAST(MAX(e.id) AS TEXT) AS newest, CAST(MIN(e.id) AS TEXT) AS oldest,
-                     COUNT(*) AS n
-                FROM ${t} e`,
+      // Two index lookups (SQLite finds a MIN or a MAX by the index only when it is alone).
+      range: `SELECT (SELECT CAST(MAX(id) AS TEXT) FROM ${t}) AS newest,
+                     (SELECT CAST(MIN(id) AS TEXT) FROM ${t}) AS oldest`,
 
       count: `SELECT COUNT(*) AS n FROM ${t}`,
 
