@@ -85,8 +85,9 @@ async function measure(kind: DbKind, server: ServerProcess, rows: number, n: num
   let statsAgeS = NaN;
   const stat = await looks(n, async () => {
     const { ms, r } = await stats(server);
-    statsCount = Number(r['active_events']);
-    statsAgeS = Number(r['active_events_age_s'] ?? 0);
+    const figures = r['stats'] as Record<string, unknown>;
+    statsCount = Number(figures['active_events']);
+    statsAgeS = Number(figures['active_events_age_s'] ?? 0);
     return ms;
   });
   return { kind, rows, scrape, stats: stat, scraped, scrapedAgeS, statsCount, statsAgeS };

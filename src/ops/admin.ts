@@ -71,6 +71,8 @@ export interface StreamStats {
   /** How old active_events is, seconds: 0 when counted for this call (see TableCounts). */
   active_events_age_s: number;
   warehouse_events?: number;
+  /** How old warehouse_events is, seconds (as active_events_age_s). */
+  warehouse_events_age_s?: number;
   events_per_sec: number;
   rate_window_s: number;
   consumers: number;
@@ -399,9 +401,7 @@ export class AdminCore {
       this.options.warehouse?.() ?? Promise.resolve(null),
     ]);
     const newest = range.newest;
-    const warehouseEvents = warehouse
-      ? (await warehouse.keptCount(HISTORY_TABLE)).count
-      : undefined;
+    const history = warehouse ? await warehouse.tableRange(HISTORY_TABLE) : undefined;
     const rate = await this.rate(BigInt(newest));
     return {
       newest_id: newest,
@@ -409,7 +409,12 @@ export class AdminCore {
       horizon,
       active_events: range.count,
       active_events_age_s: Math.round(range.countAgeMs / 100) / 10,
-      ...(warehouseEvents === undefined ? {} : { warehouse_events: warehouseEvents }),
+      ...(history === undefined
+        ? {}
+        : {
+            warehouse_events: history.count,
+            warehouse_events_age_s: Math.round(history.countAgeMs / 100) / 10,
+          }),
       events_per_sec: rate.perSec,
       rate_window_s: rate.windowS,
       consumers: consumers.length,

@@ -21,7 +21,7 @@ import {
   type Horizon,
   type HorizonOptions,
 } from './horizon';
-import { TableCounts, type KeptCount } from './counts';
+import { TableCounts } from './counts';
 import { openClient } from './open';
 import { sqlTimestamp, sqlUtc } from '../common/time';
 import { PointerGroupCommit } from './pointer-commit';
@@ -1118,28 +1118,15 @@ export class EventStore {
     tableName?: string,
   ): Promise<{ newest: EventId; oldest: EventId; count: number; countAgeMs: number }> {
     const text = this.eventSqlOf(tableName).range;
-    const [[row], kept] = await Promise.all([
-      this.retry('tableRange', () =>
-        this.db.query<{ newest: string | null; oldest: string | null }>(text),
-      ),
-      this.keptCount(tableName),
-    ]);
-    return {
-      newest: row?.newest ?? NO_EVENT,
-      oldest: row?.oldest ?? NO_EVENT,
-      count: kept.count,
-      countAgeMs: kept.ageMs,
-    };
-  }
-
-  /**
-   * How many events an event table holds: counted now while that is quick; on a big table (a
-   * count slower than SLOW_COUNT_MS) the last count with its age, counted again in the
-   * background now and then (see TableCounts). countEvents always counts.
-   */
-  keptCount(tableName?: string): Promise<KeptCount> {
+    const [row] = await this.retry('tableRange', () =>
+      this.db.query<{ newest: string | null; oldest: string | null }>(text),
+    );
+    const newest = row?.newest ?? NO_EVENT;
+    const oldest = row?.oldest ?? NO_EVENT;
     const table = tableName ?? this.eventTable;
-    return this.shared.counts.get(table, () => this.countEvents(table));
+    const span = newest === NO_EVENT ? 0 : Number(BigInt(newest) - BigInt(oldest)) + 1;
+    const kept = await this.shared.counts.get(table, span, () => this.countEvents(table));
+    return { newest, oldest, count: kept.count, countAgeMs: kept.ageMs };
   }
 
   /** How many events an event table holds. */

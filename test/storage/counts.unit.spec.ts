@@ -4,7 +4,15 @@
  * enough, one count at a time.
  */
 import { expect } from 'chai';
-import { MIN_REFRESH_MS, SLOW_COUNT_MS, TableCounts } from '../../src/storage/counts';
+import {
+  KEEP_FROM_ROWS,
+  MIN_REFRESH_MS,
+  SLOW_COUNT_MS,
+  TableCounts,
+} from '../../src/storage/counts';
+
+/** IDs spanning enough for a slow count to be kept. */
+const BIG = KEEP_FROM_ROWS;
 
 /** A table whose count takes `tookMs` on a clock the test moves. */
 class FakeTable {
@@ -39,7 +47,7 @@ describe('TableCounts', () => {
     t.tookMs = SLOW_COUNT_MS;
     for (const rows of [5, 7, 7, 2]) {
       t.rows = rows;
-      expect(await counts.get('evt_queue', t.count)).to.deep.equal({ count: rows, ageMs: 0 });
+      expect(await counts.get('evt_queue', BIG, t.count)).to.deep.equal({ count: rows, ageMs: 0 });
     }
     expect(t.counts).to.equal(4);
   });
@@ -50,10 +58,13 @@ describe('TableCounts', () => {
     t.tookMs = 250;
     t.rows = 1_000_000;
     // The first call has nothing kept: it waits for the count.
-    expect(await counts.get('evt_queue', t.count)).to.deep.equal({ count: 1_000_000, ageMs: 0 });
+    expect(await counts.get('evt_queue', BIG, t.count)).to.deep.equal({
+      count: 1_000_000,
+      ageMs: 0,
+    });
     t.rows = 1_000_100;
     t.clock += 1_000;
-    expect(await counts.get('evt_queue', t.count)).to.deep.equal({
+    expect(await counts.get('evt_queue', BIG, t.count)).to.deep.equal({
       count: 1_000_000,
       ageMs: 1_250,
     });
@@ -63,12 +74,15 @@ describe('TableCounts', () => {
     // count, however many calls come meanwhile, each served the kept figure.
     t.clock += MIN_REFRESH_MS;
     t.hold = true;
-    const during = [await counts.get('evt_queue', t.count), await counts.get('evt_queue', t.count)];
+    const during = [
+      await counts.get('evt_queue', BIG, t.count),
+      await counts.get('evt_queue', BIG, t.count),
+    ];
     expect(during.map((c) => c.count)).to.deep.equal([1_000_000, 1_000_000]);
     expect(t.counts, 'one background count').to.equal(2);
     t.release();
     await settle();
-    const after = await counts.get('evt_queue', t.count);
+    const after = await counts.get('evt_queue', BIG, t.count);
     expect(after.count).to.equal(1_000_100);
     expect(after.ageMs).to.equal(250);
   });
@@ -77,12 +91,12 @@ describe('TableCounts', () => {
     const t = new FakeTable();
     const counts = new TableCounts(() => t.clock);
     t.tookMs = 2_000; // a very big table: counting again at most every 20 s
-    await counts.get('evt_queue', t.count);
+    await counts.get('evt_queue', BIG, t.count);
     t.clock += MIN_REFRESH_MS + 1_000;
-    await counts.get('evt_queue', t.count);
+    await counts.get('evt_queue', BIG, t.count);
     expect(t.counts).to.equal(1);
     t.clock += 20_000;
-    await counts.get('evt_queue', t.count);
+    await counts.get('evt_queue', BIG, t.count);
     expect(t.counts).to.equal(2);
   });
 
@@ -91,23 +105,49 @@ describe('TableCounts', () => {
     const counts = new TableCounts(() => t.clock);
     t.tookMs = 100;
     t.rows = 50_000;
-    await counts.get('evt_queue', t.count);
+    await counts.get('evt_queue', BIG, t.count);
     t.clock += MIN_REFRESH_MS;
     t.fail = true;
-    expect((await counts.get('evt_queue', t.count)).count).to.equal(50_000);
+    expect((await counts.get('evt_queue', BIG, t.count)).count).to.equal(50_000);
     await settle();
-    const kept = await counts.get('evt_queue', t.count);
+    const kept = await counts.get('evt_queue', BIG, t.count);
     expect(kept.count).to.equal(50_000);
     expect(kept.ageMs, 'its age grows').to.be.above(MIN_REFRESH_MS);
     expect(t.counts, 'tried again').to.equal(3);
     t.fail = false;
     t.rows = 50_001;
     await settle();
-    expect((await counts.get('evt_queue', t.count)).count, 'the kept one while counting').to.equal(
-      50_000,
-    );
+    expect(
+      (await counts.get('evt_queue', BIG, t.count)).count,
+      'the kept one while counting',
+    ).to.equal(50_000);
     await settle();
-    expect((await counts.get('evt_queue', t.count)).count).to.equal(50_001);
+    expect((await counts.get('evt_queue', BIG, t.count)).count).to.equal(50_001);
+  });
+
+  it('counts a small table at every call, however slow counting is', async () => {
+    const t = new FakeTable();
+    const counts = new TableCounts(() => t.clock);
+    t.tookMs = 300; // a busy pool, a pause: a slow moment of a small table
+    for (const rows of [10, 11, 12]) {
+      t.rows = rows;
+      expect(await counts.get('evt_queue', KEEP_FROM_ROWS - 1, t.count)).to.deep.equal({
+        count: rows,
+        ageMs: 0,
+      });
+    }
+    // Grown past the bound: the last (slow) count is kept from then on, with its age.
+    t.rows = 200_000;
+    const kept = await counts.get('evt_queue', 200_000, t.count);
+    expect(kept).to.deep.equal({ count: 12, ageMs: 300 });
+    t.clock += MIN_REFRESH_MS;
+    await counts.get('evt_queue', 200_000, t.count);
+    await settle();
+    expect(await counts.get('evt_queue', 200_001, t.count)).to.deep.equal({
+      count: 200_000,
+      ageMs: 300,
+    });
+    expect(t.counts).to.equal(4);
   });
 
   it('rejects when a count made for the call fails (nothing kept yet)', async () => {
@@ -115,7 +155,7 @@ describe('TableCounts', () => {
     t.fail = true;
     const counts = new TableCounts(() => t.clock);
     let error: unknown;
-    await counts.get('evt_queue', t.count).catch((err: unknown) => (error = err));
+    await counts.get('evt_queue', BIG, t.count).catch((err: unknown) => (error = err));
     expect((error as Error).message).to.equal('the database is away');
   });
 
@@ -123,15 +163,15 @@ describe('TableCounts', () => {
     const t = new FakeTable();
     const counts = new TableCounts(() => t.clock);
     t.rows = 3;
-    await counts.get('a', t.count);
+    await counts.get('a', BIG, t.count);
     t.rows = 4;
-    expect((await counts.get('b', t.count)).count).to.equal(4);
+    expect((await counts.get('b', BIG, t.count)).count).to.equal(4);
     t.tookMs = 500;
     t.rows = 9;
-    expect((await counts.get('a', t.count)).count).to.equal(9);
+    expect((await counts.get('a', BIG, t.count)).count).to.equal(9);
     t.rows = 10;
-    expect((await counts.get('a', t.count)).count, 'a is slow now: kept').to.equal(9);
+    expect((await counts.get('a', BIG, t.count)).count, 'a is slow now: kept').to.equal(9);
     t.tookMs = 1;
-    expect((await counts.get('b', t.count)).count, 'b counted again').to.equal(10);
+    expect((await counts.get('b', BIG, t.count)).count, 'b counted again').to.equal(10);
   });
 });

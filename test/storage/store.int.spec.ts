@@ -74,6 +74,7 @@ describeDatabases('EventStore admin and listing routines', (fx) => {
       newest: ids[4],
       oldest: ids[0],
       count: 5,
+      countAgeMs: 0,
     });
     expect(await store.countEvents()).to.equal(5);
     expect(await store.countRecentEvents('0', 60_000)).to.equal(5);

@@ -512,7 +512,14 @@ export async function statsCommand(argv: string[], io: CliIO): Promise<number> {
     ],
     ...(s.warehouse_events === undefined
       ? []
-      : [['warehouse events', String(s.warehouse_events)] as [string, string]]),
+      : [
+          [
+            'warehouse events',
+            (s.warehouse_events_age_s ?? 0) > 0
+              ? `${s.warehouse_events} (counted ${s.warehouse_events_age_s}s ago)`
+              : String(s.warehouse_events),
+          ] as [string, string],
+        ]),
     ['events/s', `${s.events_per_sec} (over ${s.rate_window_s}s)`],
     ['consumers', String(s.consumers)],
     ['push sessions', String(s.push_sessions)],
