@@ -1,4 +1,4 @@
-import { cmpIds, maxId, type EventId } from '../../common/ids';
+import { cmpIds, type EventId } from '../../common/ids';
 import { errorOf, type Logger } from '../../common/log';
 import type { StreamCounters } from '../../storage/counters';
 import type { EventStore, ParkingRule } from '../../storage/store';
@@ -21,7 +21,7 @@ import {
 import type { NarrowHint } from './window';
 import { toDeliveries } from './queue';
 import { Waker, type Wake, type WakeResult, type WakerOptions } from './waker';
-import { endsSession, type ControlMessage } from '../../storage/coordination/control';
+import { endsSession, widerEnd, type ControlMessage } from '../../storage/coordination/control';
 import type { Coordinator, Lease } from '../../storage/coordination/coordinator';
 import { takeoverWaitMs } from '../../storage/coordination/options';
 
@@ -809,8 +809,7 @@ export class PushHub implements SessionHost {
     if (slot && !session && slot.busy) {
       // A session may be starting from what it read before: it reads again (see start).
       const upTo = epoch ?? '';
-      const was = slot.endedUpTo;
-      slot.endedUpTo = was === null ? upTo : was === '' || upTo === '' ? '' : maxId(was, upTo);
+      slot.endedUpTo = slot.endedUpTo === null ? upTo : widerEnd(slot.endedUpTo, upTo);
     }
     if (!session || !endsSession(session.epoch, epoch)) return false;
     session.end(reason);

@@ -33,6 +33,11 @@ export function endsSession(sessionEpoch: string, epoch: string | undefined): bo
   return !epoch || cmpIds(sessionEpoch, epoch) <= 0;
 }
 
+/** Two ends as one: up to the newer epoch of the two ('' when either ends any session). */
+export function widerEnd(a: string, b: string): string {
+  return a === '' || b === '' ? '' : cmpIds(a, b) >= 0 ? a : b;
+}
+
 /** The PostgreSQL notification channel of control messages. */
 export const CONTROL_CHANNEL = 'evtstream_control';
 
