@@ -90,19 +90,23 @@ export class MysqlClient implements SqlClient {
     // block writers; UTC session time zone for timestamps.
     // MariaDB (10.3 and later) ends a connection idle inside a transaction after
     // idle_transaction_timeout (see ConnectionConfig.idleTransactionMs); MySQL has no such
-    // setting and refuses it: its error is ignored.
-    const optional =
+    // setting and refuses it as unknown: then it is not sent again.
+    let idleTimeout =
       config.idleTransactionMs === undefined || config.idleTransactionMs <= 0
-        ? []
-        : [
-            `SET SESSION idle_transaction_timeout = ${Math.max(1, Math.ceil(config.idleTransactionMs / 1000))}`,
-          ];
+        ? null
+        : `SET SESSION idle_transaction_timeout = ${Math.max(1, Math.ceil(config.idleTransactionMs / 1000))}`;
     this.pool.on('connection', (conn) => {
       const raw = (
         conn as unknown as { query(sql: string, done?: (err: Error | null) => void): unknown }
       ).query.bind(conn);
       for (const stmt of SESSION_SETUP) raw(stmt);
-      for (const stmt of optional) raw(stmt, () => undefined);
+      if (idleTimeout !== null) {
+        raw(idleTimeout, (err) => {
+          // ER_UNKNOWN_SYSTEM_VARIABLE: the server has no such setting (another error is the
+          // connection's, and the next connection tries again).
+          if ((err as { errno?: number } | null)?.errno === 1193) idleTimeout = null;
+        });
+      }
     });
     const base = runner(this.pool);
     const rethrow = (err: unknown): never => {
