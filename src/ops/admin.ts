@@ -60,6 +60,9 @@ export interface MoveResult {
   lag_capped: boolean;
 }
 
+/** Milliseconds as seconds to a tenth. */
+const tenthsOfSeconds = (ms: number): number => Math.round(ms / 100) / 10;
+
 /** Lag counted after a move, at most. */
 const MOVE_LAG_LIMIT = 100_000;
 
@@ -386,7 +389,7 @@ export class AdminCore {
     return this.store.listMoves(ident, limit);
   }
 
-  /** The newest and oldest event IDs of the active table and how many it holds (see keptCount). */
+  /** The newest and oldest event IDs of the active table and how many it holds (see EventStore.tableRange). */
   tableRange(): Promise<{ newest: EventId; oldest: EventId; count: number; countAgeMs: number }> {
     return this.store.tableRange();
   }
@@ -408,12 +411,12 @@ export class AdminCore {
       oldest_id: range.oldest,
       horizon,
       active_events: range.count,
-      active_events_age_s: Math.round(range.countAgeMs / 100) / 10,
+      active_events_age_s: tenthsOfSeconds(range.countAgeMs),
       ...(history === undefined
         ? {}
         : {
             warehouse_events: history.count,
-            warehouse_events_age_s: Math.round(history.countAgeMs / 100) / 10,
+            warehouse_events_age_s: tenthsOfSeconds(history.countAgeMs),
           }),
       events_per_sec: rate.perSec,
       rate_window_s: rate.windowS,

@@ -1112,7 +1112,8 @@ export class EventStore {
 
   /**
    * The newest and oldest event IDs of an event table ('0' when empty), read now, and how many
-   * events it holds, as keptCount gives it (`countAgeMs`: how old that figure is).
+   * events it holds: counted now on a small table, on a big one perhaps the count kept from a
+   * while ago (TableCounts), `countAgeMs` saying how old it is.
    */
   async tableRange(
     tableName?: string,

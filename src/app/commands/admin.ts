@@ -488,6 +488,10 @@ export async function consumerCommand(argv: string[], io: CliIO): Promise<number
   }
 }
 
+/** A count as stats shows it: with its age when it was not counted for this call. */
+const counted = (n: number, ageS: number | null | undefined): string =>
+  (ageS ?? 0) > 0 ? `${n} (counted ${ageS}s ago)` : String(n);
+
 export async function statsCommand(argv: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parse(argv);
   if (values.help) {
@@ -504,21 +508,14 @@ export async function statsCommand(argv: string[], io: CliIO): Promise<number> {
     ['newest event', s.newest_id],
     ['oldest event', s.oldest_id],
     ['delivery horizon', s.horizon],
-    [
-      'active events',
-      s.active_events_age_s > 0
-        ? `${s.active_events} (counted ${s.active_events_age_s}s ago)`
-        : String(s.active_events),
-    ],
+    ['active events', counted(s.active_events, s.active_events_age_s)],
     ...(s.warehouse_events === undefined
       ? []
       : [
-          [
-            'warehouse events',
-            (s.warehouse_events_age_s ?? 0) > 0
-              ? `${s.warehouse_events} (counted ${s.warehouse_events_age_s}s ago)`
-              : String(s.warehouse_events),
-          ] as [string, string],
+          ['warehouse events', counted(s.warehouse_events, s.warehouse_events_age_s)] as [
+            string,
+            string,
+          ],
         ]),
     ['events/s', `${s.events_per_sec} (over ${s.rate_window_s}s)`],
     ['consumers', String(s.consumers)],
