@@ -11,7 +11,7 @@
  * each once, in order), and its VmHWM after is set against the idle one. `--node-args` lists
  * variants of Node.js options for the server, `;` between variants ('' is none).
  *
- *   npx tsx bench/big-table.ts [--db sqlite,postgresql,mysql] [--events 1000000] [--looks 20]
+ *   npx tsx bench/big-table.ts [--db sqlite,postgresql,mysql|none] [--events 1000000] [--looks 20]
  *                              [--catchup] [--node-args ';--max-semi-space-size=4']
  */
 import { performance } from 'perf_hooks';
@@ -19,6 +19,7 @@ import { parseArgs } from 'util';
 import {
   ADMIN_CREDENTIALS,
   BenchClient,
+  delay,
   metricValue,
   percentile,
   pushExpected,
@@ -46,8 +47,6 @@ interface Row {
   statsAgeS: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 async function stats(server: ServerProcess): Promise<{ ms: number; r: Record<string, unknown> }> {
   const t0 = performance.now();
   const rsp = await fetch(server.url, {
@@ -65,7 +64,7 @@ async function looks(n: number, one: () => Promise<number>): Promise<Look> {
   const first = await one();
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
-    await sleep(200);
+    await delay(200);
     times.push(await one());
   }
   times.sort((a, b) => a - b);
@@ -110,7 +109,7 @@ async function catchUp(events: number, nodeArgs: string[]): Promise<CatchUp> {
   const client = new BenchClient(server);
   try {
     const ids = await db.seed(events, 1000);
-    await sleep(2_000);
+    await delay(2_000);
     const idleMiB = mib(server.peakRssKiB());
     const outcome = await pushExpected(client, 'CATCHUP', ids);
     return {
@@ -138,7 +137,12 @@ async function main(): Promise<void> {
       'node-args': { type: 'string', default: '' },
     },
   });
-  const kinds = values.db.split(',').filter(isDbKind);
+  // 'none': no looks (with --catchup, the catch-up alone).
+  const names = values.db.split(',').filter((k) => k !== '' && k !== 'none');
+  const unknown = names.filter((k) => !isDbKind(k));
+  if (unknown.length)
+    throw new Error(`--db: ${unknown.join(', ')} is not sqlite, postgresql, mysql or none`);
+  const kinds = names.filter(isDbKind);
   const events = Number(values.events);
   const n = Number(values.looks);
   ensureBuilt((l) => console.log(l));
