@@ -52,17 +52,37 @@ interface Added {
  */
 async function trickleAdds(client: BenchClient, count: number, rate: number): Promise<Added[]> {
   const gen = await client.face('gen');
-  const added: Added[] = [];
+  return paced(count, rate, async (i) => {
+    const start = performance.now();
+    const id = await client.call<string>(gen, 'addEvent', { type: EVENT_TYPE, data: { i } });
+    return { id, start, end: performance.now() };
+  });
+}
+
+/** `count` calls of `one`, paced `1000 / rate` ms apart from the first; results in call order. */
+async function paced<T>(count: number, rate: number, one: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
   const interval = 1000 / rate;
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
     const wait = t0 + i * interval - performance.now();
     if (wait > 0) await delay(wait);
-    const start = performance.now();
-    const id = await client.call<string>(gen, 'addEvent', { type: EVENT_TYPE, data: { i } });
-    added.push({ id, start, end: performance.now() });
+    out.push(await one(i));
   }
-  return added;
+  return out;
+}
+
+/**
+ * The floor under any RPC at the trickle's pace: `count` `ping` calls on the gen face (the
+ * channel addEvent uses), paced the same. Returns how many echoed the wrong value.
+ */
+async function tricklePings(client: BenchClient, count: number, rate: number): Promise<number> {
+  const gen = await client.face('gen');
+  const echoes = await paced(count, rate, async (i) => {
+    const res = await client.call<{ echo?: unknown }>(gen, 'ping', { echo: i });
+    return res.echo === i;
+  });
+  return echoes.filter((ok) => !ok).length;
 }
 
 /** The newest event ID the server handed out so far ('0' before any). */
@@ -150,6 +170,21 @@ export async function trickle(
   const checks: Check[] = [];
   const metrics: Record<string, number> = {};
   let newest = '0';
+
+  // The RPC alone: a no-op call at the same pace, nothing stored.
+  await delay(QUIET_MS);
+  const ping = await cpuPer(
+    server,
+    () => count,
+    () => tricklePings(client, count, TRICKLE_RATE),
+  );
+  metrics['ping_cpu_ms'] = ping.msPer;
+  metrics['ping_sleeps'] = ping.sleepsPer;
+  checks.push(
+    ping.result
+      ? { ok: false, detail: `${ping.result} of ${count} pings echoed the wrong value` }
+      : { ok: true, detail: `${count} pings echoed` },
+  );
 
   // No consumer.
   await delay(QUIET_MS);
@@ -279,6 +314,9 @@ export async function fanout(
       metrics[`n${size}_sleeps`] = run.sleepsPer;
       metrics[`n${size}_client_cpu_ms`] = run.clientMsPer;
       metrics[`n${size}_calls_per_s`] = receivers.reduce((n, r) => n + r.calls, 0) / seconds;
+      // The rate the events came at: below TRICKLE_RATE when the server could not keep up
+      // (each addEvent waits for the one before it).
+      metrics[`n${size}_events_per_s`] = run.result.length / seconds;
       for (const [k, v] of Object.entries(after)) {
         metrics[`n${size}_${k}_per_s`] = (v - (before[k] ?? 0)) / seconds;
       }

@@ -150,6 +150,15 @@ const m =
 const ratioAtLeast = (x: number) => (ours: number, ref: number | undefined) =>
   ref ? ours / ref >= x : undefined;
 
+/**
+ * A rate scenario's latency counts only at the pace it asks for: each addEvent waits for the one
+ * before, so a server that cannot keep up slows the events down (and its latency looks better).
+ */
+const reached = {
+  text: `ours ≥ ${Math.round(TRICKLE_RATE * 0.95)}/s`,
+  met: (ours: number) => ours >= TRICKLE_RATE * 0.95,
+};
+
 export const ROWS: RowDef[] = [
   {
     scenario: 'add1',
@@ -272,6 +281,13 @@ export const ROWS: RowDef[] = [
     get: m('raw', 'batched'),
     databaseOnly: true,
   },
+  {
+    scenario: 'trickle',
+    label: `trickle ${TRICKLE_RATE}/s, ping alone (the RPC floor): server CPU per call`,
+    unit: 'ms',
+    fmt: ms,
+    get: m('trickle', 'ping_cpu_ms'),
+  },
   ...(['none', 'poll', 'push'] as const).map((phase): RowDef => ({
     scenario: 'trickle',
     label: `trickle ${TRICKLE_RATE}/s, ${phase === 'none' ? 'no' : `one ${phase}`} consumer: server CPU per event`,
@@ -298,6 +314,14 @@ export const ROWS: RowDef[] = [
     },
     {
       scenario: 'fanout',
+      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, events/s reached`,
+      unit: 'events/s',
+      fmt: int,
+      get: m('fanout', `n${n}_events_per_s`),
+      target: reached,
+    },
+    {
+      scenario: 'fanout',
       label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, server CPU per delivery`,
       unit: 'ms',
       fmt: ms,
@@ -311,14 +335,31 @@ export const ROWS: RowDef[] = [
       get: m('fanout', `n${n}_commits_per_s`),
     },
   ]),
-  ...LIVE_SIZES.map((n): RowDef => ({
-    scenario: 'live',
-    label: `fan-out to ${n} LIVE sessions, latency p99`,
-    unit: 'ms',
-    fmt: ms,
-    get: m('live', `n${n}_p99`),
-    target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
-  })),
+  ...LIVE_SIZES.flatMap((n): RowDef[] => [
+    {
+      scenario: 'live',
+      label: `fan-out to ${n} LIVE sessions, latency p99`,
+      unit: 'ms',
+      fmt: ms,
+      get: m('live', `n${n}_p99`),
+      target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
+    },
+    {
+      scenario: 'live',
+      label: `fan-out to ${n} LIVE sessions, events/s reached`,
+      unit: 'events/s',
+      fmt: int,
+      get: m('live', `n${n}_events_per_s`),
+      target: reached,
+    },
+    {
+      scenario: 'live',
+      label: `fan-out to ${n} LIVE sessions, server CPU per delivery`,
+      unit: 'ms',
+      fmt: ms,
+      get: m('live', `n${n}_cpu_ms`),
+    },
+  ]),
   {
     scenario: 'memory',
     label: 'peak memory of the server process (VmHWM)',
