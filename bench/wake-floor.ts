@@ -89,7 +89,9 @@ async function main(): Promise<void> {
         if (wait > 0) await delay(wait);
         const sent = ++rid;
         const echoed = await new Promise<unknown>((resolve) => {
-          ws.once('message', (m) => resolve((JSON.parse(String(m)) as { r?: unknown }).r));
+          ws.once('message', (m: Buffer) =>
+            resolve((JSON.parse(m.toString('utf8')) as { r?: unknown }).r),
+          );
           ws.send(JSON.stringify({ rid: sent, p: sent }));
         });
         if (echoed !== sent) throw new Error(`message ${sent} echoed ${String(echoed)}`);
