@@ -169,8 +169,17 @@ describe('component options', function () {
           parkMaxStreak: d.park_max_streak,
         },
         waker: { pollMinMs: d.poll_min_ms, pollMaxMs: d.poll_max_ms, listen: d.listen },
+        liveCallsPerS: d.live_calls_per_s,
       },
     });
+    expect(pushSettings({ live_calls_per_s: 0 }).hub.liveCallsPerS).to.equal(0);
+    expectRefusals([
+      [
+        () => pushSettings({ live_calls_per_s: -1 }),
+        'push option live_calls_per_s must be an integer ≥ 0, got -1',
+      ],
+      [() => pushSettings({ live_calls_per_s: 1.5 }), 'push option live_calls_per_s'],
+    ]);
   });
 
   it('receivers: refuse what cannot work at start(), naming the option', function () {

@@ -3,6 +3,7 @@
  * the consumer's side, over WebSocket and the in-process channel.
  */
 import { expect } from 'chai';
+import { performance } from 'perf_hooks';
 import type { StreamService } from '../../src/app/service';
 import { cmpIds } from '../../src/common/ids';
 import { ErrorCode, type EvtError } from '../../src/common/errors';
@@ -245,6 +246,44 @@ describeDatabases('push delivery', (fx) => {
     // At most request_max (2) batches outstanding to the stalled consumer (a call its executor
     // gives up on is sent again: same seq, not a new batch).
     expect(new Set(stuck.calls.map((c) => c.seq)).size).to.be.at.most(2);
+  });
+
+  it('LIVE sessions share live_calls_per_s: each calls at most every sessions / that seconds, with every event', async function () {
+    this.timeout(60_000);
+    // 2 sessions sharing 20 calls/s: one call per session every 100 ms at most.
+    const paced = await startService(fx, { push: { live_calls_per_s: 20 } });
+    try {
+      const a = await connectRaw(paced.wsUrl, TEST_CREDENTIALS, 'LIVE');
+      const b = await connectRaw(paced.wsUrl, TEST_CREDENTIALS, 'LIVE');
+      open.push(a, b);
+      await waitForValue(
+        'both LIVE sessions',
+        () => paced.push.hub(),
+        (hub) => hub.liveSessions === 2,
+      );
+      // 40 events one at a time, 5 ms apart: unpaced, nearly each would be its own call.
+      const t0 = performance.now();
+      const ids: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        ids.push(...(await paced.store.addEvents([{ type: 'PACED', data: `{"i":${i}}` }])));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      for (const r of [a, b]) {
+        await r.until(() => r.events.some((e) => e.id === ids[ids.length - 1]));
+      }
+      const elapsed = performance.now() - t0;
+      for (const r of [a, b]) {
+        expect(r.events.map((e) => e.id)).to.deep.equal(ids);
+        expectSeqWithoutGaps(r);
+        // Calls start 100 ms apart at least, the first after the first event was added.
+        expect(r.calls.length, `calls in ${Math.round(elapsed)} ms`).to.be.at.most(
+          1 + Math.floor(elapsed / 100),
+        );
+        expect(r.calls.length).to.be.lessThan(ids.length / 4);
+      }
+    } finally {
+      await paced.close();
+    }
   });
 
   it('drops the oldest events of a LIVE consumer that falls behind, and shows the gap in seq', async function () {

@@ -3,6 +3,7 @@ import fs from 'fs';
 import net from 'net';
 import { formatDuration, parseDuration } from '../../common/time';
 import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
+import { PUSH_DEFAULTS } from '../../delivery/push/options';
 import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
@@ -211,6 +212,17 @@ export const SERVE_FLAGS: readonly Flag[] = [
     details: `(at most ${MAX_EVENT_BYTES_LIMIT}, to fit an FTN18 1.1 message).`,
   },
   {
+    name: 'live-calls-per-s',
+    arg: 'N',
+    env: ['EVTSTREAM_LIVE_CALLS_PER_S'],
+    default: String(PUSH_DEFAULTS.live_calls_per_s),
+    summary: 'onEvents calls a second that all LIVE sessions share at most',
+    details:
+      '(0: no limit). With N LIVE sessions each calls at most every N / this seconds, the ' +
+      'events meanwhile in its next call: many LIVE watchers cost bounded CPU and do not slow ' +
+      'addEvent down.',
+  },
+  {
     name: 'shutdown-timeout',
     arg: 'AGE',
     env: ['EVTSTREAM_SHUTDOWN_TIMEOUT'],
@@ -263,7 +275,7 @@ Several nodes over one PostgreSQL or MySQL database (README, "High availability"
 ${flagsHelp(flagsOf('node', 'session-db', 'heartbeat', 'fence-after', 'no-coordination'))}
 
 Other options:
-${flagsHelp(flagsOf('max-event-bytes', 'shutdown-timeout', 'help'))}
+${flagsHelp(flagsOf('max-event-bytes', 'live-calls-per-s', 'shutdown-timeout', 'help'))}
 `;
 
 /**
@@ -330,6 +342,12 @@ export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOption
     values.string('max-event-bytes'),
     SERVICE_DEFAULTS.maxEventBytes,
     { min: 1, max: MAX_EVENT_BYTES_LIMIT },
+  );
+  const liveCallsPerS = intOption(
+    values.from('live-calls-per-s'),
+    values.string('live-calls-per-s'),
+    PUSH_DEFAULTS.live_calls_per_s,
+    { min: 0 },
   );
   const certFile = values.string('tls-cert');
   const keyFile = values.string('tls-key');
@@ -436,6 +454,7 @@ export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOption
     trustProxy,
     secureLoopback: !values.on('no-secure-loopback') && !trustProxy,
     maxEventBytes,
+    push: { live_calls_per_s: liveCallsPerS },
     ...(warehouse ? { warehouse } : {}),
     ...(discard ? { discard } : {}),
     shutdownTimeoutMs,

@@ -51,6 +51,13 @@ export interface PushServiceOptions extends PollServiceOptions {
    * event drains into the parked table.
    */
   park_max_streak?: number;
+  /**
+   * onEvents calls per second that all LIVE sessions share at most (0: no limit): with N LIVE
+   * sessions, each starts a call at most every N / live_calls_per_s seconds, and the events
+   * that come meanwhile go in its next call. Many LIVE watchers then cost the service bounded
+   * CPU and do not slow down the callers of addEvent; a few are not held back at all.
+   */
+  live_calls_per_s?: number;
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;

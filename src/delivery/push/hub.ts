@@ -134,6 +134,8 @@ export const ADMIN_HINTS: Required<OperatorHints> = {
 export interface PushHubOptions {
   session: Omit<SessionOptions, 'limits'>;
   waker: WakerOptions;
+  /** onEvents calls per second the LIVE sessions share at most (0: no limit). */
+  liveCallsPerS: number;
   /** Default ADMIN_HINTS. */
   hints?: OperatorHints;
   /** Where reliable consumers' catch-up finds what the discarder deleted (none by default). */
@@ -796,6 +798,15 @@ export class PushHub implements SessionHost {
   /** LIVE sessions here. */
   get liveSessions(): number {
     return this.live.size;
+  }
+
+  /**
+   * The least time between the starts of one LIVE session's onEvents calls: the LIVE sessions
+   * share liveCallsPerS calls a second (0: no limit).
+   */
+  get liveCallIntervalMs(): number {
+    const { liveCallsPerS } = this.options;
+    return liveCallsPerS > 0 ? (this.live.size * 1000) / liveCallsPerS : 0;
   }
 
   /**

@@ -19,6 +19,8 @@ export const PUSH_DEFAULTS = Object.freeze({
   skip_store_ms: 1_000,
   /** Parks in a row (none delivered in between) after which a consumer parks no more. */
   park_max_streak: 10,
+  /** onEvents calls per second that every LIVE session of the service shares (0: no limit). */
+  live_calls_per_s: 10_000,
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms: 5,
   poll_max_ms: 500,
@@ -51,6 +53,9 @@ export function pushSettings(options: PushServiceOptions): PushSettings {
         skipStoreMs: check.ms('skip_store_ms', options.skip_store_ms, d.skip_store_ms, true),
         parkMaxStreak: count('park_max_streak', d.park_max_streak),
       },
+      liveCallsPerS: check.int('live_calls_per_s', options.live_calls_per_s, d.live_calls_per_s, {
+        min: 0,
+      }),
       waker: {
         pollMinMs:
           options.poll_min_ms === undefined && options.sleep_min !== undefined

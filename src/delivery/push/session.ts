@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { sleep } from '../../common/async';
 import { Backoff } from '../../common/backoff';
 import { isEvtError } from '../../common/errors';
@@ -127,6 +128,8 @@ export interface SessionHost {
   narrowInNextSession(consumer: string, hint: NarrowHint): void;
   /** The channel of `want` (created at `startAt` if there is none yet). */
   channelOf(want: readonly string[] | null, startAt: EventId): TailChannel;
+  /** The least time between the starts of one LIVE session's onEvents calls, ms (0: none). */
+  readonly liveCallIntervalMs: number;
   closed(session: Session): void;
 }
 
@@ -675,7 +678,8 @@ export class ReliableSession implements Session {
  * A LIVE consumer's push session: new events only, best effort, no state stored. When the
  * consumer falls behind by more than the queue holds, the oldest queued events are dropped and
  * the next `seq` skips a number to show the gap. An event larger than one message of the channel
- * carries is dropped the same way (reported: see PushHub.eventTooLarge).
+ * carries is dropped the same way (reported: see PushHub.eventTooLarge). Its calls start at
+ * least the host's liveCallIntervalMs apart: what comes meanwhile waits for the next call.
  */
 export class LiveSession implements Session {
   readonly consumer = 'LIVE';
@@ -687,6 +691,9 @@ export class LiveSession implements Session {
   private isClosed = false;
   private draining = false;
   private readonly drained = new DrainWaiters();
+  /** When the last call started (performance.now()), and the timer for the next one. */
+  private lastCallAt = Number.NEGATIVE_INFINITY;
+  private paceTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly host: SessionHost,
@@ -701,6 +708,8 @@ export class LiveSession implements Session {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    if (this.paceTimer) clearTimeout(this.paceTimer);
+    this.paceTimer = null;
     this.channel.leave(this);
     this.queue.clear();
     this.host.closed(this);
@@ -733,7 +742,8 @@ export class LiveSession implements Session {
 
   /**
    * Sends what is queued, up to maxInFlight calls; events that do not fill a batch wait while a
-   * call is unanswered (see DeliveryWindow: one call per round trip at a trickle).
+   * call is unanswered (see DeliveryWindow: one call per round trip at a trickle), and while the
+   * last call started less than the host's liveCallIntervalMs ago.
    */
   private pump(): void {
     for (
@@ -755,6 +765,16 @@ export class LiveSession implements Session {
         );
         continue;
       }
+      const now = performance.now();
+      const wait = this.lastCallAt + this.host.liveCallIntervalMs - now;
+      if (wait > 0) {
+        this.paceTimer ??= setTimeout(() => {
+          this.paceTimer = null;
+          this.pump();
+        }, Math.ceil(wait));
+        return;
+      }
+      this.lastCallAt = now;
       const chunk = this.queue.take(this.options.limits);
       if (this.gap) {
         this.seq++;
