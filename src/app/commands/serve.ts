@@ -2,8 +2,8 @@ import crypto from 'crypto';
 import fs from 'fs';
 import net from 'net';
 import { formatDuration, parseDuration } from '../../common/time';
-import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
 import { PUSH_DEFAULTS } from '../../delivery/push/options';
+import type { DBEventDiscarderOptions } from '../../maintenance/DBEventDiscarder';
 import { DISCARDER_DEFAULTS } from '../../maintenance/options';
 import { describeConnection, parseDbUrl, type ConnectionConfig } from '../../storage/config';
 import { AUTH_DEFAULTS, parseUsers, parseUsersEnv, type Users } from '../../transport/auth';
@@ -218,9 +218,9 @@ export const SERVE_FLAGS: readonly Flag[] = [
     default: String(PUSH_DEFAULTS.live_calls_per_s),
     summary: 'onEvents calls a second that all LIVE sessions share at most',
     details:
-      '(0: no limit). With N LIVE sessions each calls at most every N / this seconds, the ' +
-      'events meanwhile in its next call: many LIVE watchers cost bounded CPU and do not slow ' +
-      'addEvent down.',
+      '(0: no limit), per node in equal shares: with N LIVE sessions each calls at most every ' +
+      'N / this seconds (a whole batch goes at once), with the events of that time, so that ' +
+      'what LIVE watchers cost is bounded.',
   },
   {
     name: 'shutdown-timeout',

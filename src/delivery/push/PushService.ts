@@ -52,10 +52,11 @@ export interface PushServiceOptions extends PollServiceOptions {
    */
   park_max_streak?: number;
   /**
-   * onEvents calls per second that all LIVE sessions share at most (0: no limit): with N LIVE
-   * sessions, each starts a call at most every N / live_calls_per_s seconds, and the events
-   * that come meanwhile go in its next call. Many LIVE watchers then cost the service bounded
-   * CPU and do not slow down the callers of addEvent; a few are not held back at all.
+   * onEvents calls per second that the LIVE sessions of this service share at most, in equal
+   * shares (0: no limit): with N LIVE sessions, each starts a call at most every
+   * N / live_calls_per_s seconds unless a whole batch waits, and the events that come meanwhile
+   * go in its next call. What LIVE watchers cost the service is bounded so; at the default, up
+   * to 100 sessions wait 10 ms at most.
    */
   live_calls_per_s?: number;
   /** Backstop polling for new events: fastest and slowest pace. */

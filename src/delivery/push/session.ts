@@ -691,9 +691,11 @@ export class LiveSession implements Session {
   private isClosed = false;
   private draining = false;
   private readonly drained = new DrainWaiters();
-  /** When the last call started (performance.now()), and the timer for the next one. */
+  /** When the last call started (performance.now()). */
   private lastCallAt = Number.NEGATIVE_INFINITY;
+  /** The timer that sends what waits for the pace, and when it is due (performance.now()). */
   private paceTimer: NodeJS.Timeout | null = null;
+  private paceDue = 0;
 
   constructor(
     private readonly host: SessionHost,
@@ -741,6 +743,25 @@ export class LiveSession implements Session {
   }
 
   /**
+   * Pumps again at `due` (performance.now() time). A timer already set stays, unless it is due
+   * later (the interval shrank as sessions left): then it is set again for `due`.
+   */
+  private wakeAt(due: number, now: number): void {
+    if (this.paceTimer) {
+      if (this.paceDue <= due + 1) return;
+      clearTimeout(this.paceTimer);
+    }
+    this.paceDue = due;
+    this.paceTimer = setTimeout(
+      () => {
+        this.paceTimer = null;
+        this.pump();
+      },
+      Math.ceil(due - now),
+    );
+  }
+
+  /**
    * Sends what is queued, up to maxInFlight calls; events that do not fill a batch wait while a
    * call is unanswered (see DeliveryWindow: one call per round trip at a trickle), and while the
    * last call started less than the host's liveCallIntervalMs ago.
@@ -766,12 +787,11 @@ export class LiveSession implements Session {
         continue;
       }
       const now = performance.now();
-      const wait = this.lastCallAt + this.host.liveCallIntervalMs - now;
-      if (wait > 0) {
-        this.paceTimer ??= setTimeout(() => {
-          this.paceTimer = null;
-          this.pump();
-        }, Math.ceil(wait));
+      const due = this.lastCallAt + this.host.liveCallIntervalMs;
+      // A whole batch goes at once: pacing is there to gather events into fewer calls, and a
+      // full call has gathered all it can (holding it back would cap the session's throughput).
+      if (due > now && !this.queue.fills(this.options.limits)) {
+        this.wakeAt(due, now);
         return;
       }
       this.lastCallAt = now;
