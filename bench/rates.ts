@@ -60,7 +60,11 @@ async function trickleAdds(client: BenchClient, count: number, rate: number): Pr
 }
 
 /** `count` calls of `one`, paced `1000 / rate` ms apart from the first; results in call order. */
-async function paced<T>(count: number, rate: number, one: (i: number) => Promise<T>): Promise<T[]> {
+export async function paced<T>(
+  count: number,
+  rate: number,
+  one: (i: number) => Promise<T>,
+): Promise<T[]> {
   const out: T[] = [];
   const interval = 1000 / rate;
   const t0 = performance.now();

@@ -12,12 +12,11 @@
  * message (voluntary context switches of its threads).
  */
 import { spawn } from 'child_process';
-import fs from 'fs';
-import { performance } from 'perf_hooks';
 import { parseArgs } from 'util';
 import WebSocket from 'ws';
 import { delay } from './client';
-import { cpuSeconds } from './servers/process';
+import { paced } from './rates';
+import { cpuSeconds, sleeps } from './servers/process';
 
 /** The echo server: answers each `{rid, p}` with `{rid, r: p}`; prints its port when ready. */
 const SERVER = `
@@ -30,20 +29,6 @@ wss.on('connection', (s) =>
   }),
 );
 `;
-
-/** Voluntary context switches summed over the threads of `pid`. */
-function sleeps(pid: number): number {
-  let n = 0;
-  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const status = fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
-      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return n;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -83,10 +68,8 @@ async function main(): Promise<void> {
       await delay(1_000);
       const c0 = cpuSeconds(pid);
       const s0 = sleeps(pid);
-      const t0 = performance.now();
-      for (let i = 0; i < count; i++) {
-        const wait = t0 + i * interval - performance.now();
-        if (wait > 0) await delay(wait);
+      // 0 ms apart: one at a time, each sent once the one before was answered.
+      await paced(count, interval > 0 ? 1000 / interval : Infinity, async () => {
         const sent = ++rid;
         const echoed = await new Promise<unknown>((resolve) => {
           ws.once('message', (m: Buffer) =>
@@ -95,7 +78,7 @@ async function main(): Promise<void> {
           ws.send(JSON.stringify({ rid: sent, p: sent }));
         });
         if (echoed !== sent) throw new Error(`message ${sent} echoed ${String(echoed)}`);
-      }
+      });
       const ms = ((cpuSeconds(pid) - c0) * 1000) / count;
       const sl = (sleeps(pid) - s0) / count;
       console.log(`| ${interval} | ${ms.toFixed(3)} | ${sl.toFixed(2)} |`);

@@ -36,6 +36,24 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/**
+ * Times a thread of process `pid` went to sleep and was woken again, summed over its threads
+ * (voluntary context switches): what a trickle costs apart from the work itself, and a count
+ * the machine's load does not change.
+ */
+export function sleeps(pid: number): number {
+  let n = 0;
+  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n;
+}
+
 export class ServerProcess implements Endpoint {
   private readonly tail: string[] = [];
   private exit: string | null = null;
@@ -132,22 +150,9 @@ export class ServerProcess implements Endpoint {
     return cpuSeconds(this.pid);
   }
 
-  /**
-   * Times a thread of the process went to sleep and was woken again, summed over its threads
-   * (voluntary context switches): what a trickle costs apart from the work itself, and a count
-   * the machine's load does not change.
-   */
+  /** See sleeps(pid). */
   sleeps(): number {
-    let n = 0;
-    for (const task of fs.readdirSync(`/proc/${this.pid}/task`)) {
-      try {
-        const status = fs.readFileSync(`/proc/${this.pid}/task/${task}/status`, 'utf8');
-        n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      } catch {
-        // the thread ended meanwhile
-      }
-    }
-    return n;
+    return sleeps(this.pid);
   }
 
   /** SIGTERM, then SIGKILL if it has not ended within 10 s. */
