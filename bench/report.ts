@@ -159,6 +159,35 @@ const reached = {
   met: (ours: number) => ours >= TRICKLE_RATE * 0.95,
 };
 
+/** A fan-out of `n` sessions (`what`): its latency p99, the events/s it reached, CPU per delivery. */
+function sessionRows(scenario: 'fanout' | 'live', n: number, what: string): RowDef[] {
+  return [
+    {
+      scenario,
+      label: `fan-out to ${what}, latency p99`,
+      unit: 'ms',
+      fmt: ms,
+      get: m(scenario, `n${n}_p99`),
+      target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
+    },
+    {
+      scenario,
+      label: `fan-out to ${what}, events/s reached`,
+      unit: 'events/s',
+      fmt: int,
+      get: m(scenario, `n${n}_events_per_s`),
+      target: reached,
+    },
+    {
+      scenario,
+      label: `fan-out to ${what}, server CPU per delivery`,
+      unit: 'ms',
+      fmt: ms,
+      get: m(scenario, `n${n}_cpu_ms`),
+    },
+  ];
+}
+
 export const ROWS: RowDef[] = [
   {
     scenario: 'add1',
@@ -304,29 +333,7 @@ export const ROWS: RowDef[] = [
     get: m('trickle', 'push_p99'),
   },
   ...FANOUT_SIZES.flatMap((n): RowDef[] => [
-    {
-      scenario: 'fanout',
-      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, latency p99`,
-      unit: 'ms',
-      fmt: ms,
-      get: m('fanout', `n${n}_p99`),
-      target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
-    },
-    {
-      scenario: 'fanout',
-      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, events/s reached`,
-      unit: 'events/s',
-      fmt: int,
-      get: m('fanout', `n${n}_events_per_s`),
-      target: reached,
-    },
-    {
-      scenario: 'fanout',
-      label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, server CPU per delivery`,
-      unit: 'ms',
-      fmt: ms,
-      get: m('fanout', `n${n}_cpu_ms`),
-    },
+    ...sessionRows('fanout', n, `${n} reliable session${n === 1 ? '' : 's'}`),
     {
       scenario: 'fanout',
       label: `fan-out to ${n} reliable session${n === 1 ? '' : 's'}, pointer commits`,
@@ -335,31 +342,7 @@ export const ROWS: RowDef[] = [
       get: m('fanout', `n${n}_commits_per_s`),
     },
   ]),
-  ...LIVE_SIZES.flatMap((n): RowDef[] => [
-    {
-      scenario: 'live',
-      label: `fan-out to ${n} LIVE sessions, latency p99`,
-      unit: 'ms',
-      fmt: ms,
-      get: m('live', `n${n}_p99`),
-      target: { text: 'ours < 50 ms', met: (ours) => ours < 50 },
-    },
-    {
-      scenario: 'live',
-      label: `fan-out to ${n} LIVE sessions, events/s reached`,
-      unit: 'events/s',
-      fmt: int,
-      get: m('live', `n${n}_events_per_s`),
-      target: reached,
-    },
-    {
-      scenario: 'live',
-      label: `fan-out to ${n} LIVE sessions, server CPU per delivery`,
-      unit: 'ms',
-      fmt: ms,
-      get: m('live', `n${n}_cpu_ms`),
-    },
-  ]),
+  ...LIVE_SIZES.flatMap((n) => sessionRows('live', n, `${n} LIVE sessions`)),
   {
     scenario: 'memory',
     label: 'peak memory of the server process (VmHWM)',
