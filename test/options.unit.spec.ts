@@ -170,10 +170,16 @@ describe('component options', function () {
         },
         waker: { pollMinMs: d.poll_min_ms, pollMaxMs: d.poll_max_ms, listen: d.listen },
         liveCallsPerS: d.live_calls_per_s,
+        reliableCallsPerS: d.reliable_calls_per_s,
       },
     });
     expect(pushSettings({ live_calls_per_s: 0 }).hub.liveCallsPerS).to.equal(0);
+    expect(pushSettings({ reliable_calls_per_s: 0 }).hub.reliableCallsPerS).to.equal(0);
     expectRefusals([
+      [
+        () => pushSettings({ reliable_calls_per_s: -1 }),
+        'push option reliable_calls_per_s must be an integer ≥ 0, got -1',
+      ],
       [
         () => pushSettings({ live_calls_per_s: -1 }),
         'push option live_calls_per_s must be an integer ≥ 0, got -1',

@@ -123,7 +123,10 @@ describe('serve options and their environment variables', function () {
     expect(o.port).to.equal(Number(doc.get('--port')));
     expect(o.db).to.deep.equal(parseDbUrl(doc.get('--db')!));
     expect(o.maxEventBytes).to.equal(Number(doc.get('--max-event-bytes')));
-    expect(o.push).to.deep.equal({ live_calls_per_s: Number(doc.get('--live-calls-per-s')) });
+    expect(o.push).to.deep.equal({
+      live_calls_per_s: Number(doc.get('--live-calls-per-s')),
+      reliable_calls_per_s: Number(doc.get('--reliable-calls-per-s')),
+    });
     for (const name of ['--metrics-open', '--no-console', '--trust-proxy', '--no-secure-loopback'])
       expect(doc.get(name), name).to.equal('off');
     expect(o).to.deep.include({
@@ -154,6 +157,7 @@ describe('serve options and their environment variables', function () {
       db: ['sqlite:env.sqlite', 'sqlite:flag.sqlite'],
       'max-event-bytes': ['1000', '2000'],
       'live-calls-per-s': ['500', '0'],
+      'reliable-calls-per-s': ['2000', '0'],
       'keep-for': ['1h', '2h'],
       'discard-every': ['1m', '2m'],
       'log-level': ['debug', 'warn'],
@@ -235,6 +239,7 @@ describe('serve options and their environment variables', function () {
         EVTSTREAM_AUTH_FAILURE_LIMIT: '5',
         EVTSTREAM_AUTH_FAILURE_WINDOW: '10m',
         EVTSTREAM_LIVE_CALLS_PER_S: '0',
+        EVTSTREAM_RELIABLE_CALLS_PER_S: '2500',
       });
       expect(o).to.deep.include({
         host: '0.0.0.0',
@@ -247,7 +252,7 @@ describe('serve options and their environment variables', function () {
         discard: { keep_for: 7 * 86_400_000, poll_period_ms: 30_000 },
         shutdownTimeoutMs: 25_000,
         auth: { failure_limit: 5, failure_window_ms: 600_000 },
-        push: { live_calls_per_s: 0 },
+        push: { live_calls_per_s: 0, reliable_calls_per_s: 2500 },
       });
       expect(o.db).to.deep.include({ dialect: 'postgresql', host: 'db.example', port: 5433 });
       expect(o.db.tls).to.deep.equal({ mode: 'require' });
@@ -292,6 +297,9 @@ describe('serve options and their environment variables', function () {
     );
     expect(usageError(() => options(['--live-calls-per-s=-5']))).to.equal(
       '--live-calls-per-s must be an integer ≥ 0',
+    );
+    expect(usageError(() => options([], { EVTSTREAM_RELIABLE_CALLS_PER_S: '1.5' }))).to.equal(
+      'EVTSTREAM_RELIABLE_CALLS_PER_S must be an integer ≥ 0',
     );
     expect(usageError(() => options([], { EVTSTREAM_SHUTDOWN_TIMEOUT: 'soon' }))).to.match(
       /^Invalid EVTSTREAM_SHUTDOWN_TIMEOUT: "soon"/,

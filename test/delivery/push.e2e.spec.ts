@@ -285,6 +285,58 @@ describeDatabases('push delivery', (fx) => {
     }
   });
 
+  // Breaking change it catches: reliable sessions not paced (no Pace in ReliableSession.pump,
+  // or reliable_calls_per_s not reaching the hub); each then calls once per event here.
+  it('reliable sessions share reliable_calls_per_s: each calls at most every sessions / that seconds, with every event once, in order', async function () {
+    this.timeout(60_000);
+    // 2 sessions sharing 4 calls/s: one call per session every 500 ms at most.
+    const paced = await startService(fx, { push: { reliable_calls_per_s: 4 } });
+    try {
+      const receivers: RawReceiver[] = [];
+      for (const component of ['PACED_A', 'PACED_B']) {
+        // The consumers start after the events of earlier tests.
+        await paced.store.registerConsumer(`alice:${component}`);
+        await paced.store.advanceConsumer(`alice:${component}`, await paced.store.horizon());
+        const r = await connectRaw(paced.wsUrl, TEST_CREDENTIALS, component);
+        open.push(r);
+        receivers.push(r);
+      }
+      await waitForValue(
+        'both reliable sessions',
+        () => paced.push.hub(),
+        (hub) => hub.stats().reliable === 2,
+      );
+      // 40 events one at a time, 5 ms apart: unpaced, nearly each would be its own call.
+      const t0 = performance.now();
+      const ids: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        ids.push(...(await paced.store.addEvents([{ type: 'PACED', data: `{"i":${i}}` }])));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      for (const r of receivers) {
+        await r.until(() => r.events.some((e) => e.id === ids[ids.length - 1]), 20_000);
+      }
+      const elapsed = performance.now() - t0;
+      for (const r of receivers) {
+        expect(r.events.map((e) => e.id)).to.deep.equal(ids);
+        expectSeqWithoutGaps(r);
+        // Calls start 500 ms apart at least, the first after the first event was added.
+        expect(r.calls.length, `calls in ${Math.round(elapsed)} ms`).to.be.at.most(
+          1 + Math.floor(elapsed / 500),
+        );
+      }
+      for (const component of ['PACED_A', 'PACED_B']) {
+        await waitForValue(
+          `the stored pointer of ${component}`,
+          () => paced.store.consumerPointer(`alice:${component}`),
+          (p) => p === ids[ids.length - 1],
+        );
+      }
+    } finally {
+      await paced.close();
+    }
+  });
+
   it('drops the oldest events of a LIVE consumer that falls behind, and shows the gap in seq', async function () {
     this.timeout(60_000);
     const small = await startService(fx, {

@@ -108,6 +108,55 @@ describe('DeliveryWindow', function () {
     expect(sent(drain(w)).map(ids)).to.deep.equal([['7']]);
   });
 
+  // Breaking change it catches: no pace in DeliveryWindow.next (the push option
+  // reliable_calls_per_s): each of many sessions then calls once per round trip, which at a
+  // steady rate is once per event.
+  it('with a pace, sends new tail events that do not fill a batch an interval after the last call started', function () {
+    const w = tailWindow('0', { maxInFlight: 3 });
+    const at = (now: number) => ({ now, intervalMs: 20 });
+    w.offer([ev(1)], '1');
+    const first = w.next(at(100));
+    expect(first?.do === 'send' && ids(first.batch)).to.deep.equal(['1']);
+    expect(w.next(at(100))).to.equal(null);
+    w.acked(0);
+    w.offer([ev(2)], '2');
+    expect(w.next(at(105)), 'answered, but too soon').to.deep.equal({ do: 'wait', until: 120 });
+    w.offer([ev(3)], '3');
+    expect(w.next(at(119))).to.deep.equal({ do: 'wait', until: 120 });
+    const second = w.next(at(120));
+    expect(second?.do === 'send' && ids(second.batch), 'what came meanwhile, in one').to.deep.equal(
+      ['2', '3'],
+    );
+    w.acked(1);
+    // A whole batch goes at once, and the pace counts from it.
+    w.offer(evs(4, 7), '7');
+    const third = w.next(at(121));
+    expect(third?.do === 'send' && ids(third.batch)).to.deep.equal(['4', '5', '6']);
+    w.acked(2);
+    w.pointerStored('6');
+    expect(w.next(at(122)), 'the rest waits').to.deep.equal({ do: 'wait', until: 141 });
+    // The interval may change between calls (sessions come and go): it counts as given.
+    const fourth = w.next({ now: 131, intervalMs: 10 });
+    expect(fourth?.do === 'send' && ids(fourth.batch)).to.deep.equal(['7']);
+    // Without a pace nothing waits for time.
+    w.acked(3);
+    w.offer([ev(8)], '8');
+    expect(sent(drain(w)).map(ids)).to.deep.equal([['8']]);
+  });
+
+  it('with a pace, sends what a read returned at once', function () {
+    const w = new DeliveryWindow('0', { ...OPTIONS, maxInFlight: 3 });
+    const pace = { now: 50, intervalMs: 1_000 };
+    expect(w.next(pace)).to.deep.equal({ do: 'read', after: '0' });
+    w.readDone(evs(1, 4), '4');
+    const steps = [w.next(pace), w.next(pace)];
+    expect(steps.map((s) => s?.do === 'send' && ids(s.batch))).to.deep.equal([
+      ['1', '2', '3'],
+      ['4'],
+    ]);
+    expect(w.next(pace), 'and reads on').to.deep.equal({ do: 'read', after: '4' });
+  });
+
   // Breaking change it catches: making events a read returned wait like new ones from the tail
   // channel (no readUpTo in DeliveryWindow.next); the rest of a catch-up then waits on a batch
   // that may stall until its call times out.

@@ -223,6 +223,17 @@ export const SERVE_FLAGS: readonly Flag[] = [
       'what LIVE watchers cost is bounded.',
   },
   {
+    name: 'reliable-calls-per-s',
+    arg: 'N',
+    env: ['EVTSTREAM_RELIABLE_CALLS_PER_S'],
+    default: String(PUSH_DEFAULTS.reliable_calls_per_s),
+    summary: 'onEvents calls a second that all reliable sessions share for new events',
+    details:
+      '(0: no limit), per node in equal shares: with N reliable sessions each calls at most ' +
+      'every N / this seconds with the new events of that time; a backlog and a whole batch go ' +
+      'at once, so that many consumers do not cost a call per event each.',
+  },
+  {
     name: 'shutdown-timeout',
     arg: 'AGE',
     env: ['EVTSTREAM_SHUTDOWN_TIMEOUT'],
@@ -275,7 +286,7 @@ Several nodes over one PostgreSQL or MySQL database (README, "High availability"
 ${flagsHelp(flagsOf('node', 'session-db', 'heartbeat', 'fence-after', 'no-coordination'))}
 
 Other options:
-${flagsHelp(flagsOf('max-event-bytes', 'live-calls-per-s', 'shutdown-timeout', 'help'))}
+${flagsHelp(flagsOf('max-event-bytes', 'live-calls-per-s', 'reliable-calls-per-s', 'shutdown-timeout', 'help'))}
 `;
 
 /**
@@ -347,6 +358,12 @@ export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOption
     values.from('live-calls-per-s'),
     values.string('live-calls-per-s'),
     PUSH_DEFAULTS.live_calls_per_s,
+    { min: 0 },
+  );
+  const reliableCallsPerS = intOption(
+    values.from('reliable-calls-per-s'),
+    values.string('reliable-calls-per-s'),
+    PUSH_DEFAULTS.reliable_calls_per_s,
     { min: 0 },
   );
   const certFile = values.string('tls-cert');
@@ -454,7 +471,7 @@ export function serveOptions(values: FlagValues, env: CliIO['env']): ServeOption
     trustProxy,
     secureLoopback: !values.on('no-secure-loopback') && !trustProxy,
     maxEventBytes,
-    push: { live_calls_per_s: liveCallsPerS },
+    push: { live_calls_per_s: liveCallsPerS, reliable_calls_per_s: reliableCallsPerS },
     ...(warehouse ? { warehouse } : {}),
     ...(discard ? { discard } : {}),
     shutdownTimeoutMs,

@@ -59,6 +59,16 @@ export interface PushServiceOptions extends PollServiceOptions {
    * to 100 sessions wait 10 ms at most.
    */
   live_calls_per_s?: number;
+  /**
+   * onEvents calls per second that the reliable sessions of this service share at most for new
+   * events that do not fill a batch, in equal shares (0: no limit): with N reliable sessions,
+   * each starts such a call at most every N / reliable_calls_per_s seconds, and the events that
+   * come meanwhile go in its next call. A backlog being caught up and a whole batch go at once.
+   * It keeps many consumers at a steady rate from costing a call per event each; at the default,
+   * up to 100 sessions wait 10 ms at most. LIVE sessions have their own budget
+   * (live_calls_per_s): watchers do not slow reliable consumers.
+   */
+  reliable_calls_per_s?: number;
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms?: number;
   poll_max_ms?: number;

@@ -136,6 +136,11 @@ export interface PushHubOptions {
   waker: WakerOptions;
   /** onEvents calls per second the LIVE sessions share at most (0: no limit). */
   liveCallsPerS: number;
+  /**
+   * onEvents calls per second the reliable sessions share at most for new events that do not
+   * fill a batch (0: no limit).
+   */
+  reliableCallsPerS: number;
   /** Default ADMIN_HINTS. */
   hints?: OperatorHints;
   /** Where reliable consumers' catch-up finds what the discarder deleted (none by default). */
@@ -196,6 +201,8 @@ export class PushHub implements SessionHost {
   private readonly channels = new Map<string, WantChannel>();
   private readonly slots = new Map<string, Slot>();
   private readonly live = new Set<LiveSession>();
+  /** Slots with an active session: reliable sessions here. */
+  private reliableActive = 0;
   private readonly reader: ChunkReader;
   private readonly backlog: Backlog;
   private readonly waker: Waker;
@@ -509,6 +516,7 @@ export class PushHub implements SessionHost {
         },
       },
     );
+    if (!slot.active) this.reliableActive++;
     slot.active = session;
     this.log.info(
       `${ident}: pushing from node ${this.coordinator.node} (epoch ${position.epoch}, after event ${position.pointer})`,
@@ -670,6 +678,7 @@ export class PushHub implements SessionHost {
       const slot = this.slots.get(session.consumer);
       if (slot?.active !== session) return;
       slot.active = null;
+      this.reliableActive--;
       this.log.info(`${session.consumer}: push session ended here (epoch ${session.epoch})`, {
         consumer: session.consumer,
         session: session.id,
@@ -807,6 +816,16 @@ export class PushHub implements SessionHost {
   get liveCallIntervalMs(): number {
     const { liveCallsPerS } = this.options;
     return liveCallsPerS > 0 ? (this.live.size * 1000) / liveCallsPerS : 0;
+  }
+
+  /**
+   * The least time between the starts of one reliable session's onEvents calls for new events
+   * that do not fill a batch: the reliable sessions share reliableCallsPerS calls a second (0: no
+   * limit). What they read while catching up, and whole batches, go at once.
+   */
+  get reliableCallIntervalMs(): number {
+    const { reliableCallsPerS } = this.options;
+    return reliableCallsPerS > 0 ? (this.reliableActive * 1000) / reliableCallsPerS : 0;
   }
 
   /**

@@ -21,6 +21,11 @@ export const PUSH_DEFAULTS = Object.freeze({
   park_max_streak: 10,
   /** onEvents calls per second that every LIVE session of the service shares (0: no limit). */
   live_calls_per_s: 10_000,
+  /**
+   * onEvents calls per second that every reliable session of the service shares for new events
+   * that do not fill a batch (0: no limit).
+   */
+  reliable_calls_per_s: 10_000,
   /** Backstop polling for new events: fastest and slowest pace. */
   poll_min_ms: 5,
   poll_max_ms: 500,
@@ -56,6 +61,12 @@ export function pushSettings(options: PushServiceOptions): PushSettings {
       liveCallsPerS: check.int('live_calls_per_s', options.live_calls_per_s, d.live_calls_per_s, {
         min: 0,
       }),
+      reliableCallsPerS: check.int(
+        'reliable_calls_per_s',
+        options.reliable_calls_per_s,
+        d.reliable_calls_per_s,
+        { min: 0 },
+      ),
       waker: {
         pollMinMs:
           options.poll_min_ms === undefined && options.sleep_min !== undefined

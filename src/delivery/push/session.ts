@@ -130,6 +130,11 @@ export interface SessionHost {
   channelOf(want: readonly string[] | null, startAt: EventId): TailChannel;
   /** The least time between the starts of one LIVE session's onEvents calls, ms (0: none). */
   readonly liveCallIntervalMs: number;
+  /**
+   * The least time between the starts of one reliable session's onEvents calls that carry new
+   * events not filling a batch, ms (0: none).
+   */
+  readonly reliableCallIntervalMs: number;
   closed(session: Session): void;
 }
 
@@ -154,6 +159,38 @@ export interface Session {
    */
   drain(): Promise<void>;
   close(): void;
+}
+
+/**
+ * The timer of a paced session: calls `fire` at the earliest time asked for (performance.now()
+ * ms). A timer already set stays, unless it is due later (the interval shrank as sessions left):
+ * then it is set again.
+ */
+class PaceTimer {
+  private timer: NodeJS.Timeout | null = null;
+  private due = 0;
+
+  constructor(private readonly fire: () => void) {}
+
+  at(due: number, now: number): void {
+    if (this.timer) {
+      if (this.due <= due + 1) return;
+      clearTimeout(this.timer);
+    }
+    this.due = due;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.fire();
+      },
+      Math.ceil(due - now),
+    );
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
 }
 
 /** Resolves the waiters of a drain once `settled()` holds (checked at each change). */
@@ -210,6 +247,8 @@ export class ReliableSession implements Session {
   private readingRule = false;
   /** A new session must go on narrowing: end once the batches before `seq` settled. */
   private restart: { seq: number; hint: NarrowHint } | null = null;
+  /** Sends what waits for the pace. */
+  private readonly pace = new PaceTimer(() => this.pump());
 
   constructor(
     private readonly host: SessionHost,
@@ -287,6 +326,7 @@ export class ReliableSession implements Session {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.pace.clear();
     this.writer.close();
     this.leaveChannel();
     this.window.close();
@@ -383,10 +423,15 @@ export class ReliableSession implements Session {
    * member of the tail channel only while the window is in tail mode.
    */
   private pump(): void {
-    for (let step = this.window.next(); step && !this.isClosed; step = this.window.next()) {
+    const pace = { now: performance.now(), intervalMs: this.host.reliableCallIntervalMs };
+    for (let step = this.window.next(pace); step && !this.isClosed; step = this.window.next(pace)) {
       if (step.do === 'send') this.transmit(step.batch);
       else if (step.do === 'read') void this.read(step.after);
-      else void this.readReplays(step.after);
+      else if (step.do === 'readReplays') void this.readReplays(step.after);
+      else {
+        this.pace.at(step.until, pace.now);
+        break;
+      }
     }
     if (this.window.mode !== 'tail' || this.draining) this.leaveChannel();
     this.writer.kick();
@@ -693,9 +738,8 @@ export class LiveSession implements Session {
   private readonly drained = new DrainWaiters();
   /** When the last call started (performance.now()). */
   private lastCallAt = Number.NEGATIVE_INFINITY;
-  /** The timer that sends what waits for the pace, and when it is due (performance.now()). */
-  private paceTimer: NodeJS.Timeout | null = null;
-  private paceDue = 0;
+  /** Sends what waits for the pace. */
+  private readonly pace = new PaceTimer(() => this.pump());
 
   constructor(
     private readonly host: SessionHost,
@@ -710,8 +754,7 @@ export class LiveSession implements Session {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    if (this.paceTimer) clearTimeout(this.paceTimer);
-    this.paceTimer = null;
+    this.pace.clear();
     this.channel.leave(this);
     this.queue.clear();
     this.host.closed(this);
@@ -740,25 +783,6 @@ export class LiveSession implements Session {
       this.host.queueOverflow(this.consumer, dropped);
     }
     this.pump();
-  }
-
-  /**
-   * Pumps again at `due` (performance.now() time). A timer already set stays, unless it is due
-   * later (the interval shrank as sessions left): then it is set again for `due`.
-   */
-  private wakeAt(due: number, now: number): void {
-    if (this.paceTimer) {
-      if (this.paceDue <= due + 1) return;
-      clearTimeout(this.paceTimer);
-    }
-    this.paceDue = due;
-    this.paceTimer = setTimeout(
-      () => {
-        this.paceTimer = null;
-        this.pump();
-      },
-      Math.ceil(due - now),
-    );
   }
 
   /**
@@ -791,7 +815,7 @@ export class LiveSession implements Session {
       // A whole batch goes at once: pacing is there to gather events into fewer calls, and a
       // full call has gathered all it can (holding it back would cap the session's throughput).
       if (due > now && !this.queue.fills(this.options.limits)) {
-        this.wakeAt(due, now);
+        this.pace.at(due, now);
         return;
       }
       this.lastCallAt = now;

@@ -74,7 +74,20 @@ export type Step =
    * Read the consumer's events to replay after `after`, then give them to replaysRead (or call
    * readFailed).
    */
-  | { do: 'readReplays'; after: EventId };
+  | { do: 'readReplays'; after: EventId }
+  /** New tail events wait for the pace: call next() again at `until` (the Pace clock). */
+  | { do: 'wait'; until: number };
+
+/**
+ * How far apart the window starts its calls in tail mode (see next()): `now` on a monotonic clock
+ * (ms), and the least time between the starts of two calls that do not fill a batch.
+ */
+export interface Pace {
+  now: number;
+  intervalMs: number;
+}
+
+const UNPACED: Pace = { now: 0, intervalMs: 0 };
 
 interface SentBatch extends Batch {
   items: Delivery[];
@@ -130,7 +143,8 @@ type Entry = { kind: 'batch'; batch: SentBatch } | { kind: 'skip'; skip: Skip };
  *
  * In tail mode, new events that do not fill a batch wait while a batch is unanswered, and then
  * go in one: a session sends one call per round trip at a trickle, and batches grow with the
- * round trip as load grows, instead of one call per event to each of many sessions.
+ * round trip as load grows, instead of one call per event to each of many sessions. With a pace
+ * (see next()) they also wait until an interval has passed since the last call started.
  *
  * A failed batch is sent again as it was, and nothing new is sent while one failed. A move past
  * filtered-out events is a skip entry: consecutive ones merge and they take no place among the
@@ -177,6 +191,8 @@ export class DeliveryWindow {
   /** A restart was asked for: nothing more starts. */
   private halted = false;
   private readonly canRestart: boolean;
+  /** When the last batch of the stream was sent (the Pace clock). */
+  private lastSendAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     pointer: EventId,
@@ -251,11 +267,13 @@ export class DeliveryWindow {
 
   /**
    * The next thing to start, or null when nothing may start now (the window is full, a batch
-   * failed, a read runs, or there is nothing to send). Call it until it returns null. Events
+   * failed, a read runs, or there is nothing to send). Call it until it returns null or a `wait`. Events
    * known to be filtered out become a skip at once: a skip is never sent, so neither a full
-   * window nor a failed batch holds it back.
+   * window nor a failed batch holds it back. With a `pace`, new tail events that do not fill a
+   * batch start a call no sooner than `intervalMs` after the last one started: until then the
+   * answer is a `wait`.
    */
-  next(): Step | null {
+  next(pace: Pace = UNPACED): Step | null {
     if (this.closed || this.halted || this.draining) return null;
     if (this.queue.length === 0 && cmpIds(this.covers, this.sentUpTo) > 0) {
       this.addSkip(this.covers);
@@ -277,21 +295,24 @@ export class DeliveryWindow {
     // An event too large for one message: wait on it reading the store (where the reader
     // reports it), not queueing new events behind it in memory.
     if (head && head.bytes > this.options.limits.maxBytes) this.toCatchup();
-    else if (
-      head &&
-      this.tail &&
-      cmpIds(head.event.id, this.readUpTo) > 0 &&
-      this.awaitingAck() &&
-      !this.queue.fills(this.options.limits)
-    ) {
-      // New events from the tail channel that do not fill a batch wait for the call in flight
-      // to be answered, then go together: one call per round trip, not one per event, to each
-      // of many sessions. What a read returned goes at once (the window allowing).
-      return null;
-    } else if (head) {
+    else if (head) {
+      if (
+        this.tail &&
+        cmpIds(head.event.id, this.readUpTo) > 0 &&
+        !this.queue.fills(this.options.limits)
+      ) {
+        // New events from the tail channel that do not fill a batch wait for the call in flight
+        // to be answered, and for the pace, then go together: one call per round trip (or per
+        // interval), not one per event, to each of many sessions. What a read returned, or a
+        // whole batch, goes at once (the window allowing).
+        if (this.awaitingAck()) return null;
+        const due = this.lastSendAt + pace.intervalMs;
+        if (pace.intervalMs > 0 && due > pace.now) return { do: 'wait', until: due };
+      }
       const chunk = this.queue.take(this.options.limits, this.probeSize('stream'));
       const lastId = chunk[chunk.length - 1]!.event.id;
       const covers = this.queue.length === 0 ? maxId(lastId, this.covers) : lastId;
+      this.lastSendAt = pace.now;
       return { do: 'send', batch: this.addBatch(chunk, covers) };
     }
     if (this.tail || this.reading) return null;
