@@ -141,6 +141,32 @@ describeDatabases('push delivery', (fx) => {
     expectSeqWithoutGaps(live);
   });
 
+  // Breaking change it catches: no read when a channel is made (PushHub.channelOf); an event
+  // committed between a new session's horizon and its channel, whose wake found no channel to
+  // read for, then waits for the backstop's next poll (a minute here).
+  it('gives a session opened while an event commits that event at once, not at the next backstop poll', async function () {
+    this.timeout(60_000);
+    const slow = await startService(fx, { push: { poll_min_ms: 60_000, poll_max_ms: 60_000 } });
+    try {
+      const store = slow.store;
+      const horizon = store.horizon.bind(store);
+      let added: string | undefined;
+      // The LIVE session takes its horizon; an event commits before its channel exists.
+      store.horizon = async () => {
+        const h = await horizon();
+        if (added === undefined) [added] = await store.addEvents([{ type: 'RACE', data: '{}' }]);
+        return h;
+      };
+      const live = await connectRaw(slow.wsUrl, TEST_CREDENTIALS, 'LIVE');
+      open.push(live);
+      expect(added).to.be.a('string');
+      await live.until(() => live.events.some((e) => e.id === added), 10_000);
+      expect(live.events.map((e) => e.id)).to.deep.equal([added]);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('lets the first receiver of a consumer keep it while it answers; a second waits as a standby and takes over when it goes', async () => {
     const first = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');
     const second = await connect(service.wsUrl, TEST_CREDENTIALS, 'TWICE');

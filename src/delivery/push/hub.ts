@@ -664,6 +664,10 @@ export class PushHub implements SessionHost {
       channel = new WantChannel(this, key, want, startAt, this.reader);
       this.channels.set(key, channel);
       this.waker.resume();
+      // An event committed after `startAt` and announced while no channel existed (a wake then
+      // reads nothing: see wake()) would wait for the backstop's next poll, which may be long
+      // (poll_min_ms): read up to the horizon now, once the caller has joined the channel.
+      queueMicrotask(() => this.waker.wake({ by: 'notice' }));
     }
     return channel;
   }
