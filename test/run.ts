@@ -1,0 +1,164 @@
+/**
+ * npm test's runner: the whole suite in three mocha processes at once, one per database server,
+ * since most of a test's time is spent waiting (on timers, child processes, commits) and not on
+ * the CPU. Specs that run against one server at a time must not overlap on it: the delivery
+ * horizon reads server-wide state (PostgreSQL's snapshot xmin, MariaDB's INNODB_TRX), so one
+ * spec's open transaction would hold back another's. Hence the split by the database a test's
+ * title names (describeDatabases puts `[postgresql]` or `[mysql]` in it):
+ *
+ * - `postgresql`: every test whose title names PostgreSQL, one after the other;
+ * - `mysql`: every test whose title names MySQL/MariaDB, one after the other;
+ * - `sqlite`: everything else (SQLite and the tests of no database).
+ *
+ * Each test is in exactly one shard but one naming both servers (in both). The database servers
+ * are started here, once, before the shards (the shards find their URLs in the environment).
+ * EVT_TEST_SHARDS=1 runs one mocha for everything, as `npm run test:serial` does. Arguments go
+ * to each mocha (e.g. `npm test -- --bail`). The exit code is non-zero when a shard failed or,
+ * in a run without arguments, when the shards together did not run every test of the suite
+ * (counted by a dry run first).
+ */
+import { spawn, type ChildProcess } from 'child_process';
+import path from 'path';
+import { needServers, startNeededServers, stopStartedServers } from './support/servers';
+
+interface Shard {
+  name: string;
+  /** mocha's --grep (with --invert when `invert`). */
+  grep?: string;
+  invert?: boolean;
+}
+
+const SHARDS: readonly Shard[] = [
+  { name: 'sqlite', grep: '\\[(postgresql|mysql)\\]', invert: true },
+  { name: 'postgresql', grep: '\\[postgresql\\]' },
+  { name: 'mysql', grep: '\\[mysql\\]' },
+];
+
+const MOCHA = path.join(__dirname, '..', 'node_modules', 'mocha', 'bin', 'mocha.js');
+
+/** The shards running, stopped with the runner (a Ctrl-C reaches them anyway, a kill does not). */
+const running = new Set<ChildProcess>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    for (const child of running) child.kill(signal);
+  });
+}
+
+/** How many tests mocha finds in the whole suite (a dry run: nothing runs). */
+function countTests(): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [MOCHA, 'test/**/*.spec.ts', '--dry-run', '--reporter', 'json'],
+    { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => (out += chunk));
+  return new Promise((resolve, reject) => {
+    child.on('close', (code) => {
+      try {
+        const { stats } = JSON.parse(out.slice(out.indexOf('{'))) as { stats: { tests: number } };
+        if (code !== 0) throw new Error(`exit ${code}`);
+        resolve(stats.tests);
+      } catch (err) {
+        reject(new Error(`Counting the tests failed: ${(err as Error).message}`));
+      }
+    });
+  });
+}
+
+interface Outcome {
+  shard: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  seconds: number;
+  /** The spec reporter's closing counts (passing, failing, pending). */
+  counts: string;
+  /** Their sum: the tests the shard ran. */
+  tests: number;
+}
+
+/** Runs one shard, its lines prefixed with its name (whole lines, so shards do not mix mid-line). */
+function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Outcome> {
+  const grep = shard.grep ? ['--grep', shard.grep, ...(shard.invert ? ['--invert'] : [])] : [];
+  const child = spawn(process.execPath, [MOCHA, 'test/**/*.spec.ts', ...grep, ...args], {
+    cwd: path.join(__dirname, '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  const label = `${shard.name.padEnd(10)}| `;
+  const counts: string[] = [];
+  let tests = 0;
+  const pipe = (from: NodeJS.ReadableStream, to: NodeJS.WriteStream): void => {
+    let rest = '';
+    from.setEncoding('utf8');
+    from.on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const count = /^ {2}(\d+) (passing|failing|pending)/.exec(line);
+        if (count) {
+          counts.push(line.trim());
+          tests += Number(count[1]);
+        }
+        to.write(prefix ? `${label}${line}\n` : `${line}\n`);
+      }
+    });
+    from.on('end', () => {
+      if (rest) to.write(prefix ? `${label}${rest}\n` : `${rest}\n`);
+    });
+  };
+  pipe(child.stdout, process.stdout);
+  pipe(child.stderr, process.stderr);
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      running.delete(child);
+      resolve({
+        shard: shard.name,
+        code,
+        signal,
+        seconds: Math.round((Date.now() - t0) / 1000),
+        counts: counts.join(', ') || 'no counts reported',
+        tests,
+      });
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const serial = process.env['EVT_TEST_SHARDS'] === '1';
+  // The shards find the servers' URLs in the environment and start none of their own.
+  needServers();
+  startNeededServers();
+  try {
+    if (serial) return (await run({ name: 'all' }, args, false)).code === 0 ? 0 : 1;
+    // With arguments (a --grep, --bail) fewer tests may run on purpose.
+    const expected = args.length === 0 ? await countTests() : null;
+    const outcomes = await Promise.all(SHARDS.map((s) => run(s, args, true)));
+    process.stdout.write('\nShards:\n');
+    for (const o of outcomes) {
+      const end = o.signal ? `killed by ${o.signal}` : `exit ${o.code}`;
+      process.stdout.write(`  ${o.shard.padEnd(10)} ${o.counts} (${o.seconds} s, ${end})\n`);
+    }
+    // Every test once: a shard that stopped early, or a title in no shard, shows here.
+    const ran = outcomes.reduce((n, o) => n + o.tests, 0);
+    process.stdout.write(`  ${ran} tests of ${expected ?? '(not counted)'} in the suite\n`);
+    if (expected !== null && ran !== expected) {
+      process.stderr.write(`The shards ran ${ran} tests; the suite has ${expected}.\n`);
+      return 1;
+    }
+    return outcomes.every((o) => o.code === 0) ? 0 : 1;
+  } finally {
+    stopStartedServers();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
