@@ -373,6 +373,8 @@
     history: new Map(),
     rows: new Map(),
     query: null,
+    /** Why the filters as typed cannot be read: shown until they can (the table keeps the last query). */
+    filterError: null,
     querySeq: 0,
     eventRows: new Map(),
     selected: null,
@@ -663,10 +665,12 @@
       try {
         p = readFilters();
       } catch (err) {
+        data.filterError = err.message;
         el.eventsStatus.textContent = err.message;
         el.eventsStatus.classList.add('error');
         return;
       }
+      data.filterError = null;
       data.query = p;
     } else {
       p = data.query;
@@ -676,8 +680,9 @@
       const r = await call('readEvents', p);
       if (seq !== data.querySeq || !session.creds) return;
       renderEvents(r.events, fresh || !data.loaded);
-      el.eventsStatus.classList.remove('error');
-      el.eventsStatus.textContent = describeQuery(p, r.events.length);
+      // A live refresh of the last query leaves the error of the filters as typed in view.
+      el.eventsStatus.classList.toggle('error', data.filterError !== null);
+      el.eventsStatus.textContent = data.filterError ?? describeQuery(p, r.events.length);
     } catch (err) {
       if (seq !== data.querySeq) return;
       handleError(err, (msg) => {
