@@ -18,20 +18,23 @@
  * (counted by a dry run first).
  */
 import { spawn, type ChildProcess } from 'child_process';
+import fs from 'fs';
 import path from 'path';
 import { needServers, startNeededServers, stopStartedServers } from './support/servers';
 
 interface Shard {
   name: string;
+  /** Where in the list of spec files it starts (see specFiles). */
+  offset: number;
   /** mocha's --grep (with --invert when `invert`). */
   grep?: string;
   invert?: boolean;
 }
 
 const SHARDS: readonly Shard[] = [
-  { name: 'sqlite', grep: '\\[(postgresql|mysql)\\]', invert: true },
-  { name: 'postgresql', grep: '\\[postgresql\\]' },
-  { name: 'mysql', grep: '\\[mysql\\]' },
+  { name: 'sqlite', offset: 0, grep: '\\[(postgresql|mysql)\\]', invert: true },
+  { name: 'postgresql', offset: 1 / 3, grep: '\\[postgresql\\]' },
+  { name: 'mysql', offset: 2 / 3, grep: '\\[mysql\\]' },
 ];
 
 const MOCHA = path.join(__dirname, '..', 'node_modules', 'mocha', 'bin', 'mocha.js');
@@ -42,6 +45,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     for (const child of running) child.kill(signal);
   });
+}
+
+/**
+ * The spec files, sorted, each shard starting at its own place in the list (`offset` of 1 = a
+ * whole list): the shards would otherwise reach the heavy files (three Chromiums, the stress
+ * tests) at the same time, as they go through the same files at about the same pace.
+ */
+function specFiles(offset: number): string[] {
+  const files = fs
+    .readdirSync(__dirname, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.spec.ts'))
+    .map((f) => path.join('test', f))
+    .sort();
+  const at = Math.floor(files.length * offset);
+  return [...files.slice(at), ...files.slice(0, at)];
 }
 
 /** How many tests mocha finds in the whole suite (a dry run: nothing runs). */
@@ -81,7 +99,7 @@ interface Outcome {
 /** Runs one shard, its lines prefixed with its name (whole lines, so shards do not mix mid-line). */
 function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Outcome> {
   const grep = shard.grep ? ['--grep', shard.grep, ...(shard.invert ? ['--invert'] : [])] : [];
-  const child = spawn(process.execPath, [MOCHA, 'test/**/*.spec.ts', ...grep, ...args], {
+  const child = spawn(process.execPath, [MOCHA, ...specFiles(shard.offset), ...grep, ...args], {
     cwd: path.join(__dirname, '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -133,7 +151,7 @@ async function main(): Promise<number> {
   needServers();
   startNeededServers();
   try {
-    if (serial) return (await run({ name: 'all' }, args, false)).code === 0 ? 0 : 1;
+    if (serial) return (await run({ name: 'all', offset: 0 }, args, false)).code === 0 ? 0 : 1;
     // With arguments (a --grep, --bail) fewer tests may run on purpose.
     const expected = args.length === 0 ? await countTests() : null;
     const outcomes = await Promise.all(SHARDS.map((s) => run(s, args, true)));
