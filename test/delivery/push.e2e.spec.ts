@@ -19,7 +19,7 @@ import {
   TEST_CREDENTIALS,
 } from '../support/service';
 import { startTcpProxy } from '../support/tcp-proxy';
-import { waitForValue } from '../support/wait';
+import { waitFor, waitForValue } from '../support/wait';
 
 /** Adds `n` events in batches of `batch`, `type` by index. */
 async function addMany(
@@ -358,6 +358,12 @@ describeDatabases('push delivery', (fx) => {
           (p) => p === ids[ids.length - 1],
         );
       }
+      // A session that ends leaves its share to the others.
+      const hub = await paced.push.hub();
+      expect(hub.reliableCallIntervalMs).to.equal(500);
+      receivers[1]!.close();
+      await waitFor('one reliable session', () => hub.stats().reliable === 1);
+      expect(hub.reliableCallIntervalMs).to.equal(250);
     } finally {
       await paced.close();
     }
