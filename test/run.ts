@@ -1,19 +1,24 @@
 /**
  * npm test's runner: the whole suite in three mocha processes at once, one per database server,
  * since most of a test's time is spent waiting (on timers, child processes, commits) and not on
- * the CPU. Specs that run against one server at a time must not overlap on it: the delivery
- * horizon reads server-wide state (PostgreSQL's snapshot xmin, MariaDB's INNODB_TRX), so one
- * spec's open transaction would hold back another's. Hence the split by the database a test's
- * title names (describeDatabases puts `[postgresql]` or `[mysql]` in it):
+ * the CPU. The specs of one server must not all run at once: the delivery horizon reads
+ * server-wide state (PostgreSQL's snapshot xmin, MariaDB's INNODB_TRX), so one spec's open
+ * transaction would hold back another's. Hence the split by the database a test's title names
+ * (describeDatabases puts `[postgresql]` or `[mysql]` in it):
  *
  * - `postgresql`: every test whose title names PostgreSQL, one after the other;
  * - `mysql`: every test whose title names MySQL/MariaDB, one after the other;
  * - `sqlite`: everything else (SQLite and the tests of no database).
  *
- * Each test is in exactly one shard but one naming both servers (in both). The database servers
+ * A few suites also open a database of another kind, an archive warehouse (replay, lifecycle
+ * examples, deploy): their writes there run beside the other server's own shard. They are short
+ * transactions that may delay its horizon by a moment; the tests wait for what they expect (a
+ * suite that fails for it belongs in a serial phase of its own). A title naming both servers would put its test in two shards,
+ * which the count below catches. The database servers
  * are started here, once, before the shards (the shards find their URLs in the environment).
- * EVT_TEST_SHARDS=1 runs one mocha for everything, as `npm run test:serial` does. Arguments go
- * to each mocha (e.g. `npm test -- --bail`). The exit code is non-zero when a shard failed or,
+ * EVT_TEST_SHARDS=1 runs one mocha for everything, as `npm run test:serial` does; so do
+ * arguments that pick tests (a --grep, spec files). Other arguments go to each mocha (e.g.
+ * `npm test -- --bail`). The exit code is non-zero when a shard failed or,
  * in a run without arguments, when the shards together did not run every test of the suite
  * (counted by a dry run first).
  */
@@ -39,13 +44,27 @@ const SHARDS: readonly Shard[] = [
 
 const MOCHA = path.join(__dirname, '..', 'node_modules', 'mocha', 'bin', 'mocha.js');
 
-/** The shards running, stopped with the runner (a Ctrl-C reaches them anyway, a kill does not). */
+/**
+ * The mocha processes running, stopped with the runner (a Ctrl-C reaches them anyway, a kill
+ * does not). Each gets SIGINT: bin/mocha.js runs the tests in a child of its own (for
+ * node-option) and passes SIGINT on to it, not SIGTERM.
+ */
 const running = new Set<ChildProcess>();
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    for (const child of running) child.kill(signal);
+    stopping = true;
+    for (const child of running) child.kill('SIGINT');
   });
 }
+
+/** Whether the arguments name spec files: then mocha runs those, not the whole suite. */
+const namesFiles = (args: readonly string[]): boolean =>
+  args.some((a) => !a.startsWith('-') && /\.[cm]?[jt]s$/.test(a));
+
+/** Whether the arguments pick tests or files themselves: then one mocha runs them. */
+const picksTests = (args: readonly string[]): boolean =>
+  namesFiles(args) || args.some((a) => /^(-g|--grep|-f|--fgrep)(=|$)/.test(a));
 
 /**
  * The spec files, sorted, each shard starting at its own place in the list (`offset` of 1 = a
@@ -69,11 +88,13 @@ function countTests(): Promise<number> {
     [MOCHA, 'test/**/*.spec.ts', '--dry-run', '--reporter', 'json'],
     { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  running.add(child);
   let out = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => (out += chunk));
   return new Promise((resolve, reject) => {
     child.on('close', (code) => {
+      running.delete(child);
       try {
         const { stats } = JSON.parse(out.slice(out.indexOf('{'))) as { stats: { tests: number } };
         if (code !== 0) throw new Error(`exit ${code}`);
@@ -99,7 +120,8 @@ interface Outcome {
 /** Runs one shard, its lines prefixed with its name (whole lines, so shards do not mix mid-line). */
 function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Outcome> {
   const grep = shard.grep ? ['--grep', shard.grep, ...(shard.invert ? ['--invert'] : [])] : [];
-  const child = spawn(process.execPath, [MOCHA, ...specFiles(shard.offset), ...grep, ...args], {
+  const files = namesFiles(args) ? [] : specFiles(shard.offset);
+  const child = spawn(process.execPath, [MOCHA, ...files, ...grep, ...args], {
     cwd: path.join(__dirname, '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -146,14 +168,16 @@ function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Ou
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const serial = process.env['EVT_TEST_SHARDS'] === '1';
-  // The shards find the servers' URLs in the environment and start none of their own.
-  needServers();
-  startNeededServers();
+  // A --grep of the caller's would replace each shard's, and files given would add to each.
+  const serial = process.env['EVT_TEST_SHARDS'] === '1' || picksTests(args);
   try {
+    // The shards find the servers' URLs in the environment and start none of their own.
+    needServers();
+    startNeededServers();
     if (serial) return (await run({ name: 'all', offset: 0 }, args, false)).code === 0 ? 0 : 1;
-    // With arguments (a --grep, --bail) fewer tests may run on purpose.
+    // With arguments (--bail, say) fewer tests may run on purpose.
     const expected = args.length === 0 ? await countTests() : null;
+    if (stopping) return 1;
     const outcomes = await Promise.all(SHARDS.map((s) => run(s, args, true)));
     process.stdout.write('\nShards:\n');
     for (const o of outcomes) {
@@ -167,7 +191,7 @@ async function main(): Promise<number> {
       process.stderr.write(`The shards ran ${ran} tests; the suite has ${expected}.\n`);
       return 1;
     }
-    return outcomes.every((o) => o.code === 0) ? 0 : 1;
+    return outcomes.every((o) => o.code === 0) && !stopping ? 0 : 1;
   } finally {
     stopStartedServers();
   }

@@ -666,8 +666,16 @@ export class PushHub implements SessionHost {
       this.waker.resume();
       // An event committed after `startAt` and announced while no channel existed (a wake then
       // reads nothing: see wake()) would wait for the backstop's next poll, which may be long
-      // (poll_min_ms): read up to the horizon now, once the caller has joined the channel.
-      queueMicrotask(() => this.waker.wake({ by: 'notice' }));
+      // (poll_min_ms): the new channel reads up to the horizon now, once the caller joined it.
+      const fresh = channel;
+      queueMicrotask(() => {
+        if (this.isClosed || this.isDraining) return;
+        fresh
+          .poke(() => this.store.horizon())
+          .catch((err: unknown) =>
+            this.log.warn('Push: reading new events failed', { err: errorOf(err) }),
+          );
+      });
     }
     return channel;
   }
