@@ -141,9 +141,10 @@ describeDatabases('push delivery', (fx) => {
     expectSeqWithoutGaps(live);
   });
 
-  // Breaking change it catches: no read when a channel is made (PushHub.channelOf); an event
-  // committed between a new session's horizon and its channel, whose wake found no channel to
-  // read for, then waits for the backstop's next poll (a minute here).
+  // Breaking change it catches: no read when a channel gets its first member
+  // (WantChannel.join); an event committed between a new session's horizon and its channel,
+  // whose wake found no channel to read for, then waits for the backstop's next poll (a minute
+  // here).
   it('gives a session opened while an event commits that event at once, not at the next backstop poll', async function () {
     this.timeout(60_000);
     const slow = await startService(fx, { push: { poll_min_ms: 60_000, poll_max_ms: 60_000 } });

@@ -35,6 +35,10 @@ export interface HubEvents {
 const wantKey = (want: readonly string[] | null): string =>
   want ? [...new Set(want)].sort().join(':') : '*';
 
+/** The least time (ms) between one session's calls when `sessions` share `perS` calls a second. */
+const shareIntervalMs = (sessions: number, perS: number): number =>
+  perS > 0 ? (sessions * 1000) / perS : 0;
+
 /** A channel's reads are shared by its members, whatever their message limits. */
 const CHANNEL_LIMITS: ChunkLimits = {
   maxEvents: MAX_EVENTS_PER_LIST,
@@ -67,8 +71,14 @@ class WantChannel implements TailChannel {
     return this.members.size;
   }
 
+  /**
+   * The first member makes the channel read up to the horizon at once: an event committed after
+   * `tailId` and announced while no channel was there to read it (see PushHub.wake) would wait
+   * for the backstop's next poll, which may be long (poll_min_ms).
+   */
   join(member: Session): void {
     this.members.add(member);
+    if (this.members.size === 1) this.hub.catchUp(this);
   }
 
   leave(member: Session): void {
@@ -664,20 +674,18 @@ export class PushHub implements SessionHost {
       channel = new WantChannel(this, key, want, startAt, this.reader);
       this.channels.set(key, channel);
       this.waker.resume();
-      // An event committed after `startAt` and announced while no channel existed (a wake then
-      // reads nothing: see wake()) would wait for the backstop's next poll, which may be long
-      // (poll_min_ms): the new channel reads up to the horizon now, once the caller joined it.
-      const fresh = channel;
-      queueMicrotask(() => {
-        if (this.isClosed || this.isDraining) return;
-        fresh
-          .poke(() => this.store.horizon())
-          .catch((err: unknown) =>
-            this.log.warn('Push: reading new events failed', { err: errorOf(err) }),
-          );
-      });
     }
     return channel;
+  }
+
+  /** Has `channel` read up to the horizon now (see WantChannel.join). */
+  catchUp(channel: WantChannel): void {
+    if (this.isClosed || this.isDraining) return;
+    channel
+      .poke(() => this.store.horizon())
+      .catch((err: unknown) =>
+        this.log.warn('Push: reading new events failed', { err: errorOf(err) }),
+      );
   }
 
   dropChannel(channel: WantChannel): void {
@@ -826,8 +834,7 @@ export class PushHub implements SessionHost {
    * share liveCallsPerS calls a second (0: no limit).
    */
   get liveCallIntervalMs(): number {
-    const { liveCallsPerS } = this.options;
-    return liveCallsPerS > 0 ? (this.live.size * 1000) / liveCallsPerS : 0;
+    return shareIntervalMs(this.live.size, this.options.liveCallsPerS);
   }
 
   /**
@@ -836,8 +843,7 @@ export class PushHub implements SessionHost {
    * limit). What they read while catching up, and whole batches, go at once.
    */
   get reliableCallIntervalMs(): number {
-    const { reliableCallsPerS } = this.options;
-    return reliableCallsPerS > 0 ? (this.reliableActive * 1000) / reliableCallsPerS : 0;
+    return shareIntervalMs(this.reliableActive, this.options.reliableCallsPerS);
   }
 
   /**
