@@ -13,18 +13,20 @@
  * A few suites also open a database of another kind, an archive warehouse (replay, lifecycle
  * examples, deploy): their writes there run beside the other server's own shard. They are short
  * transactions that may delay its horizon by a moment; the tests wait for what they expect (a
- * suite that fails for it belongs in a serial phase of its own). A title naming both servers would put its test in two shards,
- * which the count below catches. The database servers
- * are started here, once, before the shards (the shards find their URLs in the environment).
- * EVT_TEST_SHARDS=1 runs one mocha for everything, as `npm run test:serial` does; so do
- * arguments that pick tests (a --grep, spec files). Other arguments go to each mocha (e.g.
- * `npm test -- --bail`). The exit code is non-zero when a shard failed or,
- * in a run without arguments, when the shards together did not run every test of the suite
- * (counted by a dry run first).
+ * suite that fails for it belongs in a serial phase of its own). A title naming both servers
+ * would put its test in two shards, which the count below catches.
+ *
+ * The database servers are started here, once, before the shards (the shards find their URLs in
+ * the environment). EVT_TEST_SHARDS=1 runs one mocha for everything, as `npm run test:serial`
+ * does; so do arguments that pick tests (a --grep, spec files). Other arguments go to each mocha
+ * (e.g. `npm test -- --bail`). The exit code is non-zero when a shard failed or, in a run
+ * without arguments, when the shards together did not run every test of the suite (counted by a
+ * dry run first).
  */
-import { spawn, type ChildProcess } from 'child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'child_process';
 import fs from 'fs';
 import path from 'path';
+import type { Readable } from 'stream';
 import { needServers, startNeededServers, stopStartedServers } from './support/servers';
 
 interface Shard {
@@ -81,20 +83,26 @@ function specFiles(offset: number): string[] {
   return [...files.slice(at), ...files.slice(0, at)];
 }
 
+/** Starts mocha from the project's folder, among the processes a signal stops. */
+function mocha(argv: readonly string[]): ChildProcessByStdio<null, Readable, Readable> {
+  const child = spawn(process.execPath, [MOCHA, ...argv], {
+    cwd: path.join(__dirname, '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.on('close', () => running.delete(child));
+  return child;
+}
+
 /** How many tests mocha finds in the whole suite (a dry run: nothing runs). */
 function countTests(): Promise<number> {
-  const child = spawn(
-    process.execPath,
-    [MOCHA, 'test/**/*.spec.ts', '--dry-run', '--reporter', 'json'],
-    { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  running.add(child);
+  const child = mocha([...specFiles(0), '--dry-run', '--reporter', 'json']);
+  child.stderr.pipe(process.stderr);
   let out = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => (out += chunk));
   return new Promise((resolve, reject) => {
     child.on('close', (code) => {
-      running.delete(child);
       try {
         const { stats } = JSON.parse(out.slice(out.indexOf('{'))) as { stats: { tests: number } };
         if (code !== 0) throw new Error(`exit ${code}`);
@@ -121,11 +129,7 @@ interface Outcome {
 function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Outcome> {
   const grep = shard.grep ? ['--grep', shard.grep, ...(shard.invert ? ['--invert'] : [])] : [];
   const files = namesFiles(args) ? [] : specFiles(shard.offset);
-  const child = spawn(process.execPath, [MOCHA, ...files, ...grep, ...args], {
-    cwd: path.join(__dirname, '..'),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
+  const child = mocha([...files, ...grep, ...args]);
   const label = `${shard.name.padEnd(10)}| `;
   const counts: string[] = [];
   let tests = 0;
@@ -153,7 +157,6 @@ function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Ou
   const t0 = Date.now();
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
-      running.delete(child);
       resolve({
         shard: shard.name,
         code,
