@@ -21,7 +21,8 @@
  * does; so do arguments that pick tests (a --grep, spec files). Other arguments go to each mocha
  * (e.g. `npm test -- --bail`). The exit code is non-zero when a shard failed or, in a run
  * without arguments, when the shards together did not run every test of the suite (counted by a
- * dry run first).
+ * dry run first). A failed shard's report (its failures, errors and stacks) is repeated beside the
+ * closing summary.
  */
 import { spawn, type ChildProcess, type ChildProcessByStdio } from 'child_process';
 import fs from 'fs';
@@ -123,7 +124,12 @@ interface Outcome {
   counts: string;
   /** Their sum: the tests the shard ran. */
   tests: number;
+  /** mocha's report from its closing counts on: the failures, each with its error and stack. */
+  epilogue: string[];
 }
+
+/** How many lines of a shard's failure report the closing summary repeats. */
+const EPILOGUE_LINES = 80;
 
 /** Runs one shard, its lines prefixed with its name (whole lines, so shards do not mix mid-line). */
 function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Outcome> {
@@ -132,6 +138,7 @@ function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Ou
   const child = mocha([...files, ...grep, ...args]);
   const label = `${shard.name.padEnd(10)}| `;
   const counts: string[] = [];
+  const epilogue: string[] = [];
   let tests = 0;
   const pipe = (from: NodeJS.ReadableStream, to: NodeJS.WriteStream): void => {
     let rest = '';
@@ -145,6 +152,7 @@ function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Ou
           counts.push(line.trim());
           tests += Number(count[1]);
         }
+        if (to === process.stdout && counts.length > 0) epilogue.push(line);
         to.write(prefix ? `${label}${line}\n` : `${line}\n`);
       }
     });
@@ -164,6 +172,7 @@ function run(shard: Shard, args: readonly string[], prefix: boolean): Promise<Ou
         seconds: Math.round((Date.now() - t0) / 1000),
         counts: counts.join(', ') || 'no counts reported',
         tests,
+        epilogue,
       });
     });
   });
@@ -182,6 +191,18 @@ async function main(): Promise<number> {
     const expected = args.length === 0 ? await countTests() : null;
     if (stopping) return 1;
     const outcomes = await Promise.all(SHARDS.map((s) => run(s, args, true)));
+    // The failures again, next to the summary: the shards' reports are far up in a long log,
+    // often cut off where a CI log keeps only its end.
+    for (const o of outcomes.filter((o) => o.code !== 0 && o.epilogue.length > 0)) {
+      while (o.epilogue.at(-1)?.trim() === '') o.epilogue.pop();
+      const shown = o.epilogue.slice(0, EPILOGUE_LINES);
+      process.stdout.write(`\n${o.shard}: failures\n${shown.join('\n')}\n`);
+      if (o.epilogue.length > shown.length) {
+        process.stdout.write(
+          `(${o.epilogue.length - shown.length} more lines in the shard's report above)\n`,
+        );
+      }
+    }
     process.stdout.write('\nShards:\n');
     for (const o of outcomes) {
       const end = o.signal ? `killed by ${o.signal}` : `exit ${o.code}`;
