@@ -18,7 +18,7 @@ import { bindStore } from '../storage/ccm';
 import { configFromEnv, parseDbUrl, type ConnectionConfig } from '../storage/config';
 import { futoinDbClosed, registerFutoinDb } from '../storage/futoin-db';
 import { migrate } from '../storage/migrate';
-import { EventStore } from '../storage/store';
+import { boundIdleTransactions, EventStore } from '../storage/store';
 import type { CoordinationOptions } from '../storage/coordination/options';
 import { EvtNodeExecutor } from '../transport/executor';
 import { AdminCore } from '../ops/admin';
@@ -138,9 +138,12 @@ export class DBServiceApp {
     const active = options.database
       ? asConfig(options.database)
       : configFromEnv(DB_CONN.active, env);
-    const warehouse = options.warehouse
+    const warehouseGiven = options.warehouse
       ? asConfig(options.warehouse)
       : configFromEnv(DB_CONN.warehouse, env);
+    // Archive transactions bounded as the store's (see boundIdleTransactions): on the event
+    // database's server, a paused node's open one would hold delivery back on every node.
+    const warehouse = warehouseGiven && boundIdleTransactions(warehouseGiven, options.coordination);
 
     if (active) {
       // Our store for the services, and the futoin-database connection for user transactions.

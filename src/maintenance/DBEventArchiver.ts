@@ -15,6 +15,7 @@ import { ReliableReceiver } from '../receiving/ReliableReceiver';
 import { configFromFutoinDb } from '../storage/ccm';
 import { ArchiverCounters } from '../storage/counters';
 import { HistoryWriter, type HistorySource, type WarehouseSource } from '../storage/history';
+import type { SqlClient } from '../storage/sql';
 import { ARCHIVER_DEFAULTS, archiverMigrate, archiverSettings } from './options';
 
 /** How events reach the archiver: pushed, polled, or pushed when the service offers it. */
@@ -188,6 +189,11 @@ export class DBEventArchiver extends ReliableReceiver {
     this.run = run;
     this.counters.running = true;
     run.worker = this.prepare(run, mode !== 'poll' && canPush(endpoint) ? 'push' : 'poll');
+  }
+
+  /** The warehouse connection archiving writes through, once open (null before, or stopped). */
+  get warehouseDb(): SqlClient | null {
+    return this.run?.writer?.db ?? null;
   }
 
   /**

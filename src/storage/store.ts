@@ -245,6 +245,25 @@ interface Shared {
 export const POINTER_GROUP_MAX = 256;
 
 /**
+ * `config` with the server's bound on idle transactions that coordination needs (see
+ * ConnectionConfig.idleTransactionMs), unless it has one or coordination is off. A node that
+ * stalls inside a transaction is fenced after fence_ms; the server rolls its transaction back
+ * after twice that, so neither the row locks it held stop the node that took its consumers over,
+ * nor (the horizon waits for the transactions open on the server, see probeWriters) does its
+ * open transaction hold delivery back on every node. The last holds for a warehouse on the same
+ * server too: its archive transactions get the same bound.
+ */
+export function boundIdleTransactions(
+  config: ConnectionConfig,
+  coordination: CoordinationOptions | undefined,
+): ConnectionConfig {
+  const { enabled, fenceMs } = coordinationSettings(coordination);
+  return enabled && config.idleTransactionMs === undefined
+    ? { ...config, idleTransactionMs: 2 * fenceMs }
+    : config;
+}
+
+/**
  * The event store: every read and write of events, consumer pointers and their recorded moves,
  * over one SqlClient and its dialect, each with the retry rule of withRetry. The SQL is in
  * queries/, one text per routine and dialect. Services share one store per database.
@@ -401,16 +420,7 @@ export class EventStore {
   /** Connects (no migrations: see migrate()). */
   static async open(config: ConnectionConfig, options: StoreOptions = {}): Promise<EventStore> {
     const log = options.log ?? defaultLogger();
-    const coordination = coordinationSettings(options.coordination);
-    // A node that stalls inside a transaction is fenced after fence_ms; the server rolls its
-    // transaction back after twice that, so the row locks it held do not stop the node that
-    // took its consumers over (see ConnectionConfig.idleTransactionMs).
-    const db = await openClient(
-      coordination.enabled && config.idleTransactionMs === undefined
-        ? { ...config, idleTransactionMs: 2 * coordination.fenceMs }
-        : config,
-      log,
-    );
+    const db = await openClient(boundIdleTransactions(config, options.coordination), log);
     const dialect = createDialect(db.dialect);
     try {
       if (dialect.init) await dialect.init(db);

@@ -36,8 +36,33 @@ import {
 /** One onEvents call as a receiver got it: on which connection, when, what. */
 interface Batch {
   conn: string;
+  /** onEvents' seq: 0 at the start of each push session. */
+  seq: number;
   at: number;
   ids: bigint[];
+}
+
+/**
+ * What a consumer's receivers got, one line per run of calls over one connection: its seqs,
+ * when (wall clock, as the nodes' logs say it), and the IDs. A failed check shows it.
+ */
+function history(all: readonly Batch[]): string {
+  const runs: Batch[][] = [];
+  for (const b of all) {
+    const run = runs[runs.length - 1];
+    if (run && run[0]!.conn === b.conn) run.push(b);
+    else runs.push([b]);
+  }
+  const clock = (at: number): string =>
+    new Date(performance.timeOrigin + at).toISOString().slice(11, 23);
+  return runs
+    .map((run) => {
+      const first = run[0]!;
+      const last = run[run.length - 1]!;
+      const ids = run.flatMap((b) => b.ids);
+      return `  ${first.conn}: seq ${first.seq}..${last.seq} at ${clock(first.at)}..${clock(last.at)}, IDs ${ids[0] ?? '-'}..${ids[ids.length - 1] ?? '-'}`;
+    })
+    .join('\n');
 }
 
 /**
@@ -71,7 +96,12 @@ class Receiver {
           '1.1',
           (r) => {
             r.behaviour = (call) => {
-              this.record({ conn, at: performance.now(), ids: call.ids.map((id) => BigInt(id)) });
+              this.record({
+                conn,
+                seq: call.seq,
+                at: performance.now(),
+                ids: call.ids.map((id) => BigInt(id)),
+              });
               return 'ok';
             };
           },
@@ -264,7 +294,7 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
             // Two pushers at once would show as two connections taking turns.
             expect(
               seenConns,
-              `${component}: ${b.conn} pushed again after another connection had pushed`,
+              `${component}: ${b.conn} pushed again after another connection had pushed:\n${history(all)}\n`,
             ).not.to.include(b.conn);
             seenConns.push(b.conn);
             if (prev !== undefined) n++;

@@ -19,7 +19,7 @@ import type { Dialect } from '../../src/storage/sql';
 import { requireFreshDist, killChildren, startCliServer } from '../support/cli';
 import { DbFixture, describeDatabases, futoinDbEnv, hangingUpServer, testLog } from '../support/db';
 import { clientCcm, steps, TEST_CREDENTIALS } from '../support/service';
-import { sleep, waitFor } from '../support/wait';
+import { sleep, waitFor, waitForValue } from '../support/wait';
 
 /** Bound of a wait (ms) where no other is given: archiving to a warehouse takes its time. */
 const ARCHIVE_WAIT_MS = 60_000;
@@ -374,3 +374,50 @@ describeDatabases('DBServiceApp failing to start', (fx) => {
     expect(failure, 'the failure').to.match(/Connection terminated/);
   });
 });
+
+// The delivery horizon waits for the transactions open on the whole server (PostgreSQL's
+// snapshot xmin, MariaDB's INNODB_TRX). A node paused inside an archive transaction, its
+// warehouse on the event database's server, held delivery back on every node until it ran
+// again (the cluster test's SIGSTOP, now and then). Breaking change it catches: the warehouse
+// connection opened without the bound the store's has (boundIdleTransactions).
+describeDatabases(
+  'DBServiceApp with coordination and its warehouse on the same server',
+  (fx) => {
+    const wfx = useDatabase(fx.dialect);
+
+    it('has the server roll back an archive transaction left idle for 2 × fence_ms (a paused node)', async function () {
+      this.timeout(60_000);
+      // Closed before the suite drops its databases.
+      const app = await DBServiceApp.start({
+        database: fx.config,
+        warehouse: wfx.config,
+        enableArchiver: true,
+        // The server ends a transaction idle for 2 × fence_ms: 1 s.
+        coordination: { fence_ms: 500, heartbeat_ms: 100 },
+        log: testLog,
+      });
+      try {
+        const db = await waitForValue(
+          'the archiver’s warehouse connection',
+          () => app.archiver!.warehouseDb,
+          (d) => d !== null,
+        );
+        let failure: unknown = null;
+        await db!
+          .transaction(async (tx) => {
+            await tx.query('SELECT 1 AS one');
+            // Paused past the bound: the server ends the transaction meanwhile.
+            await sleep(3_000);
+            await tx.query('SELECT 1 AS one');
+          })
+          .catch((err: unknown) => (failure = err));
+        expect(failure, 'the transaction outlived the bound').to.be.an('error');
+        // The pool goes on with a new connection.
+        expect(await db!.query<{ one: number }>('SELECT 1 AS one')).to.have.length(1);
+      } finally {
+        await app.close();
+      }
+    });
+  },
+  ['postgresql', 'mysql'],
+);
