@@ -7,8 +7,8 @@
  * coordination session ended from the database, a database restart and (PostgreSQL) the primary
  * killed and the standby promoted. After each: every written event delivered to each consumer,
  * each connection's events in ID order, no two connections of a consumer taking turns (two
- * pushers at once), pointers only forward, a redelivery only past the stored pointer, and a
- * takeover within its bound.
+ * pushers at once; but for the one call a stopped node was writing, see `resumed`), pointers
+ * only forward, a redelivery only past the stored pointer, and a takeover within its bound.
  */
 import { expect } from 'chai';
 import fs from 'fs';
@@ -130,6 +130,9 @@ class Receiver {
   }
 }
 
+/** How soon after a stopped node runs again the call it was writing arrives, at most. */
+const RESUMED_CALL_MS = 2_000;
+
 const PAIR = 'PAIR';
 const LB = 'LB';
 const ident = (component: string): string => `${CLUSTER_USER}:${component}`;
@@ -159,6 +162,14 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
       [PAIR, []],
       [LB, []],
     ]);
+    /**
+     * Where and when each stopped node ran again. A node stopped (SIGSTOP) in the moment between
+     * its last check that it may push and the write of a call completes that call when it runs
+     * again, before it notices it is fenced (README "Fencing"): its receiver gets it on the old
+     * connection, in the old session (seq going on), just after the node resumed, after the new
+     * owner's first calls. One such call per stop and consumer is not a second pusher.
+     */
+    const resumed: { node: string; at: number }[] = [];
     let sampling: Promise<void> | null = null;
     let sampled = false;
     let stopSampling = false;
@@ -286,10 +297,39 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
         const all = batches.get(component)!;
         const seenConns: string[] = [];
         const lastOfConn = new Map<string, bigint>();
+        const seqOfConn = new Map<string, number>();
+        const excused = new Set<(typeof resumed)[number]>();
         const seen = new Set<bigint>();
         let n = 0;
         for (const b of all) {
           const prev = seenConns[seenConns.length - 1];
+          const oldSession = seqOfConn.has(b.conn) && b.seq > seqOfConn.get(b.conn)!;
+          seqOfConn.set(b.conn, b.seq);
+          const lastCall =
+            prev !== b.conn && oldSession
+              ? resumed.find(
+                  (r) =>
+                    !excused.has(r) &&
+                    b.conn.startsWith(`${r.node}#`) &&
+                    b.at >= r.at &&
+                    b.at - r.at < RESUMED_CALL_MS,
+                )
+              : undefined;
+          if (lastCall) {
+            excused.add(lastCall);
+            if (process.env['EVT_TEST_VERBOSE']) {
+              console.log(
+                `      ${component}: ${b.conn} completed call ${b.seq} ${Math.round(b.at - lastCall.at)} ms after it ran again`,
+              );
+            }
+            for (const id of b.ids) {
+              const last = lastOfConn.get(b.conn) ?? -1n;
+              expect(id > last, `${component}: ${b.conn} got ${id} after ${last}`).to.equal(true);
+              lastOfConn.set(b.conn, id);
+              seen.add(id);
+            }
+            continue;
+          }
           if (prev !== b.conn) {
             // Two pushers at once would show as two connections taking turns.
             expect(
@@ -413,6 +453,7 @@ for (const dialect of ['postgresql', 'mysql'] as ClusterDialect[]) {
             expect(tookMs, 'takeover within its bound').to.be.below(TAKEOVER_BOUND_MS + 10_000);
             await sleep(Math.max(0, 10_000 - (performance.now() - paused))); // the pause is the fault
           } finally {
+            resumed.push({ node: victim.name, at: performance.now() });
             victim.signal('SIGCONT');
           }
         },
