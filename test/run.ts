@@ -16,6 +16,10 @@
  * suite that fails for it belongs in a serial phase of its own). A title naming both servers
  * would put its test in two shards, which the count below catches.
  *
+ * A test that restarts a server (its title tagged `#alone`, ALONE_TAG) would fail the tests of
+ * other shards that use that server meanwhile (a warehouse of another kind): those run after the
+ * shards, on their own.
+ *
  * The database servers are started here, once, before the shards (the shards find their URLs in
  * the environment). EVT_TEST_SHARDS=1 runs one mocha for everything, as `npm run test:serial`
  * does; so do arguments that pick tests (a --grep, spec files). Other arguments go to each mocha
@@ -28,7 +32,7 @@ import { spawn, type ChildProcess, type ChildProcessByStdio } from 'child_proces
 import fs from 'fs';
 import path from 'path';
 import type { Readable } from 'stream';
-import { needServers, startNeededServers, stopStartedServers } from './support/servers';
+import { ALONE_TAG, needServers, startNeededServers, stopStartedServers } from './support/servers';
 
 interface Shard {
   name: string;
@@ -39,11 +43,17 @@ interface Shard {
   invert?: boolean;
 }
 
+/** Not in a shard: see ALONE. */
+const NOT_ALONE = `^(?!.*${ALONE_TAG})`;
+
 const SHARDS: readonly Shard[] = [
-  { name: 'sqlite', offset: 0, grep: '\\[(postgresql|mysql)\\]', invert: true },
-  { name: 'postgresql', offset: 1 / 3, grep: '\\[postgresql\\]' },
-  { name: 'mysql', offset: 2 / 3, grep: '\\[mysql\\]' },
+  { name: 'sqlite', offset: 0, grep: `\\[(postgresql|mysql)\\]|${ALONE_TAG}`, invert: true },
+  { name: 'postgresql', offset: 1 / 3, grep: `${NOT_ALONE}.*\\[postgresql\\]` },
+  { name: 'mysql', offset: 2 / 3, grep: `${NOT_ALONE}.*\\[mysql\\]` },
 ];
+
+/** The tests tagged ALONE_TAG, after the shards, one mocha for them all. */
+const ALONE: Shard = { name: 'alone', offset: 0, grep: ALONE_TAG };
 
 const MOCHA = path.join(__dirname, '..', 'node_modules', 'mocha', 'bin', 'mocha.js');
 
@@ -191,6 +201,7 @@ async function main(): Promise<number> {
     const expected = args.length === 0 ? await countTests() : null;
     if (stopping) return 1;
     const outcomes = await Promise.all(SHARDS.map((s) => run(s, args, true)));
+    if (!stopping) outcomes.push(await run(ALONE, args, true));
     // The failures again, next to the summary: the shards' reports are far up in a long log,
     // often cut off where a CI log keeps only its end.
     for (const o of outcomes.filter((o) => o.code !== 0 && o.epilogue.length > 0)) {

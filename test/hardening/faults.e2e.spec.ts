@@ -33,6 +33,7 @@ import {
   type CliServer,
 } from '../support/cli';
 import { describeDatabases } from '../support/db';
+import { ALONE_TAG } from '../support/servers';
 import {
   clientCcm,
   startService,
@@ -507,7 +508,7 @@ describeDatabases('faults: the receiver throwing for a while', (fx) => {
 // --- 3. The database server restarted during delivery ----------------------------------------
 
 describeDatabases(
-  'faults: the database server restarted during delivery',
+  `faults: the database server restarted during delivery ${ALONE_TAG}`,
   (fx) => {
     const defer = useCleanup();
 

@@ -10,6 +10,12 @@ import path from 'path';
 
 export type ServerDialect = 'postgresql' | 'mysql';
 
+/**
+ * In a test's title (mocha's tag convention): it restarts a database server, so it runs on its
+ * own, after the other tests (see test/run.ts).
+ */
+export const ALONE_TAG = '#alone';
+
 /** The variable holding the URL of each server, as .ci/databases.sh prints it. */
 export const SERVER_URL_VARS: Readonly<Record<ServerDialect, string>> = {
   postgresql: 'EVT_TEST_PG_URL',
